@@ -1,0 +1,67 @@
+// Options for a Replicator and for each database it replicates. Every field
+// has an in-class default and says it in a `Default:` comment.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace replite {
+
+class Env;
+
+struct DatabaseOptions {
+  // Where this database's replica lives. Default: "" = the Replicator's
+  // replica_url + "/" + the database file name without its ".db"/".sqlite"
+  // extension (e.g. file:///backups + /data/app.db → file:///backups/app).
+  std::string replica_url;
+  // Switch a database that is not in WAL mode to WAL when added.
+  // Default: false (such a database is refused with an error naming the fix).
+  bool enable_wal = false;
+  // Take a full snapshot this often (a new restore base; older objects can
+  // then be deleted by retention). Default: 24 h.
+  int64_t snapshot_interval_ms = 24ll * 3600 * 1000;
+  // Keep every restore point of at least this far back. Default: 24 h.
+  int64_t retention_ms = 24ll * 3600 * 1000;
+  // PASSIVE checkpoint once the WAL holds this many frames. Default: 1000.
+  uint32_t checkpoint_pages = 1000;
+  // TRUNCATE checkpoint (shrinks the WAL file) above this. Default: 121359.
+  uint32_t truncate_pages = 121359;
+  // PASSIVE checkpoint after this long without new frames. Default: 60 s.
+  int64_t checkpoint_quiet_ms = 60 * 1000;
+  // Poll the WAL this often to find commits of other processes (one stat
+  // per poll; 0 disables polling: use Notify/Sync). Default: 1 s.
+  int64_t poll_interval_ms = 1000;
+  // zstd level for segments and snapshots. Default: 1.
+  int compression_level = 1;
+};
+
+struct ReplicatorOptions {
+  // Root replica URL for databases added without their own
+  // (file:///abs/dir, s3://bucket/prefix?...). Default: "" (each database
+  // must then name its replica_url).
+  std::string replica_url;
+  // Shared worker threads for every database. Default: 4.
+  int worker_threads = 4;
+  // Directory for the position store (positions.db) and the spool of
+  // snapshots being uploaded. Default: "" = $XDG_STATE_HOME/replite or
+  // $HOME/.local/state/replite.
+  std::string state_dir;
+  // Options for databases added without their own. Default: as above.
+  DatabaseOptions defaults;
+  // HTTP connection pool shared by every S3 store. Default: 32 / 16.
+  int max_connections = 32;
+  int max_connections_per_host = 16;
+  // TLS: CA bundle path ("" = system) and verification. Default: verify.
+  std::string ca_file;
+  bool verify_tls = true;
+  // Write positions to the position store at most this often. Default: 1 s.
+  int64_t position_flush_ms = 1000;
+  // Clock and test hooks. Default: nullptr = Env::Default().
+  Env* env = nullptr;
+  // Receives one line per notable event (new generation and its reason,
+  // errors, retention). Never receives secrets. Default: nullptr = stderr.
+  std::function<void(const std::string& line)> logger;
+};
+
+}  // namespace replite

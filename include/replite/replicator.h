@@ -1,0 +1,84 @@
+// Replicator: one per process. Replicates any number of SQLite databases
+// (in WAL mode) to object storage with one shared worker pool, one timer
+// thread, one HTTP connection pool and one position store.
+//
+//   std::unique_ptr<replite::Replicator> r;
+//   replite::ReplicatorOptions o;
+//   o.replica_url = "file:///var/backups";
+//   replite::Status s = replite::Replicator::Open(o, &r);
+//   s = r->Add("/data/app.db");          // polled for commits by any process
+//   ...
+//   s = r->Close();                      // captures what is left, uploads it
+//
+// Thread-safety: every method may be called from any thread. Callbacks
+// (the logger) run on the library's threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "replite/options.h"
+#include "replite/status.h"
+
+namespace replite {
+
+struct DatabaseStatus {
+  std::string path;
+  std::string replica_url;
+  std::string generation;     // current generation ("" before the first sync)
+  uint64_t durable_txid = 0;  // last transaction stored in the replica
+  int64_t durable_ts_ms = 0;  // its capture time
+  uint32_t page_size = 0;
+  uint32_t db_pages = 0;
+  uint64_t wal_frames = 0;    // frames in the current WAL epoch, all captured
+  int64_t last_sync_ms = 0;   // wall-clock time of the last successful sync
+  uint64_t generations_started = 0;  // by this Replicator, with reasons logged
+  uint64_t segments_uploaded = 0;
+  uint64_t snapshots_uploaded = 0;
+  uint64_t bytes_uploaded = 0;
+  uint64_t checkpoints = 0;
+  std::string last_error;     // "" when the last sync succeeded
+};
+
+class Replicator {
+ public:
+  static Status Open(const ReplicatorOptions& options, std::unique_ptr<Replicator>* out);
+  virtual ~Replicator() = default;
+
+  // Starts replicating the database at `path` (absolute or relative; stored
+  // absolute). kAlreadyExists if added twice; kFailedPrecondition if it is
+  // not in WAL mode (unless options.enable_wal); kNotFound if missing.
+  // The first sync runs right away on the pool.
+  virtual Status Add(const std::string& path, const DatabaseOptions& options) = 0;
+  virtual Status Add(const std::string& path) = 0;  // with ReplicatorOptions::defaults
+
+  // Stops replicating; waits for a job in flight to end. What was captured
+  // stays in the replica; nothing is deleted.
+  virtual Status Remove(const std::string& path) = 0;
+
+  // Tells the replicator that the database was just written: a sync is
+  // scheduled right away (no polling needed).
+  virtual Status Notify(const std::string& path) = 0;
+
+  // Captures every transaction committed before the call and waits until it
+  // is durable in the store. *durable_txid receives the replica's last txid.
+  virtual Status Sync(const std::string& path, uint64_t* durable_txid = nullptr) = 0;
+
+  // Sync, then a full snapshot (and retention), now.
+  virtual Status Snapshot(const std::string& path) = 0;
+
+  // Sync, then a checkpoint of the WAL under the write lock (TRUNCATE when
+  // `truncate`), now.
+  virtual Status Checkpoint(const std::string& path, bool truncate = false) = 0;
+
+  virtual Status GetStatus(const std::string& path, DatabaseStatus* out) = 0;
+  virtual std::vector<std::string> Databases() = 0;
+
+  // Captures and uploads what is left for every database, saves positions
+  // and stops the threads. Further calls return kCancelled. Idempotent.
+  virtual Status Close() = 0;
+};
+
+}  // namespace replite

@@ -1,0 +1,73 @@
+// ObjectStore: the storage interface every replica backend implements
+// (file://, s3://, later azure and sftp). Keys are '/'-separated paths
+// relative to the store's root (for file:// the root is "/", for s3:// the
+// bucket). Objects are immutable blobs written atomically: a reader sees the
+// whole object or nothing.
+//
+// Thread-safety: every method may be called concurrently from any thread.
+// Calls block the calling thread until done; backends that talk HTTP share
+// one connection pool underneath (see lib/http), so a blocked worker does
+// not hold a connection of its own.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "replite/status.h"
+
+namespace replite {
+
+struct ObjectInfo {
+  std::string key;     // full key, relative to the store root
+  uint64_t size = 0;   // bytes
+  int64_t mtime_ms = 0;  // last-modified, ms since the Unix epoch (0 if unknown)
+  std::string etag;    // opaque version tag ("" if the backend has none)
+};
+
+struct PutOptions {
+  // Conditional writes, used by leases: fail with kFailedPrecondition when
+  // the condition does not hold.
+  bool if_none_match = false;  // create only if the key does not exist
+  std::string if_match;        // replace only if the current etag equals this
+};
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+
+  // Writes `data` under `key`, replacing any object there (unless a
+  // condition in `opts` says otherwise). On success *etag (if non-null)
+  // receives the new version tag.
+  virtual Status Put(const std::string& key, const std::string& data,
+                     const PutOptions& opts = {}, std::string* etag = nullptr) = 0;
+
+  // Streams the local file at `local_path` into `key`: the file is never
+  // read into memory whole (multipart upload above a threshold for S3).
+  virtual Status PutFile(const std::string& key, const std::string& local_path,
+                         const PutOptions& opts = {}) = 0;
+
+  // Reads bytes [offset, offset+length) of `key` into *out (length
+  // UINT64_MAX: to the end). kNotFound if the key does not exist. A range
+  // past the end returns the bytes that exist.
+  virtual Status Get(const std::string& key, std::string* out, uint64_t offset = 0,
+                     uint64_t length = UINT64_MAX) = 0;
+
+  // Metadata of one object; kNotFound if missing.
+  virtual Status Head(const std::string& key, ObjectInfo* out) = 0;
+
+  // Every object whose key starts with `prefix`, sorted by key. Backends
+  // page internally (S3: continuation tokens).
+  virtual Status List(const std::string& prefix, std::vector<ObjectInfo>* out) = 0;
+
+  // Deletes the keys; keys that do not exist are not an error. Backends
+  // batch (S3: up to 1000 per request).
+  virtual Status Delete(const std::vector<std::string>& keys) = 0;
+
+  // A description for logs and errors, never containing credentials
+  // (e.g. "file:///var/backups", "s3://bucket (endpoint http://127.0.0.1:9000)").
+  virtual std::string Describe() const = 0;
+};
+
+}  // namespace replite

@@ -1,0 +1,36 @@
+// Position: everything the replicator remembers about one database between
+// syncs (about 100 bytes). It names the last captured transaction, where it
+// ends in the WAL, and the database content checksum at that point.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace replite {
+
+struct Position {
+  std::string generation;   // 16 hex chars; empty: nothing captured yet
+  uint64_t txid = 0;        // last captured transaction (durable once uploaded)
+  int64_t txid_ts_ms = 0;   // its capture time
+  uint32_t page_size = 0;
+  uint32_t db_pages = 0;    // database size at txid
+  uint64_t checksum = 0;    // content checksum at txid (XOR of page hashes)
+  // WAL epoch and offset: frames [0, frames) of the epoch with these salts
+  // are captured; (cksum1, cksum2) is the checksum chain after them.
+  bool has_wal = false;
+  uint32_t salt1 = 0, salt2 = 0, ckpt_seq = 0;
+  uint64_t frames = 0;
+  uint32_t cksum1 = 0, cksum2 = 0;
+  // We checkpointed every captured frame into the database while holding
+  // the write lock: the next epoch (salt1 + 1, ckpt_seq + 1) starts from the
+  // state at txid and is not a loss of frames.
+  bool expect_restart = false;
+  int64_t snapshot_ms = 0;   // time of the generation's last snapshot
+  uint64_t snapshot_txid = 0;
+
+  bool valid() const { return !generation.empty(); }
+  std::string Encode() const;
+  static bool Decode(const std::string& s, Position* out);
+};
+
+}  // namespace replite

@@ -1,0 +1,92 @@
+#include "core/position_store.h"
+
+#include <sqlite3.h>
+
+namespace replite {
+
+PositionStore::~PositionStore() {
+  Flush();
+  if (db_) sqlite3_close_v2(db_);
+}
+
+Status PositionStore::Open(const std::string& path) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    if (db_) sqlite3_close_v2(db_);
+    db_ = nullptr;
+    return Status::IOError("position store " + path + ": " + msg + " (check state_dir)");
+  }
+  sqlite3_busy_timeout(db_, 10000);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_,
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                        "CREATE TABLE IF NOT EXISTS positions(path TEXT PRIMARY KEY, url TEXT NOT NULL, pos TEXT NOT NULL)",
+                        nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : "error";
+    sqlite3_free(err);
+    return Status::IOError("position store " + path + ": " + msg);
+  }
+  return Status::OK();
+}
+
+Status PositionStore::Load(const std::string& db_path, const std::string& url, Position* out, bool* found) {
+  std::lock_guard<std::mutex> l(mu_);
+  *found = false;
+  if (auto it = pending_.find(db_path); it != pending_.end()) {
+    if (it->second.first == url && Position::Decode(it->second.second, out)) *found = true;
+    return Status::OK();
+  }
+  if (!db_) return Status::OK();
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, "SELECT url, pos FROM positions WHERE path = ?", -1, &st, nullptr) != SQLITE_OK)
+    return Status::IOError(std::string("position store: ") + sqlite3_errmsg(db_));
+  sqlite3_bind_text(st, 1, db_path.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    std::string u = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    std::string p = reinterpret_cast<const char*>(sqlite3_column_text(st, 1));
+    if (u == url && Position::Decode(p, out)) *found = true;
+  }
+  sqlite3_finalize(st);
+  return Status::OK();
+}
+
+void PositionStore::Put(const std::string& db_path, const std::string& url, const Position& pos) {
+  std::lock_guard<std::mutex> l(mu_);
+  pending_[db_path] = {url, pos.Encode()};
+}
+
+Status PositionStore::Flush() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!db_ || pending_.empty()) return Status::OK();
+  Status s;
+  sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO positions(path, url, pos) VALUES (?, ?, ?)", -1, &st,
+                         nullptr) != SQLITE_OK) {
+    s = Status::IOError(std::string("position store: ") + sqlite3_errmsg(db_));
+  } else {
+    for (const auto& [path, v] : pending_) {
+      sqlite3_bind_text(st, 1, path.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 2, v.first.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 3, v.second.c_str(), -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(st) != SQLITE_DONE) {
+        s = Status::IOError(std::string("position store: ") + sqlite3_errmsg(db_));
+        break;
+      }
+      sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+  }
+  if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK) {
+    pending_.clear();
+  } else {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (s.ok()) s = Status::IOError(std::string("position store commit: ") + sqlite3_errmsg(db_));
+  }
+  return s;
+}
+
+}  // namespace replite

@@ -1,0 +1,29 @@
+// Retention: deletes what no restore inside the retention window needs.
+// The newest snapshot taken at or before (now - retention) is the oldest
+// restore base still needed; everything older than it (older snapshots,
+// segments ending at or before it, whole older generations) goes. Without
+// such a snapshot nothing is deleted. Runs after a snapshot, never for an
+// idle database.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "replite/status.h"
+#include "replite/sys/object_store.h"
+
+namespace replite {
+
+struct RetentionStats {
+  uint64_t objects_deleted = 0;
+  uint64_t generations_deleted = 0;
+};
+
+Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now_ms, int64_t retention_ms,
+                      RetentionStats* stats);
+
+// Reads the capture time of a snapshot or segment from its header
+// (one ranged read of 128 bytes).
+Status ReadObjectTimes(ObjectStore* store, const std::string& key, int64_t* first_ms, int64_t* last_ms);
+
+}  // namespace replite

@@ -1,0 +1,839 @@
+#include "core/wal_capture.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+#include <unordered_map>
+#include <vector>
+
+#include "core/sqlite_conn.h"
+#include "util/coding.h"
+#include "util/file_util.h"
+#include "util/hash.h"
+#include "wal/wal_format.h"
+
+namespace replite {
+namespace {
+
+// ---- files -----------------------------------------------------------------
+
+struct WalFile {
+  std::string path;
+  ScopedFd fd;
+  bool valid = false;  // exists and has a valid header
+  uint64_t size = 0;
+  WalHeader hdr;
+};
+
+Status OpenWal(const std::string& db_path, WalFile* w) {
+  w->path = db_path + "-wal";
+  Status s = OpenFile(w->path, O_RDONLY, 0, &w->fd);
+  if (!s.ok()) return s.code() == Code::kNotFound ? Status::OK() : s;
+  struct stat st;
+  if (::fstat(w->fd.get(), &st) != 0) return ErrnoStatus("stat " + w->path, errno);
+  w->size = static_cast<uint64_t>(st.st_size);
+  if (w->size < kWalHeaderSize) return Status::OK();
+  unsigned char buf[kWalHeaderSize];
+  size_t got = 0;
+  s = PRead(w->fd.get(), buf, sizeof buf, 0, &got, w->path);
+  if (!s.ok()) return s;
+  // A WAL whose header does not verify is treated by SQLite as empty.
+  w->valid = got == sizeof buf && ParseWalHeader(buf, got, &w->hdr).ok();
+  return Status::OK();
+}
+
+struct DbFile {
+  std::string path;
+  ScopedFd fd;
+  uint32_t page_size = 0;
+  uint32_t header_pages = 0;
+};
+
+Status OpenDb(const std::string& path, DbFile* d) {
+  d->path = path;
+  Status s = OpenFile(path, O_RDONLY, 0, &d->fd);
+  if (!s.ok()) return s;
+  unsigned char h[100];
+  size_t got = 0;
+  s = PRead(d->fd.get(), h, sizeof h, 0, &got, path);
+  if (!s.ok()) return s;
+  if (got < 100 || std::memcmp(h, "SQLite format 3", 16) != 0)
+    return Status::Corruption("database " + path + " is not a SQLite database (bad header)");
+  uint32_t ps = GetBE16(h + 16);
+  d->page_size = ps == 1 ? 65536 : ps;
+  if (d->page_size < 512 || (d->page_size & (d->page_size - 1)) != 0)
+    return Status::Corruption("database " + path + " has an invalid page size");
+  struct stat st;
+  if (::fstat(d->fd.get(), &st) != 0) return ErrnoStatus("stat " + path, errno);
+  uint32_t in_header = GetBE32(h + 28);
+  bool valid_for = GetBE32(h + 24) == GetBE32(h + 92);
+  d->header_pages = (in_header != 0 && valid_for) ? in_header : static_cast<uint32_t>(st.st_size / d->page_size);
+  return Status::OK();
+}
+
+// nBackfill and nBackfillAttempted from the wal-index (-shm) file, whose
+// layout is documented at https://www.sqlite.org/walformat.html (native
+// byte order). nBackfillAttempted is raised before a checkpoint starts
+// copying frames into the database file, so reading it after our own reads
+// of the database file tells whether those reads could have seen a frame
+// beyond the position.
+bool ReadBackfillAttempted(const std::string& db_path, uint32_t* attempted) {
+  ScopedFd fd;
+  if (!OpenFile(db_path + "-shm", O_RDONLY, 0, &fd).ok()) return false;
+  unsigned char buf[40];
+  size_t got = 0;
+  if (!PRead(fd.get(), buf, sizeof buf, 96, &got, db_path + "-shm").ok() || got != sizeof buf) return false;
+  uint32_t v;
+  std::memcpy(&v, buf + 32, 4);
+  *attempted = v;
+  return true;
+}
+
+// ---- WAL scanning ------------------------------------------------------------
+
+struct TxRange {
+  uint64_t first = 0, end = 0;  // frames [first, end)
+  uint32_t db_pages = 0;
+};
+
+struct ScanResult {
+  std::vector<TxRange> txs;
+  std::vector<uint32_t> pgnos;  // pgno of frames [start, end)
+  uint64_t end = 0;             // frame after the last commit
+  uint32_t s1 = 0, s2 = 0;      // chain after `end`
+};
+
+// Reads forward from frame `start` (chain (s1, s2) before it) and collects
+// every complete, verified transaction. Stops at the first frame that is
+// torn, has other salts (left over from an older epoch) or breaks the
+// checksum chain: SQLite itself ignores everything from there on.
+Status ScanCommitted(WalFile& w, uint64_t start, uint32_t s1, uint32_t s2, ScanResult* out) {
+  const uint32_t ps = w.hdr.page_size;
+  const size_t fsz = kWalFrameHeaderSize + ps;
+  out->txs.clear();
+  out->pgnos.clear();
+  out->end = start;
+  out->s1 = s1;
+  out->s2 = s2;
+  std::string buf;
+  uint64_t frame = start, tx_first = start;
+  uint32_t a = s1, b = s2;
+  const size_t kChunkFrames = std::max<size_t>(1, (1u << 20) / fsz);
+  std::vector<uint32_t> pending;
+  for (;;) {
+    uint64_t off = WalFrameOffset(ps, frame);
+    if (off + fsz > w.size) break;
+    size_t n = std::min<uint64_t>(kChunkFrames, (w.size - off) / fsz);
+    buf.resize(n * fsz);
+    size_t got = 0;
+    Status s = PRead(w.fd.get(), buf.data(), buf.size(), off, &got, w.path);
+    if (!s.ok()) return s;
+    n = got / fsz;
+    if (n == 0) break;
+    bool stop = false;
+    for (size_t i = 0; i < n; i++) {
+      const unsigned char* f = reinterpret_cast<const unsigned char*>(buf.data()) + i * fsz;
+      if (!VerifyWalFrame(w.hdr, f, &a, &b)) {
+        stop = true;
+        break;
+      }
+      WalFrameHeader fh = ParseWalFrameHeader(f);
+      pending.push_back(fh.pgno);
+      frame++;
+      if (fh.commit_size != 0) {
+        out->txs.push_back({tx_first, frame, fh.commit_size});
+        out->pgnos.insert(out->pgnos.end(), pending.begin(), pending.end());
+        pending.clear();
+        tx_first = frame;
+        out->end = frame;
+        out->s1 = a;
+        out->s2 = b;
+      }
+    }
+    if (stop) break;
+  }
+  return Status::OK();
+}
+
+// ---- page versions -------------------------------------------------------------
+
+// The content of each page at a point in the WAL: the latest frame at or
+// before it, else the database file, else zeros (pages past the database
+// size are zeros by definition; see FORMAT.md "content checksum").
+class PageSource {
+ public:
+  PageSource(WalFile* wal, DbFile* db, uint32_t page_size, uint32_t db_pages)
+      : wal_(wal), db_(db), ps_(page_size), pages_(db_pages), zero_(page_size, '\0') {}
+
+  // Indexes frames [from, to) by reading their headers.
+  Status IndexFrames(uint64_t from, uint64_t to) {
+    unsigned char fh[kWalFrameHeaderSize];
+    for (uint64_t f = from; f < to; f++) {
+      size_t got = 0;
+      Status s = PRead(wal_->fd.get(), fh, sizeof fh, WalFrameOffset(ps_, f), &got, wal_->path);
+      if (!s.ok()) return s;
+      if (got != sizeof fh) return Status::Unavailable("WAL shrank while reading " + wal_->path + " (will retry)");
+      idx_[GetBE32(fh)] = f;
+    }
+    return Status::OK();
+  }
+  void SetFrame(uint32_t pgno, uint64_t frame) { idx_[pgno] = frame; }
+  void SetPages(uint32_t n) { pages_ = n; }
+  uint32_t pages() const { return pages_; }
+  bool read_db_file() const { return read_db_file_; }
+
+  Status Read(uint32_t pgno, std::string* out) {
+    out->resize(ps_);
+    if (pgno > pages_) {
+      std::memcpy(out->data(), zero_.data(), ps_);
+      return Status::OK();
+    }
+    if (auto it = idx_.find(pgno); it != idx_.end()) return ReadFrame(it->second, pgno, out->data());
+    read_db_file_ = true;
+    size_t got = 0;
+    Status s = PRead(db_->fd.get(), out->data(), ps_, uint64_t(pgno - 1) * ps_, &got, db_->path);
+    if (!s.ok()) return s;
+    if (got < ps_) std::memset(out->data() + got, 0, ps_ - got);
+    return Status::OK();
+  }
+
+  // Reads the page of one frame, checking that the frame still belongs to
+  // this WAL epoch (a restart would have rewritten it with other salts).
+  Status ReadFrame(uint64_t frame, uint32_t expect_pgno, char* page) {
+    std::string buf(kWalFrameHeaderSize + ps_, '\0');
+    size_t got = 0;
+    Status s = PRead(wal_->fd.get(), buf.data(), buf.size(), WalFrameOffset(ps_, frame), &got, wal_->path);
+    if (!s.ok()) return s;
+    WalFrameHeader fh = ParseWalFrameHeader(reinterpret_cast<const unsigned char*>(buf.data()));
+    if (got != buf.size() || fh.salt1 != wal_->hdr.salt1 || fh.salt2 != wal_->hdr.salt2 || fh.pgno != expect_pgno)
+      return Status::Unavailable("WAL " + wal_->path + " was rewritten during capture (will retry)");
+    std::memcpy(page, buf.data() + kWalFrameHeaderSize, ps_);
+    return Status::OK();
+  }
+
+  // XOR of page hashes over pages 1..n.
+  Status FullChecksum(uint64_t* out) {
+    uint64_t c = 0;
+    std::string page;
+    for (uint32_t p = 1; p <= pages_; p++) {
+      Status s = Read(p, &page);
+      if (!s.ok()) return s;
+      c ^= PageHash(p, page.data(), ps_);
+    }
+    *out = c;
+    return Status::OK();
+  }
+
+ private:
+  WalFile* wal_;
+  DbFile* db_;
+  uint32_t ps_;
+  uint32_t pages_;
+  std::string zero_;
+  std::unordered_map<uint32_t, uint64_t> idx_;
+  bool read_db_file_ = false;
+};
+
+// ---- sinks --------------------------------------------------------------------
+
+class FileSink final : public SegmentSink {
+ public:
+  Status Open(const std::string& path) {
+    path_ = path;
+    return OpenFile(path, O_RDWR | O_CREAT | O_TRUNC, 0600, &fd_);
+  }
+  Status Append(const std::string& d) override {
+    Status s = PWriteAll(fd_.get(), d.data(), d.size(), size_, path_);
+    if (s.ok()) size_ += d.size();
+    return s;
+  }
+  Status WriteAt(uint64_t off, const std::string& d) override { return PWriteAll(fd_.get(), d.data(), d.size(), off, path_); }
+  uint64_t Size() const override { return size_; }
+  Status Sync() { return FSync(fd_.get(), path_); }
+
+ private:
+  std::string path_;
+  ScopedFd fd_;
+  uint64_t size_ = 0;
+};
+
+// ---- the capture itself ------------------------------------------------------------
+
+enum class Epoch { kSame, kExpectedRestart, kNoWal, kUnknown };
+
+class Capture {
+ public:
+  Capture(const CaptureRequest& req, const Position& pos, CaptureResult* out) : req_(req), pos_(pos), out_(out) {}
+
+  Status Run() {
+    // First try without the write lock; some situations (an application
+    // checkpoint raced the position, an unknown WAL epoch, snapshots and
+    // checkpoints) need it and restart under it.
+    bool lock = req_.want_snapshot || req_.checkpoint || req_.truncate || !pos_.valid();
+    for (int attempt = 0; attempt < 3; attempt++) {
+      *out_ = CaptureResult();
+      out_->pos = pos_;
+      bool need_lock = false;
+      Status s = Attempt(lock, &need_lock);
+      Cleanup();
+      if (s.ok() && need_lock && !lock) {
+        lock = true;
+        continue;
+      }
+      if (s.code() == Code::kUnavailable && attempt < 2 && s.message().find("will retry") != std::string::npos) continue;
+      return s;
+    }
+    return Status::Unavailable("database " + req_.db_path + ": WAL kept changing during capture (will retry)");
+  }
+
+ private:
+  void Cleanup() {
+    snap_conn_.Close();
+    ckpt_conn_.Close();
+    conn_.Close();
+  }
+
+  Status Attempt(bool lock, bool* need_lock) {
+    Status s = conn_.Open(req_.db_path, req_.enable_wal, req_.busy_timeout_ms);
+    if (!s.ok()) return s;
+    int one = 1;  // never let our connection's close delete the WAL
+    sqlite3_file_control(conn_.raw(), "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+    s = lock ? conn_.BeginWrite() : conn_.BeginRead();
+    if (!s.ok()) return s;
+    s = OpenDb(req_.db_path, &db_);
+    if (!s.ok()) return s;
+    s = OpenWal(req_.db_path, &wal_);
+    if (!s.ok()) return s;
+    const uint32_t ps = wal_.valid ? wal_.hdr.page_size : db_.page_size;
+    if (pos_.valid() && pos_.page_size != ps) {
+      if (!lock) {
+        *need_lock = true;
+        return Status::OK();
+      }
+      return NewGeneration("page size changed from " + std::to_string(pos_.page_size) + " to " + std::to_string(ps));
+    }
+    if (!pos_.valid())
+      return NewGeneration(pos_.txid == 0 ? "first sync of this database (no saved position)"
+                                          : "starting over after the previous generation was abandoned");
+
+    uint64_t start = 0;
+    uint32_t c1 = 0, c2 = 0;
+    Epoch e = Classify(&start, &c1, &c2);
+    if (e == Epoch::kUnknown) {
+      if (!lock) {
+        *need_lock = true;
+        return Status::OK();
+      }
+      bool adopted = false;
+      s = TryAdoptEpoch(&adopted);
+      if (!s.ok()) return s;
+      if (!adopted)
+        return NewGeneration(
+            "the WAL was restarted or truncated by another connection before all frames were captured "
+            "(salt/checkpoint sequence changed and the database no longer matches the captured state)");
+      e = wal_.valid ? Epoch::kExpectedRestart : Epoch::kNoWal;
+      start = 0;
+      if (wal_.valid) {
+        c1 = wal_.hdr.cksum1;
+        c2 = wal_.hdr.cksum2;
+      }
+    }
+
+    Position np = pos_;
+    np.expect_restart = false;
+    if (e == Epoch::kNoWal) {
+      np.has_wal = false;
+      np.frames = 0;
+    } else {
+      np.has_wal = true;
+      np.salt1 = wal_.hdr.salt1;
+      np.salt2 = wal_.hdr.salt2;
+      np.ckpt_seq = wal_.hdr.ckpt_seq;
+      if (e == Epoch::kExpectedRestart) {
+        np.frames = 0;
+        np.cksum1 = c1;
+        np.cksum2 = c2;
+      }
+    }
+    if (e != Epoch::kNoWal) {
+      ScanResult scan;
+      s = ScanCommitted(wal_, start, c1, c2, &scan);
+      if (!s.ok()) return s;
+      if (!scan.txs.empty()) {
+        bool fallback_needed = false;
+        s = EncodeSegment(start, scan, lock, &np, &fallback_needed);
+        if (!s.ok()) return s;
+        if (fallback_needed) {
+          *need_lock = true;
+          return Status::OK();
+        }
+      }
+      np.frames = scan.end;
+      np.cksum1 = scan.s1;
+      np.cksum2 = scan.s2;
+    } else if (pos_.expect_restart) {
+      np.expect_restart = true;  // still waiting for the restart we caused
+    }
+    out_->wal_frames = np.frames;
+    out_->pos = np;
+
+    if (req_.want_snapshot) {
+      s = PinForSnapshot();
+      if (!s.ok()) return s;
+    }
+    if (lock && (req_.checkpoint || req_.truncate) && np.has_wal && np.frames > 0) {
+      s = CheckpointUnderLock();
+      if (!s.ok()) return s;
+    }
+    conn_.End();
+    if (req_.want_snapshot) {
+      s = WriteSnapshot(out_->pos.txid, /*new_generation=*/false);
+      if (!s.ok()) return s;
+    }
+    if (req_.truncate && out_->pos.expect_restart) {
+      // Everything is in the database file; shrink the WAL file. A commit
+      // that slips in between our unlock and the truncate would be lost to
+      // capture, so after a truncate the next epoch is verified (by the
+      // database checksum) instead of trusted.
+      ckpt_conn_.SetBusyTimeout(50);
+      int l = 0, c = 0;
+      if (ckpt_conn_.Checkpoint(SQLITE_CHECKPOINT_TRUNCATE, &l, &c).ok()) out_->pos.expect_restart = false;
+    }
+    return Status::OK();
+  }
+
+  Epoch Classify(uint64_t* start, uint32_t* c1, uint32_t* c2) {
+    if (!wal_.valid) {
+      // No WAL (or an empty one): nothing to capture. It is the same state
+      // only if we were not inside an epoch with frames.
+      if (!pos_.has_wal || pos_.frames == 0) return Epoch::kNoWal;
+      return Epoch::kUnknown;
+    }
+    const WalHeader& h = wal_.hdr;
+    if (pos_.has_wal && h.salt1 == pos_.salt1 && h.salt2 == pos_.salt2 && h.ckpt_seq == pos_.ckpt_seq) {
+      if (WalFrameOffset(h.page_size, pos_.frames) > wal_.size) return Epoch::kUnknown;  // shorter file
+      *start = pos_.frames;
+      if (pos_.frames == 0) {
+        *c1 = h.cksum1;
+        *c2 = h.cksum2;
+      } else {
+        *c1 = pos_.cksum1;
+        *c2 = pos_.cksum2;
+      }
+      return Epoch::kSame;
+    }
+    if (pos_.has_wal && pos_.expect_restart && h.salt1 == pos_.salt1 + 1 && h.ckpt_seq == pos_.ckpt_seq + 1) {
+      *start = 0;
+      *c1 = h.cksum1;
+      *c2 = h.cksum2;
+      return Epoch::kExpectedRestart;
+    }
+    return Epoch::kUnknown;
+  }
+
+  // Under the write lock: the new epoch starts from the database file. If no
+  // checkpoint has touched the file in this epoch and the file's content
+  // checksum equals the captured state, nothing was lost.
+  Status TryAdoptEpoch(bool* adopted) {
+    *adopted = false;
+    uint32_t attempted = 0;
+    if (wal_.valid && (!ReadBackfillAttempted(req_.db_path, &attempted) || attempted != 0)) return Status::OK();
+    PageSource src(&wal_, &db_, pos_.page_size, db_.header_pages);
+    if (db_.header_pages != pos_.db_pages) return Status::OK();
+    uint64_t c = 0;
+    Status s = src.FullChecksum(&c);
+    if (!s.ok()) return s;
+    if (wal_.valid && (!ReadBackfillAttempted(req_.db_path, &attempted) || attempted != 0)) return Status::OK();
+    *adopted = c == pos_.checksum;
+    return Status::OK();
+  }
+
+  Status EncodeSegment(uint64_t start, const ScanResult& scan, bool locked, Position* np, bool* fallback_needed) {
+    const uint32_t ps = wal_.hdr.page_size;
+    PageSource src(&wal_, &db_, ps, pos_.db_pages);
+    Status s = src.IndexFrames(0, start);
+    if (!s.ok()) return s;
+    SegmentHeader h;
+    h.kind = ObjectKind::kSegment;
+    h.page_size = ps;
+    h.generation = pos_.generation;
+    StringSink sink;
+    SegmentBuilder builder(&sink, h, req_.zstd_level);
+    s = builder.Start();
+    if (!s.ok()) return s;
+
+    uint64_t c = pos_.checksum;
+    uint64_t txid = pos_.txid;
+    const int64_t ts = req_.now_ms;
+    std::string oldp, newp;
+    std::vector<uint64_t> tx_checksums;
+    size_t pg_i = 0;
+    std::vector<uint32_t> blk_pgnos;
+    std::string blk_pages;
+    for (size_t t = 0; t < scan.txs.size(); t++) {
+      const TxRange& tx = scan.txs[t];
+      txid++;
+      std::map<uint32_t, uint64_t> pages;  // pgno -> last frame in the tx
+      for (uint64_t f = tx.first; f < tx.end; f++) pages[scan.pgnos[pg_i++]] = f;
+      const uint32_t n_before = src.pages(), n_after = tx.db_pages;
+      // Pages cut off by a shrink leave the checksum.
+      for (uint32_t p = n_after + 1; p <= n_before; p++) {
+        s = src.Read(p, &oldp);
+        if (!s.ok()) return s;
+        c ^= PageHash(p, oldp.data(), ps);
+      }
+      blk_pgnos.clear();
+      blk_pages.clear();
+      for (const auto& [pgno, frame] : pages) {
+        if (pgno > n_after) continue;  // written, then cut off by the same commit
+        if (pgno <= n_before) {
+          s = src.Read(pgno, &oldp);
+          if (!s.ok()) return s;
+        }
+        newp.resize(ps);
+        s = src.ReadFrame(frame, pgno, newp.data());
+        if (!s.ok()) return s;
+        // A page past the old size was not part of the old checksum.
+        if (pgno <= n_before) c ^= PageHash(pgno, oldp.data(), ps);
+        c ^= PageHash(pgno, newp.data(), ps);
+        blk_pgnos.push_back(pgno);
+        blk_pages += newp;
+        if (blk_pgnos.size() == kMaxPagesPerBlock) {
+          s = builder.AddBlock(txid, ts, n_after, 0, 0, blk_pgnos, blk_pages);
+          if (!s.ok()) return s;
+          blk_pgnos.clear();
+          blk_pages.clear();
+        }
+      }
+      // Pages added by growth but not written: zeros (see FORMAT.md).
+      if (n_after > n_before) {
+        std::string zero(ps, '\0');
+        for (uint32_t p = n_before + 1; p <= n_after; p++)
+          if (!pages.count(p)) c ^= PageHash(p, zero.data(), ps);
+      }
+      for (const auto& [pgno, frame] : pages) src.SetFrame(pgno, frame);
+      src.SetPages(n_after);
+      tx_checksums.push_back(c);
+      // The checksum goes into the transaction's last block.
+      s = builder.AddBlock(txid, ts, n_after, c, kBlockTxEnd, blk_pgnos, blk_pages);
+      if (!s.ok()) return s;
+    }
+
+    // Did an application checkpoint copy frames past our position into the
+    // database file while we read old page versions from it?
+    bool fallback = false;
+    if (src.read_db_file()) {
+      uint32_t attempted = 0;
+      if (!ReadBackfillAttempted(req_.db_path, &attempted) || attempted > start) fallback = true;
+    }
+    if (fallback && !locked) {
+      *fallback_needed = true;
+      return Status::OK();
+    }
+    if (fallback) {
+      // Under the write lock the end of the WAL is fixed: the state after
+      // the last transaction is read whole. Checksums of the transactions
+      // before it cannot be known (their old pages were overwritten) and
+      // are recorded as absent.
+      uint64_t full = 0;
+      s = src.FullChecksum(&full);
+      if (!s.ok()) return s;
+      out_->checksum_fallback = true;
+      c = full;
+      return Reencode(start, scan, full, np);
+    }
+    SegmentHeader fh;
+    fh.first_txid = pos_.txid + 1;
+    fh.last_txid = txid;
+    fh.first_ts_ms = ts;
+    fh.last_ts_ms = ts;
+    fh.checksum_before = pos_.checksum;
+    fh.checksum_after = c;
+    fh.pages_before = pos_.db_pages;
+    fh.pages_after = src.pages();
+    s = builder.Finish(fh);
+    if (!s.ok()) return s;
+    out_->has_segment = true;
+    out_->segment = std::move(sink.buffer());
+    fh.kind = ObjectKind::kSegment;
+    fh.page_size = ps;
+    fh.generation = pos_.generation;
+    out_->segment_header = fh;
+    np->txid = txid;
+    np->txid_ts_ms = ts;
+    np->checksum = c;
+    np->db_pages = src.pages();
+    return Status::OK();
+  }
+
+  // Encodes the same transactions again with checksums marked absent except
+  // the last one, which is `final_checksum`.
+  Status Reencode(uint64_t start, const ScanResult& scan, uint64_t final_checksum, Position* np) {
+    const uint32_t ps = wal_.hdr.page_size;
+    PageSource src(&wal_, &db_, ps, pos_.db_pages);
+    SegmentHeader h;
+    h.kind = ObjectKind::kSegment;
+    h.page_size = ps;
+    h.generation = pos_.generation;
+    StringSink sink;
+    SegmentBuilder builder(&sink, h, req_.zstd_level);
+    Status s = builder.Start();
+    if (!s.ok()) return s;
+    uint64_t txid = pos_.txid;
+    size_t pg_i = 0;
+    std::string newp;
+    (void)start;
+    for (size_t t = 0; t < scan.txs.size(); t++) {
+      const TxRange& tx = scan.txs[t];
+      txid++;
+      std::map<uint32_t, uint64_t> pages;
+      for (uint64_t f = tx.first; f < tx.end; f++) pages[scan.pgnos[pg_i++]] = f;
+      std::vector<uint32_t> pg;
+      std::string data;
+      const bool last = t + 1 == scan.txs.size();
+      for (const auto& [pgno, frame] : pages) {
+        if (pgno > tx.db_pages) continue;
+        newp.resize(ps);
+        s = src.ReadFrame(frame, pgno, newp.data());
+        if (!s.ok()) return s;
+        pg.push_back(pgno);
+        data += newp;
+        if (pg.size() == kMaxPagesPerBlock) {
+          s = builder.AddBlock(txid, req_.now_ms, tx.db_pages, 0, 0, pg, data);
+          if (!s.ok()) return s;
+          pg.clear();
+          data.clear();
+        }
+      }
+      s = builder.AddBlock(txid, req_.now_ms, tx.db_pages, last ? final_checksum : 0,
+                           kBlockTxEnd | (last ? 0 : kBlockNoChecksum), pg, data);
+      if (!s.ok()) return s;
+      src.SetPages(tx.db_pages);
+    }
+    SegmentHeader fh;
+    fh.first_txid = pos_.txid + 1;
+    fh.last_txid = txid;
+    fh.first_ts_ms = fh.last_ts_ms = req_.now_ms;
+    fh.checksum_before = pos_.checksum;
+    fh.checksum_after = final_checksum;
+    fh.pages_before = pos_.db_pages;
+    fh.pages_after = scan.txs.back().db_pages;
+    s = builder.Finish(fh);
+    if (!s.ok()) return s;
+    out_->has_segment = true;
+    out_->segment = std::move(sink.buffer());
+    fh.kind = ObjectKind::kSegment;
+    fh.page_size = ps;
+    fh.generation = pos_.generation;
+    out_->segment_header = fh;
+    np->txid = txid;
+    np->txid_ts_ms = req_.now_ms;
+    np->checksum = final_checksum;
+    np->db_pages = fh.pages_after;
+    return Status::OK();
+  }
+
+  // Under the write lock: a second connection starts a read transaction,
+  // which therefore sees exactly the captured end of the WAL and keeps any
+  // checkpoint from copying past it; the write lock can then be released
+  // while the snapshot streams.
+  Status PinForSnapshot() {
+    Status s = snap_conn_.Open(req_.db_path, false, req_.busy_timeout_ms);
+    if (!s.ok()) return s;
+    int one = 1;
+    sqlite3_file_control(snap_conn_.raw(), "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+    return snap_conn_.BeginRead();
+  }
+
+  Status NewGeneration(const std::string& reason) {
+    // Under the write lock (the caller starts with it when there is no
+    // position; an unknown epoch only gets here with it).
+    if (!conn_.in_txn()) return Status::Internal("new generation without the write lock");
+    out_->new_generation = true;
+    out_->reason = reason;
+    Position np;
+    np.generation = req_.new_generation;
+    np.txid = pos_.txid + 1;
+    np.txid_ts_ms = req_.now_ms;
+    if (wal_.valid) {
+      ScanResult scan;
+      Status s = ScanCommitted(wal_, 0, wal_.hdr.cksum1, wal_.hdr.cksum2, &scan);
+      if (!s.ok()) return s;
+      np.has_wal = true;
+      np.salt1 = wal_.hdr.salt1;
+      np.salt2 = wal_.hdr.salt2;
+      np.ckpt_seq = wal_.hdr.ckpt_seq;
+      np.frames = scan.end;
+      np.cksum1 = scan.s1;
+      np.cksum2 = scan.s2;
+    }
+    out_->pos = np;
+    out_->wal_frames = np.frames;
+    Status s = PinForSnapshot();
+    if (!s.ok()) return s;
+    if ((req_.checkpoint || req_.truncate) && np.has_wal && np.frames > 0) {
+      s = CheckpointUnderLock();
+      if (!s.ok()) return s;
+    }
+    conn_.End();
+    return WriteSnapshot(np.txid, /*new_generation=*/true);
+  }
+
+  Status CheckpointUnderLock() {
+    Status s = ckpt_conn_.Open(req_.db_path, false, req_.busy_timeout_ms);
+    if (!s.ok()) return s;
+    int one = 1;
+    sqlite3_file_control(ckpt_conn_.raw(), "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+    int log = 0, ckpt = 0;
+    s = ckpt_conn_.Checkpoint(SQLITE_CHECKPOINT_PASSIVE, &log, &ckpt);
+    if (!s.ok()) return s.code() == Code::kUnavailable ? Status::OK() : s;  // busy: try next time
+    out_->checkpointed_frames = ckpt;
+    if (log >= 0 && ckpt == log && uint64_t(log) == out_->pos.frames) out_->pos.expect_restart = true;
+    return Status::OK();
+  }
+
+  // Streams every page of the state pinned by snap_conn_ into a spool file.
+  Status WriteSnapshot(uint64_t txid, bool new_generation) {
+    Position& np = out_->pos;
+    const uint32_t ps = wal_.valid ? wal_.hdr.page_size : db_.page_size;
+    uint32_t pages = db_.header_pages;
+    PageSource src(&wal_, &db_, ps, 0);
+    if (wal_.valid && np.frames > 0) {
+      Status s = src.IndexFrames(0, np.frames);
+      if (!s.ok()) return s;
+      // The size after the last commit frame in the epoch.
+      std::string fh(kWalFrameHeaderSize, '\0');
+      size_t got = 0;
+      s = PRead(wal_.fd.get(), fh.data(), fh.size(), WalFrameOffset(ps, np.frames - 1), &got, wal_.path);
+      if (!s.ok()) return s;
+      pages = GetBE32(fh.data() + 4);
+    }
+    src.SetPages(pages);
+    Status s = MakeDirs(req_.spool_dir);
+    if (!s.ok()) return s;
+    out_->snapshot_path = req_.spool_dir + "/snapshot" + TempSuffix();
+    FileSink sink;
+    s = sink.Open(out_->snapshot_path);
+    if (!s.ok()) return s;
+    SegmentHeader h;
+    h.kind = ObjectKind::kSnapshot;
+    h.page_size = ps;
+    h.generation = np.generation;
+    SegmentBuilder builder(&sink, h, req_.zstd_level);
+    s = builder.Start();
+    if (!s.ok()) return s;
+    uint64_t c = 0;
+    std::vector<uint32_t> pg;
+    std::string data, page;
+    for (uint32_t p = 1; p <= pages; p++) {
+      s = src.Read(p, &page);
+      if (!s.ok()) return s;
+      c ^= PageHash(p, page.data(), ps);
+      pg.push_back(p);
+      data += page;
+      if (pg.size() == kMaxPagesPerBlock || p == pages) {
+        s = builder.AddBlock(txid, req_.now_ms, pages, c, p == pages ? kBlockTxEnd : 0, pg, data);
+        if (!s.ok()) return s;
+        pg.clear();
+        data.clear();
+      }
+    }
+    if (pages == 0) {
+      s = builder.AddBlock(txid, req_.now_ms, 0, 0, kBlockTxEnd, pg, data);
+      if (!s.ok()) return s;
+    }
+    SegmentHeader fh;
+    fh.first_txid = fh.last_txid = txid;
+    fh.first_ts_ms = fh.last_ts_ms = req_.now_ms;
+    fh.checksum_after = c;
+    fh.pages_after = pages;
+    s = builder.Finish(fh);
+    if (s.ok()) s = sink.Sync();
+    if (!s.ok()) return s;
+    snap_conn_.End();
+    if (!new_generation && c != np.checksum) {
+      // The incremental checksum drifted from the real content: the
+      // database changed behind our back without a detectable WAL restart.
+      // Nothing of this attempt is shipped; the caller abandons the
+      // generation and the next sync starts a new one from a snapshot.
+      ::unlink(out_->snapshot_path.c_str());
+      out_->snapshot_path.clear();
+      out_->has_segment = false;
+      out_->segment.clear();
+      out_->drift = true;
+      out_->reason = "database checksum differs from the captured state at snapshot time";
+      return Status::OK();
+    }
+    fh.kind = ObjectKind::kSnapshot;
+    fh.page_size = ps;
+    fh.generation = np.generation;
+    out_->snapshot_header = fh;
+    out_->has_snapshot = true;
+    np.checksum = c;
+    np.db_pages = pages;
+    np.page_size = ps;
+    np.snapshot_ms = req_.now_ms;
+    np.snapshot_txid = txid;
+    if (new_generation) np.txid_ts_ms = req_.now_ms;
+    return Status::OK();
+  }
+
+  const CaptureRequest& req_;
+  Position pos_;
+  CaptureResult* out_;
+  SqliteConn conn_, snap_conn_, ckpt_conn_;
+  DbFile db_;
+  WalFile wal_;
+};
+
+}  // namespace
+
+Status CaptureChanges(const CaptureRequest& req, const Position& pos, CaptureResult* out) {
+  Capture c(req, pos, out);
+  Status s = c.Run();
+  if (!s.ok() && !out->snapshot_path.empty()) ::unlink(out->snapshot_path.c_str());
+  if (out->pos.page_size == 0 && s.ok()) {
+    // first position: page size from whatever was captured
+    if (out->has_snapshot) out->pos.page_size = out->snapshot_header.page_size;
+  }
+  return s;
+}
+
+Status ComputeDatabaseChecksum(const std::string& db_path, uint64_t* checksum, uint32_t* pages, uint32_t* page_size) {
+  SqliteConn conn;
+  Status s = conn.Open(db_path, false, 5000);
+  if (!s.ok()) return s;
+  int one = 1;
+  sqlite3_file_control(conn.raw(), "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+  s = conn.BeginWrite();
+  if (!s.ok()) return s;
+  DbFile db;
+  WalFile wal;
+  s = OpenDb(db_path, &db);
+  if (s.ok()) s = OpenWal(db_path, &wal);
+  if (!s.ok()) return s;
+  uint32_t ps = wal.valid ? wal.hdr.page_size : db.page_size;
+  uint32_t n = db.header_pages;
+  PageSource src(&wal, &db, ps, 0);
+  if (wal.valid) {
+    ScanResult scan;
+    s = ScanCommitted(wal, 0, wal.hdr.cksum1, wal.hdr.cksum2, &scan);
+    if (!s.ok()) return s;
+    if (scan.end > 0) {
+      s = src.IndexFrames(0, scan.end);
+      if (!s.ok()) return s;
+      n = scan.txs.back().db_pages;
+    }
+  }
+  src.SetPages(n);
+  s = src.FullChecksum(checksum);
+  *pages = n;
+  *page_size = ps;
+  return s;
+}
+
+}  // namespace replite

@@ -1,0 +1,72 @@
+// Change capture for one database: reads the WAL frames committed after a
+// Position, verifies them (salts + cumulative checksum chain), and encodes
+// them as a segment with one restore point per transaction; takes full
+// snapshots (streamed to a spool file); runs the library's checkpoints.
+//
+// The rules it enforces (DESIGN.md §3, §7):
+//  - only whole, verified, committed transactions are captured;
+//  - a WAL restart we did not cause is detected (salts, checkpoint sequence,
+//    shorter file, broken chain); if the database file still equals the
+//    captured state (proved by its checksum) the new epoch is adopted,
+//    otherwise a new generation starts from a snapshot;
+//  - our checkpoints run while our own connection holds the write lock, so
+//    no commit can be backfilled without being captured first.
+//
+// Stateless between calls (everything lives in Position); one call at a
+// time per database. Opens its SQLite connections and files per call and
+// closes them before returning.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/position.h"
+#include "format/segment.h"
+#include "replite/status.h"
+
+namespace replite {
+
+struct CaptureRequest {
+  std::string db_path;
+  bool enable_wal = false;       // switch a non-WAL database to WAL
+  int busy_timeout_ms = 5000;
+  int zstd_level = 1;
+  int64_t now_ms = 0;
+  bool want_snapshot = false;    // scheduled snapshot (same generation)
+  bool checkpoint = false;       // PASSIVE checkpoint after capture
+  bool truncate = false;         // then TRUNCATE the WAL (implies checkpoint)
+  std::string spool_dir;         // where snapshot files are staged
+  std::string new_generation;    // id to use if a new generation starts
+};
+
+struct CaptureResult {
+  // Segment with the transactions after the old position (may be empty).
+  bool has_segment = false;
+  std::string segment;
+  SegmentHeader segment_header;
+  // Snapshot staged in a spool file (caller uploads, then deletes it).
+  bool has_snapshot = false;
+  std::string snapshot_path;
+  SegmentHeader snapshot_header;
+  bool new_generation = false;
+  std::string reason;            // why a new generation or snapshot was taken
+  Position pos;                  // position after everything above is durable
+  // The snapshot's checksum disagreed with the captured state: nothing is
+  // to be shipped; abandon the generation (clear Position::generation, keep
+  // txid) so that the next capture starts a new one.
+  bool drift = false;
+  bool checksum_fallback = false;  // an application checkpoint forced a full scan
+  int checkpointed_frames = -1;  // result of our checkpoint (-1: none)
+  uint64_t wal_frames = 0;       // frames in the WAL epoch after capture
+};
+
+// Captures what changed after `pos`. On error nothing is changed (the WAL
+// is only read; a failed checkpoint is retried later).
+Status CaptureChanges(const CaptureRequest& req, const Position& pos, CaptureResult* out);
+
+// Reads the database content checksum and page count of the current state
+// directly (database file + WAL), for tests and verification.
+Status ComputeDatabaseChecksum(const std::string& db_path, uint64_t* checksum, uint32_t* pages,
+                               uint32_t* page_size);
+
+}  // namespace replite

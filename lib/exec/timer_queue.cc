@@ -1,0 +1,62 @@
+#include "exec/timer_queue.h"
+
+#include <chrono>
+
+namespace replite {
+
+static int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+TimerQueue::TimerQueue(std::function<void(uint64_t, uint64_t)> fire) : fire_(std::move(fire)) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+TimerQueue::~TimerQueue() { Stop(); }
+
+void TimerQueue::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void TimerQueue::At(int64_t when_us, uint64_t id, uint64_t seq) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    wake = heap_.empty() || when_us < heap_.top().when;
+    heap_.push({when_us, id, seq});
+  }
+  if (wake) cv_.notify_one();
+}
+
+size_t TimerQueue::size() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return heap_.size();
+}
+
+void TimerQueue::Loop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stop_) {
+    if (heap_.empty()) {
+      cv_.wait(l);
+      continue;
+    }
+    int64_t now = NowUs();
+    Entry top = heap_.top();
+    if (top.when > now) {
+      cv_.wait_for(l, std::chrono::microseconds(top.when - now));
+      continue;
+    }
+    heap_.pop();
+    l.unlock();
+    fire_(top.id, top.seq);
+    l.lock();
+  }
+}
+
+}  // namespace replite

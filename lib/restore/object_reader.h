@@ -1,0 +1,39 @@
+// Reads a segment or snapshot from a store in pieces: header, trailer and
+// index with small ranged reads, then blocks in batches of at most a few
+// MiB. Memory does not depend on the object's size; each read that fails
+// with a retryable error is retried from where it stopped.
+//
+// Not thread-safe; one reader per object.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "format/segment.h"
+#include "replite/sys/object_store.h"
+
+namespace replite {
+
+class ObjectReader {
+ public:
+  ObjectReader(ObjectStore* store, std::string key, uint64_t size) : store_(store), key_(std::move(key)), size_(size) {}
+  // Reads and verifies header, index and trailer.
+  Status Open();
+  const SegmentHeader& header() const { return header_; }
+  const std::vector<BlockIndexEntry>& index() const { return index_; }
+  // Decodes block i (reading ahead in batches).
+  Status ReadBlock(size_t i, DecodedBlock* out);
+  const std::string& key() const { return key_; }
+
+ private:
+  Status GetRange(uint64_t off, uint64_t len, std::string* out);
+  ObjectStore* store_;
+  std::string key_;
+  uint64_t size_;
+  SegmentHeader header_;
+  std::vector<BlockIndexEntry> index_;
+  std::string batch_;
+  uint64_t batch_off_ = 0;
+};
+
+}  // namespace replite

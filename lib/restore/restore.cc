@@ -1,0 +1,365 @@
+// Restore: plan (generation, base snapshot, chain of segments), stream the
+// blocks into a temporary file beside the target, verify, rename.
+#include "replite/restore.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+#include "core/retention.h"
+#include "format/layout.h"
+#include "restore/object_reader.h"
+#include "replite/sys/env.h"
+#include "store/store_registry.h"
+#include "util/file_util.h"
+#include "util/hash.h"
+
+namespace replite {
+namespace {
+
+struct Plan {
+  std::string generation;
+  ObjectRef snapshot;
+  std::vector<ObjectRef> segments;
+  uint64_t target = 0;
+};
+
+// Chooses the snapshot and segments of `cat` that rebuild txid `target`.
+Status PlanInGeneration(const GenerationCatalog& cat, uint64_t target, const std::string& where, Plan* plan) {
+  const ObjectRef* base = nullptr;
+  for (const auto& s : cat.snapshots)
+    if (s.first_txid <= target) base = &s;
+  if (!base) return Status::NotFound(where + ": no snapshot at or before txid " + std::to_string(target) +
+                                     " in generation " + cat.id);
+  plan->generation = cat.id;
+  plan->snapshot = *base;
+  plan->segments.clear();
+  plan->target = target;
+  uint64_t need = base->first_txid + 1;
+  while (need <= target) {
+    const ObjectRef* best = nullptr;
+    for (const auto& s : cat.segments)
+      if (s.first_txid <= need && s.last_txid >= need && (!best || s.last_txid > best->last_txid)) best = &s;
+    if (!best)
+      return Status::NotFound(where + ": generation " + cat.id + " has no segment holding txid " + std::to_string(need) +
+                              " (missing object; restore an earlier txid or another generation)");
+    plan->segments.push_back(*best);
+    need = best->last_txid + 1;
+  }
+  return Status::OK();
+}
+
+class Applier {
+ public:
+  Applier(ObjectStore* store, const std::string& tmp, RestoreOptions opts) : store_(store), tmp_(tmp), opts_(std::move(opts)) {}
+
+  Status Open() { return OpenFile(tmp_, O_RDWR | O_CREAT | O_EXCL, 0644, &fd_); }
+
+  Status Apply(const Plan& plan, RestoreResult* r) {
+    uint64_t total = plan.snapshot.size, done = 0;
+    for (const auto& s : plan.segments) total += s.size;
+    std::vector<ObjectRef> objs{plan.snapshot};
+    objs.insert(objs.end(), plan.segments.begin(), plan.segments.end());
+    uint64_t next = plan.snapshot.first_txid;  // first txid still to apply
+    for (const auto& o : objs) {
+      ObjectReader rd(store_, o.key, o.size);
+      Status s = rd.Open();
+      if (!s.ok()) return s;
+      const SegmentHeader& h = rd.header();
+      if (h.generation != plan.generation || h.first_txid != o.first_txid || h.last_txid != o.last_txid)
+        return Status::Corruption("object " + o.key + ": header does not match its name");
+      if (page_size_ == 0) page_size_ = h.page_size;
+      if (h.page_size != page_size_) return Status::Corruption("object " + o.key + ": page size changes inside a generation");
+      for (size_t i = 0; i < rd.index().size(); i++) {
+        const BlockIndexEntry& e = rd.index()[i];
+        if (e.txid < next || e.txid > plan.target) continue;  // overlap with the previous segment / past target
+        DecodedBlock b;
+        s = rd.ReadBlock(i, &b);
+        if (!s.ok()) return s;
+        for (size_t k = 0; k < b.pgnos.size(); k++) {
+          s = PWriteAll(fd_.get(), b.pages.data() + k * page_size_, page_size_, uint64_t(b.pgnos[k] - 1) * page_size_, tmp_);
+          if (!s.ok()) return s;
+        }
+        if (b.flags & kBlockTxEnd) {
+          if (b.db_pages < pages_) {
+            if (::ftruncate(fd_.get(), off_t(b.db_pages) * page_size_) != 0) return ErrnoStatus("truncate " + tmp_, errno);
+          }
+          pages_ = b.db_pages;
+          last_txid_ = b.txid;
+          last_ts_ = b.ts_ms;
+          checksum_ = b.checksum_after;
+          has_checksum_ = !(b.flags & kBlockNoChecksum);
+          next = b.txid + 1;
+        }
+      }
+      done += o.size;
+      r->objects++;
+      r->bytes += o.size;
+      if (opts_.progress) opts_.progress(done, total);
+    }
+    if (last_txid_ != plan.target)
+      return Status::Corruption("replica ends at txid " + std::to_string(last_txid_) + ", before the requested txid " +
+                                std::to_string(plan.target));
+    if (::ftruncate(fd_.get(), off_t(pages_) * page_size_) != 0) return ErrnoStatus("truncate " + tmp_, errno);
+    return Status::OK();
+  }
+
+  // Recomputes the content checksum from the file just written.
+  Status Verify(RestoreResult* r) {
+    std::string page(page_size_, '\0');
+    uint64_t c = 0;
+    for (uint32_t p = 1; p <= pages_; p++) {
+      size_t got = 0;
+      Status s = PRead(fd_.get(), page.data(), page_size_, uint64_t(p - 1) * page_size_, &got, tmp_);
+      if (!s.ok()) return s;
+      if (got < page_size_) std::memset(page.data() + got, 0, page_size_ - got);
+      c ^= PageHash(p, page.data(), page_size_);
+    }
+    r->txid = last_txid_;
+    r->timestamp_ms = last_ts_;
+    r->page_size = page_size_;
+    r->pages = pages_;
+    r->checksum = c;
+    r->checksum_verified = has_checksum_;
+    if (has_checksum_ && c != checksum_)
+      return Status::Corruption("restored database checksum " + Hex16(c) + " differs from the one recorded at capture (" +
+                                Hex16(checksum_) + ") for txid " + std::to_string(last_txid_));
+    return FSync(fd_.get(), tmp_);
+  }
+
+  void CloseFile() { fd_.Reset(); }
+
+ private:
+  ObjectStore* store_;
+  std::string tmp_;
+  RestoreOptions opts_;
+  ScopedFd fd_;
+  uint32_t page_size_ = 0;
+  uint32_t pages_ = 0;
+  uint64_t last_txid_ = 0;
+  int64_t last_ts_ = 0;
+  uint64_t checksum_ = 0;
+  bool has_checksum_ = false;
+};
+
+Status IntegrityCheck(const std::string& path) {
+  sqlite3* db = nullptr;
+  Status s;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    s = Status::Corruption("restored database " + path + " does not open: " + (db ? sqlite3_errmsg(db) : "?"));
+  } else {
+    sqlite3_stmt* st = nullptr;
+    std::string result;
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, nullptr) == SQLITE_OK) {
+      while (sqlite3_step(st) == SQLITE_ROW) {
+        if (!result.empty()) result += "; ";
+        result += reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+      }
+      sqlite3_finalize(st);
+    } else {
+      result = sqlite3_errmsg(db);
+    }
+    if (result != "ok") s = Status::Corruption("restored database fails PRAGMA integrity_check: " + result.substr(0, 500));
+  }
+  if (db) sqlite3_close_v2(db);
+  return s;
+}
+
+void RemoveSidecars(const std::string& path) {
+  ::unlink((path + "-wal").c_str());
+  ::unlink((path + "-shm").c_str());
+  ::unlink((path + "-journal").c_str());
+}
+
+// The generation and txid to restore.
+Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o, Plan* plan) {
+  const std::string where = url.ToString();
+  std::vector<GenerationEntry> gens;
+  Status s = LoadGenerations(store, url.prefix, &gens);
+  if (!s.ok()) return s;
+  if (gens.empty())
+    return Status::NotFound("no generations at " + where + " (nothing was replicated there yet, or the URL is wrong)");
+  for (int g = static_cast<int>(gens.size()) - 1; g >= 0; g--) {
+    GenerationCatalog cat;
+    s = ListGeneration(store, url.prefix, gens[g].id, &cat);
+    if (!s.ok()) return s;
+    if (cat.snapshots.empty()) continue;
+    const uint64_t max_txid = cat.max_txid();
+    if (o.txid != 0) {
+      if (o.txid >= cat.snapshots.front().first_txid && o.txid <= max_txid) return PlanInGeneration(cat, o.txid, where, plan);
+      continue;
+    }
+    if (o.timestamp_ms == 0) return PlanInGeneration(cat, max_txid, where, plan);
+    // By time: the last transaction captured at or before T in this
+    // generation, if its first snapshot is not after T.
+    int64_t f = 0, l = 0;
+    s = ReadObjectTimes(store, cat.snapshots.front().key, &f, &l);
+    if (!s.ok()) return s;
+    if (f > o.timestamp_ms) continue;
+    uint64_t best = cat.snapshots.front().first_txid;
+    for (const auto& snap : cat.snapshots) {
+      s = ReadObjectTimes(store, snap.key, &f, &l);
+      if (!s.ok()) return s;
+      if (f <= o.timestamp_ms) best = std::max(best, snap.first_txid);
+    }
+    for (const auto& seg : cat.segments) {
+      if (seg.last_txid <= best) continue;
+      s = ReadObjectTimes(store, seg.key, &f, &l);
+      if (!s.ok()) return s;
+      if (l <= o.timestamp_ms) {
+        best = std::max(best, seg.last_txid);
+      } else if (f <= o.timestamp_ms) {
+        ObjectReader rd(store, seg.key, seg.size);
+        s = rd.Open();
+        if (!s.ok()) return s;
+        for (const auto& e : rd.index())
+          if (e.ts_ms <= o.timestamp_ms && (e.flags & kBlockTxEnd)) best = std::max(best, e.txid);
+      }
+    }
+    return PlanInGeneration(cat, best, where, plan);
+  }
+  if (o.txid != 0) return Status::NotFound("txid " + std::to_string(o.txid) + " is not in any generation at " + where);
+  if (o.timestamp_ms != 0)
+    return Status::NotFound("nothing at " + where + " was captured at or before " + FormatRfc3339(o.timestamp_ms));
+  return Status::NotFound("no generation with a snapshot at " + where);
+}
+
+}  // namespace
+
+Status Restore(const std::string& replica_url, const std::string& output_path, const RestoreOptions& o,
+               RestoreResult* result) {
+  RestoreResult local;
+  RestoreResult* r = result ? result : &local;
+  *r = RestoreResult();
+  ReplicaUrl url;
+  Status s = ParseReplicaUrl(replica_url, &url);
+  if (!s.ok()) return s;
+  if (o.txid != 0 && o.timestamp_ms != 0) return Status::InvalidArgument("restore: give a txid or a timestamp, not both");
+  const std::string out = AbsolutePath(output_path);
+  if (FileExists(out) && !o.overwrite)
+    return Status::AlreadyExists("restore target " + out + " exists (choose another output path or pass overwrite)");
+  StoreRegistry reg(o.env ? o.env : Env::Default(), StoreConfig());
+  std::shared_ptr<ObjectStore> store;
+  s = reg.Open(url, &store);
+  if (!s.ok()) return s;
+  Plan plan;
+  s = Choose(store.get(), url, o, &plan);
+  if (!s.ok()) return s;
+  r->generation = plan.generation;
+  const std::string tmp = out + ".replite-restore" + TempSuffix();
+  Applier ap(store.get(), tmp, o);
+  s = ap.Open();
+  if (s.ok()) s = ap.Apply(plan, r);
+  if (s.ok()) s = ap.Verify(r);
+  ap.CloseFile();
+  if (s.ok()) s = IntegrityCheck(tmp);
+  RemoveSidecars(tmp);
+  if (s.ok()) {
+    if (o.overwrite) RemoveSidecars(out);  // an old WAL must not be applied to the restored file
+    if (::rename(tmp.c_str(), out.c_str()) != 0) s = ErrnoStatus("rename " + tmp + " to " + out, errno);
+  }
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  return FSyncDir(DirName(out));
+}
+
+Status ListGenerations(const std::string& replica_url, std::vector<GenerationInfo>* out) {
+  out->clear();
+  ReplicaUrl url;
+  Status s = ParseReplicaUrl(replica_url, &url);
+  if (!s.ok()) return s;
+  StoreRegistry reg(Env::Default(), StoreConfig());
+  std::shared_ptr<ObjectStore> store;
+  s = reg.Open(url, &store);
+  if (!s.ok()) return s;
+  std::vector<GenerationEntry> gens;
+  s = LoadGenerations(store.get(), url.prefix, &gens);
+  if (!s.ok()) return s;
+  for (const auto& g : gens) {
+    GenerationCatalog cat;
+    s = ListGeneration(store.get(), url.prefix, g.id, &cat);
+    if (!s.ok()) return s;
+    GenerationInfo gi;
+    gi.id = g.id;
+    gi.snapshots = cat.snapshots.size();
+    gi.segments = cat.segments.size();
+    gi.bytes = cat.bytes;
+    if (!cat.snapshots.empty()) {
+      gi.first_txid = cat.snapshots.front().first_txid;
+      int64_t f = 0, l = 0;
+      if (ReadObjectTimes(store.get(), cat.snapshots.front().key, &f, &l).ok()) gi.first_ts_ms = f;
+    }
+    gi.last_txid = cat.max_txid();
+    const ObjectRef* last = nullptr;
+    for (const auto& o : cat.segments)
+      if (!last || o.last_txid > last->last_txid) last = &o;
+    for (const auto& o : cat.snapshots)
+      if (!last || o.last_txid > last->last_txid) last = &o;
+    if (last) {
+      int64_t f = 0, l = 0;
+      if (ReadObjectTimes(store.get(), last->key, &f, &l).ok()) gi.last_ts_ms = l;
+    }
+    out->push_back(gi);
+  }
+  return Status::OK();
+}
+
+Status ParseRfc3339(const std::string& t, int64_t* ms) {
+  int y, mo, d, h, mi, sec;
+  char tail[64] = {0};
+  if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%63s", &y, &mo, &d, &h, &mi, &sec, tail) < 6 &&
+      std::sscanf(t.c_str(), "%4d-%2d-%2dt%2d:%2d:%2d%63s", &y, &mo, &d, &h, &mi, &sec, tail) < 6)
+    return Status::InvalidArgument("time '" + t + "' is not RFC 3339 (e.g. 2026-11-26T21:00:00Z)");
+  std::string rest = tail;
+  int64_t frac_ms = 0;
+  if (!rest.empty() && rest[0] == '.') {
+    size_t i = 1;
+    int64_t scale = 100;
+    while (i < rest.size() && std::isdigit(static_cast<unsigned char>(rest[i]))) {
+      frac_ms += (rest[i] - '0') * scale;
+      scale /= 10;
+      i++;
+    }
+    rest = rest.substr(i);
+  }
+  int64_t offset_s = 0;
+  if (rest == "Z" || rest == "z") {
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    int oh = std::atoi(rest.substr(1, 2).c_str()), om = std::atoi(rest.substr(4, 2).c_str());
+    offset_s = (oh * 3600 + om * 60) * (rest[0] == '+' ? 1 : -1);
+  } else {
+    return Status::InvalidArgument("time '" + t + "' needs a zone: 'Z' or '+HH:MM' (e.g. 2026-11-26T21:00:00Z)");
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+    return Status::InvalidArgument("time '" + t + "' is out of range");
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  int64_t secs = static_cast<int64_t>(timegm(&tm)) - offset_s;
+  *ms = secs * 1000 + frac_ms;
+  return Status::OK();
+}
+
+std::string FormatRfc3339(int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm;
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
+}
+
+}  // namespace replite

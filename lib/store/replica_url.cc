@@ -1,0 +1,139 @@
+#include "store/replica_url.h"
+
+#include <cctype>
+#include <set>
+
+namespace replite {
+namespace {
+
+int HexVal(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool PercentDecode(const std::string& in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); i++) {
+    if (in[i] == '%') {
+      if (i + 2 >= in.size()) return false;
+      int h = HexVal(in[i + 1]), l = HexVal(in[i + 2]);
+      if (h < 0 || l < 0) return false;
+      out->push_back(static_cast<char>(h * 16 + l));
+      i += 2;
+    } else {
+      out->push_back(in[i]);
+    }
+  }
+  return true;
+}
+
+std::string TrimSlashes(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && s[b] == '/') b++;
+  while (e > b && s[e - 1] == '/') e--;
+  return s.substr(b, e - b);
+}
+
+}  // namespace
+
+Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
+  *out = ReplicaUrl();
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument("replica URL '" + url + "': " + why);
+  };
+  size_t colon = url.find("://");
+  if (colon == std::string::npos || colon == 0)
+    return bad("expected SCHEME://..., e.g. file:///var/backups/app or s3://bucket/prefix");
+  std::string scheme = url.substr(0, colon);
+  for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string rest = url.substr(colon + 3);
+  std::string query;
+  if (size_t q = rest.find('?'); q != std::string::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  if (rest.find('#') != std::string::npos) return bad("fragments ('#') are not allowed");
+  std::string path;
+  if (!PercentDecode(rest, &path)) return bad("bad percent-encoding");
+  for (char c : path)
+    if (static_cast<unsigned char>(c) < 0x20) return bad("control characters are not allowed");
+
+  if (scheme == "file") {
+    if (path.empty() || path[0] != '/')
+      return bad("file URLs need an absolute path: file:///abs/path (three slashes)");
+    out->prefix = TrimSlashes(path);
+    if (out->prefix.empty()) return bad("the root directory cannot be a replica");
+  } else if (scheme == "s3" || scheme == "gs") {
+    size_t slash = path.find('/');
+    out->bucket = path.substr(0, slash);
+    if (out->bucket.empty()) return bad("missing bucket: s3://BUCKET/prefix");
+    if (out->bucket.size() < 3 || out->bucket.size() > 63)
+      return bad("bucket name must be 3 to 63 characters");
+    for (char c : out->bucket)
+      if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+            c == '-' || c == '.' || c == '_'))
+        return bad("bucket name may hold only lower-case letters, digits, '-', '.' and '_'");
+    if (slash != std::string::npos) out->prefix = TrimSlashes(path.substr(slash));
+  } else {
+    return bad("unknown scheme '" + scheme + "' (supported: file, s3, gs)");
+  }
+  for (const auto& seg : std::set<std::string>{".", ".."}) {
+    std::string p = "/" + out->prefix + "/";
+    if (p.find("/" + seg + "/") != std::string::npos) return bad("'.' and '..' path segments are not allowed");
+  }
+  if (out->prefix.find("//") != std::string::npos) return bad("empty path segment ('//')");
+  out->scheme = scheme;
+
+  static const std::set<std::string> kKnown = {"endpoint", "region", "force-path-style", "ca-file",
+                                               "insecure-skip-verify", "profile"};
+  size_t pos = 0;
+  while (pos < query.size()) {
+    size_t amp = query.find('&', pos);
+    std::string kv = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+    pos = amp == std::string::npos ? query.size() : amp + 1;
+    if (kv.empty()) continue;
+    size_t eq = kv.find('=');
+    std::string k, v;
+    if (!PercentDecode(kv.substr(0, eq), &k) ||
+        !PercentDecode(eq == std::string::npos ? "" : kv.substr(eq + 1), &v))
+      return bad("bad percent-encoding in query");
+    if (!kKnown.count(k))
+      return bad("unknown parameter '" + k +
+                 "' (known: endpoint, region, force-path-style, ca-file, insecure-skip-verify, profile)");
+    if (scheme == "file") return bad("file URLs take no parameters");
+    out->params[k] = v;
+  }
+  return Status::OK();
+}
+
+std::string ReplicaUrl::ToString() const {
+  std::string s = scheme + "://";
+  if (scheme == "file") {
+    s += "/" + prefix;
+  } else {
+    s += bucket;
+    if (!prefix.empty()) s += "/" + prefix;
+  }
+  char sep = '?';
+  for (const auto& [k, v] : params) {
+    s += sep + k + "=" + v;
+    sep = '&';
+  }
+  return s;
+}
+
+ReplicaUrl ReplicaUrl::Child(const std::string& name) const {
+  ReplicaUrl c = *this;
+  c.prefix = prefix.empty() ? name : prefix + "/" + name;
+  return c;
+}
+
+std::string ReplicaUrl::StoreIdentity() const {
+  std::string id = scheme + "|" + bucket;
+  for (const auto& [k, v] : params) id += "|" + k + "=" + v;
+  return id;
+}
+
+}  // namespace replite

@@ -1,0 +1,174 @@
+#include "util/file_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+namespace replite {
+
+Status ErrnoStatus(const std::string& what, int err) {
+  std::string msg = what + ": " + std::strerror(err);
+  switch (err) {
+    case ENOENT: return Status::NotFound(msg);
+    case EACCES:
+    case EPERM:
+    case EROFS: return Status::PermissionDenied(msg);
+    case ENOSPC:
+    case EDQUOT: return Status::ResourceExhausted(msg + " (free disk space or raise the quota)");
+    case EMFILE:
+    case ENFILE: return Status::ResourceExhausted(msg + " (raise the open-file limit or lower fd-budget)");
+    case EEXIST: return Status::AlreadyExists(msg);
+    default: return Status::IOError(msg);
+  }
+}
+
+void ScopedFd::Reset(int fd) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+Status OpenFile(const std::string& path, int flags, int mode, ScopedFd* out) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return ErrnoStatus("open " + path, errno);
+  out->Reset(fd);
+  return Status::OK();
+}
+
+Status PRead(int fd, void* buf, size_t n, uint64_t offset, size_t* got, const std::string& path) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, static_cast<char*>(buf) + done, n - done, static_cast<off_t>(offset + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("read " + path, errno);
+    }
+    if (r == 0) break;
+    done += static_cast<size_t>(r);
+  }
+  *got = done;
+  return Status::OK();
+}
+
+Status PWriteAll(int fd, const void* buf, size_t n, uint64_t offset, const std::string& path) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pwrite(fd, static_cast<const char*>(buf) + done, n - done, static_cast<off_t>(offset + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("write " + path, errno);
+    }
+    done += static_cast<size_t>(r);
+  }
+  return Status::OK();
+}
+
+Status WriteAll(int fd, const void* buf, size_t n, const std::string& path) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::write(fd, static_cast<const char*>(buf) + done, n - done);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("write " + path, errno);
+    }
+    done += static_cast<size_t>(r);
+  }
+  return Status::OK();
+}
+
+Status FSync(int fd, const std::string& path) {
+  if (::fsync(fd) != 0) return ErrnoStatus("fsync " + path, errno);
+  return Status::OK();
+}
+
+Status FSyncDir(const std::string& dir) {
+  ScopedFd fd;
+  Status s = OpenFile(dir, O_RDONLY | O_DIRECTORY, 0, &fd);
+  if (!s.ok()) return s;
+  return FSync(fd.get(), dir);
+}
+
+Status MakeDirs(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return ErrnoStatus("create directory " + dir, ec.value());
+  return Status::OK();
+}
+
+Status ReadFileToString(const std::string& path, std::string* out) {
+  ScopedFd fd;
+  Status s = OpenFile(path, O_RDONLY, 0, &fd);
+  if (!s.ok()) return s;
+  out->clear();
+  char buf[65536];
+  for (;;) {
+    ssize_t r = ::read(fd.get(), buf, sizeof buf);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("read " + path, errno);
+    }
+    if (r == 0) break;
+    out->append(buf, static_cast<size_t>(r));
+  }
+  return Status::OK();
+}
+
+std::string TempSuffix() {
+  static std::atomic<uint64_t> counter{0};
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  char buf[96];
+  std::snprintf(buf, sizeof buf, ".tmp-%d-%llu-%08llx", static_cast<int>(::getpid()),
+                static_cast<unsigned long long>(counter.fetch_add(1)),
+                static_cast<unsigned long long>(rng() & 0xffffffffu));
+  return buf;
+}
+
+Status WriteFileAtomic(const std::string& path, const std::string& data) {
+  const std::string tmp = path + TempSuffix();
+  ScopedFd fd;
+  Status s = OpenFile(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, &fd);
+  if (!s.ok()) return s;
+  s = WriteAll(fd.get(), data.data(), data.size(), tmp);
+  if (s.ok()) s = FSync(fd.get(), tmp);
+  fd.Reset();
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoStatus("rename " + tmp + " to " + path, errno);
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  return FSyncDir(DirName(path));
+}
+
+bool FileExists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string DirName(const std::string& path) {
+  size_t p = path.find_last_of('/');
+  if (p == std::string::npos) return ".";
+  if (p == 0) return "/";
+  return path.substr(0, p);
+}
+
+std::string BaseName(const std::string& path) {
+  size_t p = path.find_last_of('/');
+  return p == std::string::npos ? path : path.substr(p + 1);
+}
+
+std::string AbsolutePath(const std::string& path) {
+  std::error_code ec;
+  auto p = std::filesystem::absolute(path, ec);
+  if (ec) return path;
+  return p.lexically_normal().string();
+}
+
+}  // namespace replite
