@@ -1,0 +1,105 @@
+#include "test_util.h"
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/wal_capture.h"
+
+namespace replite::test {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/replite-test-XXXXXX";
+  char* p = ::mkdtemp(tmpl.data());
+  REQUIRE(p != nullptr);
+  path_ = p;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+Writer::Writer(const std::string& path, int autocheckpoint, int page_size) {
+  REQUIRE(sqlite3_open(path.c_str(), &db_) == SQLITE_OK);
+  sqlite3_busy_timeout(db_, 10000);
+  Exec("PRAGMA page_size=" + std::to_string(page_size));
+  Exec("PRAGMA journal_mode=WAL");
+  sqlite3_wal_autocheckpoint(db_, autocheckpoint);
+}
+
+Writer::~Writer() { sqlite3_close_v2(db_); }
+
+void Writer::Exec(const std::string& sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+  INFO(sql << ": " << (err ? err : ""));
+  sqlite3_free(err);
+  REQUIRE(rc == SQLITE_OK);
+}
+
+static std::string Query(sqlite3* db, const std::string& sql) {
+  sqlite3_stmt* st = nullptr;
+  std::string out;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) return "ERROR " + std::string(sqlite3_errmsg(db));
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    for (int i = 0; i < sqlite3_column_count(st); i++) {
+      if (i) out += "|";
+      switch (sqlite3_column_type(st, i)) {
+        case SQLITE_NULL: out += "NULL"; break;
+        case SQLITE_BLOB: {
+          const unsigned char* b = static_cast<const unsigned char*>(sqlite3_column_blob(st, i));
+          int n = sqlite3_column_bytes(st, i);
+          uint64_t h = 1469598103934665603ull;
+          for (int k = 0; k < n; k++) h = (h ^ b[k]) * 1099511628211ull;
+          out += "blob:" + std::to_string(n) + ":" + std::to_string(h);
+          break;
+        }
+        default: out += reinterpret_cast<const char*>(sqlite3_column_text(st, i));
+      }
+    }
+    out += "\n";
+  }
+  sqlite3_finalize(st);
+  return out;
+}
+
+std::string DumpContent(const std::string& db_path) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  std::string out = Query(db, "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name");
+  out += Query(db, "PRAGMA user_version");
+  std::string tables = Query(db, "SELECT name FROM sqlite_schema WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name");
+  size_t p = 0;
+  while (p < tables.size()) {
+    size_t e = tables.find('\n', p);
+    std::string t = tables.substr(p, e - p);
+    p = e + 1;
+    out += "== " + t + "\n" + Query(db, "SELECT * FROM \"" + t + "\" ORDER BY 1");
+  }
+  sqlite3_close_v2(db);
+  return out;
+}
+
+std::string IntegrityCheck(const std::string& db_path) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  std::string r = Query(db, "PRAGMA integrity_check");
+  sqlite3_close_v2(db);
+  return r;
+}
+
+uint64_t LiveChecksum(const std::string& db_path) {
+  uint64_t c = 0;
+  uint32_t pages = 0, ps = 0;
+  Status s = ComputeDatabaseChecksum(db_path, &c, &pages, &ps);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  return c;
+}
+
+}  // namespace replite::test

@@ -1,0 +1,59 @@
+// Helpers shared by the tests: temporary directories, a SQLite writer, and
+// content comparison (SQLite itself is the oracle for restores).
+#pragma once
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "replite/sys/env.h"
+
+namespace replite::test {
+
+// A fresh directory under $TMPDIR, removed at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  std::string url(const std::string& name) const { return "file://" + path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// An application connection: WAL mode, busy timeout, autocheckpoint off
+// unless asked.
+class Writer {
+ public:
+  explicit Writer(const std::string& path, int autocheckpoint = 0, int page_size = 4096);
+  ~Writer();
+  void Exec(const std::string& sql);  // REQUIREs success
+  sqlite3* db() { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// Every table's rows (ordered), the schema and user_version as one string.
+std::string DumpContent(const std::string& db_path);
+std::string IntegrityCheck(const std::string& db_path);
+// Content checksum of the live database (database file + WAL).
+uint64_t LiveChecksum(const std::string& db_path);
+
+// A clock tests can move: NowMicros returns the value set.
+class ManualClockEnv : public EnvWrapper {
+ public:
+  explicit ManualClockEnv(int64_t start_us) : EnvWrapper(Env::Default()), now_(start_us) {}
+  int64_t NowMicros() override { return now_.load(); }
+  void Set(int64_t us) { now_ = us; }
+  void Advance(int64_t us) { now_ += us; }
+
+ private:
+  std::atomic<int64_t> now_;
+};
+
+}  // namespace replite::test
