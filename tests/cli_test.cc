@@ -1,0 +1,132 @@
+// [cli] The example program end to end: `replite replicate` beside a writer
+// in this process, stopped by SIGINT (flushes, exits 0), then `restore`
+// and `generations`.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
+
+#include "test_util.h"
+#include "util/file_util.h"
+
+extern char** environ;
+using namespace replite;
+
+namespace {
+
+pid_t Spawn(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) == 0);
+  return pid;
+}
+
+int Wait(pid_t pid) {
+  int st = 0;
+  REQUIRE(waitpid(pid, &st, 0) == pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int Run(const std::vector<std::string>& args, std::string* out = nullptr) {
+  std::string cmd;
+  for (const auto& a : args) cmd += "'" + a + "' ";
+  cmd += "2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  char buf[4096];
+  std::string s;
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) s.append(buf, n);
+  int st = pclose(p);
+  if (out) *out = s;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("replite replicate, SIGINT, restore, generations", "[cli]") {
+  test::TempDir dir;
+  const std::string cli = REPLITE_CLI_PATH, db = dir / "app.db", url = dir.url("backup/app");
+  test::Writer w(db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  pid_t pid = Spawn({cli, "replicate", "-state", dir / "state", "-poll-ms", "50", db, url});
+  for (int i = 0; i < 200; i++) {
+    w.Exec("INSERT INTO t(v) VALUES ('row " + std::to_string(i) + "')");
+    if (i % 20 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  REQUIRE(kill(pid, SIGINT) == 0);
+  CHECK(Wait(pid) == 0);  // flushed and exited cleanly
+  std::string out;
+  CHECK(Run({cli, "restore", "-o", dir / "restored.db", url}, &out) == 0);
+  INFO(out);
+  CHECK(test::IntegrityCheck(dir / "restored.db") == "ok\n");
+  CHECK(test::DumpContent(dir / "restored.db") == test::DumpContent(db));
+  CHECK(Run({cli, "restore", "-o", dir / "restored.db", url}, &out) == 1);  // exists
+  CHECK(out.find("exists") != std::string::npos);
+  CHECK(Run({cli, "restore", "-o", dir / "r1.db", "-txid", "1", url}, &out) == 0);
+  CHECK(Run({cli, "restore", "-o", dir / "r2.db", "-timestamp", "2000-01-01T00:00:00Z", url}, &out) == 1);
+  CHECK(out.find("NotFound") != std::string::npos);
+  CHECK(Run({cli, "generations", url}, &out) == 0);
+  CHECK(out.find("first_txid") != std::string::npos);
+  CHECK(Run({cli, "replicate", db, "not-a-url"}, &out) == 1);
+  CHECK(out.find("replica URL") != std::string::npos);
+}
+
+TEST_CASE("replite replicate -dir picks up every database, also new ones", "[cli]") {
+  test::TempDir dir;
+  const std::string cli = REPLITE_CLI_PATH;
+  REQUIRE(MakeDirs(dir / "tenants").ok());
+  {
+    test::Writer a(dir / "tenants/a.db");
+    a.Exec("CREATE TABLE t(v); INSERT INTO t VALUES ('a')");
+  }
+  pid_t pid = Spawn({cli, "replicate", "-state", dir / "state", "-poll-ms", "50", "-dir", dir / "tenants",
+                     dir.url("backups")});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  {
+    test::Writer b(dir / "tenants/b.db");
+    b.Exec("CREATE TABLE t(v); INSERT INTO t VALUES ('b')");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(6500));  // the folder is rescanned every 5 s
+  REQUIRE(kill(pid, SIGTERM) == 0);
+  CHECK(Wait(pid) == 0);
+  for (const char* name : {"a", "b"}) {
+    std::string out;
+    const std::string o = dir / (std::string(name) + "-restored.db");
+    CHECK(Run({cli, "restore", "-o", o, dir.url(std::string("backups/") + name)}, &out) == 0);
+    INFO(out);
+    CHECK(test::DumpContent(o) == test::DumpContent(dir / ("tenants/" + std::string(name) + ".db")));
+  }
+}
+
+TEST_CASE("polling finds commits of another process, even one that deletes the WAL on close", "[cli][e2e]") {
+  test::TempDir dir;
+  const std::string cli = REPLITE_CLI_PATH, db = dir / "app.db", url = dir.url("backup");
+  {
+    test::Writer w(db);
+    w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  }
+  pid_t pid = Spawn({cli, "replicate", "-state", dir / "state", "-poll-ms", "20", db, url});
+  // Each statement is its own short-lived connection (like a cron job): the
+  // last connection to close checkpoints and deletes the WAL.
+  for (int i = 0; i < 30; i++) {
+    test::Writer w(db);
+    w.Exec("INSERT INTO t(v) VALUES ('" + std::to_string(i) + "')");
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  REQUIRE(kill(pid, SIGINT) == 0);
+  CHECK(Wait(pid) == 0);
+  std::string out;
+  CHECK(Run({cli, "restore", "-o", dir / "restored.db", url}, &out) == 0);
+  INFO(out);
+  CHECK(test::IntegrityCheck(dir / "restored.db") == "ok\n");
+  CHECK(test::DumpContent(dir / "restored.db") == test::DumpContent(db));
+}

@@ -1,0 +1,62 @@
+// [retention] Scheduled snapshots and retention with a clock the test moves:
+// nothing a restore inside the window needs is deleted; older objects go.
+#include <catch2/catch.hpp>
+#include <map>
+
+#include "replite/replite.h"
+#include "test_util.h"
+
+using namespace replite;
+
+TEST_CASE("retention keeps the window restorable and deletes what is older", "[retention]") {
+  test::TempDir dir;
+  const std::string db = dir / "a.db", url = dir.url("replica");
+  test::ManualClockEnv env(int64_t(1767225600) * 1000000);
+  test::Writer w(db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.env = &env;
+  o.logger = [](const std::string&) {};
+  o.defaults.replica_url = url;
+  o.defaults.poll_interval_ms = 0;
+  const int64_t kMin = 60 * 1000;
+  o.defaults.snapshot_interval_ms = 60 * kMin;
+  o.defaults.retention_ms = 120 * kMin;
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  REQUIRE(r->Add(db).ok());
+  std::map<uint64_t, std::pair<int64_t, std::string>> points;  // txid -> (time, content)
+  uint64_t txid = 0;
+  for (int i = 0; i < 60; i++) {  // 10 hours, one commit every 10 minutes
+    env.Advance(10 * kMin * 1000);
+    w.Exec("INSERT INTO t(v) VALUES (randomblob(2000))");
+    REQUIRE(r->Sync(db, &txid).ok());
+    points[txid] = {env.NowMicros() / 1000, test::DumpContent(db)};
+  }
+  std::vector<GenerationInfo> gens;
+  REQUIRE(ListGenerations(url, &gens).ok());
+  REQUIRE(gens.size() == 1);
+  // One snapshot an hour, and only those the window needs are kept.
+  CHECK(gens[0].snapshots >= 2);
+  CHECK(gens[0].snapshots <= 4);
+  const int64_t now = env.NowMicros() / 1000;
+  int restored = 0, refused = 0;
+  for (const auto& [t, p] : points) {
+    RestoreOptions ro;
+    ro.txid = t;
+    const std::string out = dir / ("r" + std::to_string(t) + ".db");
+    Status s = Restore(url, out, ro);
+    if (p.first >= now - o.defaults.retention_ms) {
+      INFO("txid " << t << " inside the window: " << s.ToString());
+      REQUIRE(s.ok());
+      CHECK(test::DumpContent(out) == p.second);
+      restored++;
+    } else if (!s.ok()) {
+      refused++;
+    }
+  }
+  CHECK(restored >= 12);
+  CHECK(refused > 30);  // most of the first 8 hours is gone
+  REQUIRE(r->Close().ok());
+}
