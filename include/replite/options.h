@@ -34,6 +34,12 @@ struct DatabaseOptions {
   int64_t poll_interval_ms = 1000;
   // zstd level for segments and snapshots. Default: 1.
   int compression_level = 1;
+  // After Notify (or a commit seen by an Attach-ed connection's WAL hook),
+  // wait this long to batch further commits into one segment. Default: 50 ms.
+  int64_t sync_interval_ms = 50;
+  // Metrics label value this database is counted under (e.g. a tenant
+  // tier). Series never carry database names. Default: "default".
+  std::string metrics_group = "default";
 };
 
 struct ReplicatorOptions {
@@ -57,6 +63,15 @@ struct ReplicatorOptions {
   bool verify_tls = true;
   // Write positions to the position store at most this often. Default: 1 s.
   int64_t position_flush_ms = 1000;
+  // Called after each upload that advances a database's durable txid, on a
+  // worker thread; must not block. Default: none.
+  std::function<void(const std::string& path, uint64_t durable_txid)> on_durable;
+  // Global budget of file descriptors held by idle or hot databases (jobs
+  // open what they need and close it after). Default: 1024.
+  int fd_budget = 1024;
+  // Global cap on memory for captured changes waiting for upload, bytes.
+  // Default: 256 MiB.
+  uint64_t memory_cap = 256ull << 20;
   // Clock and test hooks. Default: nullptr = Env::Default().
   Env* env = nullptr;
   // Receives one line per notable event (new generation and its reason,

@@ -19,8 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "replite/export.h"
 #include "replite/options.h"
 #include "replite/status.h"
+
+struct sqlite3;
 
 namespace replite {
 
@@ -39,10 +42,22 @@ struct DatabaseStatus {
   uint64_t snapshots_uploaded = 0;
   uint64_t bytes_uploaded = 0;
   uint64_t checkpoints = 0;
+  std::string metrics_group;
   std::string last_error;     // "" when the last sync succeeded
 };
 
-class Replicator {
+// A summary of every database, computed on demand.
+struct ReplicatorStatus {
+  uint64_t databases = 0;
+  uint64_t with_errors = 0;
+  uint64_t jobs_queued = 0;
+  int worker_threads = 0;
+  // The databases whose last durable transaction is oldest (largest lag),
+  // at most `top_n` of them (see GetSummary).
+  std::vector<DatabaseStatus> laggards;
+};
+
+class REPLITE_EXPORT Replicator {
  public:
   static Status Open(const ReplicatorOptions& options, std::unique_ptr<Replicator>* out);
   virtual ~Replicator() = default;
@@ -66,6 +81,21 @@ class Replicator {
   // is durable in the store. *durable_txid receives the replica's last txid.
   virtual Status Sync(const std::string& path, uint64_t* durable_txid = nullptr) = 0;
 
+  // Like Sync, with a deadline: waits until every transaction committed
+  // before the call is durable (kTimeout if that takes longer than
+  // timeout_ms; the capture goes on). timeout_ms < 0 waits forever.
+  virtual Status WaitDurable(const std::string& path, int64_t timeout_ms, uint64_t* durable_txid) = 0;
+
+  // Installs a WAL hook on the application's connection `conn` (to the
+  // database at `path`, already added): each commit on it schedules a sync
+  // after DatabaseOptions::sync_interval_ms, with no polling. Installing a
+  // WAL hook replaces SQLite's automatic checkpoints on that connection
+  // (wal_autocheckpoint is implemented as a WAL hook), so the library owns
+  // checkpointing for the database. Remove (or Close) uninstalls the hook;
+  // the connection must stay open until then or be detached with Detach.
+  virtual Status Attach(const std::string& path, struct ::sqlite3* conn) = 0;
+  virtual Status Detach(const std::string& path, struct ::sqlite3* conn) = 0;
+
   // Sync, then a full snapshot (and retention), now.
   virtual Status Snapshot(const std::string& path) = 0;
 
@@ -74,6 +104,11 @@ class Replicator {
   virtual Status Checkpoint(const std::string& path, bool truncate = false) = 0;
 
   virtual Status GetStatus(const std::string& path, DatabaseStatus* out) = 0;
+  // Totals and the top_n databases that lag most.
+  virtual ReplicatorStatus GetSummary(size_t top_n = 10) = 0;
+  // Prometheus text exposition of the aggregated metrics. The number of
+  // series depends on the number of metrics groups, never on databases.
+  virtual std::string Metrics() = 0;
   virtual std::vector<std::string> Databases() = 0;
 
   // Captures and uploads what is left for every database, saves positions

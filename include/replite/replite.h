@@ -8,5 +8,5 @@
 
 namespace replite {
 // The library version, "MAJOR.MINOR.PATCH".
-const char* Version();
+REPLITE_EXPORT const char* Version();
 }  // namespace replite

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "replite/export.h"
 #include "replite/status.h"
 
 namespace replite {
@@ -46,7 +47,7 @@ struct RestoreResult {
   uint64_t bytes = 0;
 };
 
-Status Restore(const std::string& replica_url, const std::string& output_path, const RestoreOptions& options,
+REPLITE_EXPORT Status Restore(const std::string& replica_url, const std::string& output_path, const RestoreOptions& options,
                RestoreResult* result = nullptr);
 
 struct GenerationInfo {
@@ -58,11 +59,11 @@ struct GenerationInfo {
 };
 
 // The generations stored at `replica_url`, oldest first.
-Status ListGenerations(const std::string& replica_url, std::vector<GenerationInfo>* out);
+REPLITE_EXPORT Status ListGenerations(const std::string& replica_url, std::vector<GenerationInfo>* out);
 
 // Parses an RFC 3339 UTC time ("2026-11-26T21:00:00Z", fractional seconds
 // and "+00:00" accepted) into ms since the Unix epoch.
-Status ParseRfc3339(const std::string& text, int64_t* ms);
-std::string FormatRfc3339(int64_t ms);
+REPLITE_EXPORT Status ParseRfc3339(const std::string& text, int64_t* ms);
+REPLITE_EXPORT std::string FormatRfc3339(int64_t ms);
 
 }  // namespace replite

@@ -10,6 +10,8 @@
 #include <utility>
 #include <variant>
 
+#include "replite/export.h"
+
 namespace replite {
 
 enum class Code : int {
@@ -30,9 +32,9 @@ enum class Code : int {
   kInternal = 14,
 };
 
-const char* CodeName(Code c);
+REPLITE_EXPORT const char* CodeName(Code c);
 
-class Status {
+class REPLITE_EXPORT Status {
  public:
   Status() = default;  // OK
   Status(Code code, std::string msg) : code_(code), msg_(std::move(msg)) {}

@@ -8,6 +8,7 @@
 // TimerQueue.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -26,7 +27,9 @@
 #include "exec/thread_pool.h"
 #include "exec/timer_queue.h"
 #include "format/layout.h"
+#include "metrics/metrics.h"
 #include "replite/replicator.h"
+#include <sqlite3.h>
 #include "replite/sys/env.h"
 #include "store/store_registry.h"
 #include "util/file_util.h"
@@ -75,8 +78,19 @@ struct Db {
   int64_t wal_size = -1, wal_mtime_ns = -1, db_mtime_ns = -1;
   int64_t last_change_ms = 0;
   uint64_t timer_seq = 0;
+  bool notify_pending = false;
+  int64_t notified_at_ms = 0;   // first Notify not yet covered by a sync
+  std::vector<std::pair<sqlite3*, void*>> hooks;  // Attach-ed connections
   DatabaseStatus stats;
 };
+
+// The WAL hook's context: which replicator and database a commit is for.
+struct HookCtx {
+  class ReplicatorImpl* r;
+  uint64_t id;
+};
+
+constexpr uint64_t kNotifyTimer = 1ull << 63;  // timer seq bit: a Notify batch is due
 
 class ReplicatorImpl final : public Replicator {
  public:
@@ -85,7 +99,26 @@ class ReplicatorImpl final : public Replicator {
         env_(o.env ? o.env : Env::Default()),
         stores_(env_, MakeStoreConfig(o)),
         pool_(o.worker_threads),
-        timers_([this](uint64_t id, uint64_t seq) { OnTimer(id, seq); }) {}
+        timers_([this](uint64_t id, uint64_t seq) { OnTimer(id, seq); }) {
+    DeclareMetrics();
+  }
+
+  void DeclareMetrics() {
+    m_.Gauge("replite_databases", "Databases being replicated.");
+    m_.Gauge("replite_jobs_queued", "Jobs waiting for a worker.");
+    m_.Gauge("replite_worker_threads", "Shared worker threads.");
+    m_.Counter("replite_syncs_total", "Sync jobs that captured or checked a database, by result.");
+    m_.Counter("replite_transactions_total", "Transactions captured and made durable.");
+    m_.Counter("replite_segments_uploaded_total", "Segments written to the store.");
+    m_.Counter("replite_snapshots_uploaded_total", "Snapshots written to the store.");
+    m_.Counter("replite_uploaded_bytes_total", "Bytes of segments and snapshots written to the store.");
+    m_.Counter("replite_generations_started_total", "New generations (each one logged with its reason).");
+    m_.Counter("replite_checkpoints_total", "Checkpoints run by the library.");
+    m_.Histogram("replite_sync_duration_seconds", "Duration of sync jobs that captured something.",
+                 {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+    m_.Histogram("replite_commit_to_durable_seconds", "From Notify/WAL hook to the commit being durable.",
+                 {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+  }
 
   ~ReplicatorImpl() override { Close(); }
 
@@ -164,6 +197,7 @@ class ReplicatorImpl final : public Replicator {
       std::unique_lock<std::mutex> l(db->mu);
       db->removed = true;
       db->timer_seq++;
+      DetachAll(*db);
       db->cv.wait(l, [&] { return db->state == kIdle; });
     }
     {
@@ -177,21 +211,137 @@ class ReplicatorImpl final : public Replicator {
   Status Notify(const std::string& path) override {
     auto db = Find(AbsolutePath(path));
     if (!db) return Status::NotFound("database " + path + " is not being replicated");
-    Kick(db, true);
+    NotifyDb(db);
     return Status::OK();
   }
 
-  Status Sync(const std::string& path, uint64_t* durable_txid) override { return Request(path, false, false, false, durable_txid); }
-  Status Snapshot(const std::string& path) override { return Request(path, true, false, false, nullptr); }
+  // A commit happened: sync after the batching window (one timer entry,
+  // whatever the number of commits in the window).
+  void NotifyDb(const std::shared_ptr<Db>& db) {
+    std::lock_guard<std::mutex> l(db->mu);
+    if (db->removed || closed_) return;
+    if (db->notified_at_ms == 0) db->notified_at_ms = NowMs();
+    if (db->notify_pending) return;
+    db->notify_pending = true;
+    timers_.At(NowMono() + db->opts.sync_interval_ms * 1000, db->id, kNotifyTimer);
+  }
+
+  static int WalHook(void* arg, sqlite3*, const char* name, int) {
+    auto* ctx = static_cast<HookCtx*>(arg);
+    if (name && std::strcmp(name, "main") == 0) ctx->r->NotifyById(ctx->id);
+    return SQLITE_OK;
+  }
+
+  void NotifyById(uint64_t id) {
+    std::shared_ptr<Db> db;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = by_id_.find(id);
+      if (it == by_id_.end()) return;
+      db = it->second;
+    }
+    NotifyDb(db);
+  }
+
+  Status Attach(const std::string& path, sqlite3* conn) override {
+    if (!conn) return Status::InvalidArgument("Attach: connection is null");
+    auto db = Find(AbsolutePath(path));
+    if (!db) return Status::NotFound("database " + path + " is not being replicated (Add it before Attach)");
+    const char* file = sqlite3_db_filename(conn, "main");
+    if (!file || AbsolutePath(file) != db->path)
+      return Status::InvalidArgument("Attach: the connection is to " + std::string(file ? file : "?") + ", not " + db->path);
+    std::lock_guard<std::mutex> l(db->mu);
+    for (const auto& h : db->hooks)
+      if (h.first == conn) return Status::AlreadyExists("Attach: connection already attached to " + db->path);
+    auto* ctx = new HookCtx{this, db->id};
+    sqlite3_wal_hook(conn, &ReplicatorImpl::WalHook, ctx);
+    db->hooks.push_back({conn, ctx});
+    return Status::OK();
+  }
+
+  Status Detach(const std::string& path, sqlite3* conn) override {
+    auto db = Find(AbsolutePath(path));
+    if (!db) return Status::NotFound("database " + path + " is not being replicated");
+    std::lock_guard<std::mutex> l(db->mu);
+    for (size_t i = 0; i < db->hooks.size(); i++) {
+      if (db->hooks[i].first != conn) continue;
+      sqlite3_wal_hook(conn, nullptr, nullptr);
+      delete static_cast<HookCtx*>(db->hooks[i].second);
+      db->hooks.erase(db->hooks.begin() + i);
+      return Status::OK();
+    }
+    return Status::NotFound("Detach: connection is not attached to " + db->path);
+  }
+
+  static void DetachAll(Db& db) {
+    for (auto& h : db.hooks) {
+      sqlite3_wal_hook(h.first, nullptr, nullptr);
+      delete static_cast<HookCtx*>(h.second);
+    }
+    db.hooks.clear();
+  }
+
+  Status WaitDurable(const std::string& path, int64_t timeout_ms, uint64_t* durable_txid) override {
+    return Request(path, false, false, false, durable_txid, timeout_ms);
+  }
+
+  ReplicatorStatus GetSummary(size_t top_n) override {
+    ReplicatorStatus out;
+    std::vector<std::shared_ptr<Db>> dbs;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      for (const auto& [p, db] : by_path_) dbs.push_back(db);
+    }
+    out.databases = dbs.size();
+    out.jobs_queued = pool_.queued();
+    out.worker_threads = pool_.threads();
+    std::vector<DatabaseStatus> all;
+    for (const auto& db : dbs) {
+      DatabaseStatus st;
+      GetStatusOf(*db, &st);
+      if (!st.last_error.empty()) out.with_errors++;
+      all.push_back(std::move(st));
+    }
+    // Oldest durable point first: errors and never-synced databases lead.
+    std::sort(all.begin(), all.end(), [](const DatabaseStatus& a, const DatabaseStatus& b) {
+      if (a.last_error.empty() != b.last_error.empty()) return !a.last_error.empty();
+      return a.last_sync_ms < b.last_sync_ms;
+    });
+    if (all.size() > top_n) all.resize(top_n);
+    out.laggards = std::move(all);
+    return out;
+  }
+
+  std::string Metrics() override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      m_.Set("replite_databases", {}, double(by_path_.size()));
+    }
+    m_.Set("replite_jobs_queued", {}, double(pool_.queued()));
+    m_.Set("replite_worker_threads", {}, double(pool_.threads()));
+    return m_.Render();
+  }
+
+  Status Sync(const std::string& path, uint64_t* durable_txid) override {
+    return Request(path, false, false, false, durable_txid, -1);
+  }
+  Status Snapshot(const std::string& path) override { return Request(path, true, false, false, nullptr, -1); }
   Status Checkpoint(const std::string& path, bool truncate) override {
-    return Request(path, false, true, truncate, nullptr);
+    return Request(path, false, true, truncate, nullptr, -1);
   }
 
   Status GetStatus(const std::string& path, DatabaseStatus* out) override {
     auto db = Find(AbsolutePath(path));
     if (!db) return Status::NotFound("database " + path + " is not being replicated");
+    GetStatusOf(*db, out);
+    return Status::OK();
+  }
+
+  static void GetStatusOf(Db& d, DatabaseStatus* out) {
+    Db* db = &d;
     std::lock_guard<std::mutex> l(db->mu);
     *out = db->stats;
+    out->metrics_group = db->opts.metrics_group;
     out->generation = db->pos.generation;
     out->durable_txid = db->pos.txid;
     out->durable_ts_ms = db->pos.txid_ts_ms;
@@ -199,7 +349,6 @@ class ReplicatorImpl final : public Replicator {
     out->db_pages = db->pos.db_pages;
     out->wal_frames = db->pos.frames;
     out->last_error = db->last_status.ok() ? "" : db->last_status.ToString();
-    return Status::OK();
   }
 
   std::vector<std::string> Databases() override {
@@ -232,6 +381,7 @@ class ReplicatorImpl final : public Replicator {
     for (auto& [db, seq] : waits) {
       std::unique_lock<std::mutex> l(db->mu);
       db->cv.wait(l, [&] { return db->done_seq >= seq || db->removed; });
+      DetachAll(*db);
       if (!db->last_status.ok() && first.ok()) first = db->last_status.Annotate("close: " + db->path + ": ");
     }
     timers_.Stop();
@@ -281,7 +431,8 @@ class ReplicatorImpl final : public Replicator {
     return it == by_path_.end() ? nullptr : it->second;
   }
 
-  Status Request(const std::string& path, bool snapshot, bool checkpoint, bool truncate, uint64_t* durable) {
+  Status Request(const std::string& path, bool snapshot, bool checkpoint, bool truncate, uint64_t* durable,
+                 int64_t timeout_ms) {
     if (closed_) return Status::Cancelled("replicator is closed");
     auto db = Find(AbsolutePath(path));
     if (!db) return Status::NotFound("database " + path + " is not being replicated");
@@ -295,7 +446,15 @@ class ReplicatorImpl final : public Replicator {
     }
     Kick(db, false);
     std::unique_lock<std::mutex> l(db->mu);
-    db->cv.wait(l, [&] { return db->done_seq >= seq || db->removed; });
+    auto done = [&] { return db->done_seq >= seq || db->removed; };
+    if (timeout_ms < 0) {
+      db->cv.wait(l, done);
+    } else if (!db->cv.wait_for(l, std::chrono::milliseconds(timeout_ms), done)) {
+      if (durable) *durable = db->pos.txid;
+      return Status::Timeout("database " + db->path + ": not durable after " + std::to_string(timeout_ms) +
+                             " ms (durable txid " + std::to_string(db->pos.txid) +
+                             (db->last_status.ok() ? "" : "; last error: " + db->last_status.ToString()) + ")");
+    }
     if (db->removed && db->done_seq < seq) return Status::Cancelled("database " + path + " was removed");
     if (durable) *durable = db->pos.txid;
     return db->last_status;
@@ -328,6 +487,15 @@ class ReplicatorImpl final : public Replicator {
       if (it == by_id_.end()) return;
       db = it->second;
     }
+    if (seq == kNotifyTimer) {
+      {
+        std::lock_guard<std::mutex> l(db->mu);
+        if (!db->notify_pending) return;
+        db->notify_pending = false;
+      }
+      Kick(db, true);
+      return;
+    }
     {
       std::lock_guard<std::mutex> l(db->mu);
       if (db->timer_seq != seq) return;  // cancelled or re-armed
@@ -348,8 +516,25 @@ class ReplicatorImpl final : public Replicator {
       trunc = db->want_truncate;
       db->want_snapshot = db->want_checkpoint = db->want_truncate = false;
     }
+    int64_t notified_at;
+    {
+      std::lock_guard<std::mutex> l(db->mu);
+      notified_at = db->notified_at_ms;
+      db->notified_at_ms = 0;
+    }
     const bool forced = seq > db->done_seq;
-    Status s = DoSync(*db, forced, snap, ckpt, trunc);
+    const Labels group{{"group", db->opts.metrics_group}};
+    const int64_t t0 = NowMono();
+    bool captured = false;
+    Status s = DoSync(*db, forced, snap, ckpt, trunc, &captured);
+    if (captured) m_.Observe("replite_sync_duration_seconds", group, double(NowMono() - t0) / 1e6);
+    m_.Add("replite_syncs_total", {{"group", db->opts.metrics_group}, {"result", s.ok() ? "ok" : "error"}});
+    if (s.ok() && notified_at != 0)
+      m_.Observe("replite_commit_to_durable_seconds", group, double(NowMs() - notified_at) / 1e3);
+    if (!s.ok() && notified_at != 0) {
+      std::lock_guard<std::mutex> l(db->mu);
+      if (db->notified_at_ms == 0) db->notified_at_ms = notified_at;
+    }
     if (!s.ok()) {
       Log("database " + db->path + ": " + s.ToString());
       if (snap || ckpt || trunc) {
@@ -392,7 +577,7 @@ class ReplicatorImpl final : public Replicator {
     return Status::OK();
   }
 
-  Status DoSync(Db& db, bool forced, bool snap, bool ckpt, bool trunc) {
+  Status DoSync(Db& db, bool forced, bool snap, bool ckpt, bool trunc, bool* captured) {
     Position pos;
     int64_t last_change;
     bool resolved;
@@ -437,6 +622,7 @@ class ReplicatorImpl final : public Replicator {
     req.truncate = trunc || wal_frames >= db.opts.truncate_pages;
     req.checkpoint = ckpt || req.truncate || wal_frames >= db.opts.checkpoint_pages || quiet_due;
 
+    *captured = true;
     CaptureResult res;
     Status s = CaptureChanges(req, pos, &res);
     if (!s.ok()) return s;
@@ -467,6 +653,16 @@ class ReplicatorImpl final : public Replicator {
       if (res.new_generation) db.stats.generations_started++;
     }
     positions_.Put(db.path, db.url_str, res.pos);
+    const Labels group{{"group", db.opts.metrics_group}};
+    if (res.pos.txid > pos.txid && !res.new_generation) m_.Add("replite_transactions_total", group, double(res.pos.txid - pos.txid));
+    if (res.has_segment) {
+      m_.Add("replite_segments_uploaded_total", group);
+      m_.Add("replite_uploaded_bytes_total", group, double(res.segment.size()));
+    }
+    if (res.has_snapshot) m_.Add("replite_snapshots_uploaded_total", group);
+    if (res.new_generation) m_.Add("replite_generations_started_total", group);
+    if (res.checkpointed_frames >= 0) m_.Add("replite_checkpoints_total", group);
+    if (opts_.on_durable && res.pos.txid != pos.txid) opts_.on_durable(db.path, res.pos.txid);
     if (res.has_snapshot) {
       RetentionStats rs;
       Status rst = ApplyRetention(db.store.get(), db.url.prefix, now, db.opts.retention_ms, &rs);
@@ -533,6 +729,7 @@ class ReplicatorImpl final : public Replicator {
   std::map<std::string, std::shared_ptr<Db>> by_path_;
   std::unordered_map<uint64_t, std::shared_ptr<Db>> by_id_;
   uint64_t next_id_ = 0;
+  replite::Metrics m_;
   ThreadPool pool_;
   TimerQueue timers_;  // last: its thread stops first
 };

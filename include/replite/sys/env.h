@@ -7,9 +7,11 @@
 
 #include <cstdint>
 
+#include "replite/export.h"
+
 namespace replite {
 
-class Env {
+class REPLITE_EXPORT Env {
  public:
   virtual ~Env() = default;
   // Wall-clock time, microseconds since the Unix epoch (UTC).
@@ -23,7 +25,7 @@ class Env {
 
 // Forwards every call to a target; subclass and override what a test needs
 // (e.g. a clock that returns a settable time).
-class EnvWrapper : public Env {
+class REPLITE_EXPORT EnvWrapper : public Env {
  public:
   explicit EnvWrapper(Env* target) : target_(target) {}
   int64_t NowMicros() override { return target_->NowMicros(); }

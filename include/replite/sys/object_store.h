@@ -33,7 +33,7 @@ struct PutOptions {
   std::string if_match;        // replace only if the current etag equals this
 };
 
-class ObjectStore {
+class REPLITE_EXPORT ObjectStore {
  public:
   virtual ~ObjectStore() = default;
 
