@@ -638,6 +638,25 @@ class ReplicatorImpl final : public Replicator {
     s = Upload(db, res);
     if (!res.snapshot_path.empty()) ::unlink(res.snapshot_path.c_str());
     if (!s.ok()) return s;
+    if (req.checkpoint && (res.has_segment || res.has_snapshot)) {
+      // Now that the capture is durable, checkpoint it (capturing under the
+      // write lock whatever was committed meanwhile; if that is not empty
+      // the checkpoint waits for the next sync).
+      CaptureRequest again = req;
+      again.want_snapshot = false;
+      CaptureResult tail;
+      Status cs = CaptureChanges(again, res.pos, &tail);
+      if (cs.ok() && !tail.new_generation && !tail.drift) {
+        cs = Upload(db, tail);
+        if (cs.ok()) {
+          res.pos = tail.pos;
+          res.checkpointed_frames = tail.checkpointed_frames;
+          res.has_segment |= tail.has_segment;
+        }
+      }
+      if (!tail.snapshot_path.empty()) ::unlink(tail.snapshot_path.c_str());
+      if (!cs.ok()) Log("database " + db.path + ": checkpoint deferred: " + cs.ToString());
+    }
     const bool changed = res.has_segment || res.has_snapshot;
     {
       std::lock_guard<std::mutex> l(db.mu);

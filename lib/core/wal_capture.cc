@@ -385,7 +385,11 @@ class Capture {
       s = PinForSnapshot();
       if (!s.ok()) return s;
     }
-    if (lock && (req_.checkpoint || req_.truncate) && np.has_wal && np.frames > 0) {
+    // Checkpoint only what is already durable: if this attempt captured
+    // new transactions (not yet uploaded), the checkpoint waits for the
+    // next call, so a failed upload can always be retried from the WAL.
+    if (lock && (req_.checkpoint || req_.truncate) && np.has_wal && np.frames > 0 && !out_->has_segment &&
+        !req_.want_snapshot) {
       s = CheckpointUnderLock();
       if (!s.ok()) return s;
     }
@@ -675,11 +679,7 @@ class Capture {
     out_->wal_frames = np.frames;
     Status s = PinForSnapshot();
     if (!s.ok()) return s;
-    if ((req_.checkpoint || req_.truncate) && np.has_wal && np.frames > 0) {
-      s = CheckpointUnderLock();
-      if (!s.ok()) return s;
-    }
-    conn_.End();
+    conn_.End();  // no checkpoint before the snapshot is durable
     return WriteSnapshot(np.txid, /*new_generation=*/true);
   }
 

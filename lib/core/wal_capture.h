@@ -33,7 +33,10 @@ struct CaptureRequest {
   int zstd_level = 1;
   int64_t now_ms = 0;
   bool want_snapshot = false;    // scheduled snapshot (same generation)
-  bool checkpoint = false;       // PASSIVE checkpoint after capture
+  // PASSIVE checkpoint under the write lock, but only when nothing new was
+  // captured (everything in the WAL is durable already): the caller calls
+  // again after uploading.
+  bool checkpoint = false;
   bool truncate = false;         // then TRUNCATE the WAL (implies checkpoint)
   std::string spool_dir;         // where snapshot files are staged
   std::string new_generation;    // id to use if a new generation starts
