@@ -43,6 +43,8 @@ struct DatabaseStatus {
   uint64_t bytes_uploaded = 0;
   uint64_t checkpoints = 0;
   std::string metrics_group;
+  bool notified = false;      // driven by Notify/Attach (never polled)
+  int64_t pending_since_ms = 0;  // first commit notified but not yet durable (0: none)
   std::string last_error;     // "" when the last sync succeeded
 };
 

@@ -1,6 +1,7 @@
 #include "core/position.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace replite {
@@ -8,7 +9,7 @@ namespace replite {
 std::string Position::Encode() const {
   char buf[512];
   std::snprintf(buf, sizeof buf, "v1 %s %llu %lld %u %u %llu %d %u %u %u %llu %u %u %d %lld %llu",
-                generation.empty() ? "-" : generation.c_str(), (unsigned long long)txid, (long long)txid_ts_ms,
+                gen ? Hex16(gen).c_str() : "-", (unsigned long long)txid, (long long)txid_ts_ms,
                 page_size, db_pages, (unsigned long long)checksum, has_wal ? 1 : 0, salt1, salt2, ckpt_seq,
                 (unsigned long long)frames, cksum1, cksum2, expect_restart ? 1 : 0, (long long)snapshot_ms,
                 (unsigned long long)snapshot_txid);
@@ -26,7 +27,7 @@ bool Position::Decode(const std::string& s, Position* out) {
                       &snap_txid);
   if (n != 16) return false;
   Position p;
-  p.generation = std::strcmp(gen, "-") == 0 ? "" : gen;
+  p.gen = std::strcmp(gen, "-") == 0 ? 0 : std::strtoull(gen, nullptr, 16);
   p.txid = txid;
   p.txid_ts_ms = ts;
   p.page_size = ps;

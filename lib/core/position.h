@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <string>
 
+#include "format/layout.h"
+
 namespace replite {
 
 struct Position {
-  std::string generation;   // 16 hex chars; empty: nothing captured yet
+  uint64_t gen = 0;         // generation id (0: nothing captured yet)
   uint64_t txid = 0;        // last captured transaction (durable once uploaded)
   int64_t txid_ts_ms = 0;   // its capture time
   uint32_t page_size = 0;
@@ -28,7 +30,8 @@ struct Position {
   int64_t snapshot_ms = 0;   // time of the generation's last snapshot
   uint64_t snapshot_txid = 0;
 
-  bool valid() const { return !generation.empty(); }
+  bool valid() const { return gen != 0; }
+  std::string generation() const { return gen ? Hex16(gen) : std::string(); }
   std::string Encode() const;
   static bool Decode(const std::string& s, Position* out);
 };

@@ -6,12 +6,13 @@ namespace replite {
 
 PositionStore::~PositionStore() {
   Flush();
+  if (load_) sqlite3_finalize(load_);
   if (db_) sqlite3_close_v2(db_);
 }
 
 Status PositionStore::Open(const std::string& path) {
   std::lock_guard<std::mutex> l(mu_);
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     if (db_) sqlite3_close_v2(db_);
@@ -22,40 +23,60 @@ Status PositionStore::Open(const std::string& path) {
   char* err = nullptr;
   int rc = sqlite3_exec(db_,
                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                        "CREATE TABLE IF NOT EXISTS positions(path TEXT PRIMARY KEY, url TEXT NOT NULL, pos TEXT NOT NULL)",
+                        "CREATE TABLE IF NOT EXISTS positions(path TEXT PRIMARY KEY, url TEXT NOT NULL, "
+                        "pos TEXT NOT NULL, wal_size INTEGER NOT NULL DEFAULT -1, wal_mtime INTEGER NOT NULL DEFAULT -1)",
                         nullptr, nullptr, &err);
   if (rc != SQLITE_OK) {
     std::string msg = err ? err : "error";
     sqlite3_free(err);
     return Status::IOError("position store " + path + ": " + msg);
   }
+  // Stores written by an earlier version lack the WAL stat columns.
+  for (const char* col : {"wal_size", "wal_mtime"}) {
+    std::string sql = std::string("ALTER TABLE positions ADD COLUMN ") + col + " INTEGER NOT NULL DEFAULT -1";
+    sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);  // fails harmlessly when present
+  }
+  if (sqlite3_prepare_v2(db_, "SELECT url, pos, wal_size, wal_mtime FROM positions WHERE path = ?", -1, &load_,
+                         nullptr) != SQLITE_OK)
+    return Status::IOError(std::string("position store: ") + sqlite3_errmsg(db_));
   return Status::OK();
 }
 
-Status PositionStore::Load(const std::string& db_path, const std::string& url, Position* out, bool* found) {
+Status PositionStore::Load(const std::string& db_path, const std::string& url, Position* out, bool* found,
+                           int64_t* wal_size, int64_t* wal_mtime) {
   std::lock_guard<std::mutex> l(mu_);
   *found = false;
   if (auto it = pending_.find(db_path); it != pending_.end()) {
-    if (it->second.first == url && Position::Decode(it->second.second, out)) *found = true;
+    if (it->second.url == url && Position::Decode(it->second.pos, out)) {
+      *found = true;
+      *wal_size = it->second.wal_size;
+      *wal_mtime = it->second.wal_mtime;
+    }
     return Status::OK();
   }
   if (!db_) return Status::OK();
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db_, "SELECT url, pos FROM positions WHERE path = ?", -1, &st, nullptr) != SQLITE_OK)
+  sqlite3_reset(load_);
+  sqlite3_bind_text(load_, 1, db_path.c_str(), -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(load_);
+  if (rc == SQLITE_ROW) {
+    std::string u = reinterpret_cast<const char*>(sqlite3_column_text(load_, 0));
+    std::string p = reinterpret_cast<const char*>(sqlite3_column_text(load_, 1));
+    if (u == url && Position::Decode(p, out)) {
+      *found = true;
+      *wal_size = sqlite3_column_int64(load_, 2);
+      *wal_mtime = sqlite3_column_int64(load_, 3);
+    }
+  } else if (rc != SQLITE_DONE) {
     return Status::IOError(std::string("position store: ") + sqlite3_errmsg(db_));
-  sqlite3_bind_text(st, 1, db_path.c_str(), -1, SQLITE_TRANSIENT);
-  if (sqlite3_step(st) == SQLITE_ROW) {
-    std::string u = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    std::string p = reinterpret_cast<const char*>(sqlite3_column_text(st, 1));
-    if (u == url && Position::Decode(p, out)) *found = true;
   }
-  sqlite3_finalize(st);
+  sqlite3_reset(load_);
   return Status::OK();
 }
 
-void PositionStore::Put(const std::string& db_path, const std::string& url, const Position& pos) {
+void PositionStore::Put(const std::string& db_path, const std::string& url, const Position& pos, int64_t wal_size,
+                        int64_t wal_mtime) {
   std::lock_guard<std::mutex> l(mu_);
-  pending_[db_path] = {url, pos.Encode()};
+  pending_[db_path] = Pending{url, pos.Encode(), wal_size, wal_mtime};
 }
 
 Status PositionStore::Flush() {
@@ -64,14 +85,16 @@ Status PositionStore::Flush() {
   Status s;
   sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
   sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO positions(path, url, pos) VALUES (?, ?, ?)", -1, &st,
-                         nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO positions(path, url, pos, wal_size, wal_mtime) VALUES (?, ?, ?, ?, ?)",
+                         -1, &st, nullptr) != SQLITE_OK) {
     s = Status::IOError(std::string("position store: ") + sqlite3_errmsg(db_));
   } else {
     for (const auto& [path, v] : pending_) {
       sqlite3_bind_text(st, 1, path.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 2, v.first.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 3, v.second.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 2, v.url.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 3, v.pos.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(st, 4, v.wal_size);
+      sqlite3_bind_int64(st, 5, v.wal_mtime);
       if (sqlite3_step(st) != SQLITE_DONE) {
         s = Status::IOError(std::string("position store: ") + sqlite3_errmsg(db_));
         break;

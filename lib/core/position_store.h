@@ -14,6 +14,7 @@
 #include "replite/status.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace replite {
 
@@ -24,15 +25,24 @@ class PositionStore {
   Status Open(const std::string& path);
   // The saved position of `db_path` if it was replicating to `replica_url`
   // (a position for another URL is not ours to resume).
-  Status Load(const std::string& db_path, const std::string& replica_url, Position* out, bool* found);
+  // Also returns the WAL size and mtime seen at that capture, so that a
+  // restart does not open a database whose WAL did not change.
+  Status Load(const std::string& db_path, const std::string& replica_url, Position* out, bool* found,
+              int64_t* wal_size, int64_t* wal_mtime_ns);
   // Queues a write; Flush writes every queued position in one transaction.
-  void Put(const std::string& db_path, const std::string& replica_url, const Position& pos);
+  void Put(const std::string& db_path, const std::string& replica_url, const Position& pos, int64_t wal_size,
+           int64_t wal_mtime_ns);
   Status Flush();
 
  private:
   std::mutex mu_;
   sqlite3* db_ = nullptr;
-  std::map<std::string, std::pair<std::string, std::string>> pending_;  // path -> (url, encoded)
+  struct Pending {
+    std::string url, pos;
+    int64_t wal_size, wal_mtime;
+  };
+  std::map<std::string, Pending> pending_;
+  sqlite3_stmt* load_ = nullptr;
 };
 
 }  // namespace replite

@@ -2,36 +2,43 @@
 // and the glue between capture (wal_capture), upload (ObjectStore) and
 // positions (PositionStore).
 //
-// Per database: at most one job queued or running at a time (state field);
-// a request that arrives while a job runs sets `rerun` so nothing is
-// missed. Jobs run on the shared ThreadPool; polls are entries in the one
-// TimerQueue.
+// Per database: at most one job queued or running at a time (DbSlot::state);
+// a request that arrives while a job runs sets `rerun`, so nothing is
+// missed. Jobs run on the shared ThreadPool; polls, notify batches and
+// quiet checkpoints are entries in the one TimerQueue. Slot fields are
+// guarded by one of kStripes mutexes chosen by slot id (no mutex per
+// database); the registry maps by a reader-writer lock.
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
-#include <map>
 #include <mutex>
+#include <random>
+#include <fcntl.h>
+#include <semaphore>
+#include <shared_mutex>
+#include <string_view>
 #include <unordered_map>
 
+#include "core/db_slot.h"
 #include "core/position_store.h"
-#include "core/sqlite_conn.h"
-#include <chrono>
-#include <cstring>
-#include "replite/replite.h"
 #include "core/retention.h"
+#include "core/sqlite_conn.h"
 #include "core/wal_capture.h"
 #include "exec/thread_pool.h"
 #include "exec/timer_queue.h"
 #include "format/layout.h"
 #include "metrics/metrics.h"
-#include "replite/replicator.h"
-#include <sqlite3.h>
+#include "replite/replite.h"
 #include "replite/sys/env.h"
 #include "store/store_registry.h"
+#include "util/coding.h"
 #include "util/file_util.h"
 
 namespace replite {
@@ -55,42 +62,38 @@ std::string ReplicaNameFor(const std::string& db_path) {
   return name;
 }
 
-enum JobState { kIdle, kQueued, kRunning };
+// Reads the 100-byte database header: is it SQLite, and in WAL mode
+// (file format versions 2)? One open/read/close, no SQLite connection.
+Status CheckDatabaseHeader(const std::string& path, bool enable_wal) {
+  ScopedFd fd;
+  Status s = OpenFile(path, O_RDONLY, 0, &fd);
+  if (!s.ok()) return s.Annotate("database: ");
+  unsigned char h[100];
+  size_t got = 0;
+  s = PRead(fd.get(), h, sizeof h, 0, &got, path);
+  if (!s.ok()) return s;
+  if (got == 0) return Status::OK();  // an empty file becomes a database on first write
+  if (got < 100 || std::memcmp(h, "SQLite format 3", 16) != 0)
+    return Status::Corruption("database " + path + " is not a SQLite database (bad header): check the path");
+  if ((h[18] != 2 || h[19] != 2) && !enable_wal)
+    return Status::FailedPrecondition("database " + path + " is not in WAL mode: run `sqlite3 " + path +
+                                      " 'PRAGMA journal_mode=WAL'` or set enable_wal (CLI: -enable-wal)");
+  return Status::OK();
+}
 
-struct Db {
-  uint64_t id = 0;
-  std::string path;
-  std::string url_str;
-  ReplicaUrl url;
-  std::shared_ptr<ObjectStore> store;
-  DatabaseOptions opts;
+constexpr uint64_t kNotifyTimer = 1ull << 63;    // timer seq bit: a Notify batch is due
+constexpr uint64_t kQuietTimer = 1ull << 62;     // timer seq bit: a quiet checkpoint may be due
+constexpr int kStripes = 64;
+constexpr int kFdsPerJob = 16;                   // upper bound of descriptors one sync job opens
+constexpr int64_t kMaxPollMs = 30000;            // idle databases back off to this
 
-  std::mutex mu;  // guards everything below
-  std::condition_variable cv;
-  Position pos;
-  bool start_resolved = false;  // replica's last txid known (for a fresh generation)
-  JobState state = kIdle;
-  bool rerun = false;
-  bool removed = false;
-  uint64_t req_seq = 0, done_seq = 0;
-  Status last_status;
-  bool want_snapshot = false, want_checkpoint = false, want_truncate = false;
-  int64_t wal_size = -1, wal_mtime_ns = -1, db_mtime_ns = -1;
-  int64_t last_change_ms = 0;
-  uint64_t timer_seq = 0;
-  bool notify_pending = false;
-  int64_t notified_at_ms = 0;   // first Notify not yet covered by a sync
-  std::vector<std::pair<sqlite3*, void*>> hooks;  // Attach-ed connections
-  DatabaseStatus stats;
-};
-
-// The WAL hook's context: which replicator and database a commit is for.
 struct HookCtx {
   class ReplicatorImpl* r;
-  uint64_t id;
+  uint32_t id;
+  std::string path;
 };
 
-constexpr uint64_t kNotifyTimer = 1ull << 63;  // timer seq bit: a Notify batch is due
+using SlotPtr = std::shared_ptr<DbSlot>;
 
 class ReplicatorImpl final : public Replicator {
  public:
@@ -98,15 +101,380 @@ class ReplicatorImpl final : public Replicator {
       : opts_(o),
         env_(o.env ? o.env : Env::Default()),
         stores_(env_, MakeStoreConfig(o)),
-        pool_(o.worker_threads),
+        fd_tokens_(std::max(1, o.fd_budget / kFdsPerJob)),
+        pool_(std::max(1, std::min(o.worker_threads, std::max(1, o.fd_budget / kFdsPerJob)))),
         timers_([this](uint64_t id, uint64_t seq) { OnTimer(id, seq); }) {
     DeclareMetrics();
+  }
+
+  ~ReplicatorImpl() override { Close(); }
+
+  Status Init() {
+    if (opts_.state_dir.empty()) opts_.state_dir = DefaultStateDir();
+    Status s = MakeDirs(opts_.state_dir);
+    if (!s.ok()) return s.Annotate("state_dir: ");
+    spool_dir_ = opts_.state_dir + "/spool";
+    s = MakeDirs(spool_dir_);
+    if (!s.ok()) return s;
+    auto cfg = std::make_shared<DbConfig>();
+    cfg->opts = opts_.defaults;
+    if (!opts_.replica_url.empty()) {
+      s = ParseReplicaUrl(opts_.replica_url, &cfg->root);
+      if (!s.ok()) return s;
+      s = stores_.Open(cfg->root, &cfg->store);
+      if (!s.ok()) return s;
+    }
+    default_cfg_ = cfg;
+    s = positions_.Open(opts_.state_dir + "/positions.db");
+    if (!s.ok()) return s;
+    timers_.At(NowMono() + opts_.position_flush_ms * 1000, 0, 0);
+    return Status::OK();
+  }
+
+  // ---- registry ---------------------------------------------------------------
+
+  Status Add(const std::string& path) override { return AddWith(path, default_cfg_, false); }
+
+  Status Add(const std::string& path, const DatabaseOptions& o) override {
+    auto cfg = std::make_shared<DbConfig>(*default_cfg_);
+    cfg->opts = o;
+    return AddWith(path, cfg, true);
+  }
+
+  Status AddWith(const std::string& raw_path, std::shared_ptr<const DbConfig> cfg, bool /*custom*/) {
+    if (closed_) return Status::Cancelled("replicator is closed");
+    auto slot = std::make_shared<DbSlot>();
+    slot->path = AbsolutePath(raw_path);
+    const std::string& path = slot->path;
+    const DatabaseOptions& o = cfg->opts;
+    if (!o.replica_url.empty()) {
+      auto t = std::make_unique<DbTarget>();
+      Status s = ParseReplicaUrl(o.replica_url, &t->url);
+      if (!s.ok()) return s;
+      s = stores_.Open(t->url, &t->store);
+      if (!s.ok()) return s;
+      t->url_str = t->url.ToString();
+      slot->target = std::move(t);
+    } else if (!cfg->store) {
+      return Status::InvalidArgument("database " + path +
+                                     ": no replica URL (set DatabaseOptions::replica_url or ReplicatorOptions::replica_url)");
+    }
+    slot->cfg = std::move(cfg);
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("database " + path, errno);
+    if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("database " + path + " is not a regular file");
+    const std::string url = UrlOf(*slot);
+    bool found = false;
+    Status s = positions_.Load(path, url, &slot->pos, &found, &slot->wal_size, &slot->wal_mtime_ns);
+    if (!s.ok()) return s;
+    if (!found) {
+      // New to us: check the header now for a clear error (restarts skip
+      // this: a saved position means the database was fine before).
+      s = CheckDatabaseHeader(path, o.enable_wal);
+      if (!s.ok()) return s;
+      slot->wal_size = slot->wal_mtime_ns = -1;
+    }
+    slot->start_resolved = found;
+    {
+      std::unique_lock<std::shared_mutex> l(reg_mu_);
+      if (by_path_.count(path)) return Status::AlreadyExists("database " + path + " is already being replicated");
+      if (slot->target) {
+        for (const auto& other : slots_)
+          if (other && UrlOf(*other) == url)
+            return Status::AlreadyExists("replica " + url + " is already used by database " + other->path +
+                                         " (give each database its own replica URL)");
+      }
+      if (free_ids_.empty()) {
+        slot->id = static_cast<uint32_t>(slots_.size());
+        slots_.push_back(slot);
+      } else {
+        slot->id = free_ids_.back();
+        free_ids_.pop_back();
+        slots_[slot->id] = slot;
+      }
+      by_path_.emplace(std::string_view(slot->path), slot->id);
+    }
+    if (found) {
+      // Resume: the first poll is spread over one interval (no thundering
+      // herd after a restart), and opens nothing if the WAL is unchanged.
+      std::lock_guard<std::mutex> l(Stripe(*slot));
+      ArmPoll(*slot, Jitter(o.poll_interval_ms));
+    } else {
+      Kick(slot, true);  // first sync: snapshot
+    }
+    return Status::OK();
+  }
+
+  Status Remove(const std::string& raw_path) override {
+    SlotPtr slot = Find(AbsolutePath(raw_path));
+    if (!slot) return Status::NotFound("database " + raw_path + " is not being replicated");
+    {
+      std::unique_lock<std::mutex> l(Stripe(*slot));
+      slot->removed = true;
+      slot->timer_seq = 0;  // any queued timer entry is now stale
+      DetachAll(*slot);
+      // Queued work is cancelled (a queued job sees `removed` and returns);
+      // a running job finishes its step first.
+      Cv(*slot).wait(l, [&] { return slot->state == JobState::kIdle; });
+    }
+    {
+      std::unique_lock<std::shared_mutex> l(reg_mu_);
+      by_path_.erase(std::string_view(slot->path));
+      slots_[slot->id].reset();
+      free_ids_.push_back(slot->id);
+    }
+    return positions_.Flush();
+  }
+
+  std::vector<std::string> Databases() override {
+    std::shared_lock<std::shared_mutex> l(reg_mu_);
+    std::vector<std::string> v;
+    for (const auto& s : slots_)
+      if (s) v.push_back(s->path);
+    std::sort(v.begin(), v.end());
+    return v;
+  }
+
+  // ---- change notification -----------------------------------------------------
+
+  Status Notify(const std::string& path) override {
+    SlotPtr slot = Find(AbsolutePath(path));
+    if (!slot) return Status::NotFound("database " + path + " is not being replicated");
+    NotifySlot(*slot);
+    return Status::OK();
+  }
+
+  // A commit happened: sync after the batching window (one timer entry
+  // whatever the number of commits in the window). The database is no
+  // longer polled.
+  void NotifySlot(DbSlot& slot) {
+    std::lock_guard<std::mutex> l(Stripe(slot));
+    if (slot.removed || closed_) return;
+    if (!slot.notified) {
+      slot.notified = true;
+      slot.timer_seq = 0;  // cancels the poll timer
+    }
+    if (slot.notified_at_ms == 0) slot.notified_at_ms = NowMs();
+    if (slot.notify_pending) return;
+    slot.notify_pending = true;
+    timers_.At(NowMono() + slot.cfg->opts.sync_interval_ms * 1000, slot.id, kNotifyTimer);
+  }
+
+  static int WalHook(void* arg, sqlite3*, const char* name, int) {
+    auto* ctx = static_cast<HookCtx*>(arg);
+    if (name && std::strcmp(name, "main") == 0) ctx->r->NotifyById(ctx->id, ctx->path);
+    return SQLITE_OK;
+  }
+
+  void NotifyById(uint32_t id, const std::string& path) {
+    SlotPtr slot = ById(id);
+    if (slot && slot->path == path) NotifySlot(*slot);
+  }
+
+  Status Attach(const std::string& path, sqlite3* conn) override {
+    if (!conn) return Status::InvalidArgument("Attach: connection is null");
+    SlotPtr slot = Find(AbsolutePath(path));
+    if (!slot) return Status::NotFound("database " + path + " is not being replicated (Add it before Attach)");
+    const char* file = sqlite3_db_filename(conn, "main");
+    if (!file || AbsolutePath(file) != slot->path)
+      return Status::InvalidArgument("Attach: the connection is to " + std::string(file ? file : "?") + ", not " +
+                                     slot->path);
+    std::lock_guard<std::mutex> l(Stripe(*slot));
+    if (!slot->extra) slot->extra = std::make_unique<DbExtra>();
+    for (const auto& h : slot->extra->hooks)
+      if (h.first == conn) return Status::AlreadyExists("Attach: connection already attached to " + slot->path);
+    auto* ctx = new HookCtx{this, slot->id, slot->path};
+    // Replaces SQLite's autocheckpoint hook on this connection: the library
+    // owns checkpointing of this database from now on.
+    sqlite3_wal_hook(conn, &ReplicatorImpl::WalHook, ctx);
+    slot->extra->hooks.push_back({conn, ctx});
+    slot->notified = true;
+    slot->timer_seq = 0;
+    return Status::OK();
+  }
+
+  Status Detach(const std::string& path, sqlite3* conn) override {
+    SlotPtr slot = Find(AbsolutePath(path));
+    if (!slot) return Status::NotFound("database " + path + " is not being replicated");
+    std::lock_guard<std::mutex> l(Stripe(*slot));
+    auto* hooks = slot->extra ? &slot->extra->hooks : nullptr;
+    for (size_t i = 0; hooks && i < hooks->size(); i++) {
+      if ((*hooks)[i].first != conn) continue;
+      sqlite3_wal_hook(conn, nullptr, nullptr);
+      delete static_cast<HookCtx*>((*hooks)[i].second);
+      hooks->erase(hooks->begin() + i);
+      return Status::OK();
+    }
+    return Status::NotFound("Detach: connection is not attached to " + slot->path);
+  }
+
+  static void DetachAll(DbSlot& slot) {
+    if (!slot.extra) return;
+    for (auto& h : slot.extra->hooks) {
+      sqlite3_wal_hook(h.first, nullptr, nullptr);
+      delete static_cast<HookCtx*>(h.second);
+    }
+    slot.extra->hooks.clear();
+  }
+
+  // ---- requests that wait --------------------------------------------------------
+
+  Status Sync(const std::string& path, uint64_t* durable_txid) override {
+    return Request(path, false, false, false, durable_txid, -1);
+  }
+  Status WaitDurable(const std::string& path, int64_t timeout_ms, uint64_t* durable_txid) override {
+    return Request(path, false, false, false, durable_txid, timeout_ms);
+  }
+  Status Snapshot(const std::string& path) override { return Request(path, true, false, false, nullptr, -1); }
+  Status Checkpoint(const std::string& path, bool truncate) override {
+    return Request(path, false, true, truncate, nullptr, -1);
+  }
+
+  Status Request(const std::string& path, bool snapshot, bool checkpoint, bool truncate, uint64_t* durable,
+                 int64_t timeout_ms) {
+    if (closed_) return Status::Cancelled("replicator is closed");
+    SlotPtr slot = Find(AbsolutePath(path));
+    if (!slot) return Status::NotFound("database " + path + " is not being replicated");
+    uint32_t seq;
+    {
+      std::lock_guard<std::mutex> l(Stripe(*slot));
+      seq = ++slot->req_seq;
+      slot->want_snapshot |= snapshot;
+      slot->want_checkpoint |= checkpoint;
+      slot->want_truncate |= truncate;
+    }
+    Kick(slot, false);
+    std::unique_lock<std::mutex> l(Stripe(*slot));
+    auto done = [&] { return int32_t(slot->done_seq - seq) >= 0 || slot->removed; };
+    if (timeout_ms < 0) {
+      Cv(*slot).wait(l, done);
+    } else if (!Cv(*slot).wait_for(l, std::chrono::milliseconds(timeout_ms), done)) {
+      if (durable) *durable = slot->pos.txid;
+      return Status::Timeout("database " + slot->path + ": not durable after " + std::to_string(timeout_ms) +
+                             " ms (durable txid " + std::to_string(slot->pos.txid) +
+                             (slot->has_error ? "; last error: " + slot->extra->last_error : "") + ")");
+    }
+    if (slot->removed && int32_t(slot->done_seq - seq) < 0) return Status::Cancelled("database " + path + " was removed");
+    if (durable) *durable = slot->pos.txid;
+    if (slot->has_error) return Status(last_code_of(*slot), slot->extra->last_error);
+    return Status::OK();
+  }
+
+  // ---- status and metrics ----------------------------------------------------------
+
+  Status GetStatus(const std::string& path, DatabaseStatus* out) override {
+    SlotPtr slot = Find(AbsolutePath(path));
+    if (!slot) return Status::NotFound("database " + path + " is not being replicated");
+    StatusOf(*slot, out);
+    return Status::OK();
+  }
+
+  void StatusOf(DbSlot& s, DatabaseStatus* out) {
+    std::lock_guard<std::mutex> l(Stripe(s));
+    *out = DatabaseStatus();
+    out->path = s.path;
+    out->replica_url = UrlOf(s);
+    out->generation = s.pos.generation();
+    out->durable_txid = s.pos.txid;
+    out->durable_ts_ms = s.pos.txid_ts_ms;
+    out->page_size = s.pos.page_size;
+    out->db_pages = s.pos.db_pages;
+    out->wal_frames = s.pos.frames;
+    out->last_sync_ms = s.last_sync_ms;
+    out->generations_started = s.generations;
+    out->segments_uploaded = s.segments;
+    out->snapshots_uploaded = s.snapshots;
+    out->bytes_uploaded = s.bytes;
+    out->checkpoints = s.checkpoints;
+    out->metrics_group = s.cfg->opts.metrics_group;
+    out->notified = s.notified;
+    out->pending_since_ms = s.notified_at_ms;
+    if (s.has_error) out->last_error = s.extra->last_error;
+  }
+
+  ReplicatorStatus GetSummary(size_t top_n) override {
+    ReplicatorStatus out;
+    std::vector<SlotPtr> all = AllSlots();
+    out.databases = all.size();
+    out.jobs_queued = pool_.queued();
+    out.worker_threads = pool_.threads();
+    // Rank by how long a commit has been waiting (notified) or since the
+    // last successful sync; keep only top_n full statuses.
+    const int64_t now = NowMs();
+    std::vector<std::pair<int64_t, DbSlot*>> lag;
+    for (const auto& s : all) {
+      std::lock_guard<std::mutex> l(Stripe(*s));
+      if (s->has_error) out.with_errors++;
+      int64_t v = s->notified_at_ms ? now - s->notified_at_ms : 0;
+      if (s->has_error) v += int64_t(1) << 40;  // errors first
+      lag.push_back({v, s.get()});
+    }
+    std::sort(lag.begin(), lag.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (size_t i = 0; i < lag.size() && i < top_n; i++) {
+      DatabaseStatus st;
+      StatusOf(*lag[i].second, &st);
+      out.laggards.push_back(std::move(st));
+    }
+    return out;
+  }
+
+  std::string Metrics() override {
+    {
+      std::shared_lock<std::shared_mutex> l(reg_mu_);
+      m_.Set("replite_databases", {}, double(by_path_.size()));
+    }
+    m_.Set("replite_jobs_queued", {}, double(pool_.queued()));
+    m_.Set("replite_worker_threads", {}, double(pool_.threads()));
+    m_.Set("replite_timers_armed", {}, double(timers_.size()));
+    return m_.Render();
+  }
+
+  // ---- close -------------------------------------------------------------------------
+
+  Status Close() override {
+    if (closed_.exchange(true)) return Status::OK();
+    std::vector<SlotPtr> all = AllSlots();
+    // Final capture of everything committed so far.
+    std::vector<std::pair<SlotPtr, uint32_t>> waits;
+    for (auto& s : all) {
+      uint32_t seq;
+      {
+        std::lock_guard<std::mutex> l(Stripe(*s));
+        seq = ++s->req_seq;
+        s->timer_seq = 0;
+      }
+      Kick(s, false);
+      waits.push_back({s, seq});
+    }
+    Status first;
+    for (auto& [s, seq] : waits) {
+      std::unique_lock<std::mutex> l(Stripe(*s));
+      Cv(*s).wait(l, [&] { return int32_t(s->done_seq - seq) >= 0 || s->removed; });
+      DetachAll(*s);
+      if (s->has_error && first.ok()) first = Status(last_code_of(*s), "close: " + s->extra->last_error);
+    }
+    timers_.Stop();
+    pool_.Drain();
+    Status st = positions_.Flush();
+    return first.ok() ? st : first;
+  }
+
+ private:
+  static StoreConfig MakeStoreConfig(const ReplicatorOptions& o) {
+    StoreConfig c;
+    c.max_connections = o.max_connections;
+    c.max_connections_per_host = o.max_connections_per_host;
+    c.ca_file = o.ca_file;
+    c.verify_tls = o.verify_tls;
+    return c;
   }
 
   void DeclareMetrics() {
     m_.Gauge("replite_databases", "Databases being replicated.");
     m_.Gauge("replite_jobs_queued", "Jobs waiting for a worker.");
     m_.Gauge("replite_worker_threads", "Shared worker threads.");
+    m_.Gauge("replite_timers_armed", "Timer entries (polls, notify batches) waiting.");
+    m_.Counter("replite_polls_total", "Polls (one stat of the WAL) by outcome.");
     m_.Counter("replite_syncs_total", "Sync jobs that captured or checked a database, by result.");
     m_.Counter("replite_transactions_total", "Transactions captured and made durable.");
     m_.Counter("replite_segments_uploaded_total", "Segments written to the store.");
@@ -120,296 +488,43 @@ class ReplicatorImpl final : public Replicator {
                  {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
   }
 
-  ~ReplicatorImpl() override { Close(); }
-
-  Status Init() {
-    if (opts_.state_dir.empty()) opts_.state_dir = DefaultStateDir();
-    Status s = MakeDirs(opts_.state_dir);
-    if (!s.ok()) return s.Annotate("state_dir: ");
-    spool_dir_ = opts_.state_dir + "/spool";
-    s = MakeDirs(spool_dir_);
-    if (!s.ok()) return s;
-    if (!opts_.replica_url.empty()) {
-      s = ParseReplicaUrl(opts_.replica_url, &root_url_);
-      if (!s.ok()) return s;
-      has_root_ = true;
-    }
-    s = positions_.Open(opts_.state_dir + "/positions.db");
-    if (!s.ok()) return s;
-    timers_.At(NowMono() + opts_.position_flush_ms * 1000, 0, 0);
-    return Status::OK();
-  }
-
-  Status Add(const std::string& path) override { return Add(path, opts_.defaults); }
-
-  Status Add(const std::string& raw_path, const DatabaseOptions& o) override {
-    if (closed_) return Status::Cancelled("replicator is closed");
-    const std::string path = AbsolutePath(raw_path);
-    auto db = std::make_shared<Db>();
-    db->path = path;
-    db->opts = o;
-    db->stats.path = path;
-    if (!o.replica_url.empty()) {
-      Status s = ParseReplicaUrl(o.replica_url, &db->url);
-      if (!s.ok()) return s;
-    } else if (has_root_) {
-      db->url = root_url_.Child(ReplicaNameFor(path));
-    } else {
-      return Status::InvalidArgument("database " + path +
-                                     ": no replica URL (set DatabaseOptions::replica_url or ReplicatorOptions::replica_url)");
-    }
-    db->url_str = db->url.ToString();
-    db->stats.replica_url = db->url_str;
-    // Checks that fail fast and clearly, before anything is scheduled.
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("database " + path, errno);
-    if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("database " + path + " is not a regular file");
-    {
-      SqliteProbe probe;
-      Status s = probe.Check(path, o.enable_wal);
-      if (!s.ok()) return s;
-    }
-    Status s = stores_.Open(db->url, &db->store);
-    if (!s.ok()) return s;
-    bool found = false;
-    s = positions_.Load(path, db->url_str, &db->pos, &found);
-    if (!s.ok()) return s;
-    db->start_resolved = found;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (by_path_.count(path)) return Status::AlreadyExists("database " + path + " is already being replicated");
-      for (const auto& [p, other] : by_path_)
-        if (other->url_str == db->url_str)
-          return Status::AlreadyExists("replica " + db->url_str + " is already used by database " + p +
-                                       " (give each database its own replica URL)");
-      db->id = ++next_id_;
-      by_path_[path] = db;
-      by_id_[db->id] = db;
-    }
-    Kick(db, true);
-    return Status::OK();
-  }
-
-  Status Remove(const std::string& raw_path) override {
-    auto db = Find(AbsolutePath(raw_path));
-    if (!db) return Status::NotFound("database " + raw_path + " is not being replicated");
-    {
-      std::unique_lock<std::mutex> l(db->mu);
-      db->removed = true;
-      db->timer_seq++;
-      DetachAll(*db);
-      db->cv.wait(l, [&] { return db->state == kIdle; });
-    }
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      by_path_.erase(db->path);
-      by_id_.erase(db->id);
-    }
-    return positions_.Flush();
-  }
-
-  Status Notify(const std::string& path) override {
-    auto db = Find(AbsolutePath(path));
-    if (!db) return Status::NotFound("database " + path + " is not being replicated");
-    NotifyDb(db);
-    return Status::OK();
-  }
-
-  // A commit happened: sync after the batching window (one timer entry,
-  // whatever the number of commits in the window).
-  void NotifyDb(const std::shared_ptr<Db>& db) {
-    std::lock_guard<std::mutex> l(db->mu);
-    if (db->removed || closed_) return;
-    if (db->notified_at_ms == 0) db->notified_at_ms = NowMs();
-    if (db->notify_pending) return;
-    db->notify_pending = true;
-    timers_.At(NowMono() + db->opts.sync_interval_ms * 1000, db->id, kNotifyTimer);
-  }
-
-  static int WalHook(void* arg, sqlite3*, const char* name, int) {
-    auto* ctx = static_cast<HookCtx*>(arg);
-    if (name && std::strcmp(name, "main") == 0) ctx->r->NotifyById(ctx->id);
-    return SQLITE_OK;
-  }
-
-  void NotifyById(uint64_t id) {
-    std::shared_ptr<Db> db;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      auto it = by_id_.find(id);
-      if (it == by_id_.end()) return;
-      db = it->second;
-    }
-    NotifyDb(db);
-  }
-
-  Status Attach(const std::string& path, sqlite3* conn) override {
-    if (!conn) return Status::InvalidArgument("Attach: connection is null");
-    auto db = Find(AbsolutePath(path));
-    if (!db) return Status::NotFound("database " + path + " is not being replicated (Add it before Attach)");
-    const char* file = sqlite3_db_filename(conn, "main");
-    if (!file || AbsolutePath(file) != db->path)
-      return Status::InvalidArgument("Attach: the connection is to " + std::string(file ? file : "?") + ", not " + db->path);
-    std::lock_guard<std::mutex> l(db->mu);
-    for (const auto& h : db->hooks)
-      if (h.first == conn) return Status::AlreadyExists("Attach: connection already attached to " + db->path);
-    auto* ctx = new HookCtx{this, db->id};
-    sqlite3_wal_hook(conn, &ReplicatorImpl::WalHook, ctx);
-    db->hooks.push_back({conn, ctx});
-    return Status::OK();
-  }
-
-  Status Detach(const std::string& path, sqlite3* conn) override {
-    auto db = Find(AbsolutePath(path));
-    if (!db) return Status::NotFound("database " + path + " is not being replicated");
-    std::lock_guard<std::mutex> l(db->mu);
-    for (size_t i = 0; i < db->hooks.size(); i++) {
-      if (db->hooks[i].first != conn) continue;
-      sqlite3_wal_hook(conn, nullptr, nullptr);
-      delete static_cast<HookCtx*>(db->hooks[i].second);
-      db->hooks.erase(db->hooks.begin() + i);
-      return Status::OK();
-    }
-    return Status::NotFound("Detach: connection is not attached to " + db->path);
-  }
-
-  static void DetachAll(Db& db) {
-    for (auto& h : db.hooks) {
-      sqlite3_wal_hook(h.first, nullptr, nullptr);
-      delete static_cast<HookCtx*>(h.second);
-    }
-    db.hooks.clear();
-  }
-
-  Status WaitDurable(const std::string& path, int64_t timeout_ms, uint64_t* durable_txid) override {
-    return Request(path, false, false, false, durable_txid, timeout_ms);
-  }
-
-  ReplicatorStatus GetSummary(size_t top_n) override {
-    ReplicatorStatus out;
-    std::vector<std::shared_ptr<Db>> dbs;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      for (const auto& [p, db] : by_path_) dbs.push_back(db);
-    }
-    out.databases = dbs.size();
-    out.jobs_queued = pool_.queued();
-    out.worker_threads = pool_.threads();
-    std::vector<DatabaseStatus> all;
-    for (const auto& db : dbs) {
-      DatabaseStatus st;
-      GetStatusOf(*db, &st);
-      if (!st.last_error.empty()) out.with_errors++;
-      all.push_back(std::move(st));
-    }
-    // Oldest durable point first: errors and never-synced databases lead.
-    std::sort(all.begin(), all.end(), [](const DatabaseStatus& a, const DatabaseStatus& b) {
-      if (a.last_error.empty() != b.last_error.empty()) return !a.last_error.empty();
-      return a.last_sync_ms < b.last_sync_ms;
-    });
-    if (all.size() > top_n) all.resize(top_n);
-    out.laggards = std::move(all);
-    return out;
-  }
-
-  std::string Metrics() override {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      m_.Set("replite_databases", {}, double(by_path_.size()));
-    }
-    m_.Set("replite_jobs_queued", {}, double(pool_.queued()));
-    m_.Set("replite_worker_threads", {}, double(pool_.threads()));
-    return m_.Render();
-  }
-
-  Status Sync(const std::string& path, uint64_t* durable_txid) override {
-    return Request(path, false, false, false, durable_txid, -1);
-  }
-  Status Snapshot(const std::string& path) override { return Request(path, true, false, false, nullptr, -1); }
-  Status Checkpoint(const std::string& path, bool truncate) override {
-    return Request(path, false, true, truncate, nullptr, -1);
-  }
-
-  Status GetStatus(const std::string& path, DatabaseStatus* out) override {
-    auto db = Find(AbsolutePath(path));
-    if (!db) return Status::NotFound("database " + path + " is not being replicated");
-    GetStatusOf(*db, out);
-    return Status::OK();
-  }
-
-  static void GetStatusOf(Db& d, DatabaseStatus* out) {
-    Db* db = &d;
-    std::lock_guard<std::mutex> l(db->mu);
-    *out = db->stats;
-    out->metrics_group = db->opts.metrics_group;
-    out->generation = db->pos.generation;
-    out->durable_txid = db->pos.txid;
-    out->durable_ts_ms = db->pos.txid_ts_ms;
-    out->page_size = db->pos.page_size;
-    out->db_pages = db->pos.db_pages;
-    out->wal_frames = db->pos.frames;
-    out->last_error = db->last_status.ok() ? "" : db->last_status.ToString();
-  }
-
-  std::vector<std::string> Databases() override {
-    std::lock_guard<std::mutex> l(mu_);
-    std::vector<std::string> v;
-    for (const auto& [p, db] : by_path_) v.push_back(p);
-    return v;
-  }
-
-  Status Close() override {
-    if (closed_.exchange(true)) return Status::OK();
-    std::vector<std::shared_ptr<Db>> dbs;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      for (const auto& [p, db] : by_path_) dbs.push_back(db);
-    }
-    // Final capture of everything committed so far.
-    Status first;
-    std::vector<std::pair<std::shared_ptr<Db>, uint64_t>> waits;
-    for (auto& db : dbs) {
-      uint64_t seq;
-      {
-        std::lock_guard<std::mutex> l(db->mu);
-        seq = ++db->req_seq;
-        db->timer_seq++;
-      }
-      Kick(db, false);
-      waits.push_back({db, seq});
-    }
-    for (auto& [db, seq] : waits) {
-      std::unique_lock<std::mutex> l(db->mu);
-      db->cv.wait(l, [&] { return db->done_seq >= seq || db->removed; });
-      DetachAll(*db);
-      if (!db->last_status.ok() && first.ok()) first = db->last_status.Annotate("close: " + db->path + ": ");
-    }
-    timers_.Stop();
-    pool_.Drain();
-    Status s = positions_.Flush();
-    return first.ok() ? s : first;
-  }
-
- private:
-  // Opens the database once at Add time to report a clear error (missing,
-  // not a database, not in WAL mode) instead of failing in the background.
-  struct SqliteProbe {
-    Status Check(const std::string& path, bool enable_wal);
-  };
-
-  static StoreConfig MakeStoreConfig(const ReplicatorOptions& o) {
-    StoreConfig c;
-    c.max_connections = o.max_connections;
-    c.max_connections_per_host = o.max_connections_per_host;
-    c.ca_file = o.ca_file;
-    c.verify_tls = o.verify_tls;
-    return c;
-  }
-
   int64_t NowMs() { return env_->NowMicros() / 1000; }
   static int64_t NowMono() {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
+  }
+  static int64_t Jitter(int64_t interval_ms) {
+    thread_local std::mt19937_64 rng(std::random_device{}());
+    return interval_ms <= 0 ? 0 : int64_t(rng() % uint64_t(interval_ms)) + 1;
+  }
+
+  std::mutex& Stripe(const DbSlot& s) { return stripes_[s.id % kStripes]; }
+  std::condition_variable& Cv(const DbSlot& s) { return cvs_[s.id % kStripes]; }
+
+  static Code last_code_of(const DbSlot& s) { return s.extra ? s.extra->last_code : Code::kInternal; }
+
+  std::string UrlOf(const DbSlot& s) const { return s.target ? s.target->url_str : s.cfg->root.Child(ReplicaNameFor(s.path)).ToString(); }
+  std::string PrefixOf(const DbSlot& s) const {
+    return s.target ? s.target->url.prefix : s.cfg->root.Child(ReplicaNameFor(s.path)).prefix;
+  }
+  ObjectStore* StoreOf(const DbSlot& s) const { return s.target ? s.target->store.get() : s.cfg->store.get(); }
+
+  SlotPtr Find(const std::string& path) {
+    std::shared_lock<std::shared_mutex> l(reg_mu_);
+    auto it = by_path_.find(std::string_view(path));
+    return it == by_path_.end() ? nullptr : slots_[it->second];
+  }
+  SlotPtr ById(uint32_t id) {
+    std::shared_lock<std::shared_mutex> l(reg_mu_);
+    return id < slots_.size() ? slots_[id] : nullptr;
+  }
+  std::vector<SlotPtr> AllSlots() {
+    std::shared_lock<std::shared_mutex> l(reg_mu_);
+    std::vector<SlotPtr> v;
+    v.reserve(by_path_.size());
+    for (const auto& s : slots_)
+      if (s) v.push_back(s);
+    return v;
   }
 
   void Log(const std::string& line) {
@@ -425,219 +540,223 @@ class ReplicatorImpl final : public Replicator {
     std::fprintf(stderr, "%s replite: %s\n", ts, line.c_str());
   }
 
-  std::shared_ptr<Db> Find(const std::string& path) {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = by_path_.find(path);
-    return it == by_path_.end() ? nullptr : it->second;
-  }
+  // ---- scheduling ---------------------------------------------------------------------
 
-  Status Request(const std::string& path, bool snapshot, bool checkpoint, bool truncate, uint64_t* durable,
-                 int64_t timeout_ms) {
-    if (closed_) return Status::Cancelled("replicator is closed");
-    auto db = Find(AbsolutePath(path));
-    if (!db) return Status::NotFound("database " + path + " is not being replicated");
-    uint64_t seq;
-    {
-      std::lock_guard<std::mutex> l(db->mu);
-      seq = ++db->req_seq;
-      db->want_snapshot |= snapshot;
-      db->want_checkpoint |= checkpoint;
-      db->want_truncate |= truncate;
-    }
-    Kick(db, false);
-    std::unique_lock<std::mutex> l(db->mu);
-    auto done = [&] { return db->done_seq >= seq || db->removed; };
-    if (timeout_ms < 0) {
-      db->cv.wait(l, done);
-    } else if (!db->cv.wait_for(l, std::chrono::milliseconds(timeout_ms), done)) {
-      if (durable) *durable = db->pos.txid;
-      return Status::Timeout("database " + db->path + ": not durable after " + std::to_string(timeout_ms) +
-                             " ms (durable txid " + std::to_string(db->pos.txid) +
-                             (db->last_status.ok() ? "" : "; last error: " + db->last_status.ToString()) + ")");
-    }
-    if (db->removed && db->done_seq < seq) return Status::Cancelled("database " + path + " was removed");
-    if (durable) *durable = db->pos.txid;
-    return db->last_status;
+  // Arms the poll timer `delay_ms` from now (caller holds the stripe).
+  void ArmPoll(DbSlot& s, int64_t delay_ms) {
+    if (s.removed || closed_ || s.notified || s.cfg->opts.poll_interval_ms <= 0) return;
+    s.timer_seq = next_timer_seq_.fetch_add(1) & ~(kNotifyTimer | kQuietTimer);
+    timers_.At(NowMono() + delay_ms * 1000, s.id, s.timer_seq);
   }
 
   // Queues a job unless one is queued; a running job reruns afterwards.
-  void Kick(const std::shared_ptr<Db>& db, bool bump) {
-    std::lock_guard<std::mutex> l(db->mu);
-    if (bump) db->req_seq++;
-    if (db->removed) return;
-    if (db->state == kIdle) {
-      db->state = kQueued;
-      pool_.Submit([this, db] { RunJob(db); });
-    } else if (db->state == kRunning) {
-      db->rerun = true;
+  void Kick(const SlotPtr& s, bool bump) {
+    std::lock_guard<std::mutex> l(Stripe(*s));
+    if (bump) s->req_seq++;
+    if (s->removed) return;
+    if (s->state == JobState::kIdle) {
+      s->state = JobState::kQueued;
+      pool_.Submit([this, s] { RunJob(s); });
+    } else if (s->state == JobState::kRunning) {
+      s->rerun = true;
     }
   }
 
   void OnTimer(uint64_t id, uint64_t seq) {
-    if (id == 0) {  // position flush
-      Status s = positions_.Flush();
-      if (!s.ok()) Log("saving positions failed: " + s.ToString());
+    if (id == 0 && seq == 0) {  // position flush
+      Status st = positions_.Flush();
+      if (!st.ok()) Log("saving positions failed: " + st.ToString());
       if (!closed_) timers_.At(NowMono() + opts_.position_flush_ms * 1000, 0, 0);
       return;
     }
-    std::shared_ptr<Db> db;
+    SlotPtr s = ById(static_cast<uint32_t>(id));
+    if (!s) return;
+    bool bump = false;
     {
-      std::lock_guard<std::mutex> l(mu_);
-      auto it = by_id_.find(id);
-      if (it == by_id_.end()) return;
-      db = it->second;
-    }
-    if (seq == kNotifyTimer) {
-      {
-        std::lock_guard<std::mutex> l(db->mu);
-        if (!db->notify_pending) return;
-        db->notify_pending = false;
+      std::lock_guard<std::mutex> l(Stripe(*s));
+      if (seq == kNotifyTimer) {
+        if (!s->notify_pending) return;
+        s->notify_pending = false;
+        bump = true;  // a commit happened: sync for sure
+      } else if (seq == kQuietTimer) {
+        // fall through: the job decides whether a quiet checkpoint is due
+      } else if (s->timer_seq != seq) {
+        return;  // cancelled or re-armed
       }
-      Kick(db, true);
-      return;
     }
-    {
-      std::lock_guard<std::mutex> l(db->mu);
-      if (db->timer_seq != seq) return;  // cancelled or re-armed
-    }
-    Kick(db, false);
+    m_.Add("replite_polls_total", {{"outcome", seq == kNotifyTimer ? "notified" : "timer"}});
+    Kick(s, bump);
   }
 
-  void RunJob(std::shared_ptr<Db> db) {
-    uint64_t seq;
-    bool snap, ckpt, trunc;
-    {
-      std::lock_guard<std::mutex> l(db->mu);
-      db->state = kRunning;
-      db->rerun = false;
-      seq = db->req_seq;
-      snap = db->want_snapshot;
-      ckpt = db->want_checkpoint;
-      trunc = db->want_truncate;
-      db->want_snapshot = db->want_checkpoint = db->want_truncate = false;
-    }
+  void RunJob(SlotPtr s) {
+    uint32_t seq;
+    bool snap, ckpt, trunc, forced;
     int64_t notified_at;
     {
-      std::lock_guard<std::mutex> l(db->mu);
-      notified_at = db->notified_at_ms;
-      db->notified_at_ms = 0;
-    }
-    const bool forced = seq > db->done_seq;
-    const Labels group{{"group", db->opts.metrics_group}};
-    const int64_t t0 = NowMono();
-    bool captured = false;
-    Status s = DoSync(*db, forced, snap, ckpt, trunc, &captured);
-    if (captured) m_.Observe("replite_sync_duration_seconds", group, double(NowMono() - t0) / 1e6);
-    m_.Add("replite_syncs_total", {{"group", db->opts.metrics_group}, {"result", s.ok() ? "ok" : "error"}});
-    if (s.ok() && notified_at != 0)
-      m_.Observe("replite_commit_to_durable_seconds", group, double(NowMs() - notified_at) / 1e3);
-    if (!s.ok() && notified_at != 0) {
-      std::lock_guard<std::mutex> l(db->mu);
-      if (db->notified_at_ms == 0) db->notified_at_ms = notified_at;
-    }
-    if (!s.ok()) {
-      Log("database " + db->path + ": " + s.ToString());
-      if (snap || ckpt || trunc) {
-        std::lock_guard<std::mutex> l(db->mu);
-        db->want_snapshot |= snap;
-        db->want_checkpoint |= ckpt;
-        db->want_truncate |= trunc;
+      std::lock_guard<std::mutex> l(Stripe(*s));
+      if (s->removed) {  // cancelled while queued
+        s->state = JobState::kIdle;
+        Cv(*s).notify_all();
+        return;
       }
+      s->state = JobState::kRunning;
+      s->rerun = false;
+      seq = s->req_seq;
+      forced = seq != s->done_seq;
+      snap = s->want_snapshot;
+      ckpt = s->want_checkpoint;
+      trunc = s->want_truncate;
+      s->want_snapshot = s->want_checkpoint = s->want_truncate = false;
+      notified_at = s->notified_at_ms;
+      s->notified_at_ms = 0;
     }
-    std::lock_guard<std::mutex> l(db->mu);
-    db->last_status = s;
-    if (seq > db->done_seq) db->done_seq = seq;
-    if (!s.ok()) db->wal_size = -1;  // re-examine on the next poll
-    if (db->rerun && !db->removed) {
-      db->state = kQueued;
-      pool_.Submit([this, db] { RunJob(db); });
+    const Labels group{{"group", s->cfg->opts.metrics_group}};
+    const int64_t t0 = NowMono();
+    bool captured = false, changed = false;
+    Status st;
+    {
+      // Descriptor budget: a job opens at most kFdsPerJob files.
+      fd_tokens_.acquire();
+      st = DoSync(*s, forced, snap, ckpt, trunc, &captured, &changed);
+      fd_tokens_.release();
+    }
+    if (captured) {
+      m_.Observe("replite_sync_duration_seconds", group, double(NowMono() - t0) / 1e6);
+      m_.Add("replite_syncs_total", {{"group", s->cfg->opts.metrics_group}, {"result", st.ok() ? "ok" : "error"}});
+    }
+    if (st.ok() && notified_at != 0)
+      m_.Observe("replite_commit_to_durable_seconds", group, double(NowMs() - notified_at) / 1e3);
+    if (!st.ok()) Log("database " + s->path + ": " + st.ToString());
+
+    std::lock_guard<std::mutex> l(Stripe(*s));
+    if (!st.ok()) {
+      if (!s->extra) s->extra = std::make_unique<DbExtra>();
+      s->extra->last_error = st.ToString();
+      s->extra->last_code = st.code();
+      s->has_error = true;
+      s->wal_size = -1;  // re-examine on the next poll
+      s->want_snapshot |= snap;
+      s->want_checkpoint |= ckpt;
+      s->want_truncate |= trunc;
+      if (notified_at != 0 && s->notified_at_ms == 0) s->notified_at_ms = notified_at;
     } else {
-      db->state = kIdle;
-      const int64_t interval = s.ok() ? db->opts.poll_interval_ms : std::max<int64_t>(db->opts.poll_interval_ms, 1000);
-      if (interval > 0 && !db->removed && !closed_) timers_.At(NowMono() + interval * 1000, db->id, ++db->timer_seq);
+      s->has_error = false;
     }
-    db->cv.notify_all();
+    if (int32_t(seq - s->done_seq) > 0) s->done_seq = seq;
+    // Adaptive polling: back to the base interval after a change, doubling
+    // up to kMaxPollMs while nothing happens.
+    const int64_t base = s->cfg->opts.poll_interval_ms;
+    if (changed || !st.ok()) {
+      s->poll_shift = 0;
+    } else if (base > 0 && (base << s->poll_shift) < kMaxPollMs) {
+      s->poll_shift++;
+    }
+    if (s->rerun && !s->removed) {
+      s->state = JobState::kQueued;
+      pool_.Submit([this, s] { RunJob(s); });
+    } else {
+      s->state = JobState::kIdle;
+      if (base > 0) {
+        int64_t next = std::min<int64_t>(base << s->poll_shift, kMaxPollMs);
+        if (!st.ok()) next = std::max<int64_t>(next, 1000);
+        ArmPoll(*s, next);
+      }
+      // A notified database is not polled, but its WAL still needs the
+      // quiet checkpoint once writes stop.
+      if (s->notified && st.ok() && s->pos.frames > 0 && !s->pos.expect_restart && !closed_ && !s->removed)
+        timers_.At(NowMono() + (s->cfg->opts.checkpoint_quiet_ms + 100) * 1000, s->id, kQuietTimer);
+    }
+    Cv(*s).notify_all();
   }
 
   // The replica's last txid, so that a database without a saved position
   // (new, restored from this replica, or a lost state_dir) continues the
   // txid sequence instead of colliding with it.
-  Status ResolveStart(Db& db, Position* pos) {
+  Status ResolveStart(DbSlot& s, Position* pos) {
     std::vector<GenerationEntry> gens;
-    Status s = LoadGenerations(db.store.get(), db.url.prefix, &gens);
-    if (!s.ok()) return s;
+    const std::string prefix = PrefixOf(s);
+    Status st = LoadGenerations(StoreOf(s), prefix, &gens);
+    if (!st.ok()) return st;
     uint64_t max_txid = 0;
     if (!gens.empty()) {
       GenerationCatalog cat;
-      s = ListGeneration(db.store.get(), db.url.prefix, gens.back().id, &cat);
-      if (!s.ok()) return s;
+      st = ListGeneration(StoreOf(s), prefix, gens.back().id, &cat);
+      if (!st.ok()) return st;
       max_txid = std::max(cat.max_txid(), gens.back().first_txid);
     }
     pos->txid = std::max(pos->txid, max_txid);
     return Status::OK();
   }
 
-  Status DoSync(Db& db, bool forced, bool snap, bool ckpt, bool trunc, bool* captured) {
+  Status DoSync(DbSlot& s, bool forced, bool snap, bool ckpt, bool trunc, bool* captured, bool* changed) {
     Position pos;
-    int64_t last_change;
+    int64_t last_change, cached_size, cached_mtime;
     bool resolved;
     {
-      std::lock_guard<std::mutex> l(db.mu);
-      pos = db.pos;
-      last_change = db.last_change_ms;
-      resolved = db.start_resolved;
+      std::lock_guard<std::mutex> l(Stripe(s));
+      pos = s.pos;
+      last_change = s.last_change_ms;
+      resolved = s.start_resolved;
+      cached_size = s.wal_size;
+      cached_mtime = s.wal_mtime_ns;
     }
+    const DatabaseOptions& o = s.cfg->opts;
     const int64_t now = NowMs();
-    // The cheap part of a poll: one stat of the WAL.
+    // The cheap part of a poll: one stat of the WAL (taken before capture,
+    // so a commit racing the capture shows up as a change next time).
     struct stat st;
     int64_t wal_size = 0, wal_mtime = 0;
-    if (::stat((db.path + "-wal").c_str(), &st) == 0) {
+    if (::stat((s.path + "-wal").c_str(), &st) == 0) {
       wal_size = st.st_size;
       wal_mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
     }
-    const bool snapshot_due = pos.valid() && now - pos.snapshot_ms >= db.opts.snapshot_interval_ms;
+    // Snapshots only for databases that changed since the last one: an
+    // idle database makes no store requests at all.
+    const bool snapshot_due =
+        pos.valid() && pos.txid > pos.snapshot_txid && now - pos.snapshot_ms >= o.snapshot_interval_ms;
     const bool quiet_due = pos.valid() && pos.frames > 0 && !pos.expect_restart &&
-                           now - last_change >= db.opts.checkpoint_quiet_ms;
-    if (!forced && pos.valid() && !snap && !ckpt && !snapshot_due && !quiet_due) {
-      std::lock_guard<std::mutex> l(db.mu);
-      if (wal_size == db.wal_size && wal_mtime == db.wal_mtime_ns) return Status::OK();
+                           now - last_change >= o.checkpoint_quiet_ms;
+    if (!forced && pos.valid() && !snap && !ckpt && !trunc && !snapshot_due && !quiet_due &&
+        wal_size == cached_size && wal_mtime == cached_mtime) {
+      m_.Add("replite_polls_total", {{"outcome", "unchanged"}});
+      return Status::OK();
     }
     if (!pos.valid() && !resolved) {
-      Status s = ResolveStart(db, &pos);
-      if (!s.ok()) return s;
-      std::lock_guard<std::mutex> l(db.mu);
-      db.pos.txid = std::max(db.pos.txid, pos.txid);
-      db.start_resolved = true;
+      Status rs = ResolveStart(s, &pos);
+      if (!rs.ok()) return rs;
+      std::lock_guard<std::mutex> l(Stripe(s));
+      s.pos.txid = std::max(s.pos.txid, pos.txid);
+      s.start_resolved = true;
     }
+    *captured = true;
     CaptureRequest req;
-    req.db_path = db.path;
-    req.enable_wal = db.opts.enable_wal;
-    req.zstd_level = db.opts.compression_level;
+    req.db_path = s.path;
+    req.enable_wal = o.enable_wal;
+    req.zstd_level = o.compression_level;
     req.now_ms = now;
     req.spool_dir = spool_dir_;
-    req.new_generation = NewGenerationId(now);
+    req.new_generation = NewGenerationNumber(now);
     req.want_snapshot = snap || snapshot_due;
     const uint32_t ps = pos.page_size ? pos.page_size : 4096;
     const uint64_t wal_frames = wal_size > 32 ? uint64_t(wal_size - 32) / (24 + ps) : 0;
-    req.truncate = trunc || wal_frames >= db.opts.truncate_pages;
-    req.checkpoint = ckpt || req.truncate || wal_frames >= db.opts.checkpoint_pages || quiet_due;
+    req.truncate = trunc || wal_frames >= o.truncate_pages;
+    req.checkpoint = ckpt || req.truncate || wal_frames >= o.checkpoint_pages || quiet_due;
 
-    *captured = true;
     CaptureResult res;
-    Status s = CaptureChanges(req, pos, &res);
-    if (!s.ok()) return s;
+    Status cs = CaptureChanges(req, pos, &res);
+    if (!cs.ok()) return cs;
     if (res.drift) {
-      Log("database " + db.path + ": " + res.reason + "; starting a new generation");
-      pos.generation.clear();
+      Log("database " + s.path + ": " + res.reason + "; starting a new generation");
+      pos.gen = 0;
       req.want_snapshot = false;
-      req.new_generation = NewGenerationId(now);
+      req.new_generation = NewGenerationNumber(now);
       res = CaptureResult();
-      s = CaptureChanges(req, pos, &res);
-      if (!s.ok()) return s;
+      cs = CaptureChanges(req, pos, &res);
+      if (!cs.ok()) return cs;
     }
-    s = Upload(db, res);
+    cs = Upload(s, res);
     if (!res.snapshot_path.empty()) ::unlink(res.snapshot_path.c_str());
-    if (!s.ok()) return s;
+    if (!cs.ok()) return cs;
     if (req.checkpoint && (res.has_segment || res.has_snapshot)) {
       // Now that the capture is durable, checkpoint it (capturing under the
       // write lock whatever was committed meanwhile; if that is not empty
@@ -645,93 +764,95 @@ class ReplicatorImpl final : public Replicator {
       CaptureRequest again = req;
       again.want_snapshot = false;
       CaptureResult tail;
-      Status cs = CaptureChanges(again, res.pos, &tail);
-      if (cs.ok() && !tail.new_generation && !tail.drift) {
-        cs = Upload(db, tail);
-        if (cs.ok()) {
+      Status ts = CaptureChanges(again, res.pos, &tail);
+      if (ts.ok() && !tail.new_generation && !tail.drift) {
+        ts = Upload(s, tail);
+        if (ts.ok()) {
           res.pos = tail.pos;
           res.checkpointed_frames = tail.checkpointed_frames;
           res.has_segment |= tail.has_segment;
         }
       }
       if (!tail.snapshot_path.empty()) ::unlink(tail.snapshot_path.c_str());
-      if (!cs.ok()) Log("database " + db.path + ": checkpoint deferred: " + cs.ToString());
+      if (!ts.ok()) Log("database " + s.path + ": checkpoint deferred: " + ts.ToString());
     }
-    const bool changed = res.has_segment || res.has_snapshot;
+    *changed = res.has_segment || res.has_snapshot;
     {
-      std::lock_guard<std::mutex> l(db.mu);
-      db.pos = res.pos;
-      db.wal_size = wal_size;
-      db.wal_mtime_ns = wal_mtime;
-      if (changed) db.last_change_ms = now;
+      std::lock_guard<std::mutex> l(Stripe(s));
+      s.pos = res.pos;
+      s.wal_size = wal_size;
+      s.wal_mtime_ns = wal_mtime;
+      if (*changed) s.last_change_ms = now;
       if (res.checkpointed_frames >= 0) {
-        db.stats.checkpoints++;
-        db.last_change_ms = now;  // no quiet checkpoint right after one
+        s.checkpoints++;
+        s.last_change_ms = now;  // no quiet checkpoint right after one
       }
-      db.stats.last_sync_ms = now;
-      if (res.new_generation) db.stats.generations_started++;
+      s.last_sync_ms = now;
+      if (res.new_generation) s.generations++;
     }
-    positions_.Put(db.path, db.url_str, res.pos);
-    const Labels group{{"group", db.opts.metrics_group}};
-    if (res.pos.txid > pos.txid && !res.new_generation) m_.Add("replite_transactions_total", group, double(res.pos.txid - pos.txid));
-    if (res.has_segment) {
-      m_.Add("replite_segments_uploaded_total", group);
-      m_.Add("replite_uploaded_bytes_total", group, double(res.segment.size()));
-    }
+    positions_.Put(s.path, UrlOf(s), res.pos, wal_size, wal_mtime);
+    const Labels group{{"group", o.metrics_group}};
+    if (res.pos.txid > pos.txid && !res.new_generation)
+      m_.Add("replite_transactions_total", group, double(res.pos.txid - pos.txid));
+    if (res.has_segment) m_.Add("replite_segments_uploaded_total", group);
     if (res.has_snapshot) m_.Add("replite_snapshots_uploaded_total", group);
     if (res.new_generation) m_.Add("replite_generations_started_total", group);
     if (res.checkpointed_frames >= 0) m_.Add("replite_checkpoints_total", group);
-    if (opts_.on_durable && res.pos.txid != pos.txid) opts_.on_durable(db.path, res.pos.txid);
+    if (opts_.on_durable && res.pos.txid != pos.txid) opts_.on_durable(s.path, res.pos.txid);
     if (res.has_snapshot) {
       RetentionStats rs;
-      Status rst = ApplyRetention(db.store.get(), db.url.prefix, now, db.opts.retention_ms, &rs);
+      Status rst = ApplyRetention(StoreOf(s), PrefixOf(s), now, o.retention_ms, &rs);
       if (!rst.ok()) {
-        Log("database " + db.path + ": retention: " + rst.ToString());
+        Log("database " + s.path + ": retention: " + rst.ToString());
       } else if (rs.objects_deleted > 0) {
-        Log("database " + db.path + ": retention deleted " + std::to_string(rs.objects_deleted) + " objects (" +
+        Log("database " + s.path + ": retention deleted " + std::to_string(rs.objects_deleted) + " objects (" +
             std::to_string(rs.generations_deleted) + " generations)");
       }
     }
     return Status::OK();
   }
 
-  Status Upload(Db& db, const CaptureResult& res) {
-    const std::string& prefix = db.url.prefix;
-    ObjectStore* store = db.store.get();
+  Status Upload(DbSlot& s, const CaptureResult& res) {
+    const std::string prefix = PrefixOf(s);
+    ObjectStore* store = StoreOf(s);
+    const Labels group{{"group", s.cfg->opts.metrics_group}};
     if (res.new_generation) {
-      Log("database " + db.path + ": new generation " + res.pos.generation + " at txid " +
+      Log("database " + s.path + ": new generation " + res.pos.generation() + " at txid " +
           std::to_string(res.pos.txid) + ": " + res.reason);
     }
     if (res.has_segment) {
       const auto& h = res.segment_header;
-      Status s = store->Put(SegmentKey(prefix, h.generation, h.first_txid, h.last_txid), res.segment);
-      if (!s.ok()) return s;
-      std::lock_guard<std::mutex> l(db.mu);
-      db.stats.segments_uploaded++;
-      db.stats.bytes_uploaded += res.segment.size();
+      Status st = store->Put(SegmentKey(prefix, h.generation, h.first_txid, h.last_txid), res.segment);
+      if (!st.ok()) return st;
+      m_.Add("replite_uploaded_bytes_total", group, double(res.segment.size()));
+      std::lock_guard<std::mutex> l(Stripe(s));
+      s.segments++;
+      s.bytes += res.segment.size();
     }
     if (res.has_snapshot) {
       const auto& h = res.snapshot_header;
-      Status s = store->PutFile(SnapshotKey(prefix, h.generation, h.first_txid), res.snapshot_path);
-      if (!s.ok()) return s;
-      struct stat st;
-      std::lock_guard<std::mutex> l(db.mu);
-      db.stats.snapshots_uploaded++;
-      if (::stat(res.snapshot_path.c_str(), &st) == 0) db.stats.bytes_uploaded += uint64_t(st.st_size);
+      Status st = store->PutFile(SnapshotKey(prefix, h.generation, h.first_txid), res.snapshot_path);
+      if (!st.ok()) return st;
+      struct stat fst;
+      uint64_t size = ::stat(res.snapshot_path.c_str(), &fst) == 0 ? uint64_t(fst.st_size) : 0;
+      m_.Add("replite_uploaded_bytes_total", group, double(size));
+      std::lock_guard<std::mutex> l(Stripe(s));
+      s.snapshots++;
+      s.bytes += size;
     }
     if (res.new_generation) {
       // The manifest names the generation only once its snapshot is stored.
       Manifest m;
       std::vector<GenerationEntry> gens;
-      Status s = LoadGenerations(store, prefix, &gens, &m);
-      if (!s.ok()) return s;
+      Status st = LoadGenerations(store, prefix, &gens, &m);
+      if (!st.ok()) return st;
       m.generations = gens;
       m.page_size = res.snapshot_header.page_size;
       bool listed = false;
-      for (const auto& g : m.generations) listed |= g.id == res.pos.generation;
-      if (!listed) m.generations.push_back({res.pos.generation, res.pos.txid, res.pos.txid_ts_ms});
-      s = store->Put(ManifestKey(prefix), EncodeManifest(m));
-      if (!s.ok()) return s;
+      for (const auto& g : m.generations) listed |= g.id == res.pos.generation();
+      if (!listed) m.generations.push_back({res.pos.generation(), res.pos.txid, res.pos.txid_ts_ms});
+      st = store->Put(ManifestKey(prefix), EncodeManifest(m));
+      if (!st.ok()) return st;
     }
     return Status::OK();
   }
@@ -741,28 +862,31 @@ class ReplicatorImpl final : public Replicator {
   StoreRegistry stores_;
   PositionStore positions_;
   std::string spool_dir_;
-  ReplicaUrl root_url_;
-  bool has_root_ = false;
+  std::shared_ptr<const DbConfig> default_cfg_;
   std::atomic<bool> closed_{false};
-  std::mutex mu_;  // guards the registry maps
-  std::map<std::string, std::shared_ptr<Db>> by_path_;
-  std::unordered_map<uint64_t, std::shared_ptr<Db>> by_id_;
-  uint64_t next_id_ = 0;
+
+  std::shared_mutex reg_mu_;  // guards the registry below
+  std::vector<SlotPtr> slots_;
+  std::vector<uint32_t> free_ids_;
+  std::unordered_map<std::string_view, uint32_t> by_path_;  // views into DbSlot::path
+  std::mutex stripes_[kStripes];
+  std::condition_variable cvs_[kStripes];
+  std::atomic<uint64_t> next_timer_seq_{1};
+
   replite::Metrics m_;
+  std::counting_semaphore<1 << 20> fd_tokens_;
   ThreadPool pool_;
   TimerQueue timers_;  // last: its thread stops first
 };
-
-Status ReplicatorImpl::SqliteProbe::Check(const std::string& path, bool enable_wal) {
-  SqliteConn c;
-  return c.Open(path, enable_wal, 5000);
-}
 
 }  // namespace
 
 Status Replicator::Open(const ReplicatorOptions& options, std::unique_ptr<Replicator>* out) {
   if (options.worker_threads < 1 || options.worker_threads > 256)
     return Status::InvalidArgument("worker_threads must be 1..256");
+  if (options.fd_budget < kFdsPerJob)
+    return Status::InvalidArgument("fd_budget must be at least " + std::to_string(kFdsPerJob) +
+                                   " (one sync job opens up to that many files)");
   auto r = std::make_unique<ReplicatorImpl>(options);
   Status s = r->Init();
   if (!s.ok()) return s;

@@ -464,7 +464,7 @@ class Capture {
     SegmentHeader h;
     h.kind = ObjectKind::kSegment;
     h.page_size = ps;
-    h.generation = pos_.generation;
+    h.generation = pos_.generation();
     StringSink sink;
     SegmentBuilder builder(&sink, h, req_.zstd_level);
     s = builder.Start();
@@ -565,7 +565,7 @@ class Capture {
     out_->segment = std::move(sink.buffer());
     fh.kind = ObjectKind::kSegment;
     fh.page_size = ps;
-    fh.generation = pos_.generation;
+    fh.generation = pos_.generation();
     out_->segment_header = fh;
     np->txid = txid;
     np->txid_ts_ms = ts;
@@ -582,7 +582,7 @@ class Capture {
     SegmentHeader h;
     h.kind = ObjectKind::kSegment;
     h.page_size = ps;
-    h.generation = pos_.generation;
+    h.generation = pos_.generation();
     StringSink sink;
     SegmentBuilder builder(&sink, h, req_.zstd_level);
     Status s = builder.Start();
@@ -632,7 +632,7 @@ class Capture {
     out_->segment = std::move(sink.buffer());
     fh.kind = ObjectKind::kSegment;
     fh.page_size = ps;
-    fh.generation = pos_.generation;
+    fh.generation = pos_.generation();
     out_->segment_header = fh;
     np->txid = txid;
     np->txid_ts_ms = req_.now_ms;
@@ -660,7 +660,7 @@ class Capture {
     out_->new_generation = true;
     out_->reason = reason;
     Position np;
-    np.generation = req_.new_generation;
+    np.gen = req_.new_generation;
     np.txid = pos_.txid + 1;
     np.txid_ts_ms = req_.now_ms;
     if (wal_.valid) {
@@ -722,7 +722,7 @@ class Capture {
     SegmentHeader h;
     h.kind = ObjectKind::kSnapshot;
     h.page_size = ps;
-    h.generation = np.generation;
+    h.generation = np.generation();
     SegmentBuilder builder(&sink, h, req_.zstd_level);
     s = builder.Start();
     if (!s.ok()) return s;
@@ -770,7 +770,7 @@ class Capture {
     }
     fh.kind = ObjectKind::kSnapshot;
     fh.page_size = ps;
-    fh.generation = np.generation;
+    fh.generation = np.generation();
     out_->snapshot_header = fh;
     out_->has_snapshot = true;
     np.checksum = c;

@@ -39,7 +39,7 @@ struct CaptureRequest {
   bool checkpoint = false;
   bool truncate = false;         // then TRUNCATE the WAL (implies checkpoint)
   std::string spool_dir;         // where snapshot files are staged
-  std::string new_generation;    // id to use if a new generation starts
+  uint64_t new_generation = 0;   // id to use if a new generation starts
 };
 
 struct CaptureResult {

@@ -14,10 +14,12 @@ std::string Hex16(uint64_t v) {
   return buf;
 }
 
-std::string NewGenerationId(int64_t now_ms) {
+uint64_t NewGenerationNumber(int64_t now_ms) {
   thread_local std::mt19937_64 rng(std::random_device{}());
-  return Hex16((static_cast<uint64_t>(now_ms) << 16) | (rng() & 0xffff));
+  return (static_cast<uint64_t>(now_ms) << 16) | (rng() & 0xffff) | 1;  // never 0
 }
+
+std::string NewGenerationId(int64_t now_ms) { return Hex16(NewGenerationNumber(now_ms)); }
 
 static std::string Join(const std::string& prefix, const std::string& rest) {
   return prefix.empty() ? rest : prefix + "/" + rest;

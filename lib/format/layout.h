@@ -20,6 +20,7 @@
 namespace replite {
 
 std::string NewGenerationId(int64_t now_ms);
+uint64_t NewGenerationNumber(int64_t now_ms);
 std::string Hex16(uint64_t v);
 
 std::string ManifestKey(const std::string& prefix);

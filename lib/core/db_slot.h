@@ -1,0 +1,72 @@
+// DbSlot: everything a Replicator keeps per database, sized for 100,000 of
+// them: no thread, timer object, mutex, buffer or connection of its own.
+// Fields below `// guarded` are protected by the registry stripe lock of the
+// slot's id (see Registry); the rest is immutable after Add.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/position.h"
+#include "replite/options.h"
+#include "replite/sys/object_store.h"
+#include "store/replica_url.h"
+
+struct sqlite3;
+
+namespace replite {
+
+// Shared by every database added with the same options (normally all).
+struct DbConfig {
+  DatabaseOptions opts;
+  ReplicaUrl root;                     // replica root; a database's prefix is root/<name>
+  std::shared_ptr<ObjectStore> store;  // for databases without their own URL
+};
+
+// Rarely present: a database with its own replica URL.
+struct DbTarget {
+  ReplicaUrl url;
+  std::string url_str;
+  std::shared_ptr<ObjectStore> store;
+};
+
+// Rarely present: what only some databases need.
+struct DbExtra {
+  std::string last_error;
+  Code last_code = Code::kOk;
+  std::vector<std::pair<sqlite3*, void*>> hooks;  // Attach-ed connections and their hook contexts
+};
+
+enum class JobState : uint8_t { kIdle, kQueued, kRunning };
+
+struct DbSlot {
+  std::string path;                 // absolute
+  std::shared_ptr<const DbConfig> cfg;
+  std::unique_ptr<DbTarget> target;  // null: cfg->root + name
+  uint32_t id = 0;
+
+  // guarded
+  JobState state = JobState::kIdle;
+  bool rerun = false;
+  bool removed = false;
+  bool notify_pending = false;
+  bool notified = false;        // Notify/Attach seen: never polled again
+  bool want_snapshot = false, want_checkpoint = false, want_truncate = false;
+  bool start_resolved = false;  // replica's last txid known
+  bool has_error = false;
+  uint16_t poll_shift = 0;      // poll interval = base << shift (adaptive back-off)
+  uint32_t req_seq = 0, done_seq = 0;
+  uint64_t timer_seq = 0;       // the armed timer entry; stale entries carry another value
+  int64_t wal_size = -1, wal_mtime_ns = -1;  // WAL stat at the last capture
+  int64_t last_change_ms = 0;   // last capture that found something
+  int64_t notified_at_ms = 0;   // first Notify not yet covered by a sync
+  int64_t last_sync_ms = 0;
+  Position pos;
+  uint32_t segments = 0, snapshots = 0, checkpoints = 0, generations = 0;
+  uint64_t bytes = 0;
+  std::unique_ptr<DbExtra> extra;
+};
+
+}  // namespace replite

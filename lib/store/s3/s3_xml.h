@@ -1,0 +1,64 @@
+// The XML that S3 speaks: a small, strict reader (elements, text, entities,
+// CDATA, comments, declarations; attributes are skipped) and the few
+// documents the store reads and writes. Malformed input is kCorruption
+// naming what was wrong, never a crash or a silently empty result.
+//
+// Thread-safety: stateless functions, safe from any thread.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "replite/status.h"
+#include "replite/sys/object_store.h"
+
+namespace replite::s3 {
+
+struct XmlNode {
+  std::string name;  // local name (any "prefix:" removed)
+  std::string text;  // concatenated character data directly inside
+  std::vector<XmlNode> children;
+
+  const XmlNode* Child(std::string_view name) const;  // first child so named
+  std::string ChildText(std::string_view name) const;  // "" if absent
+};
+
+Status ParseXml(std::string_view doc, XmlNode* root);
+std::string XmlEscape(std::string_view s);
+
+// ListObjectsV2 result, one page.
+struct ListPage {
+  std::vector<ObjectInfo> objects;
+  std::vector<std::string> common_prefixes;
+  bool truncated = false;
+  std::string next_token;  // NextContinuationToken
+};
+Status ParseListObjectsV2(std::string_view doc, ListPage* out);
+
+// <Error><Code>..</Code><Message>..</Message></Error>. Returns false when
+// the body is not such a document (empty, HTML from a proxy, ...).
+struct S3Error {
+  std::string code;
+  std::string message;
+  std::string request_id;
+};
+bool ParseS3Error(std::string_view doc, S3Error* out);
+
+Status ParseInitiateMultipartUpload(std::string_view doc, std::string* upload_id);
+// CompleteMultipartUpload can answer 200 with an <Error> body: the caller
+// checks ParseS3Error first; this reads the final ETag.
+Status ParseCompleteMultipartUpload(std::string_view doc, std::string* etag);
+
+// DeleteObjects: the request body (Quiet mode) and the per-key errors of the
+// result ("key: Code: Message").
+std::string BuildDeleteObjects(const std::vector<std::string>& keys, size_t begin, size_t end);
+Status ParseDeleteResult(std::string_view doc, std::vector<std::string>* errors);
+
+std::string BuildCompleteMultipartUpload(const std::vector<std::string>& part_etags);
+
+// "2009-10-12T17:50:30.000Z" → ms since the epoch; 0 if unparsable.
+int64_t ParseIso8601Ms(std::string_view s);
+
+}  // namespace replite::s3

@@ -1,0 +1,52 @@
+#include "store/store_registry.h"
+
+#include "http/http_client.h"
+#include "store/file_store.h"
+#include "store/s3/s3_store.h"
+
+namespace replite {
+
+StoreRegistry::StoreRegistry(Env* env, StoreConfig config) : env_(env), config_(std::move(config)) {}
+StoreRegistry::~StoreRegistry() = default;
+
+HttpClient* StoreRegistry::http() {
+  std::lock_guard<std::mutex> l(mu_);
+  return http_.get();
+}
+
+Status StoreRegistry::Open(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* out) {
+  std::lock_guard<std::mutex> l(mu_);
+  const std::string id = url.StoreIdentity();
+  if (auto it = stores_.find(id); it != stores_.end()) {
+    *out = it->second;
+    return Status::OK();
+  }
+  std::shared_ptr<ObjectStore> store;
+  if (url.scheme == "file") {
+    store = NewFileStore("/");
+  } else if (url.scheme == "s3" || url.scheme == "gs") {
+    // Every HTTP store shares one client: one thread, one connection pool.
+    if (!http_) {
+      HttpClientOptions o;
+      o.max_connections = config_.max_connections;
+      o.max_connections_per_host = config_.max_connections_per_host;
+      o.connect_timeout_ms = config_.connect_timeout_ms;
+      o.low_speed_time_s = config_.low_speed_time_s;
+      o.ca_file = config_.ca_file;
+      o.verify_tls = config_.verify_tls;
+      Status s = HttpClient::Open(o, &http_);
+      if (!s.ok()) return s;
+    }
+    Status s = OpenS3Store(url, http_, env_, config_, &store);
+    if (!s.ok()) return s;
+  } else {
+    return Status::NotSupported("replica URL scheme '" + url.scheme + "' is not built into this version");
+  }
+  stores_[id] = store;
+  *out = store;
+  return Status::OK();
+}
+
+HttpClient* StoreRegistry::HttpLocked() { return http_.get(); }
+
+}  // namespace replite
