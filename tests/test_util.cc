@@ -93,6 +93,41 @@ std::string IntegrityCheck(const std::string& db_path) {
   return r;
 }
 
+// One transaction of a varied workload.
+void MutateVaried(Writer& w, std::mt19937& rng, int i) {
+  switch (rng() % 10) {
+    case 0:
+    case 1:
+    case 2:
+      w.Exec("INSERT INTO items(name, n, data) VALUES ('item" + std::to_string(i) + "', " + std::to_string(rng() % 1000) +
+             ", randomblob(" + std::to_string(rng() % 300) + "))");
+      break;
+    case 3:
+      // Larger than a page: overflow pages.
+      w.Exec("INSERT INTO blobs(data) VALUES (randomblob(" + std::to_string(5000 + rng() % 20000) + "))");
+      break;
+    case 4:
+      w.Exec("UPDATE items SET n = n + 1, name = name || 'u' WHERE id % 7 = " + std::to_string(rng() % 7));
+      break;
+    case 5:
+      w.Exec("DELETE FROM items WHERE id % 11 = " + std::to_string(rng() % 11));
+      break;
+    case 6:
+      w.Exec("DELETE FROM blobs WHERE id IN (SELECT id FROM blobs ORDER BY random() LIMIT 2)");
+      break;
+    case 7:
+      w.Exec("BEGIN; WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < 50) "
+             "INSERT INTO items(name, n) SELECT 'bulk', v FROM s; COMMIT");
+      break;
+    default:
+      w.Exec("INSERT INTO items(name, n, data) VALUES ('x', 1, zeroblob(100))");
+  }
+  // A statement that changed no row commits no WAL frame, so it is no
+  // transaction for replication either: make every step one.
+  if (sqlite3_changes(w.db()) == 0) w.Exec("INSERT INTO items(name) VALUES ('filler')");
+}
+
+
 uint64_t LiveChecksum(const std::string& db_path) {
   uint64_t c = 0;
   uint32_t pages = 0, ps = 0;

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <random>
 #include <cstdint>
 #include <string>
 
@@ -37,6 +38,11 @@ class Writer {
  private:
   sqlite3* db_ = nullptr;
 };
+
+// One transaction of a varied workload on tables items(id, name, n, data)
+// and blobs(id, data): inserts, overflow blobs, updates, deletes, a bulk
+// insert. Always exactly one committed transaction.
+void MutateVaried(Writer& w, std::mt19937& rng, int i);
 
 // Every table's rows (ordered), the schema and user_version as one string.
 std::string DumpContent(const std::string& db_path);

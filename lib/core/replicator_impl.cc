@@ -37,6 +37,8 @@
 #include "metrics/metrics.h"
 #include "replite/replite.h"
 #include "replite/sys/env.h"
+#include "http/http_client.h"
+#include "store/counting_store.h"
 #include "store/store_registry.h"
 #include "util/coding.h"
 #include "util/file_util.h"
@@ -121,13 +123,26 @@ class ReplicatorImpl final : public Replicator {
     if (!opts_.replica_url.empty()) {
       s = ParseReplicaUrl(opts_.replica_url, &cfg->root);
       if (!s.ok()) return s;
-      s = stores_.Open(cfg->root, &cfg->store);
+      s = OpenStore(cfg->root, &cfg->store);
       if (!s.ok()) return s;
     }
     default_cfg_ = cfg;
     s = positions_.Open(opts_.state_dir + "/positions.db");
     if (!s.ok()) return s;
     timers_.At(NowMono() + opts_.position_flush_ms * 1000, 0, 0);
+    return Status::OK();
+  }
+
+  // One counting wrapper per distinct store (the registry shares stores by
+  // identity, so 100,000 databases on one bucket share one of each).
+  Status OpenStore(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* out) {
+    std::shared_ptr<ObjectStore> raw;
+    Status s = stores_.Open(url, &raw);
+    if (!s.ok()) return s;
+    std::lock_guard<std::mutex> l(wrap_mu_);
+    auto& w = wrapped_[raw.get()];
+    if (!w) w = NewCountingStore(raw, &m_);
+    *out = w;
     return Status::OK();
   }
 
@@ -151,7 +166,7 @@ class ReplicatorImpl final : public Replicator {
       auto t = std::make_unique<DbTarget>();
       Status s = ParseReplicaUrl(o.replica_url, &t->url);
       if (!s.ok()) return s;
-      s = stores_.Open(t->url, &t->store);
+      s = OpenStore(t->url, &t->store);
       if (!s.ok()) return s;
       t->url_str = t->url.ToString();
       slot->target = std::move(t);
@@ -426,6 +441,13 @@ class ReplicatorImpl final : public Replicator {
     m_.Set("replite_jobs_queued", {}, double(pool_.queued()));
     m_.Set("replite_worker_threads", {}, double(pool_.threads()));
     m_.Set("replite_timers_armed", {}, double(timers_.size()));
+    if (HttpClient* h = stores_.http()) {
+      HttpStats hs = h->Stats();
+      m_.Set("replite_http_requests", {}, double(hs.requests));
+      m_.Set("replite_http_connections_opened", {}, double(hs.new_connections));
+      m_.Set("replite_http_in_flight", {}, double(hs.in_flight));
+      m_.Set("replite_http_bytes_sent", {}, double(hs.bytes_sent));
+    }
     return m_.Render();
   }
 
@@ -474,6 +496,11 @@ class ReplicatorImpl final : public Replicator {
     m_.Gauge("replite_jobs_queued", "Jobs waiting for a worker.");
     m_.Gauge("replite_worker_threads", "Shared worker threads.");
     m_.Gauge("replite_timers_armed", "Timer entries (polls, notify batches) waiting.");
+    m_.Gauge("replite_http_requests", "HTTP exchanges finished by the shared pool since start.");
+    m_.Gauge("replite_http_connections_opened", "TCP connections opened by the shared pool since start.");
+    m_.Gauge("replite_http_in_flight", "HTTP requests in flight.");
+    m_.Gauge("replite_http_bytes_sent", "Bytes sent by the shared HTTP pool since start.");
+    DeclareStoreMetrics(&m_);
     m_.Counter("replite_polls_total", "Polls (one stat of the WAL) by outcome.");
     m_.Counter("replite_syncs_total", "Sync jobs that captured or checked a database, by result.");
     m_.Counter("replite_transactions_total", "Transactions captured and made durable.");
@@ -617,6 +644,7 @@ class ReplicatorImpl final : public Replicator {
     {
       // Descriptor budget: a job opens at most kFdsPerJob files.
       fd_tokens_.acquire();
+      ScopedMetricsGroup scope(&s->cfg->opts.metrics_group);
       st = DoSync(*s, forced, snap, ckpt, trunc, &captured, &changed);
       fd_tokens_.release();
     }
@@ -864,6 +892,8 @@ class ReplicatorImpl final : public Replicator {
   std::string spool_dir_;
   std::shared_ptr<const DbConfig> default_cfg_;
   std::atomic<bool> closed_{false};
+  std::mutex wrap_mu_;
+  std::unordered_map<ObjectStore*, std::shared_ptr<ObjectStore>> wrapped_;
 
   std::shared_mutex reg_mu_;  // guards the registry below
   std::vector<SlotPtr> slots_;

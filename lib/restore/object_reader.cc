@@ -7,8 +7,20 @@ namespace replite {
 
 static constexpr uint64_t kBatchBytes = 8ull << 20;
 
+Status ObjectReader::FetchWhole(ObjectStore* store, const std::string& key, uint64_t size, std::string* out) {
+  ObjectReader r(store, key, size);
+  return r.GetRange(0, size, out);
+}
+
 Status ObjectReader::GetRange(uint64_t off, uint64_t len, std::string* out) {
   out->clear();
+  if (has_whole_) {
+    if (off + len > whole_.size())
+      return Status::Corruption("object " + key_ + " is truncated (wanted bytes " + std::to_string(off) + ".." +
+                                std::to_string(off + len) + " of " + std::to_string(size_) + ")");
+    out->assign(whole_, off, len);
+    return Status::OK();
+  }
   Status s;
   for (int attempt = 0; attempt < 5; attempt++) {
     std::string part;

@@ -17,6 +17,14 @@ namespace replite {
 class ObjectReader {
  public:
   ObjectReader(ObjectStore* store, std::string key, uint64_t size) : store_(store), key_(std::move(key)), size_(size) {}
+  // With the whole object already fetched (one GET for small objects).
+  ObjectReader(ObjectStore* store, std::string key, std::string whole)
+      : store_(store), key_(std::move(key)), size_(whole.size()), whole_(std::move(whole)), has_whole_(true) {}
+
+  // Objects up to this size are fetched with one GET.
+  static constexpr uint64_t kWholeObjectBytes = 8ull << 20;
+  // Fetches a whole object, retrying retryable errors and resuming short reads.
+  static Status FetchWhole(ObjectStore* store, const std::string& key, uint64_t size, std::string* out);
   // Reads and verifies header, index and trailer.
   Status Open();
   const SegmentHeader& header() const { return header_; }
@@ -34,6 +42,8 @@ class ObjectReader {
   std::vector<BlockIndexEntry> index_;
   std::string batch_;
   uint64_t batch_off_ = 0;
+  std::string whole_;
+  bool has_whole_ = false;
 };
 
 }  // namespace replite

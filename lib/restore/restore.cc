@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <deque>
+#include <future>
 
 #include "core/retention.h"
 #include "format/layout.h"
@@ -66,8 +68,30 @@ class Applier {
     std::vector<ObjectRef> objs{plan.snapshot};
     objs.insert(objs.end(), plan.segments.begin(), plan.segments.end());
     uint64_t next = plan.snapshot.first_txid;  // first txid still to apply
+    // Small objects are fetched whole, `parallelism` of them ahead of the
+    // one being applied (memory: at most parallelism x 8 MiB); large ones
+    // (snapshots) stream in ranged reads.
+    const size_t ahead = size_t(std::max(1, opts_.parallelism));
+    std::deque<std::future<std::pair<Status, std::string>>> fetches;
+    size_t queued = 0;
+    auto fetch_more = [&] {
+      while (queued < objs.size() && fetches.size() < ahead) {
+        const ObjectRef o = objs[queued++];
+        ObjectStore* store = store_;
+        fetches.push_back(std::async(std::launch::async, [store, o]() {
+          std::pair<Status, std::string> out;
+          if (o.size <= ObjectReader::kWholeObjectBytes) out.first = ObjectReader::FetchWhole(store, o.key, o.size, &out.second);
+          return out;
+        }));
+      }
+    };
     for (const auto& o : objs) {
-      ObjectReader rd(store_, o.key, o.size);
+      fetch_more();
+      auto got = fetches.front().get();
+      fetches.pop_front();
+      if (!got.first.ok()) return got.first;
+      const bool whole = o.size <= ObjectReader::kWholeObjectBytes;
+      ObjectReader rd = whole ? ObjectReader(store_, o.key, std::move(got.second)) : ObjectReader(store_, o.key, o.size);
       Status s = rd.Open();
       if (!s.ok()) return s;
       const SegmentHeader& h = rd.header();
@@ -207,18 +231,32 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
       if (!s.ok()) return s;
       if (f <= o.timestamp_ms) best = std::max(best, snap.first_txid);
     }
-    for (const auto& seg : cat.segments) {
-      if (seg.last_txid <= best) continue;
-      s = ReadObjectTimes(store, seg.key, &f, &l);
+    // Capture times grow with txids: binary-search the last segment that
+    // starts at or before T (one small ranged read per probe).
+    size_t lo = 0, hi = cat.segments.size();  // candidates [lo, hi)
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      s = ReadObjectTimes(store, cat.segments[mid].key, &f, &l);
       if (!s.ok()) return s;
-      if (l <= o.timestamp_ms) {
-        best = std::max(best, seg.last_txid);
-      } else if (f <= o.timestamp_ms) {
-        ObjectReader rd(store, seg.key, seg.size);
-        s = rd.Open();
+      if (f <= o.timestamp_ms) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo > 0) {
+      const ObjectRef& seg = cat.segments[lo - 1];
+      if (seg.last_txid > best) {
+        s = ReadObjectTimes(store, seg.key, &f, &l);
         if (!s.ok()) return s;
-        for (const auto& e : rd.index())
-          if (e.ts_ms <= o.timestamp_ms && (e.flags & kBlockTxEnd)) best = std::max(best, e.txid);
+        if (l <= o.timestamp_ms) {
+          best = seg.last_txid;
+        } else {
+          ObjectReader rd(store, seg.key, seg.size);
+          s = rd.Open();
+          if (!s.ok()) return s;
+          for (const auto& e : rd.index())
+            if (e.ts_ms <= o.timestamp_ms && (e.flags & kBlockTxEnd)) best = std::max(best, e.txid);
+          // Everything before this segment is at or before T too.
+          if (best < seg.first_txid - 1 && seg.first_txid > 0) best = std::max(best, seg.first_txid - 1);
+        }
       }
     }
     return PlanInGeneration(cat, best, where, plan);

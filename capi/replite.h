@@ -1,0 +1,273 @@
+/*
+ * replite C ABI: continuous replication of SQLite databases (WAL mode) to
+ * object storage (file://, s3://), and point-in-time restore.
+ *
+ * Link with -lreplite (pkg-config: replite). C11 and C++ compatible.
+ *
+ *   replite_options* o = replite_options_create();
+ *   replite_options_set(o, "replica-url", "file:///var/backups", &err);
+ *   replite_replicator* r = NULL;
+ *   replite_replicator_open(o, &r, &err);
+ *   replite_options_destroy(o);              // the replicator keeps a copy
+ *   replite_db_add(r, "/data/app.db", NULL, &err);
+ *   ...  write to /data/app.db with sqlite3 ...
+ *   replite_db_wait_durable(r, "/data/app.db", 5000, &txid, &err);
+ *   replite_replicator_close(r, &err);       // flushes, then frees
+ *
+ * ======================== Rules (they hold for every function) ==========
+ *
+ * Return values. Functions returning int return REPLITE_OK (0) on success
+ * and a negative REPLITE_ERR_* code on failure. Functions returning a
+ * pointer return NULL on failure. The code alone tells whether a retry may
+ * help (replite_error_retryable).
+ *
+ * Errors: the `char** errptr` convention of leveldb. errptr may be NULL
+ * (the message is then discarded). Otherwise *errptr must be NULL or a
+ * message from an earlier call: on failure the old message is freed and
+ * *errptr receives a new malloc'd, NUL-terminated message (free it with
+ * replite_free); on success *errptr is left untouched.
+ *
+ * Ownership. Every char* returned (and every *errptr message) belongs to
+ * the caller and is freed with replite_free. `const char*` returns
+ * (replite_version, replite_error_name) are static: never free them.
+ * String arguments are copied; the caller keeps ownership of its buffers.
+ * Each handle is freed by exactly one call: replite_options_destroy, or
+ * replite_replicator_close / replite_replicator_destroy. The options given
+ * to replite_replicator_open are copied, so they may be destroyed or
+ * reused right after.
+ *
+ * Handles. A NULL handle, or one already destroyed / closed, yields
+ * REPLITE_ERR_INVALID_ARGUMENT (or NULL for pointer returns), never a crash:
+ * live handles are kept in a registry and checked (plus a magic number)
+ * before use. Passing a destroyed handle is still a bug in the caller and
+ * undefined behaviour in general (its address may be reused by a later
+ * handle); the check is a best-effort safety net. Closing or destroying a
+ * handle twice is guarded the same way: a second close returns
+ * REPLITE_ERR_INVALID_ARGUMENT, a second destroy does nothing.
+ *
+ * Threading. Every function may be called from any thread, concurrently,
+ * including on the same handle. replite_replicator_close may run while other
+ * threads are inside calls on the same replicator: those calls finish (or
+ * return REPLITE_ERR_CANCELLED) and the memory is released after the last
+ * one returns. Blocking calls: replite_db_wait_durable (bounded by its
+ * timeout), replite_db_remove, replite_db_snapshot, replite_db_checkpoint,
+ * replite_replicator_close and replite_restore.
+ *
+ * Callbacks.
+ *  - restore progress: runs on the thread that called replite_restore,
+ *    before it returns; never after.
+ *  - logger and on-durable (replite_options_set_logger / _on_durable): run
+ *    on the library's worker threads, possibly concurrently with each
+ *    other; they must not block and must not call
+ *    replite_replicator_close. None runs after replite_replicator_close
+ *    returns, so `user` may be released then.
+ *  - A callback that is accepted (the registering call returned REPLITE_OK)
+ *    is honoured: a one-shot callback fires exactly once; a repeated one
+ *    fires for every event until the owner is closed. A callback given to
+ *    a call that fails is never invoked.
+ *
+ * Exceptions. No C++ exception crosses this ABI; an unexpected one inside
+ * the library becomes REPLITE_ERR_INTERNAL.
+ */
+#ifndef REPLITE_C_H_
+#define REPLITE_C_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(REPLITE_BUILDING)
+#define REPLITE_C_EXPORT __attribute__((visibility("default")))
+#else
+#define REPLITE_C_EXPORT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sqlite3; /* from <sqlite3.h>; only pointers are used here */
+
+typedef struct replite_options replite_options;       /* opaque */
+typedef struct replite_replicator replite_replicator; /* opaque */
+
+/* ---- Error codes: the negation of replite::Code (status.h). ---- */
+#define REPLITE_OK 0
+#define REPLITE_ERR_INVALID_ARGUMENT -1    /* bad option, URL, path, handle */
+#define REPLITE_ERR_NOT_FOUND -2           /* database, object, txid missing */
+#define REPLITE_ERR_ALREADY_EXISTS -3      /* restore target exists, added twice */
+#define REPLITE_ERR_FAILED_PRECONDITION -4 /* e.g. database not in WAL mode */
+#define REPLITE_ERR_CORRUPTION -5          /* checksum mismatch, bad object */
+#define REPLITE_ERR_IO -6                  /* local filesystem error (retryable) */
+#define REPLITE_ERR_UNAVAILABLE -7         /* store unreachable (retryable) */
+#define REPLITE_ERR_PERMISSION_DENIED -8
+#define REPLITE_ERR_UNAUTHENTICATED -9
+#define REPLITE_ERR_RESOURCE_EXHAUSTED -10 /* disk full, memory cap, fd budget */
+#define REPLITE_ERR_CANCELLED -11          /* closed, database removed */
+#define REPLITE_ERR_TIMEOUT -12            /* deadline passed (retryable) */
+#define REPLITE_ERR_NOT_SUPPORTED -13
+#define REPLITE_ERR_INTERNAL -14           /* a bug: please report it */
+
+/* "InvalidArgument", "NotFound", ... for a code; "Unknown" otherwise. */
+REPLITE_C_EXPORT const char* replite_error_name(int code);
+/* 1 when retrying the same call later may succeed (IO, UNAVAILABLE, TIMEOUT). */
+REPLITE_C_EXPORT int replite_error_retryable(int code);
+
+/* "MAJOR.MINOR.PATCH" of the library actually loaded. */
+REPLITE_C_EXPORT const char* replite_version(void);
+
+/* Frees a string returned by this library (NULL is allowed). */
+REPLITE_C_EXPORT void replite_free(void* p);
+
+/* ---- Options ------------------------------------------------------------
+ *
+ * replite_options_set keys (values are strings; every key has a default):
+ *  Replicator-wide:
+ *   "replica-url"      root URL; each database added without its own URL is
+ *                      replicated to root + "/" + file name without .db
+ *                      (file:///abs/dir, s3://bucket/prefix?endpoint=...).
+ *                      Default: none (each database must then name one).
+ *   "state-dir"        directory for positions and the snapshot spool.
+ *                      Default: $XDG_STATE_HOME/replite or
+ *                      $HOME/.local/state/replite.
+ *   "worker-threads"   shared worker threads, 1..1024. Default: 4.
+ *   "max-connections", "max-connections-per-host"
+ *                      HTTP pool shared by S3 stores, 1..65536. Default: 32, 16.
+ *   "fd-budget"        file descriptors held by databases, 1..1048576.
+ *                      Default: 1024.
+ *   "memory-cap"       bytes of captured changes waiting for upload; a
+ *                      number with an optional K, M or G suffix (powers of
+ *                      1024, "KiB"/"KB" accepted too). Default: 256M.
+ *   "ca-file"          CA bundle for TLS. Default: "" (system bundle).
+ *   "verify-tls"       0 or 1 (also true/false, yes/no, on/off). Default: 1.
+ *   "position-flush-ms" save positions at most this often. Default: 1000.
+ *  Per-database defaults (also accepted by replite_db_add_with):
+ *   "sync-interval-ms" batch commits this long after a notification. Default: 50.
+ *   "poll-interval-ms" poll the WAL this often for commits by other
+ *                      processes; 0 disables polling. Default: 1000.
+ *   "snapshot-interval" full snapshot this often. Default: 24h.
+ *   "retention"        keep restore points at least this far back. Default: 24h.
+ *   "checkpoint-quiet-ms" PASSIVE checkpoint after this long idle. Default: 60000.
+ *   "checkpoint-pages" PASSIVE checkpoint above this many WAL frames. Default: 1000.
+ *   "truncate-pages"   TRUNCATE checkpoint above this many. Default: 121359.
+ *   "metrics-group"    metrics label value (never a database name). Default: "default".
+ *   "enable-wal"       0/1: switch a database to WAL mode when added. Default: 0.
+ *   "compression-level" zstd level 1..22. Default: 1.
+ *
+ * Durations ("-ms" keys, "snapshot-interval", "retention") are a plain number
+ * of milliseconds or a number with a unit: ms, s, m, h, d ("90s", "24h").
+ * Integers are decimal and must fit the range given. An unknown key or a
+ * malformed value is REPLITE_ERR_INVALID_ARGUMENT with a message naming the
+ * key and the accepted form; the options are then unchanged.
+ */
+/* NULL only when out of memory. */
+REPLITE_C_EXPORT replite_options* replite_options_create(void);
+REPLITE_C_EXPORT void replite_options_destroy(replite_options* options);
+REPLITE_C_EXPORT int replite_options_set(replite_options* options, const char* key, const char* value,
+                                         char** errptr);
+
+/* Receives one line per notable event (new generation and why, errors,
+ * retention); never secrets. NULL fn restores the default (stderr). */
+typedef void (*replite_log_fn)(const char* line, void* user);
+REPLITE_C_EXPORT int replite_options_set_logger(replite_options* options, replite_log_fn fn, void* user,
+                                                char** errptr);
+
+/* Called after each upload that advances a database's durable txid. NULL fn
+ * removes it. */
+typedef void (*replite_durable_fn)(const char* db_path, uint64_t durable_txid, void* user);
+REPLITE_C_EXPORT int replite_options_set_on_durable(replite_options* options, replite_durable_fn fn, void* user,
+                                                    char** errptr);
+
+/* ---- Replicator --------------------------------------------------------- */
+
+/* Starts the shared threads. *out receives the handle, or NULL on failure. */
+REPLITE_C_EXPORT int replite_replicator_open(const replite_options* options, replite_replicator** out,
+                                             char** errptr);
+/* Captures and uploads what is left for every database, saves positions,
+ * stops the threads, then frees the handle. The handle is freed even when an
+ * error is returned (the error says what could not be flushed). */
+REPLITE_C_EXPORT int replite_replicator_close(replite_replicator* r, char** errptr);
+/* replite_replicator_close discarding the error. */
+REPLITE_C_EXPORT void replite_replicator_destroy(replite_replicator* r);
+
+/* ---- Databases (db_path: absolute or relative to the working directory) -- */
+
+/* Starts replicating db_path (which must be in WAL mode unless "enable-wal").
+ * replica_url NULL or "": the root "replica-url" + "/" + file name. The
+ * first sync starts right away. REPLITE_ERR_ALREADY_EXISTS if added twice,
+ * REPLITE_ERR_NOT_FOUND if missing, REPLITE_ERR_FAILED_PRECONDITION if not
+ * in WAL mode. */
+REPLITE_C_EXPORT int replite_db_add(replite_replicator* r, const char* db_path, const char* replica_url,
+                                    char** errptr);
+/* Like replite_db_add with per-database options: "key=value" pairs separated
+ * by ',' or ';' using the per-database keys above plus "replica-url", e.g.
+ * "replica-url=file:///b/app,snapshot-interval=1h". NULL or "": defaults. */
+REPLITE_C_EXPORT int replite_db_add_with(replite_replicator* r, const char* db_path, const char* options,
+                                         char** errptr);
+/* Stops replicating; waits for a job in flight. The replica is kept. */
+REPLITE_C_EXPORT int replite_db_remove(replite_replicator* r, const char* db_path, char** errptr);
+/* Installs a WAL hook on the application's own connection to db_path
+ * (already added): each commit schedules a sync, no polling needed. The
+ * library then owns checkpointing for that database. The connection must
+ * stay open until replite_db_detach, replite_db_remove or close. */
+REPLITE_C_EXPORT int replite_db_attach(replite_replicator* r, const char* db_path, struct sqlite3* conn,
+                                       char** errptr);
+REPLITE_C_EXPORT int replite_db_detach(replite_replicator* r, const char* db_path, struct sqlite3* conn,
+                                       char** errptr);
+/* Tells the replicator db_path was just written: a sync is scheduled.
+ * Never blocks. */
+REPLITE_C_EXPORT int replite_db_notify(replite_replicator* r, const char* db_path);
+/* Waits until every transaction committed before the call is durable in the
+ * store; *out_txid (may be NULL) = the durable txid, also on TIMEOUT.
+ * timeout_ms < 0 waits forever. */
+REPLITE_C_EXPORT int replite_db_wait_durable(replite_replicator* r, const char* db_path, int64_t timeout_ms,
+                                             uint64_t* out_txid, char** errptr);
+/* Sync, then a full snapshot (and retention), now. */
+REPLITE_C_EXPORT int replite_db_snapshot(replite_replicator* r, const char* db_path, char** errptr);
+/* Sync, then a checkpoint (TRUNCATE when truncate != 0), now. */
+REPLITE_C_EXPORT int replite_db_checkpoint(replite_replicator* r, const char* db_path, int truncate,
+                                           char** errptr);
+
+/* ---- Introspection (JSON and text are UTF-8, freed with replite_free) ---
+ *
+ * replite_status_json, db_path given: one object
+ *   {"path","replica_url","generation","durable_txid","durable_ts_ms",
+ *    "durable_time" (RFC 3339 or null),"page_size","db_pages","wal_frames",
+ *    "last_sync_ms","generations_started","segments_uploaded",
+ *    "snapshots_uploaded","bytes_uploaded","checkpoints","metrics_group",
+ *    "last_error" (string or null)}
+ * db_path NULL: the summary
+ *   {"databases","with_errors","jobs_queued","worker_threads",
+ *    "laggards":[ <objects as above>, at most 10, most lagging first ]}
+ */
+REPLITE_C_EXPORT char* replite_status_json(replite_replicator* r, const char* db_path, char** errptr);
+/* Prometheus text exposition of the aggregated metrics. */
+REPLITE_C_EXPORT char* replite_metrics_text(replite_replicator* r, char** errptr);
+/* JSON array of the paths being replicated. */
+REPLITE_C_EXPORT char* replite_databases_json(replite_replicator* r, char** errptr);
+
+/* ---- Restore (no replicator needed) -------------------------------------- */
+
+/* Rebuilds the database replicated at replica_url into output_path (written
+ * beside it, verified, then renamed into place: never a partial file).
+ * options: NULL or "" = the latest transaction; otherwise "key=value" pairs
+ * separated by ',' or ';':
+ *   "txid=N"             exactly this transaction
+ *   "timestamp=RFC3339"  the last transaction at or before this UTC time
+ *   "overwrite=1"        replace an existing output_path (default 0:
+ *                        REPLITE_ERR_ALREADY_EXISTS)
+ *   "parallelism=N"      parallel object fetches, 1..256 (default 4)
+ * progress (may be NULL) is called with (bytes done, bytes total) on the
+ * calling thread as objects are applied. */
+typedef void (*replite_progress_fn)(uint64_t done, uint64_t total, void* user);
+REPLITE_C_EXPORT int replite_restore(const char* replica_url, const char* output_path, const char* options,
+                                     replite_progress_fn progress, void* user, char** errptr);
+/* JSON array of the generations stored at replica_url, oldest first:
+ *   [{"id","first_txid","last_txid","first_ts_ms","last_ts_ms","snapshots",
+ *     "segments","bytes"}] */
+REPLITE_C_EXPORT char* replite_generations_json(const char* replica_url, char** errptr);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* REPLITE_C_H_ */
