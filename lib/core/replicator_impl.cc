@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <mutex>
 #include <random>
 #include <fcntl.h>
@@ -151,9 +152,24 @@ class ReplicatorImpl final : public Replicator {
   Status Add(const std::string& path) override { return AddWith(path, default_cfg_, false); }
 
   Status Add(const std::string& path, const DatabaseOptions& o) override {
+    return AddWith(path, ConfigFor(o), true);
+  }
+
+  // Databases added with equal options share one DbConfig.
+  std::shared_ptr<const DbConfig> ConfigFor(const DatabaseOptions& o) {
+    char key[512];
+    std::snprintf(key, sizeof key, "%d|%lld|%lld|%u|%u|%lld|%lld|%d|%lld|", o.enable_wal ? 1 : 0,
+                  (long long)o.snapshot_interval_ms, (long long)o.retention_ms, o.checkpoint_pages, o.truncate_pages,
+                  (long long)o.checkpoint_quiet_ms, (long long)o.poll_interval_ms, o.compression_level,
+                  (long long)o.sync_interval_ms);
+    std::string k = std::string(key) + o.metrics_group + "|" + o.replica_url;
+    std::lock_guard<std::mutex> l(cfg_mu_);
+    if (auto it = configs_.find(k); it != configs_.end())
+      if (auto c = it->second.lock()) return c;
     auto cfg = std::make_shared<DbConfig>(*default_cfg_);
     cfg->opts = o;
-    return AddWith(path, cfg, true);
+    configs_[k] = cfg;
+    return cfg;
   }
 
   Status AddWith(const std::string& raw_path, std::shared_ptr<const DbConfig> cfg, bool /*custom*/) {
@@ -827,7 +843,9 @@ class ReplicatorImpl final : public Replicator {
     if (res.new_generation) m_.Add("replite_generations_started_total", group);
     if (res.checkpointed_frames >= 0) m_.Add("replite_checkpoints_total", group);
     if (opts_.on_durable && res.pos.txid != pos.txid) opts_.on_durable(s.path, res.pos.txid);
-    if (res.has_snapshot) {
+    // Retention has nothing to delete right after the first snapshot of a
+    // replica's first generation (a new database).
+    if (res.has_snapshot && !(res.new_generation && pos.txid == 0)) {
       RetentionStats rs;
       Status rst = ApplyRetention(StoreOf(s), PrefixOf(s), now, o.retention_ms, &rs);
       if (!rst.ok()) {
@@ -892,6 +910,8 @@ class ReplicatorImpl final : public Replicator {
   std::string spool_dir_;
   std::shared_ptr<const DbConfig> default_cfg_;
   std::atomic<bool> closed_{false};
+  std::mutex cfg_mu_;
+  std::map<std::string, std::weak_ptr<const DbConfig>> configs_;
   std::mutex wrap_mu_;
   std::unordered_map<ObjectStore*, std::shared_ptr<ObjectStore>> wrapped_;
 

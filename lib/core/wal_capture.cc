@@ -752,7 +752,8 @@ class Capture {
     fh.checksum_after = c;
     fh.pages_after = pages;
     s = builder.Finish(fh);
-    if (s.ok()) s = sink.Sync();
+    // No fsync: the spool file is only staging; after a crash the
+    // snapshot is simply taken again.
     if (!s.ok()) return s;
     snap_conn_.End();
     if (!new_generation && c != np.checksum) {

@@ -1,0 +1,323 @@
+// bench/many_dbs: N databases in one process, 1% hot at one commit per
+// second each, the rest idle, replicated to a local directory (or S3 with
+// --s3-url). For each N it prints: time to add all databases (cold: no
+// positions; warm: a restart with positions), RSS per idle database,
+// threads, open fds, HTTP connections, CPU seconds per minute of the
+// library (and of the writer alone, the baseline with replication off),
+// p50/p99 commit->durable lag of hot databases, and store requests per
+// database-hour for hot and idle databases.
+//
+// Two modes: `notify` (the application calls Notify after each commit;
+// databases are added with polling off, so idle ones cost nothing) and
+// `poll` (no notifications: every database is polled, hot ones often,
+// idle ones backing off to 30 s).
+//
+//   build/bench/many_dbs_bench [--n 1000,10000,100000] [--seconds 60]
+//                              [--mode notify,poll] [--dir /tmp/replite-many]
+//
+// Each measurement runs in a fresh child process so that RSS is not
+// polluted by the setup.
+#include <malloc.h>
+#include <spawn.h>
+#include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "replite/replite.h"
+
+extern char** environ;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double Now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+
+long StatusField(const char* field) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + std::strlen(field));
+  return -1;
+}
+long RssKb() {
+  malloc_trim(0);
+  return StatusField("VmRSS:");
+}
+long Threads() { return StatusField("Threads:"); }
+long OpenFds() {
+  long n = 0;
+  for (auto& e : fs::directory_iterator("/proc/self/fd")) (void)e, n++;
+  return n;
+}
+double ProcessCpu() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+double ThreadCpu() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void RaiseFdLimit() {
+  rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+std::string DbPath(const std::string& dir, int i) {
+  char b[64];
+  std::snprintf(b, sizeof b, "/dbs/t%06d.db", i);
+  return dir + b;
+}
+
+double MetricSum(const std::string& text, const std::string& name, const std::string& must_contain) {
+  double sum = 0;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name, 0) != 0 || line[name.size()] == '_') continue;
+    if (!must_contain.empty() && line.find(must_contain) == std::string::npos) continue;
+    sum += std::atof(line.substr(line.rfind(' ') + 1).c_str());
+  }
+  return sum;
+}
+
+double Pct(std::vector<double> v, double p) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, size_t(p * v.size()))];
+}
+
+int Run(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid;
+  if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+replite::ReplicatorOptions BaseOptions(const std::string& dir, const std::string& url, bool notify) {
+  replite::ReplicatorOptions o;
+  o.state_dir = dir + "/state";
+  o.replica_url = url;
+  o.worker_threads = 4;
+  o.logger = [](const std::string& l) {
+    if (l.find("new generation") == std::string::npos) std::fprintf(stderr, "replite: %s\n", l.c_str());
+  };
+  o.defaults.metrics_group = "idle";
+  o.defaults.poll_interval_ms = notify ? 0 : 1000;
+  o.defaults.sync_interval_ms = 20;
+  return o;
+}
+
+// Creates N databases (copies of a template) and replicates each once.
+int Prepare(const std::string& dir, int n, const std::string& url) {
+  fs::remove_all(dir);
+  fs::create_directories(dir + "/dbs");
+  const std::string tmpl = dir + "/template.db";
+  sqlite3* db;
+  sqlite3_open(tmpl.c_str(), &db);
+  sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('seed')",
+               nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  double t0 = Now();
+  for (int i = 0; i < n; i++) fs::copy_file(tmpl, DbPath(dir, i));
+  double t_create = Now() - t0;
+  std::unique_ptr<replite::Replicator> r;
+  auto o = BaseOptions(dir, url, true);
+  if (!replite::Replicator::Open(o, &r).ok()) return 1;
+  t0 = Now();
+  for (int i = 0; i < n; i++) {
+    replite::Status s = r->Add(DbPath(dir, i));
+    if (!s.ok()) {
+      std::fprintf(stderr, "add: %s\n", s.ToString().c_str());
+      return 1;
+    }
+  }
+  double t_add = Now() - t0;
+  for (int i = 0; i < n; i++) r->Sync(DbPath(dir, i), nullptr);
+  double t_all = Now() - t0;
+  r->Close();
+  std::printf("  prepare N=%d: created in %.1f s; cold Add of all %.2f s; first snapshot of all done after %.1f s\n", n,
+              t_create, t_add, t_all);
+  std::fflush(stdout);
+  return 0;
+}
+
+struct Lag {
+  std::mutex mu;
+  std::unordered_map<std::string, std::deque<double>> pending;  // commit times not yet durable
+  std::unordered_map<std::string, uint64_t> durable;
+  std::vector<double> lags;
+};
+
+int Measure(const std::string& dir, int n, const std::string& url, bool notify, int seconds) {
+  RaiseFdLimit();
+  const int hot = std::max(1, n / 100);
+  const long rss0 = RssKb(), fds0 = OpenFds(), threads0 = Threads();
+  Lag lag;
+  auto o = BaseOptions(dir, url, notify);
+  o.on_durable = [&](const std::string& path, uint64_t txid) {
+    double now = Now();
+    std::lock_guard<std::mutex> l(lag.mu);
+    auto it = lag.durable.find(path);
+    if (it == lag.durable.end()) return;
+    uint64_t newly = txid - it->second;
+    it->second = txid;
+    auto& q = lag.pending[path];
+    for (uint64_t k = 0; k < newly && !q.empty(); k++) {
+      lag.lags.push_back(now - q.front());
+      q.pop_front();
+    }
+  };
+  std::unique_ptr<replite::Replicator> r;
+  replite::Status s = replite::Replicator::Open(o, &r);
+  if (!s.ok()) {
+    std::fprintf(stderr, "open: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  replite::DatabaseOptions hot_opts = o.defaults;
+  hot_opts.metrics_group = "hot";
+  double t0 = Now();
+  for (int i = 0; i < n; i++) {
+    s = i < hot ? r->Add(DbPath(dir, i), hot_opts) : r->Add(DbPath(dir, i));
+    if (!s.ok()) {
+      std::fprintf(stderr, "add: %s\n", s.ToString().c_str());
+      return 1;
+    }
+  }
+  const double t_add = Now() - t0;
+  const long rss1 = RssKb(), fds1 = OpenFds();
+  // Hot databases: the application's own connections.
+  std::vector<sqlite3*> conns(hot);
+  for (int i = 0; i < hot; i++) {
+    sqlite3_open(DbPath(dir, i).c_str(), &conns[i]);
+    sqlite3_busy_timeout(conns[i], 5000);
+    sqlite3_exec(conns[i], "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr);
+    replite::DatabaseStatus st;
+    r->GetStatus(DbPath(dir, i), &st);
+    lag.durable[DbPath(dir, i)] = st.durable_txid;
+  }
+  const long fds_app = OpenFds() - fds1;
+  std::atomic<bool> stop{false};
+  std::atomic<double> writer_cpu{0};
+  std::atomic<long> commits{0};
+  std::thread writer([&] {
+    const double start = Now();
+    double c0 = ThreadCpu();
+    for (int sec = 0; !stop; sec++) {
+      for (int i = 0; i < hot && !stop; i++) {
+        // Spread each database's commit over the second.
+        const double due = start + sec + double(i) / hot;
+        double wait = due - Now();
+        if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+        const std::string path = DbPath(dir, i);
+        {
+          std::lock_guard<std::mutex> l(lag.mu);
+          lag.pending[path].push_back(Now());
+        }
+        sqlite3_exec(conns[i], "INSERT INTO t(v) VALUES (hex(randomblob(64)))", nullptr, nullptr, nullptr);
+        commits++;
+        if (notify) r->Notify(path);
+      }
+    }
+    writer_cpu = ThreadCpu() - c0;
+  });
+  const double cpu0 = ProcessCpu();
+  const double w0 = Now();
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  stop = true;
+  writer.join();
+  const double wall = Now() - w0;
+  const double cpu = ProcessCpu() - cpu0 - writer_cpu;
+  const long rss2 = RssKb(), threads2 = Threads(), fds2 = OpenFds() - fds_app;
+  const std::string m = r->Metrics();
+  std::vector<double> lags;
+  {
+    std::lock_guard<std::mutex> l(lag.mu);
+    lags = lag.lags;
+  }
+  const double req_hot = MetricSum(m, "replite_store_requests_total", "group=\"hot\"");
+  const double req_idle = MetricSum(m, "replite_store_requests_total", "group=\"idle\"");
+  const double http_conns = MetricSum(m, "replite_http_connections_opened", "");
+  for (auto* c : conns) sqlite3_close(c);
+  r->Close();
+  const double hours = wall / 3600;
+  std::printf(
+      "  N=%-6d mode=%-6s add(warm) %.3f s | RSS %+.0f B/db after add, %.1f MiB total | threads %ld->%ld | "
+      "fds %ld->%ld (app's own %ld excluded) | http conns %.0f | CPU replite %.2f s/min, writer alone %.2f s/min | "
+      "lag p50 %.0f ms p99 %.0f ms (%zu commits of %ld) | store req/db-hour hot %.0f idle %.3f | req/s %.1f\n",
+      n, notify ? "notify" : "poll", t_add, (rss1 - rss0) * 1024.0 / n, rss2 / 1024.0, threads0, threads2, fds0, fds2,
+      fds_app, http_conns < 0 ? 0 : http_conns, cpu * 60 / wall, writer_cpu * 60 / wall, Pct(lags, 0.5) * 1e3,
+      Pct(lags, 0.99) * 1e3, lags.size(), commits.load(), req_hot / hot / hours, req_idle / std::max(1, n - hot) / hours,
+      (req_hot + req_idle) / wall);
+  std::fflush(stdout);
+  return 0;
+}
+
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> v;
+  std::stringstream in(s);
+  std::string x;
+  while (std::getline(in, x, ',')) v.push_back(x);
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string ns = "1000,10000,100000", modes = "notify,poll", dir = "/tmp/replite-many", url;
+  int seconds = 60;
+  for (size_t i = 0; i + 1 < args.size(); i += 2) {
+    if (args[i] == "--n") ns = args[i + 1];
+    else if (args[i] == "--seconds") seconds = std::atoi(args[i + 1].c_str());
+    else if (args[i] == "--mode") modes = args[i + 1];
+    else if (args[i] == "--dir") dir = args[i + 1];
+    else if (args[i] == "--url") url = args[i + 1];
+    else if (args[i] == "--child") break;
+  }
+  if (!args.empty() && args[0] == "--child") {  // --child prepare|notify|poll DIR N URL SECONDS
+    const std::string what = args[1], d = args[2], u = args[4];
+    const int n = std::atoi(args[3].c_str());
+    if (what == "prepare") return Prepare(d, n, u);
+    return Measure(d, n, u, what == "notify", std::atoi(args[5].c_str()));
+  }
+  std::printf("many_dbs: %s databases, 1%% hot at 1 commit/s, %d s per mode, store %s\n", ns.c_str(), seconds,
+              url.empty() ? "local directory" : url.c_str());
+  std::printf("machine: %ld cores, %s\n", sysconf(_SC_NPROCESSORS_ONLN), replite::Version());
+  for (const auto& nstr : Split(ns)) {
+    const std::string d = dir + "/" + nstr;
+    const std::string u = url.empty() ? "file://" + d + "/replica" : url + "/" + nstr;
+    if (Run({"many_dbs_bench", "--child", "prepare", d, nstr, u, "0"}) != 0) return 1;
+    for (const auto& mode : Split(modes))
+      if (Run({"many_dbs_bench", "--child", mode, d, nstr, u, std::to_string(seconds)}) != 0) return 1;
+    fs::remove_all(d);
+  }
+  return 0;
+}
