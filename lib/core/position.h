@@ -27,6 +27,10 @@ struct Position {
   // the write lock: the next epoch (salt1 + 1, ckpt_seq + 1) starts from the
   // state at txid and is not a loss of frames.
   bool expect_restart = false;
+  // mtime of the database file when this position was captured: with no
+  // WAL, a newer mtime means a WAL came and went (its last connection
+  // checkpointed and deleted it) and must be treated as an unknown epoch.
+  int64_t db_mtime_ns = 0;
   int64_t snapshot_ms = 0;   // time of the generation's last snapshot
   uint64_t snapshot_txid = 0;
 

@@ -753,6 +753,11 @@ class ReplicatorImpl final : public Replicator {
     if (::stat((s.path + "-wal").c_str(), &st) == 0) {
       wal_size = st.st_size;
       wal_mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    } else if (::stat(s.path.c_str(), &st) == 0) {
+      // No WAL: a writer may have checkpointed and deleted it; the
+      // database file tells (a second stat only in that case).
+      wal_size = -1 - st.st_size;
+      wal_mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
     }
     // Snapshots only for databases that changed since the last one: an
     // idle database makes no store requests at all.
@@ -782,7 +787,7 @@ class ReplicatorImpl final : public Replicator {
     req.new_generation = NewGenerationNumber(now);
     req.want_snapshot = snap || snapshot_due;
     const uint32_t ps = pos.page_size ? pos.page_size : 4096;
-    const uint64_t wal_frames = wal_size > 32 ? uint64_t(wal_size - 32) / (24 + ps) : 0;
+    const uint64_t wal_frames = wal_size > 32 ? uint64_t(wal_size - 32) / (24 + ps) : 0;  // (< 0: no WAL)
     req.truncate = trunc || wal_frames >= o.truncate_pages;
     req.checkpoint = ckpt || req.truncate || wal_frames >= o.checkpoint_pages || quiet_due;
 

@@ -51,6 +51,7 @@ struct DbFile {
   ScopedFd fd;
   uint32_t page_size = 0;
   uint32_t header_pages = 0;
+  int64_t mtime_ns = 0;
 };
 
 Status OpenDb(const std::string& path, DbFile* d) {
@@ -69,6 +70,7 @@ Status OpenDb(const std::string& path, DbFile* d) {
     return Status::Corruption("database " + path + " has an invalid page size");
   struct stat st;
   if (::fstat(d->fd.get(), &st) != 0) return ErrnoStatus("stat " + path, errno);
+  d->mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   uint32_t in_header = GetBE32(h + 28);
   bool valid_for = GetBE32(h + 24) == GetBE32(h + 92);
   d->header_pages = (in_header != 0 && valid_for) ? in_header : static_cast<uint32_t>(st.st_size / d->page_size);
@@ -345,6 +347,7 @@ class Capture {
 
     Position np = pos_;
     np.expect_restart = false;
+    np.db_mtime_ns = db_.mtime_ns;
     if (e == Epoch::kNoWal) {
       np.has_wal = false;
       np.frames = 0;
@@ -413,8 +416,9 @@ class Capture {
   Epoch Classify(uint64_t* start, uint32_t* c1, uint32_t* c2) {
     if (!wal_.valid) {
       // No WAL (or an empty one): nothing to capture. It is the same state
-      // only if we were not inside an epoch with frames.
-      if (!pos_.has_wal || pos_.frames == 0) return Epoch::kNoWal;
+      // only if we were not inside an epoch with frames and the database
+      // file was not written since (a WAL that came and went).
+      if ((!pos_.has_wal || pos_.frames == 0) && db_.mtime_ns == pos_.db_mtime_ns) return Epoch::kNoWal;
       return Epoch::kUnknown;
     }
     const WalHeader& h = wal_.hdr;
@@ -661,6 +665,7 @@ class Capture {
     out_->reason = reason;
     Position np;
     np.gen = req_.new_generation;
+    np.db_mtime_ns = db_.mtime_ns;
     np.txid = pos_.txid + 1;
     np.txid_ts_ms = req_.now_ms;
     if (wal_.valid) {

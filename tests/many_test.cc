@@ -1,0 +1,270 @@
+// [many] The shared-resource engine: threads and descriptors do not grow
+// with the number of databases, idle databases cost no requests, notified
+// ones are never polled, removal is safe mid-sync, positions survive a
+// restart.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <cstring>
+#include <sstream>
+#include <thread>
+
+#include "replite/replite.h"
+#include "test_util.h"
+
+using namespace replite;
+namespace fs = std::filesystem;
+
+namespace {
+
+long ProcStatus(const char* field) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + std::strlen(field));
+  return -1;
+}
+long OpenFds() {
+  long n = 0;
+  for (auto& e : fs::directory_iterator("/proc/self/fd")) (void)e, n++;
+  return n;
+}
+
+double Metric(const std::string& text, const std::string& series) {
+  size_t p = text.find("\n" + series + " ");
+  if (p == std::string::npos) return 0;
+  return std::stod(text.substr(p + series.size() + 2));
+}
+double MetricSum(const std::string& text, const std::string& name) {
+  double sum = 0;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(name + "{", 0) == 0 || line.rfind(name + " ", 0) == 0) sum += std::stod(line.substr(line.rfind(' ') + 1));
+  return sum;
+}
+
+// N databases copied from one template (fast), paths returned.
+std::vector<std::string> MakeDbs(test::TempDir& dir, int n) {
+  const std::string tmpl = dir / "template.db";
+  {
+    test::Writer w(tmpl);
+    w.Exec("CREATE TABLE t(v); INSERT INTO t VALUES ('seed')");
+  }
+  fs::create_directories(dir / "dbs");
+  std::vector<std::string> paths;
+  for (int i = 0; i < n; i++) {
+    paths.push_back(dir / ("dbs/d" + std::to_string(i) + ".db"));
+    fs::copy_file(tmpl, paths.back());
+  }
+  return paths;
+}
+
+ReplicatorOptions Options(test::TempDir& dir) {
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.replica_url = dir.url("replica");
+  o.logger = [](const std::string&) {};
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("threads do not grow with the number of databases", "[many]") {
+  test::TempDir dir;
+  auto paths = MakeDbs(dir, 300);
+  auto o = Options(dir);
+  o.defaults.poll_interval_ms = 0;
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  for (int i = 0; i < 50; i++) REQUIRE(r->Add(paths[i]).ok());
+  for (int i = 0; i < 50; i++) REQUIRE(r->Sync(paths[i]).ok());
+  const long t50 = ProcStatus("Threads:");
+  for (int i = 50; i < 300; i++) REQUIRE(r->Add(paths[i]).ok());
+  for (int i = 50; i < 300; i++) REQUIRE(r->Sync(paths[i]).ok());
+  const long t600 = ProcStatus("Threads:");
+  CHECK(t600 == t50);
+  CHECK(t600 <= 1 + 4 + 1 + 2);  // main + workers + timer + slack
+  REQUIRE(r->Close().ok());
+}
+
+TEST_CASE("the descriptor budget holds with 2,000 hot databases", "[many]") {
+  test::TempDir dir;
+  auto paths = MakeDbs(dir, 2000);
+  auto o = Options(dir);
+  o.fd_budget = 48;  // three concurrent jobs at most
+  o.worker_threads = 8;
+  o.defaults.poll_interval_ms = 0;
+  o.defaults.sync_interval_ms = 5;
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  const long base = OpenFds();
+  std::atomic<bool> stop{false};
+  std::atomic<long> peak{0};
+  std::thread sampler([&] {
+    while (!stop) {
+      peak = std::max(peak.load(), OpenFds());
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  for (const auto& p : paths) REQUIRE(r->Add(p).ok());
+  for (int round = 0; round < 1; round++) {
+    for (const auto& p : paths) {
+      {
+        sqlite3* db;
+        sqlite3_open(p.c_str(), &db);
+        sqlite3_busy_timeout(db, 10000);
+        sqlite3_exec(db, "INSERT INTO t VALUES (randomblob(100))", nullptr, nullptr, nullptr);
+        sqlite3_close(db);
+      }
+      REQUIRE(r->Notify(p).ok());
+    }
+    for (const auto& p : paths) REQUIRE(r->WaitDurable(p, 120000, nullptr).ok());
+  }
+  stop = true;
+  sampler.join();
+  INFO("baseline " << base << " peak " << peak.load());
+  CHECK(peak.load() - base <= 48 + 4);  // the budget, plus the writer's one connection
+  DatabaseStatus st;
+  REQUIRE(r->GetStatus(paths[1999], &st).ok());
+  CHECK(st.durable_txid >= 2);
+  REQUIRE(r->Close().ok());
+}
+
+TEST_CASE("idle databases make no store requests and notified ones are never polled", "[many]") {
+  test::TempDir dir;
+  auto paths = MakeDbs(dir, 3);
+  auto o = Options(dir);
+  o.defaults.poll_interval_ms = 50;
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  for (const auto& p : paths) REQUIRE(r->Add(p).ok());
+  for (const auto& p : paths) REQUIRE(r->Sync(p).ok());
+  // Database 0 is notified from now on; 1 and 2 stay polled (and idle).
+  {
+    test::Writer w(paths[0]);
+    w.Exec("INSERT INTO t VALUES (1)");
+  }
+  REQUIRE(r->Notify(paths[0]).ok());
+  REQUIRE(r->WaitDurable(paths[0], 10000, nullptr).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string m1 = r->Metrics();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  const std::string m2 = r->Metrics();
+  // Idle: no store request at all in 2.5 s of polling.
+  CHECK(MetricSum(m2, "replite_store_requests_total") == MetricSum(m1, "replite_store_requests_total"));
+  // Polls happen (two polled databases, backing off), all of them cheap...
+  const double polls1 = Metric(m1, "replite_polls_total{outcome=\"unchanged\"}");
+  const double polls2 = Metric(m2, "replite_polls_total{outcome=\"unchanged\"}");
+  CHECK(polls2 > polls1);
+  CHECK(polls2 - polls1 < 2 * 2500 / 50);  // adaptive back-off: fewer than at the base interval
+  // ...and none for the notified database: its status says so and a write
+  // without Notify stays uncaptured.
+  DatabaseStatus st;
+  REQUIRE(r->GetStatus(paths[0], &st).ok());
+  CHECK(st.notified);
+  const uint64_t before = st.durable_txid;
+  {
+    test::Writer w(paths[0]);
+    w.Exec("INSERT INTO t VALUES (2)");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  REQUIRE(r->GetStatus(paths[0], &st).ok());
+  CHECK(st.durable_txid == before);
+  // A polled database is found without Notify.
+  {
+    test::Writer w(paths[1]);
+    w.Exec("INSERT INTO t VALUES (3)");
+  }
+  DatabaseStatus st1;
+  for (int i = 0; i < 100; i++) {
+    REQUIRE(r->GetStatus(paths[1], &st1).ok());
+    if (st1.durable_txid > 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(st1.durable_txid > 1);
+  REQUIRE(r->Close().ok());
+}
+
+TEST_CASE("removing a database while it syncs is safe", "[many]") {
+  test::TempDir dir;
+  auto paths = MakeDbs(dir, 4);
+  auto o = Options(dir);
+  o.defaults.poll_interval_ms = 1;
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  for (int round = 0; round < 20; round++) {
+    const std::string& p = paths[round % 4];
+    REQUIRE(r->Add(p).ok());
+    std::thread writer([&] {
+      test::Writer w(p);
+      for (int i = 0; i < 20; i++) w.Exec("INSERT INTO t VALUES (randomblob(3000))");
+    });
+    std::thread syncer([&] {
+      for (int i = 0; i < 5; i++) {
+        Status s = r->Sync(p);
+        if (!s.ok()) {
+          CHECK((s.code() == Code::kNotFound || s.code() == Code::kCancelled));
+          break;
+        }
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(round % 5));
+    REQUIRE(r->Remove(p).ok());
+    writer.join();
+    syncer.join();
+    CHECK(r->Notify(p).code() == Code::kNotFound);
+    CHECK(r->Remove(p).code() == Code::kNotFound);
+  }
+  REQUIRE(r->Close().ok());
+  // What was captured is a valid replica.
+  RestoreResult rr;
+  Status s = Restore(dir.url("replica/d0"), dir / "restored.db", RestoreOptions(), &rr);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  CHECK(test::IntegrityCheck(dir / "restored.db") == "ok\n");
+}
+
+TEST_CASE("positions survive a restart: nothing is opened, synced or snapshotted again", "[many]") {
+  test::TempDir dir;
+  auto paths = MakeDbs(dir, 200);
+  auto o = Options(dir);
+  o.defaults.poll_interval_ms = 100;
+  {
+    std::unique_ptr<Replicator> r;
+    REQUIRE(Replicator::Open(o, &r).ok());
+    for (const auto& p : paths) REQUIRE(r->Add(p).ok());
+    for (const auto& p : paths) REQUIRE(r->Sync(p).ok());
+    REQUIRE(r->Close().ok());
+  }
+  std::vector<std::string> log;
+  std::mutex mu;
+  o.logger = [&](const std::string& l) {
+    std::lock_guard<std::mutex> g(mu);
+    log.push_back(l);
+  };
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  for (const auto& p : paths) REQUIRE(r->Add(p).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // every database polled at least once
+  std::string m = r->Metrics();
+  CHECK(MetricSum(m, "replite_syncs_total") == 0);
+  CHECK(MetricSum(m, "replite_store_requests_total") == 0);
+  CHECK(Metric(m, "replite_polls_total{outcome=\"unchanged\"}") >= 200);
+  // A write resumes from the saved position: a segment, no new generation.
+  // (The application keeps its connection open, as applications do: the
+  // last connection to close would checkpoint and delete the WAL before we
+  // see its frames, which is a new generation by design.)
+  test::Writer w(paths[7]);
+  w.Exec("INSERT INTO t VALUES ('after restart')");
+  uint64_t txid = 0;
+  REQUIRE(r->Sync(paths[7], &txid).ok());
+  CHECK(txid == 2);
+  DatabaseStatus st;
+  REQUIRE(r->GetStatus(paths[7], &st).ok());
+  CHECK(st.generations_started == 0);
+  CHECK(st.segments_uploaded == 1);
+  REQUIRE(r->Close().ok());
+  std::lock_guard<std::mutex> g(mu);
+  for (const auto& l : log) CHECK(l.find("new generation") == std::string::npos);
+}
