@@ -130,3 +130,28 @@ TEST_CASE("polling finds commits of another process, even one that deletes the W
   CHECK(test::IntegrityCheck(dir / "restored.db") == "ok\n");
   CHECK(test::DumpContent(dir / "restored.db") == test::DumpContent(db));
 }
+
+TEST_CASE("replite replicate -metrics-addr serves Prometheus text without database names", "[cli]") {
+  test::TempDir dir;
+  const std::string cli = REPLITE_CLI_PATH, db = dir / "secret-tenant-name.db";
+  {
+    test::Writer w(db);
+    w.Exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+  }
+  const int port = 20000 + int(getpid() % 20000);
+  const std::string addr = "127.0.0.1:" + std::to_string(port);
+  pid_t pid = Spawn({cli, "replicate", "-state", dir / "state", "-metrics-addr", addr, db, dir.url("backup")});
+  std::string out;
+  for (int i = 0; i < 50; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (Run({"curl", "-sf", "http://" + addr + "/metrics"}, &out) == 0 && out.find("replite_syncs_total") != std::string::npos)
+      break;
+  }
+  CHECK(out.find("replite_databases 1") != std::string::npos);
+  CHECK(out.find("# TYPE replite_commit_to_durable_seconds histogram") != std::string::npos);
+  CHECK(out.find("secret-tenant-name") == std::string::npos);
+  CHECK(Run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://" + addr + "/other"}, &out) == 0);
+  CHECK(out == "404");
+  REQUIRE(kill(pid, SIGTERM) == 0);
+  CHECK(Wait(pid) == 0);
+}

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "metrics_server.h"
 #include "replite/replite.h"
 
 namespace {
@@ -33,7 +34,7 @@ int Usage() {
   std::fprintf(stderr,
                "usage:\n"
                "  replite replicate [-state DIR] [-poll-ms N] [-snapshot-interval DUR] [-retention DUR]\n"
-               "                    [-enable-wal] [-once] DB_PATH... REPLICA_URL\n"
+               "                    [-enable-wal] [-once] [-metrics-addr 127.0.0.1:PORT] DB_PATH... REPLICA_URL\n"
                "  replite replicate [flags] -dir DIR REPLICA_URL\n"
                "  replite restore -o OUT [-txid N | -timestamp RFC3339] [-overwrite] REPLICA_URL\n"
                "  replite generations REPLICA_URL\n"
@@ -80,7 +81,7 @@ std::vector<std::string> ListDbFiles(const std::string& dir) {
 
 int CmdReplicate(std::vector<std::string> args) {
   replite::ReplicatorOptions o;
-  std::string dir;
+  std::string dir, metrics_addr;
   bool once = false;
   std::vector<std::string> pos;
   for (size_t i = 0; i < args.size(); i++) {
@@ -106,6 +107,8 @@ int CmdReplicate(std::vector<std::string> args) {
       o.defaults.enable_wal = true;
     } else if (a == "-once") {
       once = true;
+    } else if (a == "-metrics-addr") {
+      if (!next(&metrics_addr)) return Usage();
     } else if (a == "-workers") {
       if (!next(&v)) return Usage();
       o.worker_threads = std::atoi(v.c_str());
@@ -144,6 +147,16 @@ int CmdReplicate(std::vector<std::string> args) {
     added.insert(db);
   }
   std::fprintf(stderr, "replite: replicating %zu database(s) to %s\n", r->Databases().size(), url.c_str());
+  MetricsServer metrics;
+  if (!metrics_addr.empty()) {
+    std::string err = metrics.Start(metrics_addr, [&r] { return r->Metrics(); });
+    if (!err.empty()) {
+      std::fprintf(stderr, "replite: %s\n", err.c_str());
+      r->Close();
+      return 2;
+    }
+    std::fprintf(stderr, "replite: metrics on http://%s/metrics\n", metrics_addr.c_str());
+  }
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
   sigaction(SIGINT, &sa, nullptr);
@@ -170,6 +183,7 @@ int CmdReplicate(std::vector<std::string> args) {
     }
   }
   std::fprintf(stderr, "replite: flushing and stopping\n");
+  metrics.Stop();
   s = r->Close();
   if (!s.ok()) return Fail(s);
   return 0;
