@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <map>
 #include <random>
 
@@ -269,4 +270,31 @@ TEST_CASE("a database restored from the replica and written continues the txid s
   Point p{test::DumpContent(f.db), test::LiveChecksum(f.db), 0};
   f.CheckRestore(RestoreOptions(), p, t);
   REQUIRE(f.r->Close().ok());
+}
+
+TEST_CASE("a transaction larger than the memory cap is built in the spool, not in memory", "[e2e]") {
+  Fixture f;
+  test::Writer w(f.db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+  ReplicatorOptions ro;
+  ro.state_dir = f.dir / "state";
+  ro.logger = [](const std::string&) {};
+  ro.worker_threads = 1;
+  ro.memory_cap = 1 << 20;  // 1 MiB for the one worker
+  ro.defaults.replica_url = f.url;
+  ro.defaults.poll_interval_ms = 0;
+  REQUIRE(Replicator::Open(ro, &f.r).ok());
+  REQUIRE(f.r->Add(f.db).ok());
+  f.Sync();
+  w.Exec("BEGIN; INSERT INTO t(v) VALUES (randomblob(3000000)); INSERT INTO t(v) VALUES (randomblob(2000000)); COMMIT");
+  const uint64_t txid = f.Sync();
+  Point p{test::DumpContent(f.db), test::LiveChecksum(f.db), 0};
+  RestoreOptions o;
+  o.txid = txid;
+  f.CheckRestore(o, p, txid);
+  REQUIRE(f.r->Close().ok());
+  // The spool holds nothing once uploaded.
+  size_t left = 0;
+  for (auto& e : std::filesystem::directory_iterator(f.dir / "state/spool")) (void)e, left++;
+  CHECK(left == 0);
 }

@@ -784,6 +784,8 @@ class ReplicatorImpl final : public Replicator {
     req.zstd_level = o.compression_level;
     req.now_ms = now;
     req.spool_dir = spool_dir_;
+    // Memory cap: each concurrent job keeps at most its share in memory.
+    req.memory_limit_bytes = std::max<uint64_t>(1 << 20, opts_.memory_cap / uint64_t(pool_.threads()));
     req.new_generation = NewGenerationNumber(now);
     req.want_snapshot = snap || snapshot_due;
     const uint32_t ps = pos.page_size ? pos.page_size : 4096;
@@ -805,6 +807,7 @@ class ReplicatorImpl final : public Replicator {
     }
     cs = Upload(s, res);
     if (!res.snapshot_path.empty()) ::unlink(res.snapshot_path.c_str());
+    if (!res.segment_path.empty()) ::unlink(res.segment_path.c_str());
     if (!cs.ok()) return cs;
     if (req.checkpoint && (res.has_segment || res.has_snapshot)) {
       // Now that the capture is durable, checkpoint it (capturing under the
@@ -823,6 +826,7 @@ class ReplicatorImpl final : public Replicator {
         }
       }
       if (!tail.snapshot_path.empty()) ::unlink(tail.snapshot_path.c_str());
+      if (!tail.segment_path.empty()) ::unlink(tail.segment_path.c_str());
       if (!ts.ok()) Log("database " + s.path + ": checkpoint deferred: " + ts.ToString());
     }
     *changed = res.has_segment || res.has_snapshot;
@@ -873,12 +877,21 @@ class ReplicatorImpl final : public Replicator {
     }
     if (res.has_segment) {
       const auto& h = res.segment_header;
-      Status st = store->Put(SegmentKey(prefix, h.generation, h.first_txid, h.last_txid), res.segment);
+      const std::string key = SegmentKey(prefix, h.generation, h.first_txid, h.last_txid);
+      uint64_t size = res.segment.size();
+      Status st;
+      if (!res.segment_path.empty()) {
+        st = store->PutFile(key, res.segment_path);
+        struct stat fst;
+        size = ::stat(res.segment_path.c_str(), &fst) == 0 ? uint64_t(fst.st_size) : 0;
+      } else {
+        st = store->Put(key, res.segment);
+      }
       if (!st.ok()) return st;
-      m_.Add("replite_uploaded_bytes_total", group, double(res.segment.size()));
+      m_.Add("replite_uploaded_bytes_total", group, double(size));
       std::lock_guard<std::mutex> l(Stripe(s));
       s.segments++;
-      s.bytes += res.segment.size();
+      s.bytes += size;
     }
     if (res.has_snapshot) {
       const auto& h = res.snapshot_header;

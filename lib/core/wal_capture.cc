@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <map>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -263,6 +264,39 @@ class FileSink final : public SegmentSink {
   uint64_t size_ = 0;
 };
 
+// A segment under construction: in memory when small, in a spool file when
+// the pages it holds exceed the per-job memory limit (a VACUUM of a big
+// database is one transaction of every page).
+class SegmentOut {
+ public:
+  Status Open(uint64_t raw_estimate, const CaptureRequest& req) {
+    if (raw_estimate <= req.memory_limit_bytes) return Status::OK();
+    Status s = MakeDirs(req.spool_dir);
+    if (!s.ok()) return s;
+    path_ = req.spool_dir + "/segment" + TempSuffix();
+    file_ = std::make_unique<FileSink>();
+    return file_->Open(path_);
+  }
+  SegmentSink* sink() { return file_ ? static_cast<SegmentSink*>(file_.get()) : &mem_; }
+  void MoveTo(CaptureResult* out) {
+    if (file_) {
+      file_.reset();
+      out->segment_path = path_;
+      path_.clear();
+    } else {
+      out->segment = std::move(mem_.buffer());
+    }
+  }
+  ~SegmentOut() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+
+ private:
+  StringSink mem_;
+  std::unique_ptr<FileSink> file_;
+  std::string path_;
+};
+
 // ---- the capture itself ------------------------------------------------------------
 
 enum class Epoch { kSame, kExpectedRestart, kNoWal, kUnknown };
@@ -469,8 +503,10 @@ class Capture {
     h.kind = ObjectKind::kSegment;
     h.page_size = ps;
     h.generation = pos_.generation();
-    StringSink sink;
-    SegmentBuilder builder(&sink, h, req_.zstd_level);
+    SegmentOut seg;
+    s = seg.Open(uint64_t(scan.pgnos.size()) * ps, req_);
+    if (!s.ok()) return s;
+    SegmentBuilder builder(seg.sink(), h, req_.zstd_level);
     s = builder.Start();
     if (!s.ok()) return s;
 
@@ -566,7 +602,7 @@ class Capture {
     s = builder.Finish(fh);
     if (!s.ok()) return s;
     out_->has_segment = true;
-    out_->segment = std::move(sink.buffer());
+    seg.MoveTo(out_);
     fh.kind = ObjectKind::kSegment;
     fh.page_size = ps;
     fh.generation = pos_.generation();
@@ -587,9 +623,11 @@ class Capture {
     h.kind = ObjectKind::kSegment;
     h.page_size = ps;
     h.generation = pos_.generation();
-    StringSink sink;
-    SegmentBuilder builder(&sink, h, req_.zstd_level);
-    Status s = builder.Start();
+    SegmentOut seg;
+    Status s = seg.Open(uint64_t(scan.pgnos.size()) * ps, req_);
+    if (!s.ok()) return s;
+    SegmentBuilder builder(seg.sink(), h, req_.zstd_level);
+    s = builder.Start();
     if (!s.ok()) return s;
     uint64_t txid = pos_.txid;
     size_t pg_i = 0;
@@ -633,7 +671,7 @@ class Capture {
     s = builder.Finish(fh);
     if (!s.ok()) return s;
     out_->has_segment = true;
-    out_->segment = std::move(sink.buffer());
+    seg.MoveTo(out_);
     fh.kind = ObjectKind::kSegment;
     fh.page_size = ps;
     fh.generation = pos_.generation();
@@ -770,6 +808,8 @@ class Capture {
       out_->snapshot_path.clear();
       out_->has_segment = false;
       out_->segment.clear();
+      if (!out_->segment_path.empty()) ::unlink(out_->segment_path.c_str());
+      out_->segment_path.clear();
       out_->drift = true;
       out_->reason = "database checksum differs from the captured state at snapshot time";
       return Status::OK();
@@ -802,6 +842,7 @@ Status CaptureChanges(const CaptureRequest& req, const Position& pos, CaptureRes
   Capture c(req, pos, out);
   Status s = c.Run();
   if (!s.ok() && !out->snapshot_path.empty()) ::unlink(out->snapshot_path.c_str());
+  if (!s.ok() && !out->segment_path.empty()) ::unlink(out->segment_path.c_str());
   if (out->pos.page_size == 0 && s.ok()) {
     // first position: page size from whatever was captured
     if (out->has_snapshot) out->pos.page_size = out->snapshot_header.page_size;

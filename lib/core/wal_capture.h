@@ -38,14 +38,18 @@ struct CaptureRequest {
   // again after uploading.
   bool checkpoint = false;
   bool truncate = false;         // then TRUNCATE the WAL (implies checkpoint)
-  std::string spool_dir;         // where snapshot files are staged
+  std::string spool_dir;         // where snapshot (and large segment) files are staged
+  // A segment whose pages exceed this is built in a spool file instead of
+  // memory. Default: 16 MiB.
+  uint64_t memory_limit_bytes = 16ull << 20;
   uint64_t new_generation = 0;   // id to use if a new generation starts
 };
 
 struct CaptureResult {
   // Segment with the transactions after the old position (may be empty).
   bool has_segment = false;
-  std::string segment;
+  std::string segment;           // the encoded segment, or empty and...
+  std::string segment_path;      // ...a spool file holding it (caller uploads, then deletes)
   SegmentHeader segment_header;
   // Snapshot staged in a spool file (caller uploads, then deletes it).
   bool has_snapshot = false;
