@@ -34,7 +34,8 @@ int Usage() {
   std::fprintf(stderr,
                "usage:\n"
                "  replite replicate [-state DIR] [-poll-ms N] [-snapshot-interval DUR] [-retention DUR]\n"
-               "                    [-enable-wal] [-once] [-metrics-addr 127.0.0.1:PORT] DB_PATH... REPLICA_URL\n"
+               "                    [-enable-wal] [-once] [-print-durable]\n"
+               "                    [-metrics-addr 127.0.0.1:PORT] DB_PATH... REPLICA_URL\n"
                "  replite replicate [flags] -dir DIR REPLICA_URL\n"
                "  replite restore -o OUT [-txid N | -timestamp RFC3339] [-overwrite] REPLICA_URL\n"
                "  replite generations REPLICA_URL\n"
@@ -107,6 +108,13 @@ int CmdReplicate(std::vector<std::string> args) {
       o.defaults.enable_wal = true;
     } else if (a == "-once") {
       once = true;
+    } else if (a == "-print-durable") {
+      // One line per advance of a database's durable txid on stdout:
+      // "durable <path> <txid>" (for scripts and the crash-torture tests).
+      o.on_durable = [](const std::string& path, uint64_t txid) {
+        std::printf("durable %s %llu\n", path.c_str(), static_cast<unsigned long long>(txid));
+        std::fflush(stdout);
+      };
     } else if (a == "-metrics-addr") {
       if (!next(&metrics_addr)) return Usage();
     } else if (a == "-workers") {
