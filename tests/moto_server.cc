@@ -43,6 +43,7 @@ def _keep_alive(self, k, v):
     _send_header(self, k, v)
 
 ws.WSGIRequestHandler.send_header = _keep_alive
+ws.WSGIRequestHandler.disable_nagle_algorithm = True  # small responses must not wait for a delayed ACK
 
 class _Body:  # request body limited to Content-Length, drained afterwards
     def __init__(self, raw, n): self.raw, self.left = raw, n

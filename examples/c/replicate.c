@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
 
   /* The application's own connection; replite needs WAL mode. */
   sqlite3* app = NULL;
-  if (sqlite3_open(db_path, &app) != SQLITE_OK ||
+  if (sqlite3_open(db_path, &app) != SQLITE_OK || sqlite3_busy_timeout(app, 5000) != SQLITE_OK ||
       sqlite3_exec(app, "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS notes(body TEXT);", NULL, NULL,
                    NULL) != SQLITE_OK) {
     fprintf(stderr, "sqlite: %s\n", sqlite3_errmsg(app));

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
 
   // The application's connection, in WAL mode (required by replite).
   sqlite3* app = nullptr;
-  if (sqlite3_open(db_path.c_str(), &app) != SQLITE_OK ||
+  if (sqlite3_open(db_path.c_str(), &app) != SQLITE_OK || sqlite3_busy_timeout(app, 5000) != SQLITE_OK ||
       !Exec(app, "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS notes(body TEXT)"))
     return 1;
 

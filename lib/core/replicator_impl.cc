@@ -240,10 +240,18 @@ class ReplicatorImpl final : public Replicator {
     SlotPtr slot = Find(AbsolutePath(raw_path));
     if (!slot) return Status::NotFound("database " + raw_path + " is not being replicated");
     {
+      std::lock_guard<std::mutex> hl(hook_mu_);
+      std::vector<std::pair<sqlite3*, void*>> hooks;
+      {
+        std::lock_guard<std::mutex> l(Stripe(*slot));
+        slot->removed = true;
+        slot->timer_seq = 0;  // any queued timer entry is now stale
+        hooks = TakeHooks(*slot);
+      }
+      Unhook(hooks);
+    }
+    {
       std::unique_lock<std::mutex> l(Stripe(*slot));
-      slot->removed = true;
-      slot->timer_seq = 0;  // any queued timer entry is now stale
-      DetachAll(*slot);
       // Queued work is cancelled (a queued job sees `removed` and returns);
       // a running job finishes its step first.
       Cv(*slot).wait(l, [&] { return slot->state == JobState::kIdle; });
@@ -310,42 +318,66 @@ class ReplicatorImpl final : public Replicator {
     if (!file || AbsolutePath(file) != slot->path)
       return Status::InvalidArgument("Attach: the connection is to " + std::string(file ? file : "?") + ", not " +
                                      slot->path);
-    std::lock_guard<std::mutex> l(Stripe(*slot));
-    if (!slot->extra) slot->extra = std::make_unique<DbExtra>();
-    for (const auto& h : slot->extra->hooks)
-      if (h.first == conn) return Status::AlreadyExists("Attach: connection already attached to " + slot->path);
+    // hook_mu_ serializes hook changes (Attach against Remove/Close/Detach of
+    // the same database); it is never taken by the hook itself.
+    std::lock_guard<std::mutex> hl(hook_mu_);
     auto* ctx = new HookCtx{this, slot->id, slot->path};
-    // Replaces SQLite's autocheckpoint hook on this connection: the library
-    // owns checkpointing of this database from now on.
+    {
+      std::lock_guard<std::mutex> l(Stripe(*slot));
+      if (slot->removed) {
+        delete ctx;
+        return Status::NotFound("database " + path + " was removed");
+      }
+      if (!slot->extra) slot->extra = std::make_unique<DbExtra>();
+      for (const auto& h : slot->extra->hooks)
+        if (h.first == conn) {
+          delete ctx;
+          return Status::AlreadyExists("Attach: connection already attached to " + slot->path);
+        }
+      slot->extra->hooks.push_back({conn, ctx});
+      slot->notified = true;
+      slot->timer_seq = 0;
+    }
+    // Outside the stripe lock: sqlite3_wal_hook takes the connection's
+    // mutex, and a commit holding that mutex calls WalHook, which takes the
+    // stripe lock (lock order: connection, then stripe). It replaces
+    // SQLite's autocheckpoint hook on this connection: the library owns
+    // checkpointing of this database from now on.
     sqlite3_wal_hook(conn, &ReplicatorImpl::WalHook, ctx);
-    slot->extra->hooks.push_back({conn, ctx});
-    slot->notified = true;
-    slot->timer_seq = 0;
     return Status::OK();
   }
 
   Status Detach(const std::string& path, sqlite3* conn) override {
     SlotPtr slot = Find(AbsolutePath(path));
     if (!slot) return Status::NotFound("database " + path + " is not being replicated");
-    std::lock_guard<std::mutex> l(Stripe(*slot));
-    auto* hooks = slot->extra ? &slot->extra->hooks : nullptr;
-    for (size_t i = 0; hooks && i < hooks->size(); i++) {
-      if ((*hooks)[i].first != conn) continue;
-      sqlite3_wal_hook(conn, nullptr, nullptr);
-      delete static_cast<HookCtx*>((*hooks)[i].second);
-      hooks->erase(hooks->begin() + i);
-      return Status::OK();
+    std::lock_guard<std::mutex> hl(hook_mu_);
+    void* ctx = nullptr;
+    {
+      std::lock_guard<std::mutex> l(Stripe(*slot));
+      auto* hooks = slot->extra ? &slot->extra->hooks : nullptr;
+      for (size_t i = 0; hooks && i < hooks->size() && !ctx; i++) {
+        if ((*hooks)[i].first != conn) continue;
+        ctx = (*hooks)[i].second;
+        hooks->erase(hooks->begin() + i);
+      }
     }
-    return Status::NotFound("Detach: connection is not attached to " + slot->path);
+    if (!ctx) return Status::NotFound("Detach: connection is not attached to " + slot->path);
+    Unhook({{conn, ctx}});
+    return Status::OK();
   }
 
-  static void DetachAll(DbSlot& slot) {
-    if (!slot.extra) return;
-    for (auto& h : slot.extra->hooks) {
-      sqlite3_wal_hook(h.first, nullptr, nullptr);
+  // Takes the hooks out of a slot (caller holds its stripe lock); Unhook
+  // them after releasing it (see Attach for the lock order).
+  static std::vector<std::pair<sqlite3*, void*>> TakeHooks(DbSlot& slot) {
+    std::vector<std::pair<sqlite3*, void*>> v;
+    if (slot.extra) v.swap(slot.extra->hooks);
+    return v;
+  }
+  static void Unhook(const std::vector<std::pair<sqlite3*, void*>>& hooks) {
+    for (const auto& h : hooks) {
+      sqlite3_wal_hook(h.first, nullptr, nullptr);  // waits for a commit in progress on it
       delete static_cast<HookCtx*>(h.second);
     }
-    slot.extra->hooks.clear();
   }
 
   // ---- requests that wait --------------------------------------------------------
@@ -486,10 +518,18 @@ class ReplicatorImpl final : public Replicator {
     }
     Status first;
     for (auto& [s, seq] : waits) {
-      std::unique_lock<std::mutex> l(Stripe(*s));
-      Cv(*s).wait(l, [&] { return int32_t(s->done_seq - seq) >= 0 || s->removed; });
-      DetachAll(*s);
-      if (s->has_error && first.ok()) first = Status(last_code_of(*s), "close: " + s->extra->last_error);
+      {
+        std::unique_lock<std::mutex> l(Stripe(*s));
+        Cv(*s).wait(l, [&] { return int32_t(s->done_seq - seq) >= 0 || s->removed; });
+        if (s->has_error && first.ok()) first = Status(last_code_of(*s), "close: " + s->extra->last_error);
+      }
+      std::lock_guard<std::mutex> hl(hook_mu_);
+      std::vector<std::pair<sqlite3*, void*>> hooks;
+      {
+        std::lock_guard<std::mutex> l(Stripe(*s));
+        hooks = TakeHooks(*s);
+      }
+      Unhook(hooks);
     }
     timers_.Stop();
     pool_.Drain();
@@ -928,6 +968,7 @@ class ReplicatorImpl final : public Replicator {
   std::string spool_dir_;
   std::shared_ptr<const DbConfig> default_cfg_;
   std::atomic<bool> closed_{false};
+  std::mutex hook_mu_;
   std::mutex cfg_mu_;
   std::map<std::string, std::weak_ptr<const DbConfig>> configs_;
   std::mutex wrap_mu_;

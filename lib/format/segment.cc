@@ -228,6 +228,10 @@ Status DecodeSegmentIndex(const std::string& header_bytes, const std::string& in
 
 Status DecodeBlock(const std::string& comp, const BlockIndexEntry& e, uint32_t page_size, DecodedBlock* out) {
   if (comp.size() != e.comp_len) return Status::Corruption("block truncated");
+  // Entries normally come from DecodeSegmentIndex, which checks this; a
+  // caller with its own entry must not make us read past the buffer.
+  if (e.page_count > kMaxPagesPerBlock || e.raw_len != kSegBlockHeaderSize + uint64_t(e.page_count) * (4 + page_size))
+    return Status::Corruption("block sizes are inconsistent");
   if (XXH64(comp.data(), comp.size(), 0) != e.block_hash) return Status::Corruption("block checksum mismatch");
   std::string raw(e.raw_len, '\0');
   size_t n = ZSTD_decompress(raw.data(), raw.size(), comp.data(), comp.size());

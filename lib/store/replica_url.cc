@@ -108,17 +108,35 @@ Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
   return Status::OK();
 }
 
+// Percent-encodes what would change the meaning of a URL when it is
+// parsed again: '%', '?', '#', control characters, and in the query also
+// '&' and '='.
+static std::string Escape(const std::string& in, bool query) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : in) {
+    if (c == '%' || c == '?' || c == '#' || c < 0x20 || c == 0x7f || (query && (c == '&' || c == '='))) {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 std::string ReplicaUrl::ToString() const {
   std::string s = scheme + "://";
   if (scheme == "file") {
-    s += "/" + prefix;
+    s += "/" + Escape(prefix, false);
   } else {
     s += bucket;
-    if (!prefix.empty()) s += "/" + prefix;
+    if (!prefix.empty()) s += "/" + Escape(prefix, false);
   }
   char sep = '?';
   for (const auto& [k, v] : params) {
-    s += sep + k + "=" + v;
+    s += sep + Escape(k, true) + "=" + Escape(v, true);
     sep = '&';
   }
   return s;

@@ -123,6 +123,7 @@ class Parser {
     if (!s.ok()) return s;
     size_t colon = qname.rfind(':');
     node->name = colon == std::string::npos ? qname : qname.substr(colon + 1);
+    if (node->name.empty()) return Bad("element with an empty name <" + qname + ">");
     // Attributes: parsed for well-formedness, then dropped (S3 only puts
     // xmlns there).
     while (true) {
@@ -195,7 +196,12 @@ uint64_t ParseU64(const std::string& s, bool* ok) {
       *ok = false;
       return 0;
     }
-    v = v * 10 + static_cast<uint64_t>(c - '0');
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) {  // would overflow: not a size S3 sends
+      *ok = false;
+      return 0;
+    }
+    v = v * 10 + d;
   }
   return v;
 }

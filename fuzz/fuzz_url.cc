@@ -1,0 +1,152 @@
+// libFuzzer harness for replica URLs (lib/store/replica_url.h) and the
+// object layout (lib/format/layout.h: DecodeManifest, ParseObjectKey).
+//
+// The input is tried as a replica URL, as a manifest text and as an object
+// key. Invariants:
+//  - a URL that parses has scheme file/s3/gs; file URLs have no bucket and
+//    no parameters; s3/gs buckets are 3..63 of [a-z0-9._-]; the prefix has
+//    no leading/trailing '/', no '//', no '.' or '..' segment; parameters are
+//    known ones;
+//  - it round-trips: ParseReplicaUrl(u.ToString()) succeeds with the same
+//    fields, and ToString() is then a fixed point; Child("x") appends a
+//    segment and keeps the store identity;
+//  - a manifest that decodes re-encodes (EncodeManifest) and decodes to the
+//    same manifest; its generation ids are 16 lower-case hex digits;
+//  - an object key that parses is exactly the key SnapshotKey/SegmentKey
+//    builds from the parsed fields (under the prefixes "" and "db/x").
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include "format/layout.h"
+#include "fuzz_check.h"
+#include "store/replica_url.h"
+
+using namespace replite;
+
+namespace {
+
+bool SameUrl(const ReplicaUrl& a, const ReplicaUrl& b) {
+  return a.scheme == b.scheme && a.bucket == b.bucket && a.prefix == b.prefix && a.params == b.params;
+}
+
+bool IsHex16(const std::string& s) {
+  if (s.size() != 16) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+void CheckUrl(const std::string& text) {
+  ReplicaUrl u;
+  Status s = ParseReplicaUrl(text, &u);
+  if (!s.ok()) {
+    FUZZ_CHECK(s.code() == Code::kInvalidArgument, "URL error is not kInvalidArgument");
+    return;
+  }
+  FUZZ_CHECK(u.scheme == "file" || u.scheme == "s3" || u.scheme == "gs", "unknown scheme accepted");
+  if (u.scheme == "file") {
+    FUZZ_CHECK(u.bucket.empty() && u.params.empty(), "file URL with a bucket or parameters");
+    FUZZ_CHECK(!u.prefix.empty(), "file URL naming the root directory");
+  } else {
+    FUZZ_CHECK(u.bucket.size() >= 3 && u.bucket.size() <= 63, "bucket length out of range");
+    for (char c : u.bucket)
+      FUZZ_CHECK((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_',
+                 "bucket holds a forbidden character");
+  }
+  if (!u.prefix.empty()) {
+    FUZZ_CHECK(u.prefix.front() != '/' && u.prefix.back() != '/', "prefix with a leading or trailing '/'");
+    FUZZ_CHECK(u.prefix.find("//") == std::string::npos, "prefix with an empty segment");
+    const std::string p = "/" + u.prefix + "/";
+    FUZZ_CHECK(p.find("/./") == std::string::npos && p.find("/../") == std::string::npos,
+               "prefix with a '.' or '..' segment");
+    for (char c : u.prefix) FUZZ_CHECK(static_cast<unsigned char>(c) >= 0x20, "prefix with a control character");
+  }
+  static const std::set<std::string> kKnown = {"endpoint", "region", "force-path-style", "ca-file",
+                                               "insecure-skip-verify", "profile"};
+  for (const auto& [k, v] : u.params) FUZZ_CHECK(kKnown.count(k) == 1, "unknown parameter accepted");
+
+  // Round trip through ToString().
+#ifndef REPLITE_FUZZ_STRICT
+  // KNOWN BUG (reported with issue 6): ReplicaUrl::ToString() does not
+  // percent-encode, so a prefix holding '?', '#' or '%' (written %3F, %23,
+  // %25) or a parameter holding '&' or '%' (or '=' in its name) comes back
+  // as a different URL or none. Skipped until fixed; build with
+  // -DREPLITE_FUZZ_STRICT=ON to check these too.
+  if (u.prefix.find_first_of("?#%") != std::string::npos) return;
+  for (const auto& [k, v] : u.params)
+    if (k.find_first_of("&=%") != std::string::npos || v.find_first_of("&%") != std::string::npos) return;
+#endif
+  const std::string str = u.ToString();
+  ReplicaUrl u2;
+  Status s2 = ParseReplicaUrl(str, &u2);
+  if (!s2.ok() || !SameUrl(u, u2))
+    std::fprintf(stderr, "URL round trip: '%s' -> '%s' -> %s\n", text.c_str(), str.c_str(), s2.ToString().c_str());
+  FUZZ_CHECK(s2.ok(), "ToString() of a parsed URL does not parse");
+  FUZZ_CHECK(SameUrl(u, u2), "ToString() of a parsed URL parses to different fields");
+  FUZZ_CHECK(u2.ToString() == str, "ToString() is not a fixed point");
+  FUZZ_CHECK(u.StoreIdentity() == u2.StoreIdentity(), "store identity changed by the round trip");
+
+  ReplicaUrl c = u.Child("x");
+  FUZZ_CHECK(c.StoreIdentity() == u.StoreIdentity(), "Child() changed the store identity");
+  FUZZ_CHECK(c.prefix == (u.prefix.empty() ? "x" : u.prefix + "/x"), "Child() prefix");
+}
+
+void CheckManifest(const std::string& text) {
+  Manifest m;
+  Status s = DecodeManifest(text, &m);
+  if (!s.ok()) {
+    FUZZ_CHECK(s.code() == Code::kCorruption, "manifest error is not kCorruption");
+    return;
+  }
+  for (const auto& g : m.generations) FUZZ_CHECK(IsHex16(g.id), "manifest generation id is not 16 hex digits");
+  const std::string enc = EncodeManifest(m);
+  Manifest m2;
+  FUZZ_CHECK(DecodeManifest(enc, &m2).ok(), "an encoded manifest does not decode");
+  FUZZ_CHECK(m2.page_size == m.page_size && m2.generations.size() == m.generations.size(),
+             "manifest does not round-trip");
+  for (size_t i = 0; i < m.generations.size(); i++)
+    FUZZ_CHECK(m2.generations[i].id == m.generations[i].id &&
+                   m2.generations[i].first_txid == m.generations[i].first_txid &&
+                   m2.generations[i].created_ms == m.generations[i].created_ms,
+               "manifest generation does not round-trip");
+  FUZZ_CHECK(EncodeManifest(m2) == enc, "EncodeManifest is not a fixed point");
+}
+
+void CheckObjectKey(const std::string& prefix, const std::string& key) {
+  ObjectInfo info;
+  info.key = key;
+  info.size = 7;
+  ObjectRef r;
+  if (!ParseObjectKey(prefix, info, &r)) return;
+  FUZZ_CHECK(IsHex16(r.generation), "parsed generation is not 16 hex digits");
+  FUZZ_CHECK(r.key == key && r.size == 7, "parsed key/size not carried over");
+  FUZZ_CHECK(r.first_txid <= r.last_txid, "parsed txid range reversed");
+  const std::string rebuilt = r.kind == ObjectRef::kSnapshot ? SnapshotKey(prefix, r.generation, r.first_txid)
+                                                             : SegmentKey(prefix, r.generation, r.first_txid, r.last_txid);
+  if (rebuilt != key) std::fprintf(stderr, "object key '%s' rebuilt as '%s'\n", key.c_str(), rebuilt.c_str());
+  FUZZ_CHECK(rebuilt == key, "a parsed object key does not rebuild to itself");
+  if (r.kind == ObjectRef::kSnapshot) FUZZ_CHECK(r.first_txid == r.last_txid, "snapshot with a txid range");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size > 4096) return 0;
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  CheckUrl(text);
+  CheckManifest(text);
+  CheckObjectKey("", text);
+  CheckObjectKey("db/x", text);
+  // Keys built from a parsed URL's prefix, as the replicator does.
+  ReplicaUrl u;
+  if (ParseReplicaUrl(text, &u).ok()) {
+    const std::string key = SegmentKey(u.prefix, "0123456789abcdef", 1, 2);
+    ObjectInfo info;
+    info.key = key;
+    ObjectRef r;
+    FUZZ_CHECK(ParseObjectKey(u.prefix, info, &r) && r.first_txid == 1 && r.last_txid == 2,
+               "a segment key built under a URL's prefix does not parse");
+  }
+  return 0;
+}
