@@ -590,27 +590,32 @@ class Capture {
       c = full;
       return Reencode(start, scan, full, np);
     }
+    return FinishSegment(&builder, &seg, ps, txid, ts, c, src.pages(), np);
+  }
+
+  // Writes the segment's index and header and moves the position past it.
+  Status FinishSegment(SegmentBuilder* builder, SegmentOut* seg, uint32_t ps, uint64_t last_txid, int64_t ts,
+                       uint64_t checksum_after, uint32_t pages_after, Position* np) {
     SegmentHeader fh;
     fh.first_txid = pos_.txid + 1;
-    fh.last_txid = txid;
-    fh.first_ts_ms = ts;
-    fh.last_ts_ms = ts;
+    fh.last_txid = last_txid;
+    fh.first_ts_ms = fh.last_ts_ms = ts;
     fh.checksum_before = pos_.checksum;
-    fh.checksum_after = c;
+    fh.checksum_after = checksum_after;
     fh.pages_before = pos_.db_pages;
-    fh.pages_after = src.pages();
-    s = builder.Finish(fh);
+    fh.pages_after = pages_after;
+    Status s = builder->Finish(fh);
     if (!s.ok()) return s;
     out_->has_segment = true;
-    seg.MoveTo(out_);
+    seg->MoveTo(out_);
     fh.kind = ObjectKind::kSegment;
     fh.page_size = ps;
     fh.generation = pos_.generation();
     out_->segment_header = fh;
-    np->txid = txid;
+    np->txid = last_txid;
     np->txid_ts_ms = ts;
-    np->checksum = c;
-    np->db_pages = src.pages();
+    np->checksum = checksum_after;
+    np->db_pages = pages_after;
     return Status::OK();
   }
 
@@ -660,27 +665,7 @@ class Capture {
       if (!s.ok()) return s;
       src.SetPages(tx.db_pages);
     }
-    SegmentHeader fh;
-    fh.first_txid = pos_.txid + 1;
-    fh.last_txid = txid;
-    fh.first_ts_ms = fh.last_ts_ms = req_.now_ms;
-    fh.checksum_before = pos_.checksum;
-    fh.checksum_after = final_checksum;
-    fh.pages_before = pos_.db_pages;
-    fh.pages_after = scan.txs.back().db_pages;
-    s = builder.Finish(fh);
-    if (!s.ok()) return s;
-    out_->has_segment = true;
-    seg.MoveTo(out_);
-    fh.kind = ObjectKind::kSegment;
-    fh.page_size = ps;
-    fh.generation = pos_.generation();
-    out_->segment_header = fh;
-    np->txid = txid;
-    np->txid_ts_ms = req_.now_ms;
-    np->checksum = final_checksum;
-    np->db_pages = fh.pages_after;
-    return Status::OK();
+    return FinishSegment(&builder, &seg, ps, txid, req_.now_ms, final_checksum, scan.txs.back().db_pages, np);
   }
 
   // Under the write lock: a second connection starts a read transaction,
