@@ -16,19 +16,8 @@ namespace {
 
 // The bucket URL on the shared moto server; nullptr when the test must stop.
 bool S3Url(const std::string& bucket, const std::string& prefix, std::string* url) {
-  setenv("AWS_ACCESS_KEY_ID", "AKIDREPLITETEST", 1);
-  setenv("AWS_SECRET_ACCESS_KEY", "replite-test-secret", 1);
-  unsetenv("AWS_SESSION_TOKEN");
-  unsetenv("AWS_PROFILE");
-  std::string why;
-  testing::MotoServer* m = testing::MotoServer::Shared(&why);
-  if (!m) {
-    if (testing::AllowS3Skip()) {
-      WARN("SKIPPED: moto_server cannot start (REPLITE_ALLOW_S3_SKIP=1): " << why);
-      return false;
-    }
-    FAIL("moto_server cannot start (CI must not skip the S3 suite): " << why);
-  }
+  testing::MotoServer* m = test::MotoForTest();
+  if (!m) return false;
   REQUIRE(m->CreateBucket(bucket).ok());
   *url = "s3://" + bucket + "/" + prefix + "?endpoint=" + m->endpoint() + "&region=us-east-1&force-path-style=true";
   return true;

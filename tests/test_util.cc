@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/wal_capture.h"
+#include "moto_server.h"
 
 namespace replite::test {
 
@@ -127,6 +128,23 @@ void MutateVaried(Writer& w, std::mt19937& rng, int i) {
   if (sqlite3_changes(w.db()) == 0) w.Exec("INSERT INTO items(name) VALUES ('filler')");
 }
 
+
+testing::MotoServer* MotoForTest(const std::string& secret) {
+  setenv("AWS_ACCESS_KEY_ID", "AKIDREPLITETEST", 1);
+  setenv("AWS_SECRET_ACCESS_KEY", secret.c_str(), 1);
+  unsetenv("AWS_SESSION_TOKEN");
+  unsetenv("AWS_PROFILE");
+  std::string why;
+  testing::MotoServer* m = testing::MotoServer::Shared(&why);
+  if (!m) {
+    if (testing::AllowS3Skip()) {
+      WARN("SKIPPED: moto_server cannot start (REPLITE_ALLOW_S3_SKIP=1): " << why);
+      return nullptr;
+    }
+    FAIL("moto_server cannot start (CI must not skip the S3 suite): " << why);
+  }
+  return m;
+}
 
 uint64_t LiveChecksum(const std::string& db_path) {
   uint64_t c = 0;

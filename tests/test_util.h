@@ -11,7 +11,17 @@
 
 #include "replite/sys/env.h"
 
+namespace replite::testing {
+class MotoServer;
+}
+
 namespace replite::test {
+
+// The shared moto S3 server, with test credentials in the environment
+// (secret: `secret`). FAILs the test when moto cannot start, unless
+// REPLITE_ALLOW_S3_SKIP=1 (then WARNs and returns nullptr: skip).
+testing::MotoServer* MotoForTest(const std::string& secret = "replite-test-secret");
+
 
 // A fresh directory under $TMPDIR, removed at destruction.
 class TempDir {

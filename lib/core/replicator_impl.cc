@@ -753,22 +753,23 @@ class ReplicatorImpl final : public Replicator {
     Cv(*s).notify_all();
   }
 
-  // The replica's last txid, so that a database without a saved position
-  // (new, restored from this replica, or a lost state_dir) continues the
-  // txid sequence instead of colliding with it.
-  Status ResolveStart(DbSlot& s, Position* pos) {
-    std::vector<GenerationEntry> gens;
+  // The replica's last txid, so that a new generation continues the txid
+  // sequence instead of colliding with it: after a crash the saved position
+  // may lag what was uploaded (and reported durable), and a generation whose
+  // manifest write was interrupted is only found by listing. One LIST of
+  // the replica's generations, done only when a generation is about to
+  // start (never for an idle database or a plain restart).
+  Status ResolveTxidFloor(DbSlot& s, uint64_t* floor) {
+    std::vector<ObjectInfo> objs;
     const std::string prefix = PrefixOf(s);
-    Status st = LoadGenerations(StoreOf(s), prefix, &gens);
+    Status st = StoreOf(s)->List(GenerationsPrefix(prefix), &objs);
     if (!st.ok()) return st;
     uint64_t max_txid = 0;
-    if (!gens.empty()) {
-      GenerationCatalog cat;
-      st = ListGeneration(StoreOf(s), prefix, gens.back().id, &cat);
-      if (!st.ok()) return st;
-      max_txid = std::max(cat.max_txid(), gens.back().first_txid);
+    for (const auto& o : objs) {
+      ObjectRef r;
+      if (ParseObjectKey(prefix, o, &r)) max_txid = std::max(max_txid, r.last_txid);
     }
-    pos->txid = std::max(pos->txid, max_txid);
+    *floor = max_txid;
     return Status::OK();
   }
 
@@ -810,13 +811,7 @@ class ReplicatorImpl final : public Replicator {
       m_.Add("replite_polls_total", {{"outcome", "unchanged"}});
       return Status::OK();
     }
-    if (!pos.valid() && !resolved) {
-      Status rs = ResolveStart(s, &pos);
-      if (!rs.ok()) return rs;
-      std::lock_guard<std::mutex> l(Stripe(s));
-      s.pos.txid = std::max(s.pos.txid, pos.txid);
-      s.start_resolved = true;
-    }
+    (void)resolved;
     *captured = true;
     CaptureRequest req;
     req.db_path = s.path;
@@ -834,12 +829,23 @@ class ReplicatorImpl final : public Replicator {
     req.checkpoint = ckpt || req.truncate || wal_frames >= o.checkpoint_pages || quiet_due;
 
     CaptureResult res;
+    req.allow_new_generation = false;
     Status cs = CaptureChanges(req, pos, &res);
     if (!cs.ok()) return cs;
     if (res.drift) {
       Log("database " + s.path + ": " + res.reason + "; starting a new generation");
       pos.gen = 0;
       req.want_snapshot = false;
+      res.needs_new_generation = true;
+    }
+    if (res.needs_new_generation) {
+      // Continue after the replica's last txid, then capture again (the
+      // situation may have changed meanwhile; the decision is redone).
+      uint64_t floor = 0;
+      cs = ResolveTxidFloor(s, &floor);
+      if (!cs.ok()) return cs;
+      pos.txid = std::max(pos.txid, floor);
+      req.allow_new_generation = true;
       req.new_generation = NewGenerationNumber(now);
       res = CaptureResult();
       cs = CaptureChanges(req, pos, &res);

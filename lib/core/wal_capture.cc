@@ -684,8 +684,12 @@ class Capture {
     // Under the write lock (the caller starts with it when there is no
     // position; an unknown epoch only gets here with it).
     if (!conn_.in_txn()) return Status::Internal("new generation without the write lock");
-    out_->new_generation = true;
     out_->reason = reason;
+    if (!req_.allow_new_generation) {
+      out_->needs_new_generation = true;
+      return Status::OK();
+    }
+    out_->new_generation = true;
     Position np;
     np.gen = req_.new_generation;
     np.db_mtime_ns = db_.mtime_ns;

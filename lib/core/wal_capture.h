@@ -43,6 +43,12 @@ struct CaptureRequest {
   // memory. Default: 16 MiB.
   uint64_t memory_limit_bytes = 16ull << 20;
   uint64_t new_generation = 0;   // id to use if a new generation starts
+  // If false, a capture that needs a new generation stops before taking
+  // its snapshot and sets CaptureResult::needs_new_generation, so that the
+  // caller can first find the replica's last txid (the new generation must
+  // continue after it, and a saved position may lag the replica after a
+  // crash).
+  bool allow_new_generation = true;
 };
 
 struct CaptureResult {
@@ -56,6 +62,7 @@ struct CaptureResult {
   std::string snapshot_path;
   SegmentHeader snapshot_header;
   bool new_generation = false;
+  bool needs_new_generation = false;  // see CaptureRequest::allow_new_generation
   std::string reason;            // why a new generation or snapshot was taken
   Position pos;                  // position after everything above is durable
   // The snapshot's checksum disagreed with the captured state: nothing is
