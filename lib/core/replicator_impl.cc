@@ -827,6 +827,13 @@ class ReplicatorImpl final : public Replicator {
     const uint64_t wal_frames = wal_size > 32 ? uint64_t(wal_size - 32) / (24 + ps) : 0;  // (< 0: no WAL)
     req.truncate = trunc || wal_frames >= o.truncate_pages;
     req.checkpoint = ckpt || req.truncate || wal_frames >= o.checkpoint_pages || quiet_due;
+    {
+      // While uploads fail nothing new can be checkpointed (only durable
+      // frames are), so do not take the application's write lock for it:
+      // capture without the lock until the store answers again.
+      std::lock_guard<std::mutex> l(Stripe(s));
+      if (s.has_error && !ckpt && !trunc) req.checkpoint = req.truncate = false;
+    }
 
     CaptureResult res;
     req.allow_new_generation = false;

@@ -19,6 +19,7 @@ Status ErrnoStatus(const std::string& what, int err) {
     case EACCES:
     case EPERM:
     case EROFS: return Status::PermissionDenied(msg);
+    case EFBIG:  // file size limit (RLIMIT_FSIZE) or filesystem maximum
     case ENOSPC:
     case EDQUOT: return Status::ResourceExhausted(msg + " (free disk space or raise the quota)");
     case EMFILE:
