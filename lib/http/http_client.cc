@@ -386,7 +386,14 @@ void HttpClient::Finish(void* easy, int curl_code) {
 void HttpClient::Loop() {
   tls_pool_owner = this;
   CURLM* m = static_cast<CURLM*>(multi_);
-  const int max_in_flight = options_.max_in_flight > 0 ? options_.max_in_flight : 4 * std::max(1, options_.max_connections);
+  // By default no more transfers are handed to libcurl than it may open
+  // connections for (to one host): libcurl 7.88 can leave a transfer that
+  // waits for a free connection ("pending") stuck forever, without even
+  // applying its timeouts (curl issue #13227, fixed in 8.8). Our own queue
+  // holds the rest.
+  const int max_in_flight = options_.max_in_flight > 0
+                                ? options_.max_in_flight
+                                : std::max(1, std::min(options_.max_connections, options_.max_connections_per_host));
   std::deque<std::unique_ptr<Transfer>> waiting;  // pulled from queue_, not yet started
   bool stopping = false;
   while (true) {

@@ -48,7 +48,8 @@ struct HttpClientOptions {
   bool verify_tls = true;             // Default: on. Off only for test endpoints.
   // Transfers handed to curl at once; the rest wait in our queue so easy
   // handles (and their buffers) stay bounded whatever the backlog.
-  // Default: 0 = 4 x max_connections (room for HTTP/2 multiplexing).
+  // Default: 0 = min(max_connections, max_connections_per_host): libcurl
+  // 7.88 can strand transfers waiting for a connection (see Loop()).
   int max_in_flight = 0;
   int idle_handles = 16;  // Default: 16 easy handles kept for reuse
 };
