@@ -60,7 +60,8 @@ static void sleep_ms(long ms) {
 static void exec_sql(const char* path, const char* sql) {
   sqlite3* db = NULL;
   char* msg = NULL;
-  if (sqlite3_open(path, &db) != SQLITE_OK || sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+  if (sqlite3_open(path, &db) != SQLITE_OK || sqlite3_busy_timeout(db, 10000) != SQLITE_OK ||
+      sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
     fprintf(stderr, "sql failed: %s: %s\n", sql, msg ? msg : sqlite3_errmsg(db));
     exit(2);
   }

@@ -168,6 +168,9 @@ static void run_e2e(const char* dir, const char* root_url) {
   /* The application's database, in WAL mode, with its own connection. */
   sqlite3* app = NULL;
   CHECK(sqlite3_open(db_path, &app) == SQLITE_OK);
+  /* Like every application sharing a database: replite takes the write
+     lock for a few milliseconds around its snapshots and checkpoints. */
+  sqlite3_busy_timeout(app, 10000);
   exec_sql(app, "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);");
   exec_sql(app, "INSERT INTO t(v) VALUES ('a'), ('b'), ('c');");
 
@@ -322,6 +325,7 @@ static void test_json_escaping(const char* dir) {
   snprintf(url, sizeof url, "file://%s/replica-json", dir);
   sqlite3* db = NULL;
   CHECK(sqlite3_open(db_path, &db) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
   exec_sql(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(x);");
   replite_options* o = replite_options_create();
   CHECK_OK(replite_options_set(o, "state-dir", state, &err));
