@@ -646,7 +646,13 @@ void RunOutage(uint64_t cap, const std::string& prefix) {
   CHECK(durable_in_outage == first_in_outage);
   CHECK(first_in_outage >= before_txid);
   CHECK_FALSE(status_error.empty());
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // Sanitizer runtimes keep freed memory in quarantine and add shadow
+  // memory: RSS says nothing about the library there.
+  WARN("RSS bound not checked under a sanitizer");
+#else
   CHECK(peak_during < rss_before + (64ull << 20));
+#endif
   // Nothing lost: the replica holds every commit, byte for byte.
   RestoreResult rr;
   CHECK(RestoreContent(s3.direct_url, dir / "out.db", 0, &rr) == test::DumpContent(db));
