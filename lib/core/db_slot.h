@@ -54,7 +54,6 @@ struct DbSlot {
   bool notify_pending = false;
   bool notified = false;        // Notify/Attach seen: never polled again
   bool want_snapshot = false, want_checkpoint = false, want_truncate = false;
-  bool start_resolved = false;  // replica's last txid known
   bool has_error = false;
   uint16_t poll_shift = 0;      // poll interval = base << shift (adaptive back-off)
   uint32_t req_seq = 0, done_seq = 0;

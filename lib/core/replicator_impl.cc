@@ -149,10 +149,10 @@ class ReplicatorImpl final : public Replicator {
 
   // ---- registry ---------------------------------------------------------------
 
-  Status Add(const std::string& path) override { return AddWith(path, default_cfg_, false); }
+  Status Add(const std::string& path) override { return AddWith(path, default_cfg_); }
 
   Status Add(const std::string& path, const DatabaseOptions& o) override {
-    return AddWith(path, ConfigFor(o), true);
+    return AddWith(path, ConfigFor(o));
   }
 
   // Databases added with equal options share one DbConfig.
@@ -172,7 +172,7 @@ class ReplicatorImpl final : public Replicator {
     return cfg;
   }
 
-  Status AddWith(const std::string& raw_path, std::shared_ptr<const DbConfig> cfg, bool /*custom*/) {
+  Status AddWith(const std::string& raw_path, std::shared_ptr<const DbConfig> cfg) {
     if (closed_) return Status::Cancelled("replicator is closed");
     auto slot = std::make_shared<DbSlot>();
     slot->path = AbsolutePath(raw_path);
@@ -205,7 +205,6 @@ class ReplicatorImpl final : public Replicator {
       if (!s.ok()) return s;
       slot->wal_size = slot->wal_mtime_ns = -1;
     }
-    slot->start_resolved = found;
     {
       std::unique_lock<std::shared_mutex> l(reg_mu_);
       if (by_path_.count(path)) return Status::AlreadyExists("database " + path + " is already being replicated");
@@ -776,12 +775,10 @@ class ReplicatorImpl final : public Replicator {
   Status DoSync(DbSlot& s, bool forced, bool snap, bool ckpt, bool trunc, bool* captured, bool* changed) {
     Position pos;
     int64_t last_change, cached_size, cached_mtime;
-    bool resolved;
     {
       std::lock_guard<std::mutex> l(Stripe(s));
       pos = s.pos;
       last_change = s.last_change_ms;
-      resolved = s.start_resolved;
       cached_size = s.wal_size;
       cached_mtime = s.wal_mtime_ns;
     }
@@ -811,7 +808,6 @@ class ReplicatorImpl final : public Replicator {
       m_.Add("replite_polls_total", {{"outcome", "unchanged"}});
       return Status::OK();
     }
-    (void)resolved;
     *captured = true;
     CaptureRequest req;
     req.db_path = s.path;

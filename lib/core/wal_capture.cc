@@ -514,7 +514,6 @@ class Capture {
     uint64_t txid = pos_.txid;
     const int64_t ts = req_.now_ms;
     std::string oldp, newp;
-    std::vector<uint64_t> tx_checksums;
     size_t pg_i = 0;
     std::vector<uint32_t> blk_pgnos;
     std::string blk_pages;
@@ -561,7 +560,6 @@ class Capture {
       }
       for (const auto& [pgno, frame] : pages) src.SetFrame(pgno, frame);
       src.SetPages(n_after);
-      tx_checksums.push_back(c);
       // The checksum goes into the transaction's last block.
       s = builder.AddBlock(txid, ts, n_after, c, kBlockTxEnd, blk_pgnos, blk_pages);
       if (!s.ok()) return s;
@@ -588,7 +586,7 @@ class Capture {
       if (!s.ok()) return s;
       out_->checksum_fallback = true;
       c = full;
-      return Reencode(start, scan, full, np);
+      return Reencode(scan, full, np);
     }
     return FinishSegment(&builder, &seg, ps, txid, ts, c, src.pages(), np);
   }
@@ -621,7 +619,7 @@ class Capture {
 
   // Encodes the same transactions again with checksums marked absent except
   // the last one, which is `final_checksum`.
-  Status Reencode(uint64_t start, const ScanResult& scan, uint64_t final_checksum, Position* np) {
+  Status Reencode(const ScanResult& scan, uint64_t final_checksum, Position* np) {
     const uint32_t ps = wal_.hdr.page_size;
     PageSource src(&wal_, &db_, ps, pos_.db_pages);
     SegmentHeader h;
@@ -637,7 +635,6 @@ class Capture {
     uint64_t txid = pos_.txid;
     size_t pg_i = 0;
     std::string newp;
-    (void)start;
     for (size_t t = 0; t < scan.txs.size(); t++) {
       const TxRange& tx = scan.txs[t];
       txid++;

@@ -64,7 +64,6 @@ bool ParseObjectKey(const std::string& prefix, const ObjectInfo& info, ObjectRef
   out->key = info.key;
   out->size = info.size;
   out->mtime_ms = info.mtime_ms;
-  if (tail.size() == 10 + 16 && tail.compare(0, 10, "snapshots/") == 0) return false;
   if (tail.compare(0, 10, "snapshots/") == 0 && tail.size() == 10 + 16 + 5 && tail.substr(26) == ".snap") {
     out->kind = ObjectRef::kSnapshot;
     if (!ParseHex16(tail.substr(10, 16), &out->first_txid)) return false;
