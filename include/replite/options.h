@@ -69,8 +69,9 @@ struct ReplicatorOptions {
   // Global budget of file descriptors held by idle or hot databases (jobs
   // open what they need and close it after). Default: 1024.
   int fd_budget = 1024;
-  // Global cap on memory for captured changes waiting for upload, bytes.
-  // Default: 256 MiB.
+  // Global cap on memory for captured changes being encoded and uploaded,
+  // bytes. Split evenly among the workers: a segment larger than a job's
+  // share is built in the spool directory and streamed. Default: 256 MiB.
   uint64_t memory_cap = 256ull << 20;
   // Clock and test hooks. Default: nullptr = Env::Default().
   Env* env = nullptr;
