@@ -51,11 +51,11 @@
  * return REPLITE_ERR_CANCELLED) and the memory is released after the last
  * one returns. Blocking calls: replite_db_wait_durable (bounded by its
  * timeout), replite_db_remove, replite_db_snapshot, replite_db_checkpoint,
- * replite_replicator_close and replite_restore.
+ * replite_replicator_close, replite_restore and replite_restore_json.
  *
  * Callbacks.
- *  - restore progress: runs on the thread that called replite_restore,
- *    before it returns; never after.
+ *  - restore progress: runs on the thread that called replite_restore (or
+ *    replite_restore_json), before it returns; never after.
  *  - logger and on-durable (replite_options_set_logger / _on_durable): run
  *    on the library's worker threads, possibly concurrently with each
  *    other; they must not block and must not call
@@ -256,11 +256,27 @@ REPLITE_C_EXPORT char* replite_databases_json(replite_replicator* r, char** errp
  *   "overwrite=1"        replace an existing output_path (default 0:
  *                        REPLITE_ERR_ALREADY_EXISTS)
  *   "parallelism=N"      parallel object fetches, 1..256 (default 4)
+ *   "stop-at-last-good=1" when an object the target needs is damaged or
+ *                        missing, restore the last transaction the good
+ *                        objects before it hold instead of failing (default
+ *                        0: REPLITE_ERR_CORRUPTION or REPLITE_ERR_NOT_FOUND
+ *                        naming the object). A damaged snapshot still fails.
+ *                        replite_restore_json says where and why it stopped.
  * progress (may be NULL) is called with (bytes done, bytes total) on the
- * calling thread as objects are applied. */
+ * calling thread as objects are applied (from 0 again if a restore stopping
+ * at the last good txid has to rebuild the file). */
 typedef void (*replite_progress_fn)(uint64_t done, uint64_t total, void* user);
 REPLITE_C_EXPORT int replite_restore(const char* replica_url, const char* output_path, const char* options,
                                      replite_progress_fn progress, void* user, char** errptr);
+/* replite_restore returning what was restored, as a JSON object (NULL on
+ * failure):
+ *   {"generation","txid","requested_txid","ts_ms","time" (RFC 3339),
+ *    "page_size","pages","checksum_verified","objects","bytes",
+ *    "stopped_early" (true only with stop-at-last-good, when txid <
+ *    requested_txid),"bad_object" (its key, or null: missing or none),
+ *    "stop_reason" (string or null)} */
+REPLITE_C_EXPORT char* replite_restore_json(const char* replica_url, const char* output_path, const char* options,
+                                            replite_progress_fn progress, void* user, char** errptr);
 /* JSON array of the generations stored at replica_url, oldest first:
  *   [{"id","first_txid","last_txid","first_ts_ms","last_ts_ms","snapshots",
  *     "segments","bytes"}] */

@@ -506,6 +506,43 @@ int DbCall(replite_replicator* r, const char* db_path, char** errptr, F&& f) {
   });
 }
 
+// replite_restore and replite_restore_json: the options string parsed, then
+// replite::Restore.
+Status RestoreWithOptions(const char* replica_url, const char* output_path, const char* options,
+                          replite_progress_fn progress, void* user, replite::RestoreResult* rr) {
+  if (replica_url == nullptr) return NullArg("replica_url");
+  if (output_path == nullptr) return NullArg("output_path");
+  std::vector<std::pair<std::string, std::string>> pairs;
+  Status s = SplitPairs(options, "restore options", &pairs);
+  if (!s.ok()) return s;
+  replite::RestoreOptions ro;
+  for (const auto& [k, v] : pairs) {
+    int64_t i = 0;
+    if (k == "txid") {
+      uint64_t t = 0;
+      if (!ParseU64(v, &t) || t == 0) return BadValue(k, v, "a transaction id (a positive integer)");
+      ro.txid = t;
+    } else if (k == "timestamp") {
+      s = replite::ParseRfc3339(v, &ro.timestamp_ms);
+      if (!s.ok()) return BadValue(k, v, "an RFC 3339 UTC time (e.g. 2026-11-26T21:00:00Z): " + s.message());
+    } else if (k == "overwrite") {
+      if (!(s = ParseBool(k, v, &ro.overwrite)).ok()) return s;
+    } else if (k == "parallelism") {
+      if (!(s = ParseInt(k, v, 1, 256, &i)).ok()) return s;
+      ro.parallelism = int(i);
+    } else if (k == "stop-at-last-good") {
+      if (!(s = ParseBool(k, v, &ro.stop_at_last_good)).ok()) return s;
+    } else {
+      return Status::InvalidArgument("unknown restore option " + Quote(k) +
+                                     " (known: txid, timestamp, overwrite, parallelism, stop-at-last-good)");
+    }
+  }
+  if (ro.txid != 0 && ro.timestamp_ms != 0)
+    return Status::InvalidArgument("restore options: txid and timestamp are exclusive (give one)");
+  if (progress != nullptr) ro.progress = [progress, user](uint64_t done, uint64_t total) { progress(done, total, user); };
+  return replite::Restore(replica_url, output_path, ro, rr);
+}
+
 }  // namespace
 
 extern "C" {
@@ -755,35 +792,33 @@ REPLITE_EXPORT char* replite_databases_json(replite_replicator* r, char** errptr
 REPLITE_EXPORT int replite_restore(const char* replica_url, const char* output_path, const char* options,
                                    replite_progress_fn progress, void* user, char** errptr) {
   return Guard(errptr, [&]() -> Status {
-    if (replica_url == nullptr) return NullArg("replica_url");
-    if (output_path == nullptr) return NullArg("output_path");
-    std::vector<std::pair<std::string, std::string>> pairs;
-    Status s = SplitPairs(options, "restore options", &pairs);
+    replite::RestoreResult rr;
+    return RestoreWithOptions(replica_url, output_path, options, progress, user, &rr);
+  });
+}
+
+REPLITE_EXPORT char* replite_restore_json(const char* replica_url, const char* output_path, const char* options,
+                                          replite_progress_fn progress, void* user, char** errptr) {
+  return GuardString(errptr, [&](std::string* out) -> Status {
+    replite::RestoreResult rr;
+    Status s = RestoreWithOptions(replica_url, output_path, options, progress, user, &rr);
     if (!s.ok()) return s;
-    replite::RestoreOptions ro;
-    for (const auto& [k, v] : pairs) {
-      int64_t i = 0;
-      if (k == "txid") {
-        uint64_t t = 0;
-        if (!ParseU64(v, &t) || t == 0) return BadValue(k, v, "a transaction id (a positive integer)");
-        ro.txid = t;
-      } else if (k == "timestamp") {
-        s = replite::ParseRfc3339(v, &ro.timestamp_ms);
-        if (!s.ok()) return BadValue(k, v, "an RFC 3339 UTC time (e.g. 2026-11-26T21:00:00Z): " + s.message());
-      } else if (k == "overwrite") {
-        if (!(s = ParseBool(k, v, &ro.overwrite)).ok()) return s;
-      } else if (k == "parallelism") {
-        if (!(s = ParseInt(k, v, 1, 256, &i)).ok()) return s;
-        ro.parallelism = int(i);
-      } else {
-        return Status::InvalidArgument("unknown restore option " + Quote(k) +
-                                       " (known: txid, timestamp, overwrite, parallelism)");
-      }
-    }
-    if (ro.txid != 0 && ro.timestamp_ms != 0)
-      return Status::InvalidArgument("restore options: txid and timestamp are exclusive (give one)");
-    if (progress != nullptr) ro.progress = [progress, user](uint64_t done, uint64_t total) { progress(done, total, user); };
-    return replite::Restore(replica_url, output_path, ro);
+    JsonObject o(out);
+    o.Str("generation", rr.generation);
+    o.Num("txid", rr.txid);
+    o.Num("requested_txid", rr.requested_txid);
+    o.Int("ts_ms", rr.timestamp_ms);
+    o.Str("time", replite::FormatRfc3339(rr.timestamp_ms));
+    o.Num("page_size", rr.page_size);
+    o.Num("pages", rr.pages);
+    o.Raw("checksum_verified", rr.checksum_verified ? "true" : "false");
+    o.Num("objects", rr.objects);
+    o.Num("bytes", rr.bytes);
+    o.Raw("stopped_early", rr.stopped_early ? "true" : "false");
+    o.StrOrNull("bad_object", rr.bad_object);
+    o.StrOrNull("stop_reason", rr.stop_reason);
+    o.End();
+    return Status::OK();
   });
 }
 

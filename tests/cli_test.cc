@@ -1,6 +1,6 @@
 // [cli] The example program end to end: `replite replicate` beside a writer
 // in this process, stopped by SIGINT (flushes, exits 0), then `restore`
-// and `generations`.
+// and `generations`; `restore -stop-at-last-good` on a damaged replica.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -8,8 +8,10 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
+#include "replite/replite.h"
 #include "test_util.h"
 #include "util/file_util.h"
 
@@ -154,4 +156,46 @@ TEST_CASE("replite replicate -metrics-addr serves Prometheus text without databa
   CHECK(out == "404");
   REQUIRE(kill(pid, SIGTERM) == 0);
   CHECK(Wait(pid) == 0);
+}
+
+TEST_CASE("replite restore -stop-at-last-good says where it stopped and why", "[cli][corruption]") {
+  test::TempDir dir;
+  const std::string cli = REPLITE_CLI_PATH, db = dir / "app.db", url = dir.url("backup");
+  test::Writer w(db);
+  w.Exec("CREATE TABLE t(v)");
+  std::unique_ptr<Replicator> r;
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.logger = [](const std::string&) {};
+  REQUIRE(Replicator::Open(o, &r).ok());
+  REQUIRE(r->Add(db, DatabaseOptions{.replica_url = url, .poll_interval_ms = 0}).ok());
+  std::vector<uint64_t> txids;
+  std::vector<std::string> content;
+  for (int i = 0; i < 3; i++) {  // one segment each
+    w.Exec("INSERT INTO t VALUES (randomblob(2000))");
+    uint64_t txid = 0;
+    REQUIRE(r->Sync(db, &txid).ok());
+    txids.push_back(txid);
+    content.push_back(test::DumpContent(db));
+  }
+  REQUIRE(r->Close().ok());
+  // Truncate the last segment.
+  std::vector<GenerationInfo> gens;
+  REQUIRE(ListGenerations(url, &gens).ok());
+  char name[64];
+  std::snprintf(name, sizeof name, "%016llx-%016llx.seg", (unsigned long long)txids[2], (unsigned long long)txids[2]);
+  const std::string seg = dir / ("backup/generations/" + gens.at(0).id + "/segments/" + name);
+  REQUIRE(::truncate(seg.c_str(), 50) == 0);
+
+  std::string out;
+  CHECK(Run({cli, "restore", "-o", dir / "r.db", url}, &out) == 1);
+  INFO(out);
+  CHECK(out.find(name) != std::string::npos);
+  CHECK_FALSE(FileExists(dir / "r.db"));
+  CHECK(Run({cli, "restore", "-o", dir / "r.db", "-stop-at-last-good", url}, &out) == 0);
+  CHECK(out.find("stopped at txid " + std::to_string(txids[1]) + ", before the requested txid " +
+                 std::to_string(txids[2]) + ": object ") != std::string::npos);
+  CHECK(out.find(name) != std::string::npos);
+  CHECK(test::IntegrityCheck(dir / "r.db") == "ok\n");
+  CHECK(test::DumpContent(dir / "r.db") == content[1]);
 }

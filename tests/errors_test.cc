@@ -6,8 +6,10 @@
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <fstream>
+#include <map>
 
 #include "format/layout.h"
+#include "format/segment.h"
 #include "replite/replite.h"
 #include "test_util.h"
 #include "util/file_util.h"
@@ -209,6 +211,188 @@ TEST_CASE("a damaged or missing object is named and leaves no partial output", "
   CHECK(s.code() == Code::kNotFound);
   CHECK(s.message().find("no segment holding txid") != std::string::npos);
   CHECK_FALSE(FileExists(dir / "out.db"));
+}
+
+namespace {
+
+// A replica whose segments each hold one batch of transactions (one SQL
+// statement = one transaction), with the source's content at every txid.
+struct History {
+  std::string url, seg_dir, snap_dir;
+  std::vector<std::string> segs;  // sorted: by first txid
+  std::map<uint64_t, std::string> content;
+  uint64_t last = 0;
+};
+
+History MakeHistory(test::TempDir& dir, const std::vector<std::vector<std::string>>& batches) {
+  History h;
+  h.url = dir.url("replica");
+  const std::string db = dir / "src.db";
+  test::Writer w(db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v)");
+  auto r = OpenReplicator(dir, "");
+  DatabaseOptions o;
+  o.replica_url = h.url;
+  o.poll_interval_ms = 0;
+  REQUIRE(r->Add(db, o).ok());
+  REQUIRE(r->Sync(db, &h.last).ok());
+  h.content[h.last] = test::DumpContent(db);
+  for (const auto& batch : batches) {
+    for (size_t i = 0; i < batch.size(); i++) {
+      w.Exec(batch[i]);
+      h.content[h.last + 1 + i] = test::DumpContent(db);
+    }
+    uint64_t txid = 0;
+    REQUIRE(r->Sync(db, &txid).ok());
+    REQUIRE(txid == h.last + batch.size());  // one txid per transaction
+    h.last = txid;
+  }
+  REQUIRE(r->Close().ok());
+  std::vector<GenerationInfo> gens;
+  REQUIRE(ListGenerations(h.url, &gens).ok());
+  REQUIRE(gens.size() == 1);
+  h.seg_dir = dir / ("replica/generations/" + gens[0].id + "/segments");
+  h.snap_dir = dir / ("replica/generations/" + gens[0].id + "/snapshots");
+  h.segs = Files(h.seg_dir);
+  std::sort(h.segs.begin(), h.segs.end());
+  REQUIRE(h.segs.size() == batches.size());
+  return h;
+}
+
+// The block index of a stored segment file.
+std::vector<BlockIndexEntry> BlockIndex(const std::string& path) {
+  std::string data;
+  REQUIRE(ReadFileToString(path, &data).ok());
+  SegmentTrailer t;
+  REQUIRE(DecodeSegmentTrailer(data.substr(data.size() - kSegTrailerSize), &t).ok());
+  SegmentHeader hdr;
+  std::vector<BlockIndexEntry> index;
+  REQUIRE(DecodeSegmentIndex(data.substr(0, kSegHeaderSize),
+                             data.substr(t.index_offset, data.size() - kSegTrailerSize - t.index_offset), t, data.size(),
+                             &hdr, &index)
+              .ok());
+  return index;
+}
+
+void FlipByte(const std::string& path, uint64_t offset) {
+  std::string data;
+  REQUIRE(ReadFileToString(path, &data).ok());
+  data[offset] ^= 0x20;
+  REQUIRE(WriteFileAtomic(path, data).ok());
+}
+
+// Restores with and without stop_at_last_good: without, the restore is
+// refused naming `named` (no output); with, it stops at `expect_txid`,
+// verified and equal to the source at that txid.
+void ExpectStop(test::TempDir& dir, const History& h, const std::string& named, Code refused_code, uint64_t expect_txid,
+                const std::string& bad_object) {
+  const std::string out = dir / "out.db";
+  ::unlink(out.c_str());
+  Status s = Restore(h.url, out, RestoreOptions());
+  INFO(s.ToString());
+  CHECK(s.code() == refused_code);
+  CHECK(s.message().find(named) != std::string::npos);
+  CHECK_FALSE(FileExists(out));
+  RestoreOptions o;
+  o.stop_at_last_good = true;
+  RestoreResult rr;
+  s = Restore(h.url, out, o, &rr);
+  INFO(s.ToString() << " stop_reason: " << rr.stop_reason);
+  REQUIRE(s.ok());
+  CHECK(rr.stopped_early);
+  CHECK(rr.txid == expect_txid);
+  CHECK(rr.requested_txid == h.last);
+  CHECK(rr.checksum_verified);
+  CHECK(rr.bad_object.find(bad_object) != std::string::npos);
+  CHECK(bad_object.empty() == rr.bad_object.empty());
+  CHECK(rr.stop_reason.find(named) != std::string::npos);
+  CHECK(test::IntegrityCheck(out) == "ok\n");
+  CHECK(test::DumpContent(out) == h.content.at(expect_txid));
+  for (const auto& f : Files(dir.path())) CHECK(f.find("restore") == std::string::npos);  // no temp files
+}
+
+}  // namespace
+
+TEST_CASE("stop_at_last_good restores up to the damaged or missing object", "[errors][corruption]") {
+  test::TempDir dir;
+  const std::string row = "INSERT INTO t(v) VALUES (randomblob(3000))";
+  const History h = MakeHistory(dir, {{row, row, row}, {row, row, row}, {row, row, row}, {row, row}});
+  const uint64_t base = h.content.begin()->first;  // the snapshot's txid
+  REQUIRE(h.last == base + 11);
+  const std::string mid = h.seg_dir + "/" + h.segs[1];  // txids base+4 .. base+6
+  std::string orig;
+  REQUIRE(ReadFileToString(mid, &orig).ok());
+  auto index = BlockIndex(mid);
+  REQUIRE(index.size() == 3);
+
+  SECTION("a flipped byte in the second transaction of a middle segment") {
+    FlipByte(mid, index[1].offset + index[1].comp_len / 2);
+    ExpectStop(dir, h, h.segs[1], Code::kCorruption, base + 4, h.segs[1]);
+  }
+  SECTION("a flipped byte in the first block of a middle segment") {
+    FlipByte(mid, index[0].offset + 3);
+    ExpectStop(dir, h, h.segs[1], Code::kCorruption, base + 3, h.segs[1]);
+  }
+  SECTION("a flipped byte in a segment's index") {
+    FlipByte(mid, orig.size() - kSegTrailerSize - 10);
+    ExpectStop(dir, h, h.segs[1], Code::kCorruption, base + 3, h.segs[1]);
+  }
+  SECTION("the last segment truncated") {
+    const std::string last = h.seg_dir + "/" + h.segs[3];
+    std::string data;
+    REQUIRE(ReadFileToString(last, &data).ok());
+    REQUIRE(WriteFileAtomic(last, data.substr(0, data.size() - 100)).ok());
+    ExpectStop(dir, h, h.segs[3], Code::kCorruption, base + 9, h.segs[3]);
+  }
+  SECTION("a middle segment deleted") {
+    REQUIRE(::unlink(mid.c_str()) == 0);
+    ExpectStop(dir, h, "txids " + std::to_string(base + 4) + ".." + std::to_string(base + 6), Code::kNotFound,
+               base + 3, "");
+  }
+  SECTION("at a txid before the damage nothing stops") {
+    FlipByte(mid, index[1].offset + 5);
+    RestoreOptions o;
+    o.stop_at_last_good = true;
+    o.txid = base + 4;
+    RestoreResult rr;
+    REQUIRE(Restore(h.url, dir / "out.db", o, &rr).ok());
+    CHECK_FALSE(rr.stopped_early);
+    CHECK(rr.txid == base + 4);
+    CHECK(rr.requested_txid == base + 4);
+    CHECK(rr.bad_object.empty());
+    CHECK(test::DumpContent(dir / "out.db") == h.content.at(base + 4));
+  }
+  SECTION("a damaged snapshot leaves nothing to restore") {
+    const auto snaps = Files(h.snap_dir);
+    REQUIRE(snaps.size() == 1);
+    FlipByte(h.snap_dir + "/" + snaps[0], 300);
+    RestoreOptions o;
+    o.stop_at_last_good = true;
+    Status s = Restore(h.url, dir / "out.db", o);
+    CHECK(s.code() == Code::kCorruption);
+    CHECK(s.message().find(snaps[0]) != std::string::npos);
+    CHECK_FALSE(FileExists(dir / "out.db"));
+  }
+}
+
+// A transaction of more pages than a block holds spans blocks; damage in
+// its second block comes after its first block's pages were written, so the
+// restore must rebuild the file without them.
+TEST_CASE("stop_at_last_good inside a transaction spanning blocks rebuilds the file", "[errors][corruption]") {
+  test::TempDir dir;
+  const std::string small = "INSERT INTO t(v) VALUES (randomblob(3000))";
+  const std::string big = "UPDATE t SET v = randomblob(6000000) WHERE id = 1";  // ~1,500 pages
+  const History h = MakeHistory(dir, {{small, small}, {small, big, small}});
+  const uint64_t base = h.content.begin()->first;
+  const std::string seg = h.seg_dir + "/" + h.segs[1];  // base+3 .. base+5
+  auto index = BlockIndex(seg);
+  size_t second = 0;  // the big transaction's second block
+  for (size_t i = 1; i < index.size() && !second; i++)
+    if (index[i].txid == base + 4 && index[i - 1].txid == base + 4) second = i;
+  REQUIRE(second > 0);
+  REQUIRE_FALSE(index[second - 1].flags & kBlockTxEnd);
+  FlipByte(seg, index[second].offset + index[second].comp_len / 2);
+  ExpectStop(dir, h, h.segs[1], Code::kCorruption, base + 3, h.segs[1]);
 }
 
 TEST_CASE("timestamps parse as RFC 3339 UTC", "[errors]") {

@@ -2,7 +2,7 @@
 //
 //   replite replicate [flags] DB_PATH... REPLICA_URL
 //   replite replicate [flags] -dir DIR REPLICA_URL      every *.db in DIR
-//   replite restore -o OUT [-txid N | -timestamp T] [-overwrite] REPLICA_URL
+//   replite restore -o OUT [-txid N | -timestamp T] [-overwrite] [-stop-at-last-good] REPLICA_URL
 //   replite generations REPLICA_URL
 //   replite demo [-dir DIR]       the embedded default: replicate a sample
 //                                  database to a local directory, write,
@@ -37,7 +37,7 @@ int Usage() {
                "                    [-enable-wal] [-once] [-print-durable]\n"
                "                    [-metrics-addr 127.0.0.1:PORT] DB_PATH... REPLICA_URL\n"
                "  replite replicate [flags] -dir DIR REPLICA_URL\n"
-               "  replite restore -o OUT [-txid N | -timestamp RFC3339] [-overwrite] REPLICA_URL\n"
+               "  replite restore -o OUT [-txid N | -timestamp RFC3339] [-overwrite] [-stop-at-last-good] REPLICA_URL\n"
                "  replite generations REPLICA_URL\n"
                "  replite demo [-dir DIR]\n"
                "  replite version\n"
@@ -216,6 +216,8 @@ int CmdRestore(const std::vector<std::string>& args) {
       if (!s.ok()) return Fail(s);
     } else if (a == "-overwrite") {
       o.overwrite = true;
+    } else if (a == "-stop-at-last-good") {
+      o.stop_at_last_good = true;
     } else if (!a.empty() && a[0] != '-' && url.empty()) {
       url = a;
     } else {
@@ -229,6 +231,9 @@ int CmdRestore(const std::vector<std::string>& args) {
   std::printf("restored %s: generation %s txid %llu (%s), %u pages of %u bytes, checksum %016llx %s\n", out.c_str(),
               r.generation.c_str(), (unsigned long long)r.txid, replite::FormatRfc3339(r.timestamp_ms).c_str(), r.pages,
               r.page_size, (unsigned long long)r.checksum, r.checksum_verified ? "verified" : "(no recorded checksum)");
+  if (r.stopped_early)
+    std::printf("stopped at txid %llu, before the requested txid %llu: %s\n", (unsigned long long)r.txid,
+                (unsigned long long)r.requested_txid, r.stop_reason.c_str());
   return 0;
 }
 

@@ -4,6 +4,11 @@
 // PRAGMA integrity_check), fsynced, then renamed into place: a failed or
 // interrupted restore never leaves a partial target.
 //
+// A segment or snapshot that fails its checksums or format checks, or is
+// missing, makes the restore refuse with an error naming it, unless
+// RestoreOptions::stop_at_last_good asks for the last transaction the good
+// objects before it cover (RestoreResult says where and why it stopped).
+//
 // Thread-safety: independent calls may run concurrently.
 #pragma once
 
@@ -29,6 +34,14 @@ struct RestoreOptions {
   bool overwrite = false;
   // Parallel object fetches. Default: 4.
   int parallelism = 4;
+  // When an object the target needs is damaged (checksum or format error)
+  // or missing, restore the last transaction fully held by the good objects
+  // before it instead of refusing, still verified (content checksum and
+  // integrity_check); RestoreResult::stopped_early says so. A damaged or
+  // missing snapshot leaves nothing to restore: still an error naming it.
+  // Storage errors (unreachable store, local disk) still fail the restore.
+  // Default: false (refuse, naming the object).
+  bool stop_at_last_good = false;
   // Called with (bytes done, bytes total) as objects are applied.
   std::function<void(uint64_t, uint64_t)> progress;
   // Default: nullptr = Env::Default().
@@ -45,6 +58,15 @@ struct RestoreResult {
   bool checksum_verified = false;  // false only where capture recorded none
   uint64_t objects = 0;
   uint64_t bytes = 0;
+  // The txid the restore aimed at (RestoreOptions::txid, the latest, or
+  // the last at or before the timestamp); `txid` above is what it restored.
+  uint64_t requested_txid = 0;
+  // stop_at_last_good only: true when txid < requested_txid because of
+  // `bad_object` (its key; empty when the object is missing altogether)
+  // and `stop_reason` (the error that stopped it, naming the txids).
+  bool stopped_early = false;
+  std::string bad_object;
+  std::string stop_reason;
 };
 
 REPLITE_EXPORT Status Restore(const std::string& replica_url, const std::string& output_path, const RestoreOptions& options,

@@ -30,11 +30,16 @@ struct Plan {
   std::string generation;
   ObjectRef snapshot;
   std::vector<ObjectRef> segments;
-  uint64_t target = 0;
+  uint64_t target = 0;     // the txid the objects rebuild
+  uint64_t requested = 0;  // the txid asked for; above target only when a segment is missing
+  std::string gap;         // why target < requested
 };
 
 // Chooses the snapshot and segments of `cat` that rebuild txid `target`.
-Status PlanInGeneration(const GenerationCatalog& cat, uint64_t target, const std::string& where, Plan* plan) {
+// A txid no segment holds is an error, or with `stop_at_gap` the end of the
+// plan (Plan::gap says which txids are missing).
+Status PlanInGeneration(const GenerationCatalog& cat, uint64_t target, const std::string& where, bool stop_at_gap,
+                        Plan* plan) {
   const ObjectRef* base = nullptr;
   for (const auto& s : cat.snapshots)
     if (s.first_txid <= target) base = &s;
@@ -43,19 +48,38 @@ Status PlanInGeneration(const GenerationCatalog& cat, uint64_t target, const std
   plan->generation = cat.id;
   plan->snapshot = *base;
   plan->segments.clear();
-  plan->target = target;
+  plan->target = plan->requested = target;
+  plan->gap.clear();
   uint64_t need = base->first_txid + 1;
   while (need <= target) {
     const ObjectRef* best = nullptr;
-    for (const auto& s : cat.segments)
+    uint64_t next_first = 0;  // where the next segment after the gap starts
+    for (const auto& s : cat.segments) {
       if (s.first_txid <= need && s.last_txid >= need && (!best || s.last_txid > best->last_txid)) best = &s;
-    if (!best)
-      return Status::NotFound(where + ": generation " + cat.id + " has no segment holding txid " + std::to_string(need) +
-                              " (missing object; restore an earlier txid or another generation)");
+      if (s.first_txid > need && (next_first == 0 || s.first_txid < next_first)) next_first = s.first_txid;
+    }
+    if (!best) {
+      const uint64_t gap_end = next_first ? std::min(target, next_first - 1) : target;
+      const std::string missing = "generation " + cat.id + " has no segment holding txid" +
+                                  (gap_end > need ? "s " + std::to_string(need) + ".." + std::to_string(gap_end)
+                                                  : " " + std::to_string(need));
+      if (!stop_at_gap)
+        return Status::NotFound(where + ": " + missing + " (missing object; restore an earlier txid or another generation)");
+      plan->target = need - 1;
+      plan->gap = "missing object: " + missing;
+      break;
+    }
     plan->segments.push_back(*best);
     need = best->last_txid + 1;
   }
   return Status::OK();
+}
+
+// Shortens `plan` to end at txid `target` (< plan->target).
+void TruncatePlan(Plan* plan, uint64_t target) {
+  plan->target = target;
+  auto past = [target](const ObjectRef& s) { return s.first_txid > target; };
+  plan->segments.erase(std::remove_if(plan->segments.begin(), plan->segments.end(), past), plan->segments.end());
 }
 
 class Applier {
@@ -64,6 +88,10 @@ class Applier {
 
   Status Open() { return OpenFile(tmp_, O_RDWR | O_CREAT | O_EXCL, 0644, &fd_); }
 
+  // Writes the plan's transactions into the file. When it fails,
+  // failed_key() is the object being applied, has_tx() whether a whole
+  // transaction (at least the snapshot) was written, last_txid() the last
+  // one, and partial() whether pages of the next one were written too.
   Status Apply(const Plan& plan, RestoreResult* r) {
     uint64_t total = plan.snapshot.size, done = 0;
     for (const auto& s : plan.segments) total += s.size;
@@ -88,6 +116,7 @@ class Applier {
       }
     };
     for (const auto& o : objs) {
+      failed_key_ = o.key;
       fetch_more();
       auto got = fetches.front().get();
       fetches.pop_front();
@@ -111,6 +140,7 @@ class Applier {
           s = PWriteAll(fd_.get(), b.pages.data() + k * page_size_, page_size_, uint64_t(b.pgnos[k] - 1) * page_size_, tmp_);
           if (!s.ok()) return s;
         }
+        partial_ = true;
         if (b.flags & kBlockTxEnd) {
           if (b.db_pages < pages_) {
             if (::ftruncate(fd_.get(), off_t(b.db_pages) * page_size_) != 0) return ErrnoStatus("truncate " + tmp_, errno);
@@ -121,6 +151,8 @@ class Applier {
           checksum_ = b.checksum_after;
           has_checksum_ = !(b.flags & kBlockNoChecksum);
           next = b.txid + 1;
+          has_tx_ = true;
+          partial_ = false;
         }
       }
       done += o.size;
@@ -129,11 +161,21 @@ class Applier {
       if (opts_.progress) opts_.progress(done, total);
     }
     if (last_txid_ != plan.target)
-      return Status::Corruption("replica ends at txid " + std::to_string(last_txid_) + ", before the requested txid " +
-                                std::to_string(plan.target));
+      return Status::Corruption("replica ends at txid " + std::to_string(last_txid_) + " (last object " + failed_key_ +
+                                "), before the requested txid " + std::to_string(plan.target));
+    return Status::OK();
+  }
+
+  // Sizes the file for the last transaction written.
+  Status Finish() {
     if (::ftruncate(fd_.get(), off_t(pages_) * page_size_) != 0) return ErrnoStatus("truncate " + tmp_, errno);
     return Status::OK();
   }
+
+  const std::string& failed_key() const { return failed_key_; }
+  bool has_tx() const { return has_tx_; }
+  uint64_t last_txid() const { return last_txid_; }
+  bool partial() const { return partial_; }
 
   // Recomputes the content checksum from the file just written.
   Status Verify(RestoreResult* r) {
@@ -171,7 +213,49 @@ class Applier {
   int64_t last_ts_ = 0;
   uint64_t checksum_ = 0;
   bool has_checksum_ = false;
+  std::string failed_key_;
+  bool has_tx_ = false;
+  bool partial_ = false;
 };
+
+// A damaged (checksum, format) or vanished object, as opposed to a store or
+// disk that failed: the errors stop_at_last_good stops at.
+bool IsDamage(const Status& s) { return s.code() == Code::kCorruption || s.code() == Code::kNotFound; }
+
+// Writes and verifies `plan` into `tmp`. With stop_at_last_good, damage met
+// after the snapshot ends the restore at the last whole transaction before
+// it: the file already holds exactly that unless pages of the next
+// transaction were written, and then it is rebuilt with the shorter plan.
+Status BuildFile(ObjectStore* store, Plan plan, const std::string& tmp, const RestoreOptions& o, RestoreResult* r) {
+  r->requested_txid = plan.requested;
+  if (!plan.gap.empty()) {
+    r->stopped_early = true;
+    r->stop_reason = plan.gap;
+  }
+  for (;;) {
+    r->objects = r->bytes = 0;
+    Applier ap(store, tmp, o);
+    Status s = ap.Open();
+    if (s.ok()) s = ap.Apply(plan, r);
+    if (!s.ok() && o.stop_at_last_good && IsDamage(s) && ap.has_tx() && ap.last_txid() < plan.target) {
+      r->stopped_early = true;
+      r->bad_object = ap.failed_key();
+      r->stop_reason = s.message();
+      if (ap.partial()) {
+        ap.CloseFile();
+        ::unlink(tmp.c_str());
+        TruncatePlan(&plan, ap.last_txid());
+        continue;
+      }
+      plan.target = ap.last_txid();
+      s = Status::OK();
+    }
+    if (s.ok()) s = ap.Finish();
+    if (s.ok()) s = ap.Verify(r);
+    ap.CloseFile();
+    return s;
+  }
+}
 
 Status IntegrityCheck(const std::string& path) {
   sqlite3* db = nullptr;
@@ -235,10 +319,11 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
     if (cat.snapshots.empty()) continue;
     const uint64_t max_txid = cat.max_txid();
     if (o.txid != 0) {
-      if (o.txid >= cat.snapshots.front().first_txid && o.txid <= max_txid) return PlanInGeneration(cat, o.txid, where, plan);
+      if (o.txid >= cat.snapshots.front().first_txid && o.txid <= max_txid)
+        return PlanInGeneration(cat, o.txid, where, o.stop_at_last_good, plan);
       continue;
     }
-    if (o.timestamp_ms == 0) return PlanInGeneration(cat, max_txid, where, plan);
+    if (o.timestamp_ms == 0) return PlanInGeneration(cat, max_txid, where, o.stop_at_last_good, plan);
     // By time: the last transaction captured at or before T in this
     // generation, if its first snapshot is not after T.
     int64_t f = 0, l = 0;
@@ -279,7 +364,7 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
         }
       }
     }
-    return PlanInGeneration(cat, best, where, plan);
+    return PlanInGeneration(cat, best, where, o.stop_at_last_good, plan);
   }
   if (o.txid != 0) return Status::NotFound("txid " + std::to_string(o.txid) + " is not in any generation at " + where);
   if (o.timestamp_ms != 0)
@@ -311,11 +396,7 @@ Status Restore(const std::string& replica_url, const std::string& output_path, c
   r->generation = plan.generation;
   RemoveStaleTemps(out);
   const std::string tmp = out + ".replite-restore" + TempSuffix();
-  Applier ap(store.get(), tmp, o);
-  s = ap.Open();
-  if (s.ok()) s = ap.Apply(plan, r);
-  if (s.ok()) s = ap.Verify(r);
-  ap.CloseFile();
+  s = BuildFile(store.get(), plan, tmp, o, r);
   if (s.ok()) s = IntegrityCheck(tmp);
   RemoveSidecars(tmp);
   if (s.ok()) {

@@ -2,10 +2,13 @@
  * with sqlite3 to a file:// replica (and to S3 when REPLITE_CAPI_S3_URL names
  * a bucket root, e.g. on moto), wait until durable, read status and metrics,
  * remove and close, then restore at the latest transaction, at a txid and at
- * a time, and onto an existing file. SQLite is the oracle: integrity_check
- * and row counts are compared with what the source held at each point.
+ * a time, and onto an existing file; a replica missing a segment restores
+ * only with "stop-at-last-good", which replite_restore_json reports. SQLite
+ * is the oracle: integrity_check and row counts are compared with what the
+ * source held at each point.
  * Prints "N passed, N failed"; exits non-zero on any failure. */
 #define _XOPEN_SOURCE 700
+#include <dirent.h>
 #include <ftw.h>
 #include <sys/stat.h>
 #include <pthread.h>
@@ -346,6 +349,101 @@ static void test_json_escaping(const char* dir) {
   sqlite3_close(db);
 }
 
+/* Removes the segment of `gen_dir` holding txid; 1 if one was removed. */
+static int remove_segment_holding(const char* gen_dir, unsigned long long txid) {
+  char seg_dir[900], path[1200];
+  snprintf(seg_dir, sizeof seg_dir, "%s/segments", gen_dir);
+  DIR* d = opendir(seg_dir);
+  if (d == NULL) return 0;
+  int removed = 0;
+  struct dirent* e;
+  while (!removed && (e = readdir(d)) != NULL) {
+    unsigned long long first = 0, last = 0;
+    if (sscanf(e->d_name, "%16llx-%16llx.seg", &first, &last) == 2 && first <= txid && txid <= last) {
+      snprintf(path, sizeof path, "%s/%s", seg_dir, e->d_name);
+      removed = unlink(path) == 0;
+    }
+  }
+  closedir(d);
+  return removed;
+}
+
+/* The only generation directory under a file:// replica at `replica_dir`. */
+static int only_generation(const char* replica_dir, char* out, size_t size) {
+  char gens[900];
+  snprintf(gens, sizeof gens, "%s/generations", replica_dir);
+  DIR* d = opendir(gens);
+  if (d == NULL) return 0;
+  int n = 0;
+  struct dirent* e;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') n++, snprintf(out, size, "%s/%s", gens, e->d_name);
+  closedir(d);
+  return n == 1;
+}
+
+/* A replica missing a middle segment: refused by default (NOT_FOUND, no
+ * output); with "stop-at-last-good=1" restored up to the txid before the
+ * gap, and replite_restore_json says so. */
+static void test_stop_at_last_good(const char* dir) {
+  char db_path[700], state[700], replica_dir[700], url[800], out[700], gen_dir[1000], opt[64];
+  snprintf(db_path, sizeof db_path, "%s/gap.db", dir);
+  snprintf(state, sizeof state, "%s/state-gap", dir);
+  snprintf(replica_dir, sizeof replica_dir, "%s/replica-gap", dir);
+  snprintf(url, sizeof url, "file://%s", replica_dir);
+  snprintf(out, sizeof out, "%s/restored-gap.db", dir);
+  sqlite3* app = NULL;
+  CHECK(sqlite3_open(db_path, &app) == SQLITE_OK);
+  sqlite3_busy_timeout(app, 10000);
+  exec_sql(app, "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);");
+  replite_options* o = replite_options_create();
+  CHECK_OK(replite_options_set(o, "state-dir", state, &err));
+  CHECK_OK(replite_options_set(o, "poll-interval-ms", "0", &err));
+  CHECK_OK(replite_options_set(o, "sync-interval-ms", "1", &err));
+  replite_replicator* r = NULL;
+  CHECK_OK(replite_replicator_open(o, &r, &err));
+  replite_options_destroy(o);
+  if (r == NULL) return;
+  CHECK_OK(replite_db_add(r, db_path, url, &err));
+  CHECK_OK(replite_db_attach(r, db_path, app, &err));
+  /* One transaction per segment: txid[i] holds i + 1 rows. */
+  uint64_t txid[5] = {0};
+  for (int i = 0; i < 5; i++) {
+    exec_sql(app, "INSERT INTO t(v) VALUES (hex(randomblob(100)));");
+    CHECK_OK(replite_db_wait_durable(r, db_path, 10000, &txid[i], &err));
+  }
+  CHECK_OK(replite_db_detach(r, db_path, app, &err));
+  CHECK_OK(replite_replicator_close(r, &err));
+  sqlite3_close(app);
+  CHECK(txid[1] < txid[2] && txid[2] < txid[3]);
+
+  CHECK(only_generation(replica_dir, gen_dir, sizeof gen_dir));
+  CHECK(remove_segment_holding(gen_dir, txid[2]));
+  CHECK_RC(REPLITE_ERR_NOT_FOUND, replite_restore(url, out, NULL, NULL, NULL, &err));
+  CHECK(!file_exists(out));
+  CHECK_RC(REPLITE_ERR_INVALID_ARGUMENT, replite_restore(url, out, "stop-at-last-good=perhaps", NULL, NULL, &err));
+
+  char* err = NULL;
+  char* js = replite_restore_json(url, out, "stop-at-last-good=1", NULL, NULL, &err);
+  if (js == NULL) fprintf(stderr, "replite_restore_json: %s\n", err ? err : "?");
+  CHECK(js != NULL && err == NULL);
+  if (js) printf("restore: %s\n", js);
+  snprintf(opt, sizeof opt, "\"txid\":%llu,", (unsigned long long)txid[1]);
+  CHECK(contains(js, opt));
+  snprintf(opt, sizeof opt, "\"requested_txid\":%llu,", (unsigned long long)txid[4]);
+  CHECK(contains(js, opt));
+  CHECK(contains(js, "\"stopped_early\":true,\"bad_object\":null,\"stop_reason\":\"missing object: "));
+  replite_free(js);
+  CHECK(integrity_ok(out));
+  CHECK(query_int(out, "SELECT count(*) FROM t") == 2);
+
+  /* Without damage before the target, nothing stops. */
+  snprintf(opt, sizeof opt, "txid=%llu,stop-at-last-good=1,overwrite=1", (unsigned long long)txid[1]);
+  js = replite_restore_json(url, out, opt, NULL, NULL, &err);
+  CHECK(contains(js, "\"stopped_early\":false,\"bad_object\":null,\"stop_reason\":null}"));
+  replite_free(js);
+}
+
 int main(void) {
   printf("replite %s\n", replite_version());
   CHECK(replite_version() != NULL && strchr(replite_version(), '.') != NULL);
@@ -362,6 +460,7 @@ int main(void) {
   snprintf(root, sizeof root, "file://%s/replica", dir);
   run_e2e(dir, root);
   test_json_escaping(dir);
+  test_stop_at_last_good(dir);
 
   /* S3 (e.g. moto): REPLITE_CAPI_S3_URL=s3://bucket/prefix?endpoint=...; the
    * credentials come from the usual AWS_* environment variables. */
