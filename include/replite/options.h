@@ -73,6 +73,12 @@ struct ReplicatorOptions {
   // bytes. Split evenly among the workers: a segment larger than a job's
   // share is built in the spool directory and streamed. Default: 256 MiB.
   uint64_t memory_cap = 256ull << 20;
+  // Cap on the local upload spool (state_dir/upload-spool): while the store
+  // fails, captured segments are written there (so the WAL can still be
+  // checkpointed) and uploaded in order once it answers. When the spool is
+  // full, capture pauses and changes wait in the WAL (which then grows);
+  // nothing is dropped. Default: 1 GiB.
+  uint64_t spool_cap = 1ull << 30;
   // Clock and test hooks. Default: nullptr = Env::Default().
   Env* env = nullptr;
   // Receives one line per notable event (new generation and its reason,

@@ -32,7 +32,11 @@ struct DatabaseStatus {
   std::string replica_url;
   std::string generation;     // current generation ("" before the first sync)
   uint64_t durable_txid = 0;  // last transaction stored in the replica
-  int64_t durable_ts_ms = 0;  // its capture time
+  // Last transaction captured: equal to durable_txid, or ahead of it by
+  // what waits in the local upload spool while the store is unreachable.
+  uint64_t local_txid = 0;
+  uint64_t spooled_segments = 0;  // segments waiting in the upload spool
+  int64_t durable_ts_ms = 0;  // capture time of durable_txid (0 while segments are spooled)
   uint32_t page_size = 0;
   uint32_t db_pages = 0;
   uint64_t wal_frames = 0;    // frames in the current WAL epoch, all captured
@@ -85,7 +89,11 @@ class REPLITE_EXPORT Replicator {
 
   // Like Sync, with a deadline: waits until every transaction committed
   // before the call is durable (kTimeout if that takes longer than
-  // timeout_ms; the capture goes on). timeout_ms < 0 waits forever.
+  // timeout_ms; the capture goes on). Failed attempts do not end the wait:
+  // the library retries (spooling captured changes while the store fails)
+  // and the kTimeout message carries the last error. timeout_ms < 0 waits
+  // forever. Sync, by contrast, tries the store now (even during its
+  // backoff after failures) and returns the first attempt's error.
   virtual Status WaitDurable(const std::string& path, int64_t timeout_ms, uint64_t* durable_txid) = 0;
 
   // Installs a WAL hook on the application's connection `conn` (to the

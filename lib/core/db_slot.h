@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/position.h"
+#include "core/store_health.h"
 #include "replite/options.h"
 #include "replite/sys/object_store.h"
 #include "store/replica_url.h"
@@ -23,6 +24,7 @@ struct DbConfig {
   DatabaseOptions opts;
   ReplicaUrl root;                     // replica root; a database's prefix is root/<name>
   std::shared_ptr<ObjectStore> store;  // for databases without their own URL
+  std::shared_ptr<StoreHealth> health;  // of `store`
 };
 
 // Rarely present: a database with its own replica URL.
@@ -30,6 +32,7 @@ struct DbTarget {
   ReplicaUrl url;
   std::string url_str;
   std::shared_ptr<ObjectStore> store;
+  std::shared_ptr<StoreHealth> health;
 };
 
 // Rarely present: what only some databases need.
@@ -53,16 +56,18 @@ struct DbSlot {
   bool removed = false;
   bool notify_pending = false;
   bool notified = false;        // Notify/Attach seen: never polled again
-  bool want_snapshot = false, want_checkpoint = false, want_truncate = false;
+  bool want_snapshot = false, want_checkpoint = false, want_truncate = false, want_probe = false;
   bool has_error = false;
   uint16_t poll_shift = 0;      // poll interval = base << shift (adaptive back-off)
+  uint32_t spooled = 0;         // segments waiting in the upload spool (captured, not yet durable)
   uint32_t req_seq = 0, done_seq = 0;
   uint64_t timer_seq = 0;       // the armed timer entry; stale entries carry another value
   int64_t wal_size = -1, wal_mtime_ns = -1;  // WAL stat at the last capture
   int64_t last_change_ms = 0;   // last capture that found something
   int64_t notified_at_ms = 0;   // first Notify not yet covered by a sync
   int64_t last_sync_ms = 0;
-  Position pos;
+  Position pos;                 // captured (durable, or spooled after durable_txid)
+  uint64_t durable_txid = 0;    // last transaction in the store
   uint32_t segments = 0, snapshots = 0, checkpoints = 0, generations = 0;
   uint64_t bytes = 0;
   std::unique_ptr<DbExtra> extra;

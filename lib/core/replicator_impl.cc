@@ -31,6 +31,7 @@
 #include "core/position_store.h"
 #include "core/retention.h"
 #include "core/sqlite_conn.h"
+#include "core/upload_spool.h"
 #include "core/wal_capture.h"
 #include "exec/thread_pool.h"
 #include "exec/timer_queue.h"
@@ -85,7 +86,7 @@ Status CheckDatabaseHeader(const std::string& path, bool enable_wal) {
 }
 
 constexpr uint64_t kNotifyTimer = 1ull << 63;    // timer seq bit: a Notify batch is due
-constexpr uint64_t kQuietTimer = 1ull << 62;     // timer seq bit: a quiet checkpoint may be due
+constexpr uint64_t kQuietTimer = 1ull << 62;     // timer seq bit: wake up, the job decides (quiet checkpoint, retry)
 constexpr int kStripes = 64;
 constexpr int kFdsPerJob = 16;                   // upper bound of descriptors one sync job opens
 constexpr int64_t kMaxPollMs = 30000;            // idle databases back off to this
@@ -124,26 +125,35 @@ class ReplicatorImpl final : public Replicator {
     if (!opts_.replica_url.empty()) {
       s = ParseReplicaUrl(opts_.replica_url, &cfg->root);
       if (!s.ok()) return s;
-      s = OpenStore(cfg->root, &cfg->store);
+      s = OpenStore(cfg->root, &cfg->store, &cfg->health);
       if (!s.ok()) return s;
     }
     default_cfg_ = cfg;
     s = positions_.Open(opts_.state_dir + "/positions.db");
     if (!s.ok()) return s;
+    s = upload_spool_.Open(opts_.state_dir + "/upload-spool", opts_.spool_cap);
+    if (!s.ok()) return s;
+    if (upload_spool_.entries() > 0)
+      Log("upload spool holds " + std::to_string(upload_spool_.entries()) + " segments (" +
+          std::to_string(upload_spool_.bytes()) + " bytes) from an earlier run: they are uploaded first");
     timers_.At(NowMono() + opts_.position_flush_ms * 1000, 0, 0);
     return Status::OK();
   }
 
   // One counting wrapper per distinct store (the registry shares stores by
   // identity, so 100,000 databases on one bucket share one of each).
-  Status OpenStore(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* out) {
+  Status OpenStore(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* out, std::shared_ptr<StoreHealth>* health) {
     std::shared_ptr<ObjectStore> raw;
     Status s = stores_.Open(url, &raw);
     if (!s.ok()) return s;
     std::lock_guard<std::mutex> l(wrap_mu_);
     auto& w = wrapped_[raw.get()];
-    if (!w) w = NewCountingStore(raw, &m_);
-    *out = w;
+    if (!w.store) {
+      w.store = NewCountingStore(raw, &m_);
+      w.health = std::make_shared<StoreHealth>();
+    }
+    *out = w.store;
+    *health = w.health;
     return Status::OK();
   }
 
@@ -182,7 +192,7 @@ class ReplicatorImpl final : public Replicator {
       auto t = std::make_unique<DbTarget>();
       Status s = ParseReplicaUrl(o.replica_url, &t->url);
       if (!s.ok()) return s;
-      s = OpenStore(t->url, &t->store);
+      s = OpenStore(t->url, &t->store, &t->health);
       if (!s.ok()) return s;
       t->url_str = t->url.ToString();
       slot->target = std::move(t);
@@ -224,13 +234,21 @@ class ReplicatorImpl final : public Replicator {
       }
       by_path_.emplace(std::string_view(slot->path), slot->id);
     }
-    if (found) {
+    // Segments an earlier process spooled but did not upload: they are not
+    // durable yet and go to the store first.
+    const SpoolBacklog backlog = upload_spool_.TakeBacklog(path, url);
+    {
+      std::lock_guard<std::mutex> l(Stripe(*slot));
+      slot->spooled = backlog.entries;
+      slot->durable_txid = backlog.entries ? std::min(slot->pos.txid, backlog.first_txid - 1) : slot->pos.txid;
+    }
+    if (found && backlog.entries == 0) {
       // Resume: the first poll is spread over one interval (no thundering
       // herd after a restart), and opens nothing if the WAL is unchanged.
       std::lock_guard<std::mutex> l(Stripe(*slot));
       ArmPoll(*slot, Jitter(o.poll_interval_ms));
     } else {
-      Kick(slot, true);  // first sync: snapshot
+      Kick(slot, true);  // first sync (snapshot), or a backlog to upload
     }
     return Status::OK();
   }
@@ -382,18 +400,18 @@ class ReplicatorImpl final : public Replicator {
   // ---- requests that wait --------------------------------------------------------
 
   Status Sync(const std::string& path, uint64_t* durable_txid) override {
-    return Request(path, false, false, false, durable_txid, -1);
+    return Request(path, false, false, false, durable_txid, -1, false);
   }
   Status WaitDurable(const std::string& path, int64_t timeout_ms, uint64_t* durable_txid) override {
-    return Request(path, false, false, false, durable_txid, timeout_ms);
+    return Request(path, false, false, false, durable_txid, timeout_ms, true);
   }
-  Status Snapshot(const std::string& path) override { return Request(path, true, false, false, nullptr, -1); }
+  Status Snapshot(const std::string& path) override { return Request(path, true, false, false, nullptr, -1, false); }
   Status Checkpoint(const std::string& path, bool truncate) override {
-    return Request(path, false, true, truncate, nullptr, -1);
+    return Request(path, false, true, truncate, nullptr, -1, false);
   }
 
   Status Request(const std::string& path, bool snapshot, bool checkpoint, bool truncate, uint64_t* durable,
-                 int64_t timeout_ms) {
+                 int64_t timeout_ms, bool through_errors) {
     if (closed_) return Status::Cancelled("replicator is closed");
     SlotPtr slot = Find(AbsolutePath(path));
     if (!slot) return Status::NotFound("database " + path + " is not being replicated");
@@ -401,23 +419,32 @@ class ReplicatorImpl final : public Replicator {
     {
       std::lock_guard<std::mutex> l(Stripe(*slot));
       seq = ++slot->req_seq;
+      // Sync/Snapshot/Checkpoint: the application wants it now, so try the
+      // store even during its backoff. WaitDurable waits for the retries.
+      if (!through_errors) slot->want_probe = true;
       slot->want_snapshot |= snapshot;
       slot->want_checkpoint |= checkpoint;
       slot->want_truncate |= truncate;
     }
     Kick(slot, false);
     std::unique_lock<std::mutex> l(Stripe(*slot));
-    auto done = [&] { return int32_t(slot->done_seq - seq) >= 0 || slot->removed; };
+    // Sync returns after one job, with its error if it failed. WaitDurable
+    // keeps waiting through failed attempts (the job retries on its own,
+    // and spooled segments drain once the store answers) until a job
+    // succeeds or the deadline passes.
+    auto done = [&] {
+      return (int32_t(slot->done_seq - seq) >= 0 && (!through_errors || !slot->has_error)) || slot->removed;
+    };
     if (timeout_ms < 0) {
       Cv(*slot).wait(l, done);
     } else if (!Cv(*slot).wait_for(l, std::chrono::milliseconds(timeout_ms), done)) {
-      if (durable) *durable = slot->pos.txid;
+      if (durable) *durable = slot->durable_txid;
       return Status::Timeout("database " + slot->path + ": not durable after " + std::to_string(timeout_ms) +
-                             " ms (durable txid " + std::to_string(slot->pos.txid) +
+                             " ms (durable txid " + std::to_string(slot->durable_txid) +
                              (slot->has_error ? "; last error: " + slot->extra->last_error : "") + ")");
     }
     if (slot->removed && int32_t(slot->done_seq - seq) < 0) return Status::Cancelled("database " + path + " was removed");
-    if (durable) *durable = slot->pos.txid;
+    if (durable) *durable = slot->durable_txid;
     if (slot->has_error) return Status(last_code_of(*slot), slot->extra->last_error);
     return Status::OK();
   }
@@ -437,8 +464,10 @@ class ReplicatorImpl final : public Replicator {
     out->path = s.path;
     out->replica_url = UrlOf(s);
     out->generation = s.pos.generation();
-    out->durable_txid = s.pos.txid;
-    out->durable_ts_ms = s.pos.txid_ts_ms;
+    out->durable_txid = s.durable_txid;
+    out->local_txid = s.pos.txid;
+    out->spooled_segments = s.spooled;
+    out->durable_ts_ms = s.durable_txid == s.pos.txid ? s.pos.txid_ts_ms : 0;
     out->page_size = s.pos.page_size;
     out->db_pages = s.pos.db_pages;
     out->wal_frames = s.pos.frames;
@@ -488,6 +517,8 @@ class ReplicatorImpl final : public Replicator {
     m_.Set("replite_jobs_queued", {}, double(pool_.queued()));
     m_.Set("replite_worker_threads", {}, double(pool_.threads()));
     m_.Set("replite_timers_armed", {}, double(timers_.size()));
+    m_.Set("replite_spool_bytes", {}, double(upload_spool_.bytes()));
+    m_.Set("replite_spool_segments", {}, double(upload_spool_.entries()));
     if (HttpClient* h = stores_.http()) {
       HttpStats hs = h->Stats();
       m_.Set("replite_http_requests", {}, double(hs.requests));
@@ -551,6 +582,8 @@ class ReplicatorImpl final : public Replicator {
     m_.Gauge("replite_jobs_queued", "Jobs waiting for a worker.");
     m_.Gauge("replite_worker_threads", "Shared worker threads.");
     m_.Gauge("replite_timers_armed", "Timer entries (polls, notify batches) waiting.");
+    m_.Gauge("replite_spool_bytes", "Bytes of captured segments waiting in the local upload spool.");
+    m_.Gauge("replite_spool_segments", "Captured segments waiting in the local upload spool.");
     m_.Gauge("replite_http_requests", "HTTP exchanges finished by the shared pool since start.");
     m_.Gauge("replite_http_connections_opened", "TCP connections opened by the shared pool since start.");
     m_.Gauge("replite_http_in_flight", "HTTP requests in flight.");
@@ -564,6 +597,8 @@ class ReplicatorImpl final : public Replicator {
     m_.Counter("replite_uploaded_bytes_total", "Bytes of segments and snapshots written to the store.");
     m_.Counter("replite_generations_started_total", "New generations (each one logged with its reason).");
     m_.Counter("replite_checkpoints_total", "Checkpoints run by the library.");
+    m_.Counter("replite_segments_spooled_total", "Segments written to the local spool because the store failed.");
+    m_.Counter("replite_spool_full_total", "Captures paused because the spool was full (changes wait in the WAL).");
     m_.Histogram("replite_sync_duration_seconds", "Duration of sync jobs that captured something.",
                  {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
     m_.Histogram("replite_commit_to_durable_seconds", "From Notify/WAL hook to the commit being durable.",
@@ -590,6 +625,7 @@ class ReplicatorImpl final : public Replicator {
     return s.target ? s.target->url.prefix : s.cfg->root.Child(ReplicaNameFor(s.path)).prefix;
   }
   ObjectStore* StoreOf(const DbSlot& s) const { return s.target ? s.target->store.get() : s.cfg->store.get(); }
+  StoreHealth& HealthOf(const DbSlot& s) const { return s.target ? *s.target->health : *s.cfg->health; }
 
   SlotPtr Find(const std::string& path) {
     std::shared_lock<std::shared_mutex> l(reg_mu_);
@@ -672,7 +708,7 @@ class ReplicatorImpl final : public Replicator {
 
   void RunJob(SlotPtr s) {
     uint32_t seq;
-    bool snap, ckpt, trunc, forced;
+    bool snap, ckpt, trunc, forced, probe;
     int64_t notified_at;
     {
       std::lock_guard<std::mutex> l(Stripe(*s));
@@ -688,7 +724,8 @@ class ReplicatorImpl final : public Replicator {
       snap = s->want_snapshot;
       ckpt = s->want_checkpoint;
       trunc = s->want_truncate;
-      s->want_snapshot = s->want_checkpoint = s->want_truncate = false;
+      probe = s->want_probe;
+      s->want_snapshot = s->want_checkpoint = s->want_truncate = s->want_probe = false;
       notified_at = s->notified_at_ms;
       s->notified_at_ms = 0;
     }
@@ -700,7 +737,7 @@ class ReplicatorImpl final : public Replicator {
       // Descriptor budget: a job opens at most kFdsPerJob files.
       fd_tokens_.acquire();
       ScopedMetricsGroup scope(&s->cfg->opts.metrics_group);
-      st = DoSync(*s, forced, snap, ckpt, trunc, &captured, &changed);
+      st = DoSync(*s, SyncRequest{forced, snap, ckpt, trunc, probe}, &captured, &changed);
       fd_tokens_.release();
     }
     if (captured) {
@@ -739,10 +776,16 @@ class ReplicatorImpl final : public Replicator {
       pool_.Submit([this, s] { RunJob(s); });
     } else {
       s->state = JobState::kIdle;
-      if (base > 0) {
+      // After a failure, retry when the store's backoff ends (at least 1 s,
+      // spread): also notified databases, which are not polled, must get
+      // their spooled or uncaptured changes to the store without a new commit.
+      const int64_t retry_ms =
+          st.ok() ? 0 : std::max<int64_t>(1000, (HealthOf(*s).retry_at_us() - NowMono()) / 1000) + Jitter(500);
+      if (base > 0 && !s->notified) {
         int64_t next = std::min<int64_t>(base << s->poll_shift, kMaxPollMs);
-        if (!st.ok()) next = std::max<int64_t>(next, 1000);
-        ArmPoll(*s, next);
+        ArmPoll(*s, std::max(next, retry_ms));
+      } else if (!st.ok() && !closed_ && !s->removed) {
+        timers_.At(NowMono() + retry_ms * 1000, s->id, kQuietTimer);
       }
       // A notified database is not polled, but its WAL still needs the
       // quiet checkpoint once writes stop.
@@ -768,21 +811,40 @@ class ReplicatorImpl final : public Replicator {
       ObjectRef r;
       if (ParseObjectKey(prefix, o, &r)) max_txid = std::max(max_txid, r.last_txid);
     }
+    // Spooled segments are on their way to the store (after a crash they
+    // may even be ahead of the saved position).
+    std::vector<SpoolEntry> spooled;
+    st = upload_spool_.List(s.path, UrlOf(s), &spooled);
+    if (!st.ok()) return st;
+    for (const auto& e : spooled) max_txid = std::max(max_txid, e.last_txid);
     *floor = max_txid;
     return Status::OK();
   }
 
-  Status DoSync(DbSlot& s, bool forced, bool snap, bool ckpt, bool trunc, bool* captured, bool* changed) {
+  // What a job was asked to do.
+  struct SyncRequest {
+    bool forced = false;    // a request or a commit: capture even if the WAL stat did not change
+    bool snap = false, ckpt = false, trunc = false;
+    bool probe = false;     // the application waits: try the store even during its backoff
+  };
+
+  Status DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, bool* changed) {
+    const bool forced = sr.forced, snap = sr.snap, ckpt = sr.ckpt, trunc = sr.trunc;
     Position pos;
     int64_t last_change, cached_size, cached_mtime;
+    uint32_t spooled;
+    bool had_error;
     {
       std::lock_guard<std::mutex> l(Stripe(s));
       pos = s.pos;
       last_change = s.last_change_ms;
       cached_size = s.wal_size;
       cached_mtime = s.wal_mtime_ns;
+      spooled = s.spooled;
+      had_error = s.has_error;
     }
     const DatabaseOptions& o = s.cfg->opts;
+    StoreHealth& health = HealthOf(s);
     const int64_t now = NowMs();
     // The cheap part of a poll: one stat of the WAL (taken before capture,
     // so a commit racing the capture shows up as a change next time).
@@ -797,16 +859,24 @@ class ReplicatorImpl final : public Replicator {
       wal_size = -1 - st.st_size;
       wal_mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
     }
-    // Snapshots only for databases that changed since the last one: an
-    // idle database makes no store requests at all.
-    const bool snapshot_due =
-        pos.valid() && pos.txid > pos.snapshot_txid && now - pos.snapshot_ms >= o.snapshot_interval_ms;
+    // Snapshots only for databases that changed since the last one (an
+    // idle database makes no store requests at all), and not while the
+    // store fails (a snapshot is not spooled).
+    const bool snapshot_due = pos.valid() && pos.txid > pos.snapshot_txid &&
+                              now - pos.snapshot_ms >= o.snapshot_interval_ms && spooled == 0 && !health.down();
     const bool quiet_due = pos.valid() && pos.frames > 0 && !pos.expect_restart &&
                            now - last_change >= o.checkpoint_quiet_ms;
-    if (!forced && pos.valid() && !snap && !ckpt && !trunc && !snapshot_due && !quiet_due &&
-        wal_size == cached_size && wal_mtime == cached_mtime) {
+    const bool nothing_new = !forced && pos.valid() && !snap && !ckpt && !trunc && !snapshot_due && !quiet_due &&
+                             wal_size == cached_size && wal_mtime == cached_mtime;
+    if (nothing_new && spooled == 0) {
       m_.Add("replite_polls_total", {{"outcome", "unchanged"}});
       return Status::OK();
+    }
+    // The backlog goes first: segments reach the store in txid order.
+    Status store_err;
+    if (spooled > 0) {
+      store_err = DrainSpool(s, health, sr.probe);
+      if (nothing_new) return store_err;
     }
     *captured = true;
     CaptureRequest req;
@@ -823,13 +893,11 @@ class ReplicatorImpl final : public Replicator {
     const uint64_t wal_frames = wal_size > 32 ? uint64_t(wal_size - 32) / (24 + ps) : 0;  // (< 0: no WAL)
     req.truncate = trunc || wal_frames >= o.truncate_pages;
     req.checkpoint = ckpt || req.truncate || wal_frames >= o.checkpoint_pages || quiet_due;
-    {
-      // While uploads fail nothing new can be checkpointed (only durable
-      // frames are), so do not take the application's write lock for it:
-      // capture without the lock until the store answers again.
-      std::lock_guard<std::mutex> l(Stripe(s));
-      if (s.has_error && !ckpt && !trunc) req.checkpoint = req.truncate = false;
-    }
+    // Frames are checkpointed only once they are durable or spooled. With
+    // the store failing and the spool full nothing new can be, so do not
+    // take the application's write lock for it.
+    if (had_error && health.down() && upload_spool_.bytes() >= upload_spool_.cap() && !ckpt && !trunc)
+      req.checkpoint = req.truncate = false;
 
     CaptureResult res;
     req.allow_new_generation = false;
@@ -854,34 +922,36 @@ class ReplicatorImpl final : public Replicator {
       cs = CaptureChanges(req, pos, &res);
       if (!cs.ok()) return cs;
     }
-    cs = Upload(s, res);
-    if (!res.snapshot_path.empty()) ::unlink(res.snapshot_path.c_str());
-    if (!res.segment_path.empty()) ::unlink(res.segment_path.c_str());
+    cs = Ship(s, health, sr.probe, res, &store_err);
+    CleanupCapture(res);
     if (!cs.ok()) return cs;
     if (req.checkpoint && (res.has_segment || res.has_snapshot)) {
-      // Now that the capture is durable, checkpoint it (capturing under the
-      // write lock whatever was committed meanwhile; if that is not empty
-      // the checkpoint waits for the next sync).
+      // Now that the capture is durable (or spooled), checkpoint it
+      // (capturing under the write lock whatever was committed meanwhile;
+      // if that is not empty the checkpoint waits for the next sync).
       CaptureRequest again = req;
       again.want_snapshot = false;
       CaptureResult tail;
       Status ts = CaptureChanges(again, res.pos, &tail);
       if (ts.ok() && !tail.new_generation && !tail.drift) {
-        ts = Upload(s, tail);
+        ts = Ship(s, health, sr.probe, tail, &store_err);
         if (ts.ok()) {
           res.pos = tail.pos;
           res.checkpointed_frames = tail.checkpointed_frames;
           res.has_segment |= tail.has_segment;
         }
       }
-      if (!tail.snapshot_path.empty()) ::unlink(tail.snapshot_path.c_str());
-      if (!tail.segment_path.empty()) ::unlink(tail.segment_path.c_str());
+      CleanupCapture(tail);
       if (!ts.ok()) Log("database " + s.path + ": checkpoint deferred: " + ts.ToString());
     }
     *changed = res.has_segment || res.has_snapshot;
+    uint64_t durable_before, durable_after;
     {
       std::lock_guard<std::mutex> l(Stripe(s));
       s.pos = res.pos;
+      durable_before = s.durable_txid;
+      if (s.spooled == 0) s.durable_txid = std::max(s.durable_txid, res.pos.txid);
+      durable_after = s.durable_txid;
       s.wal_size = wal_size;
       s.wal_mtime_ns = wal_mtime;
       if (*changed) s.last_change_ms = now;
@@ -896,11 +966,9 @@ class ReplicatorImpl final : public Replicator {
     const Labels group{{"group", o.metrics_group}};
     if (res.pos.txid > pos.txid && !res.new_generation)
       m_.Add("replite_transactions_total", group, double(res.pos.txid - pos.txid));
-    if (res.has_segment) m_.Add("replite_segments_uploaded_total", group);
-    if (res.has_snapshot) m_.Add("replite_snapshots_uploaded_total", group);
     if (res.new_generation) m_.Add("replite_generations_started_total", group);
     if (res.checkpointed_frames >= 0) m_.Add("replite_checkpoints_total", group);
-    if (opts_.on_durable && res.pos.txid != pos.txid) opts_.on_durable(s.path, res.pos.txid);
+    if (opts_.on_durable && durable_after != durable_before) opts_.on_durable(s.path, durable_after);
     // Retention has nothing to delete right after the first snapshot of a
     // replica's first generation (a new database).
     if (res.has_snapshot && !(res.new_generation && pos.txid == 0)) {
@@ -913,6 +981,91 @@ class ReplicatorImpl final : public Replicator {
             std::to_string(rs.generations_deleted) + " generations)");
       }
     }
+    return store_err;
+  }
+
+  static void CleanupCapture(const CaptureResult& res) {
+    if (!res.snapshot_path.empty()) ::unlink(res.snapshot_path.c_str());
+    if (!res.segment_path.empty()) ::unlink(res.segment_path.c_str());
+  }
+
+  // Makes a capture safe: uploads it, or, when the store fails (or older
+  // segments still wait in the spool), spools its segment. OK means the
+  // position may advance and its frames may be checkpointed; *store_err
+  // then says whether the store has it yet. A snapshot or a new generation
+  // is never spooled: it is retried from the WAL once the store answers.
+  Status Ship(DbSlot& s, StoreHealth& health, bool probe, CaptureResult& res, Status* store_err) {
+    if (!res.has_segment && !res.has_snapshot && !res.new_generation) return Status::OK();
+    uint32_t spooled;
+    {
+      std::lock_guard<std::mutex> l(Stripe(s));
+      spooled = s.spooled;
+    }
+    if (spooled == 0 && store_err->ok() && (health.MayTry(NowMono()) || probe)) {
+      Status u = Upload(s, res);
+      if (u.ok()) {
+        health.Success();
+        return u;
+      }
+      health.Failure(NowMono());
+      *store_err = u;
+    } else if (store_err->ok()) {
+      *store_err = StoreDownStatus(s, health);
+    }
+    if (!res.has_segment || res.has_snapshot || res.new_generation) return *store_err;
+    const Labels group{{"group", s.cfg->opts.metrics_group}};
+    Status a = upload_spool_.Append(s.path, UrlOf(s), res.segment_header, res.segment_path.empty() ? &res.segment : nullptr,
+                                    res.segment_path.empty() ? nullptr : &res.segment_path);
+    if (!a.ok()) {
+      if (a.code() == Code::kResourceExhausted) m_.Add("replite_spool_full_total", group);
+      return Status(store_err->code(), store_err->message() + "; capture paused, the changes wait in the WAL: " +
+                                           a.message());
+    }
+    res.segment_path.clear();  // moved into the spool
+    m_.Add("replite_segments_spooled_total", group);
+    std::lock_guard<std::mutex> l(Stripe(s));
+    s.spooled++;
+    return Status::OK();
+  }
+
+  Status StoreDownStatus(DbSlot& s, StoreHealth& health) {
+    const int64_t wait_ms = std::max<int64_t>(0, (health.retry_at_us() - NowMono()) / 1000);
+    return Status::Unavailable("store " + UrlOf(s) + " is failing; next attempt in " + std::to_string(wait_ms) +
+                               " ms; captured changes are spooled locally meanwhile");
+  }
+
+  // Uploads the database's spooled segments, oldest first; stops at the
+  // first failure (the rest stay spooled, in order).
+  Status DrainSpool(DbSlot& s, StoreHealth& health, bool probe) {
+    if (!health.MayTry(NowMono()) && !probe) return StoreDownStatus(s, health);
+    std::vector<SpoolEntry> entries;
+    Status st = upload_spool_.List(s.path, UrlOf(s), &entries);
+    if (!st.ok()) return st;
+    const std::string prefix = PrefixOf(s);
+    const Labels group{{"group", s.cfg->opts.metrics_group}};
+    for (const auto& e : entries) {
+      st = StoreOf(s)->PutFile(SegmentKey(prefix, e.generation, e.first_txid, e.last_txid), e.path);
+      if (!st.ok()) {
+        health.Failure(NowMono());
+        return st;
+      }
+      health.Success();
+      upload_spool_.Remove(e);
+      m_.Add("replite_segments_uploaded_total", group);
+      m_.Add("replite_uploaded_bytes_total", group, double(e.bytes));
+      uint64_t durable;
+      {
+        std::lock_guard<std::mutex> l(Stripe(s));
+        if (s.spooled > 0) s.spooled--;
+        s.segments++;
+        s.bytes += e.bytes;
+        s.durable_txid = std::max(s.durable_txid, e.last_txid);
+        durable = s.durable_txid;
+      }
+      if (opts_.on_durable) opts_.on_durable(s.path, durable);
+    }
+    std::lock_guard<std::mutex> l(Stripe(s));
+    s.spooled = 0;
     return Status::OK();
   }
 
@@ -938,6 +1091,7 @@ class ReplicatorImpl final : public Replicator {
       }
       if (!st.ok()) return st;
       m_.Add("replite_uploaded_bytes_total", group, double(size));
+      m_.Add("replite_segments_uploaded_total", group);
       std::lock_guard<std::mutex> l(Stripe(s));
       s.segments++;
       s.bytes += size;
@@ -949,6 +1103,7 @@ class ReplicatorImpl final : public Replicator {
       struct stat fst;
       uint64_t size = ::stat(res.snapshot_path.c_str(), &fst) == 0 ? uint64_t(fst.st_size) : 0;
       m_.Add("replite_uploaded_bytes_total", group, double(size));
+      m_.Add("replite_snapshots_uploaded_total", group);
       std::lock_guard<std::mutex> l(Stripe(s));
       s.snapshots++;
       s.bytes += size;
@@ -981,7 +1136,12 @@ class ReplicatorImpl final : public Replicator {
   std::mutex cfg_mu_;
   std::map<std::string, std::weak_ptr<const DbConfig>> configs_;
   std::mutex wrap_mu_;
-  std::unordered_map<ObjectStore*, std::shared_ptr<ObjectStore>> wrapped_;
+  struct Wrapped {
+    std::shared_ptr<ObjectStore> store;
+    std::shared_ptr<StoreHealth> health;
+  };
+  std::unordered_map<ObjectStore*, Wrapped> wrapped_;
+  UploadSpool upload_spool_;
 
   std::shared_mutex reg_mu_;  // guards the registry below
   std::vector<SlotPtr> slots_;
