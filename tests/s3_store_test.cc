@@ -11,10 +11,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -514,6 +516,179 @@ TEST_CASE("http: shutdown fails pending requests with kCancelled, once each", "[
   CHECK(calls == 20);
   CHECK(cancelled == 20);
   close(fd);
+}
+
+namespace {
+
+// A TCP listener on 127.0.0.1 for the watchdog tests: `accept_` = accept
+// connections and hold them without reading or answering; otherwise
+// never accept, with the accept queue (backlog 0) filled at once, so that
+// further connection attempts get no answer at all.
+class SilentServer {
+ public:
+  explicit SilentServer(bool accept) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(listen(fd_, accept ? 64 : 0) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port_ = ntohs(a.sin_port);
+    if (accept) {
+      thread_ = std::thread([this] {
+        while (true) {
+          int c = ::accept(fd_, nullptr, nullptr);
+          if (c < 0) return;  // shutdown() below
+          std::lock_guard<std::mutex> l(mu_);
+          held_.push_back(c);
+        }
+      });
+    } else {
+      for (int i = 0; i < 4; i++) {  // fill the accept queue; later SYNs are dropped
+        int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        ::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        held_.push_back(c);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  ~SilentServer() {
+    shutdown(fd_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    close(fd_);
+    for (int c : held_) close(c);
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<int> held_;
+};
+
+// Answers each connection's first request with 200 "ok", then closes it.
+class OkServer {
+ public:
+  OkServer() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(listen(fd_, 16) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] {
+      int c;
+      while ((c = ::accept(fd_, nullptr, nullptr)) >= 0) {
+        std::string in;
+        char buf[4096];
+        ssize_t n;
+        while (in.find("\r\n\r\n") == std::string::npos && (n = read(c, buf, sizeof buf)) > 0) in.append(buf, size_t(n));
+        const std::string out = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+        (void)!write(c, out.data(), out.size());
+        close(c);
+      }
+    });
+  }
+  ~OkServer() {
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// A client whose watchdog abandons stalled transfers after 1.5 s while
+// libcurl's own limits stay far away (connect 20 s, low speed 60 s): what
+// ends the exchanges below can only be the watchdog.
+std::shared_ptr<HttpClient> WatchdogClient() {
+  HttpClientOptions o;
+  o.max_connections = o.max_connections_per_host = 4;
+  o.connect_timeout_ms = 20000;
+  o.low_speed_time_s = 60;
+  o.stall_abandon_ms = 1500;
+  std::shared_ptr<HttpClient> c;
+  REQUIRE(HttpClient::Open(o, &c).ok());
+  return c;
+}
+
+// Perform returns within [1.5 s, 6 s) with kUnavailable naming the request
+// (method, host, path) and not its query string.
+void ExpectAbandoned(HttpClient* http, const HttpRequest& req, const std::string& named) {
+  HttpResponse resp;
+  const auto t0 = std::chrono::steady_clock::now();
+  Status s = http->Perform(req, &resp);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  INFO(s.ToString() << " after " << ms << " ms");
+  CHECK(s.code() == Code::kUnavailable);
+  CHECK(s.retryable());
+  CHECK(s.message().find(req.method + " " + named) != std::string::npos);
+  CHECK(s.message().find("abandoned") != std::string::npos);
+  CHECK(s.message().find("SECRETSIG") == std::string::npos);
+  CHECK(ms >= 1400);
+  CHECK(ms < 6000);
+  CHECK(resp.status == 0);
+}
+
+}  // namespace
+
+TEST_CASE("http: a transfer that never ends is abandoned by the watchdog, named, once", "[s3][http]") {
+  auto http = WatchdogClient();
+  SECTION("a server that accepts and never answers") {
+    SilentServer silent(true);
+    HttpRequest get;
+    get.url = silent.url("/bucket/some/key?X-Amz-Signature=SECRETSIG");
+    ExpectAbandoned(http.get(), get, silent.url("/bucket/some/key"));
+    // An upload streamed from a file stalls once the socket buffers are full.
+    const std::string path = TempFile(RandomBytes(24 << 20, 5));
+    HttpRequest put;
+    put.method = "PUT";
+    put.url = silent.url("/bucket/big?uploadId=SECRETSIG");
+    put.body_file = path;
+    put.body_length = 24 << 20;
+    ExpectAbandoned(http.get(), put, silent.url("/bucket/big"));
+    unlink(path.c_str());
+    // Submit: the callback runs exactly once, with the same error.
+    std::atomic<int> calls{0}, unavailable{0};
+    for (int i = 0; i < 6; i++) {  // more than may be in flight (4): the rest wait, then stall too
+      HttpRequest r;
+      r.url = silent.url("/k" + std::to_string(i));
+      http->Submit(std::move(r), [&](Status s, HttpResponse&&) {
+        calls++;
+        if (s.code() == Code::kUnavailable) unavailable++;
+      });
+    }
+    for (int i = 0; i < 100 && calls < 6; i++) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // no second call
+    CHECK(calls == 6);
+    CHECK(unavailable == 6);
+  }
+  SECTION("a server that never accepts") {
+    SilentServer full(false);
+    HttpRequest get;
+    get.url = full.url("/bucket/key");
+    ExpectAbandoned(http.get(), get, full.url("/bucket/key"));
+  }
+  // The pool goes on: nothing left in flight, and the next exchange works.
+  CHECK(http->Stats().in_flight == 0);
+  OkServer ok;
+  HttpRequest req;
+  req.url = ok.url("/after");
+  HttpResponse resp;
+  REQUIRE(http->Perform(req, &resp).ok());
+  CHECK(resp.status == 200);
+  CHECK(resp.body == "ok");
 }
 
 TEST_CASE("http: request bodies streamed from a file range", "[s3][http]") {

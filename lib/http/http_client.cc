@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 namespace replite {
@@ -32,6 +33,11 @@ std::string Trim(std::string_view s) {
 // The URL without its query: enough to say what failed, and a presigned
 // query string (which carries a signature) never reaches an error message.
 std::string UrlForErrors(const std::string& url) { return url.substr(0, url.find('?')); }
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 Status TransportStatus(CURLcode rc, const char* detail, const HttpRequest& req) {
   std::string what = req.method + " " + UrlForErrors(req.url) + ": " +
@@ -79,8 +85,12 @@ struct HttpClient::Transfer {
   curl_slist* headers = nullptr;
   int fd = -1;
   uint64_t body_pos = 0;  // bytes of the body handed to curl so far
-  Status local;           // a failure of ours (file read) that caused an abort
+  Status local;           // a failure of ours (file read, watchdog) that caused an abort
   char errbuf[CURL_ERROR_SIZE] = {0};
+  // Watchdog state (pool thread): when the exchange was handed to curl, and
+  // when its byte counters last moved.
+  int64_t start_ms = 0, moved_ms = 0;
+  int64_t seen_up = 0, seen_down = 0;
 
   const std::string& mem_body() const { return req->body_ptr ? *req->body_ptr : req->body; }
   uint64_t body_size() const { return req->body_file.empty() ? mem_body().size() : req->body_length; }
@@ -111,7 +121,12 @@ size_t OnHeader(char* p, size_t size, size_t n, void* ud) {
 
 }  // namespace
 
-HttpClient::HttpClient(const HttpClientOptions& options) : options_(options) {}
+HttpClient::HttpClient(const HttpClientOptions& options)
+    : options_(options),
+      stall_abandon_ms_(options.stall_abandon_ms > 0
+                            ? options.stall_abandon_ms
+                            : int64_t(options.connect_timeout_ms) + int64_t(options.low_speed_time_s) * 1000 +
+                                  options.abandon_margin_ms) {}
 
 Status HttpClient::Open(const HttpClientOptions& options, std::shared_ptr<HttpClient>* out) {
   std::shared_ptr<HttpClient> c(new HttpClient(options));
@@ -332,7 +347,36 @@ void HttpClient::Start(std::unique_ptr<Transfer> t) {
     return;
   }
   active_.insert(t.get());
+  t->start_ms = t->moved_ms = SteadyMs();
   t.release();  // owned through CURLOPT_PRIVATE until Finish
+}
+
+// Fails the transfers libcurl should have ended by now (see
+// HttpClientOptions::stall_abandon_ms). Finish removes each from the multi
+// handle, here on the pool thread, so curl never touches it again.
+void HttpClient::AbandonStuck(int64_t now_ms) {
+  std::vector<Transfer*> stuck;
+  for (Transfer* t : active_) {
+    curl_off_t up = 0, down = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+    curl_easy_getinfo(t->easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
+    if (up != t->seen_up || down != t->seen_down) {
+      t->seen_up = up;
+      t->seen_down = down;
+      t->moved_ms = now_ms;
+    }
+    std::string why;
+    if (t->req->timeout_ms > 0 && now_ms - t->start_ms > t->req->timeout_ms + options_.abandon_margin_ms)
+      why = "still running " + std::to_string(now_ms - t->start_ms) + " ms after it started (timeout " +
+            std::to_string(t->req->timeout_ms) + " ms)";
+    else if (now_ms - t->moved_ms > stall_abandon_ms_)
+      why = "no byte sent or received for " + std::to_string(now_ms - t->moved_ms) + " ms";
+    if (why.empty()) continue;
+    t->local = Status::Unavailable(t->req->method + " " + UrlForErrors(t->req->url) + ": " + why +
+                                   "; transfer abandoned (timed out; libcurl did not end it)");
+    stuck.push_back(t);
+  }
+  for (Transfer* t : stuck) Finish(t->easy, CURLE_OPERATION_TIMEDOUT);
 }
 
 void HttpClient::Finish(void* easy, int curl_code) {
@@ -396,6 +440,7 @@ void HttpClient::Loop() {
                                 : std::max(1, std::min(options_.max_connections, options_.max_connections_per_host));
   std::deque<std::unique_ptr<Transfer>> waiting;  // pulled from queue_, not yet started
   bool stopping = false;
+  int64_t watched_ms = SteadyMs();
   while (true) {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -416,6 +461,13 @@ void HttpClient::Loop() {
     int left = 0;
     while (CURLMsg* msg = curl_multi_info_read(m, &left)) {
       if (msg->msg == CURLMSG_DONE) Finish(msg->easy_handle, msg->data.result);
+    }
+    // The watchdog, a few times a second (curl_multi_poll wakes at least
+    // once a second).
+    const int64_t now = SteadyMs();
+    if (now - watched_ms >= 250) {
+      watched_ms = now;
+      AbandonStuck(now);
     }
     // Completions may have freed room for waiting transfers: loop at once.
     if (!waiting.empty() && static_cast<int>(active_.size()) < max_in_flight) continue;

@@ -11,7 +11,8 @@
 // HTTP status codes are not errors here: a completed exchange is OK with the
 // status in HttpResponse::status, and the caller (e.g. the S3 store) maps it.
 // Transport failures map to Status codes so that retry policy follows from
-// the code: connection refused/reset, DNS, timeouts → kUnavailable; TLS
+// the code: connection refused/reset, DNS, timeouts, a transfer abandoned by
+// the pool's watchdog (see stall_abandon_ms) → kUnavailable; TLS
 // verification failure → kFailedPrecondition; a local file that cannot be
 // read → kIOError; shutdown → kCancelled.
 //
@@ -52,6 +53,15 @@ struct HttpClientOptions {
   // 7.88 can strand transfers waiting for a connection (see Loop()).
   int max_in_flight = 0;
   int idle_handles = 16;  // Default: 16 easy handles kept for reuse
+  // A defence against libcurl never ending a transfer (7.88 can strand one,
+  // curl #13227): the pool thread abandons a transfer that moved no byte for
+  // stall_abandon_ms, or that still runs abandon_margin_ms after its
+  // timeout_ms. It is removed from libcurl and fails with kUnavailable
+  // naming the request. libcurl's own limits (connect timeout, low-speed
+  // limit, timeout_ms) end every healthy transfer before that.
+  // Default: 0 = connect_timeout_ms + low_speed_time_s + abandon_margin_ms.
+  int64_t stall_abandon_ms = 0;
+  int64_t abandon_margin_ms = 5000;  // Default: 5 s
 };
 
 struct HttpRequest {
@@ -110,7 +120,8 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   void Submit(HttpRequest request, Callback done);
-  // Blocks until the exchange ends. `request` is used in place (no copy of
+  // Blocks until the exchange ends, at the latest when the watchdog
+  // abandons it (stall_abandon_ms). `request` is used in place (no copy of
   // the body) and must stay unchanged until Perform returns.
   Status Perform(const HttpRequest& request, HttpResponse* response);
 
@@ -125,6 +136,7 @@ class HttpClient {
   void Loop();
   void Start(std::unique_ptr<Transfer> t);
   void Finish(void* easy, int curl_code);
+  void AbandonStuck(int64_t now_ms);
   void Complete(std::unique_ptr<Transfer> t, Status s);
 
   const HttpClientOptions options_;
@@ -138,6 +150,7 @@ class HttpClient {
   // Pool-thread state (no lock needed).
   std::unordered_set<Transfer*> active_;  // handed to curl, not finished
   std::vector<void*> idle_handles_;       // CURL* kept for reuse
+  const int64_t stall_abandon_ms_;        // the watchdog's bound (options resolved)
 
   std::atomic<uint64_t> requests_{0}, new_connections_{0}, transport_errors_{0};
   std::atomic<uint64_t> bytes_sent_{0}, bytes_received_{0};
