@@ -27,6 +27,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "core/conn_cache.h"
 #include "core/db_slot.h"
 #include "core/position_store.h"
 #include "core/retention.h"
@@ -90,6 +91,7 @@ constexpr uint64_t kQuietTimer = 1ull << 62;     // timer seq bit: wake up, the 
 constexpr int kStripes = 64;
 constexpr int kFdsPerJob = 16;                   // upper bound of descriptors one sync job opens
 constexpr int64_t kMaxPollMs = 30000;            // idle databases back off to this
+constexpr int64_t kConnIdleUs = 10 * 1000 * 1000; // a kept connection is closed after this long unused
 
 struct HookCtx {
   class ReplicatorImpl* r;
@@ -107,6 +109,9 @@ class ReplicatorImpl final : public Replicator {
         stores_(env_, MakeStoreConfig(o)),
         fd_tokens_(std::max(1, o.fd_budget / kFdsPerJob)),
         pool_(std::max(1, std::min(o.worker_threads, std::max(1, o.fd_budget / kFdsPerJob)))),
+        // What the jobs may open leaves the rest of the budget to kept
+        // connections of hot databases.
+        conns_(size_t(std::max(0, o.fd_budget - pool_.threads() * kFdsPerJob) / ConnCache::kFdsPerConn), kConnIdleUs),
         timers_([this](uint64_t id, uint64_t seq) { OnTimer(id, seq); }) {
     DeclareMetrics();
   }
@@ -273,6 +278,7 @@ class ReplicatorImpl final : public Replicator {
       // a running job finishes its step first.
       Cv(*slot).wait(l, [&] { return slot->state == JobState::kIdle; });
     }
+    conns_.Drop(slot->id);
     {
       std::unique_lock<std::shared_mutex> l(reg_mu_);
       by_path_.erase(std::string_view(slot->path));
@@ -518,6 +524,7 @@ class ReplicatorImpl final : public Replicator {
     m_.Set("replite_worker_threads", {}, double(pool_.threads()));
     m_.Set("replite_timers_armed", {}, double(timers_.size()));
     m_.Set("replite_spool_bytes", {}, double(upload_spool_.bytes()));
+    m_.Set("replite_connections_kept", {}, double(conns_.size()));
     m_.Set("replite_spool_segments", {}, double(upload_spool_.entries()));
     if (HttpClient* h = stores_.http()) {
       HttpStats hs = h->Stats();
@@ -563,6 +570,7 @@ class ReplicatorImpl final : public Replicator {
     }
     timers_.Stop();
     pool_.Drain();
+    conns_.Clear();
     Status st = positions_.Flush();
     return first.ok() ? st : first;
   }
@@ -582,6 +590,7 @@ class ReplicatorImpl final : public Replicator {
     m_.Gauge("replite_jobs_queued", "Jobs waiting for a worker.");
     m_.Gauge("replite_worker_threads", "Shared worker threads.");
     m_.Gauge("replite_timers_armed", "Timer entries (polls, notify batches) waiting.");
+    m_.Gauge("replite_connections_kept", "SQLite connections of hot databases kept open between syncs.");
     m_.Gauge("replite_spool_bytes", "Bytes of captured segments waiting in the local upload spool.");
     m_.Gauge("replite_spool_segments", "Captured segments waiting in the local upload spool.");
     m_.Gauge("replite_http_requests", "HTTP exchanges finished by the shared pool since start.");
@@ -681,9 +690,10 @@ class ReplicatorImpl final : public Replicator {
   }
 
   void OnTimer(uint64_t id, uint64_t seq) {
-    if (id == 0 && seq == 0) {  // position flush
+    if (id == 0 && seq == 0) {  // housekeeping: position flush, idle connections
       Status st = positions_.Flush();
       if (!st.ok()) Log("saving positions failed: " + st.ToString());
+      conns_.Sweep(NowMono());
       if (!closed_) timers_.At(NowMono() + opts_.position_flush_ms * 1000, 0, 0);
       return;
     }
@@ -899,10 +909,26 @@ class ReplicatorImpl final : public Replicator {
     if (had_error && health.down() && upload_spool_.bytes() >= upload_spool_.cap() && !ckpt && !trunc)
       req.checkpoint = req.truncate = false;
 
+    // A hot database's connection is kept between syncs; it goes back to
+    // the cache unless a capture failed (then it is closed and reopened).
+    std::unique_ptr<SqliteConn> conn = conns_.Take(s.id, s.path);
+    req.conn = conn.get();
+    struct KeepConn {
+      ReplicatorImpl* r;
+      DbSlot& s;
+      std::unique_ptr<SqliteConn>& conn;
+      ~KeepConn() {
+        if (conn) r->conns_.Put(s.id, s.path, std::move(conn), NowMono());
+      }
+    } keep{this, s, conn};
+
     CaptureResult res;
     req.allow_new_generation = false;
     Status cs = CaptureChanges(req, pos, &res);
-    if (!cs.ok()) return cs;
+    if (!cs.ok()) {
+      conn.reset();
+      return cs;
+    }
     if (res.drift) {
       Log("database " + s.path + ": " + res.reason + "; starting a new generation");
       pos.gen = 0;
@@ -920,7 +946,10 @@ class ReplicatorImpl final : public Replicator {
       req.new_generation = NewGenerationNumber(now);
       res = CaptureResult();
       cs = CaptureChanges(req, pos, &res);
-      if (!cs.ok()) return cs;
+      if (!cs.ok()) {
+        conn.reset();
+        return cs;
+      }
     }
     cs = Ship(s, health, sr.probe, res, &store_err);
     CleanupCapture(res);
@@ -933,6 +962,7 @@ class ReplicatorImpl final : public Replicator {
       again.want_snapshot = false;
       CaptureResult tail;
       Status ts = CaptureChanges(again, res.pos, &tail);
+      if (!ts.ok()) conn.reset();
       if (ts.ok() && !tail.new_generation && !tail.drift) {
         ts = Ship(s, health, sr.probe, tail, &store_err);
         if (ts.ok()) {
@@ -1154,6 +1184,7 @@ class ReplicatorImpl final : public Replicator {
   replite::Metrics m_;
   std::counting_semaphore<1 << 20> fd_tokens_;
   ThreadPool pool_;
+  ConnCache conns_;
   TimerQueue timers_;  // last: its thread stops first
 };
 

@@ -303,7 +303,8 @@ enum class Epoch { kSame, kExpectedRestart, kNoWal, kUnknown };
 
 class Capture {
  public:
-  Capture(const CaptureRequest& req, const Position& pos, CaptureResult* out) : req_(req), pos_(pos), out_(out) {}
+  Capture(const CaptureRequest& req, const Position& pos, CaptureResult* out)
+      : req_(req), pos_(pos), out_(out), conn_(req.conn ? *req.conn : own_conn_) {}
 
   Status Run() {
     // First try without the write lock; some situations (an application
@@ -330,14 +331,18 @@ class Capture {
   void Cleanup() {
     snap_conn_.Close();
     ckpt_conn_.Close();
-    conn_.Close();
+    if (&conn_ == &own_conn_) conn_.Close();
+    else conn_.End();  // the caller keeps it, out of any transaction
   }
 
   Status Attempt(bool lock, bool* need_lock) {
-    Status s = conn_.Open(req_.db_path, req_.enable_wal, req_.busy_timeout_ms);
-    if (!s.ok()) return s;
-    int one = 1;  // never let our connection's close delete the WAL
-    sqlite3_file_control(conn_.raw(), "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+    Status s;
+    if (!conn_.is_open()) {
+      s = conn_.Open(req_.db_path, req_.enable_wal, req_.busy_timeout_ms);
+      if (!s.ok()) return s;
+      int one = 1;  // never let our connection's close delete the WAL
+      sqlite3_file_control(conn_.raw(), "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+    }
     s = lock ? conn_.BeginWrite() : conn_.BeginRead();
     if (!s.ok()) return s;
     s = OpenDb(req_.db_path, &db_);
@@ -817,7 +822,9 @@ class Capture {
   const CaptureRequest& req_;
   Position pos_;
   CaptureResult* out_;
-  SqliteConn conn_, snap_conn_, ckpt_conn_;
+  SqliteConn own_conn_;
+  SqliteConn& conn_;  // req_.conn (kept by the caller between captures) or own_conn_
+  SqliteConn snap_conn_, ckpt_conn_;
   DbFile db_;
   WalFile wal_;
 };

@@ -13,8 +13,9 @@
 //    no commit can be backfilled without being captured first.
 //
 // Stateless between calls (everything lives in Position); one call at a
-// time per database. Opens its SQLite connections and files per call and
-// closes them before returning.
+// time per database. Opens its files per call and closes them before
+// returning; its main SQLite connection may be kept by the caller between
+// calls (CaptureRequest::conn), the others are opened per call.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,8 @@
 #include "replite/status.h"
 
 namespace replite {
+
+class SqliteConn;
 
 struct CaptureRequest {
   std::string db_path;
@@ -49,6 +52,10 @@ struct CaptureRequest {
   // continue after it, and a saved position may lag the replica after a
   // crash).
   bool allow_new_generation = true;
+  // A connection the caller keeps between captures of this database (a
+  // hot database's): opened here if closed, left open and out of any
+  // transaction. Null: a connection is opened and closed by this call.
+  SqliteConn* conn = nullptr;
 };
 
 struct CaptureResult {

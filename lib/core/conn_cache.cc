@@ -1,0 +1,79 @@
+#include "core/conn_cache.h"
+
+#include <vector>
+
+namespace replite {
+
+std::unique_ptr<SqliteConn> ConnCache::Take(uint32_t id, const std::string& path) {
+  std::unique_ptr<SqliteConn> stale;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = by_id_.find(id);
+    if (it != by_id_.end()) {
+      Entry& e = *it->second;
+      std::unique_ptr<SqliteConn> c = std::move(e.conn);
+      const bool same = e.path == path;  // an id is reused after Remove
+      lru_.erase(it->second);
+      by_id_.erase(it);
+      if (same) return c;
+      stale = std::move(c);
+    }
+  }
+  return std::make_unique<SqliteConn>();  // `stale` closes outside the lock
+}
+
+void ConnCache::Put(uint32_t id, const std::string& path, std::unique_ptr<SqliteConn> c, int64_t now_us) {
+  if (!c || !c->is_open() || capacity_ == 0) return;
+  std::vector<std::unique_ptr<SqliteConn>> evicted;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto it = by_id_.find(id); it != by_id_.end()) {  // cannot happen (one job per database); be safe
+      evicted.push_back(std::move(it->second->conn));
+      lru_.erase(it->second);
+      by_id_.erase(it);
+    }
+    lru_.push_front(Entry{id, path, now_us, std::move(c)});
+    by_id_[id] = lru_.begin();
+    while (lru_.size() > capacity_) {
+      evicted.push_back(std::move(lru_.back().conn));
+      by_id_.erase(lru_.back().id);
+      lru_.pop_back();
+    }
+  }
+}
+
+void ConnCache::Sweep(int64_t now_us) {
+  std::vector<std::unique_ptr<SqliteConn>> idle;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    while (!lru_.empty() && now_us - lru_.back().used_us > idle_us_) {
+      idle.push_back(std::move(lru_.back().conn));
+      by_id_.erase(lru_.back().id);
+      lru_.pop_back();
+    }
+  }
+}
+
+void ConnCache::Drop(uint32_t id) {
+  std::unique_ptr<SqliteConn> c;
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return;
+  c = std::move(it->second->conn);
+  lru_.erase(it->second);
+  by_id_.erase(it);
+}
+
+void ConnCache::Clear() {
+  std::list<Entry> all;
+  std::lock_guard<std::mutex> l(mu_);
+  all.swap(lru_);
+  by_id_.clear();
+}
+
+size_t ConnCache::size() {
+  std::lock_guard<std::mutex> l(mu_);
+  return lru_.size();
+}
+
+}  // namespace replite

@@ -1,0 +1,62 @@
+// ConnCache: the library's SQLite connections to hot databases, kept open
+// between syncs. Opening a connection costs a schema parse, the wal-index
+// mapping and several opens under SQLite's global VFS lock; a database that
+// commits every second would pay that every sync. An idle database holds
+// none: entries unused for `idle_us` are closed by Sweep, and the least
+// recently used one is closed when the cache is full, so the descriptors
+// held stay within the budget the capacity is derived from: five per
+// connection (database, WAL, wal-index, and up to two descriptors of the
+// job's snapshot and checkpoint connections, whose close SQLite's unix VFS
+// defers while another connection of the process holds a lock on the
+// database file, as a WAL-mode connection does for as long as it is open).
+//
+// Thread-safety: all methods are safe to call concurrently; a connection
+// taken out is used by one job and then put back (or dropped).
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "core/sqlite_conn.h"
+
+namespace replite {
+
+class ConnCache {
+ public:
+  static constexpr int kFdsPerConn = 5;
+
+  ConnCache(size_t capacity, int64_t idle_us) : capacity_(capacity), idle_us_(idle_us) {}
+
+  // The connection cached for database `id` at `path`, or a new (closed)
+  // one for the capture to open. Never null.
+  std::unique_ptr<SqliteConn> Take(uint32_t id, const std::string& path);
+  // Returns a connection after a job (closed ones are dropped).
+  void Put(uint32_t id, const std::string& path, std::unique_ptr<SqliteConn> c, int64_t now_us);
+  // Closes the connections unused for longer than the idle time.
+  void Sweep(int64_t now_us);
+  // Closes the connection of database `id` (removed) or all of them.
+  void Drop(uint32_t id);
+  void Clear();
+
+  size_t size();
+  size_t capacity() const { return capacity_; }
+
+ private:
+  struct Entry {
+    uint32_t id;
+    std::string path;
+    int64_t used_us;
+    std::unique_ptr<SqliteConn> conn;
+  };
+  const size_t capacity_;
+  const int64_t idle_us_;
+  std::mutex mu_;
+  std::list<Entry> lru_;  // most recently used first
+  std::unordered_map<uint32_t, std::list<Entry>::iterator> by_id_;
+};
+
+}  // namespace replite
