@@ -291,6 +291,39 @@ TEST_CASE("s3: multipart upload above the threshold, parts in parallel", "[s3]")
   unlink(path.c_str());
 }
 
+TEST_CASE("s3: multipart sizes from the replica URL", "[s3]") {
+  MotoServer* m = Moto();
+  if (!m) return;
+  auto http = NewClient();
+  auto open = [&](const std::string& query, std::shared_ptr<ObjectStore>* store) {
+    ReplicaUrl url;
+    REQUIRE(ParseReplicaUrl(UrlFor(m) + query, &url).ok());
+    return OpenS3Store(url, http, nullptr, StoreConfig(), store);
+  };
+  std::shared_ptr<ObjectStore> store;
+  REQUIRE(open("&multipart-threshold=5M&multipart-part-size=5242880", &store).ok());
+  const std::string data = RandomBytes((12ull << 20) + 5, 9);
+  const std::string path = TempFile(data);
+  const uint64_t before = http->Stats().requests;
+  REQUIRE(store->PutFile("pfx/by-url", path).ok());
+  CHECK(http->Stats().requests - before == 5);  // create + 3 parts of 5 MiB + complete
+  ObjectInfo info;
+  REQUIRE(store->Head("pfx/by-url", &info).ok());
+  CHECK(info.etag.find("-3") != std::string::npos);
+  unlink(path.c_str());
+  for (const char* bad : {"&multipart-part-size=1M", "&multipart-part-size=6G", "&multipart-threshold=lots",
+                          "&multipart-threshold=5T", "&multipart-part-size=", "&multipart-part-size=99999999999999"}) {
+    Status s = open(bad, &store);
+    INFO(bad << " -> " << s.ToString());
+    if (std::string(bad).back() == '=') {
+      CHECK(s.ok());  // empty: the default
+      continue;
+    }
+    CHECK(s.code() == Code::kInvalidArgument);
+    CHECK(s.message().find("5M to 5G") != std::string::npos);
+  }
+}
+
 TEST_CASE("s3: conditional puts (If-None-Match, If-Match)", "[s3]") {
   MotoServer* m = Moto();
   if (!m) return;

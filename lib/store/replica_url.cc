@@ -86,8 +86,9 @@ Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
   if (out->prefix.find("//") != std::string::npos) return bad("empty path segment ('//')");
   out->scheme = scheme;
 
-  static const std::set<std::string> kKnown = {"endpoint", "region", "force-path-style", "ca-file",
-                                               "insecure-skip-verify", "profile"};
+  static const std::set<std::string> kKnown = {"endpoint",     "region",  "force-path-style",    "ca-file",
+                                               "insecure-skip-verify", "profile", "multipart-threshold",
+                                               "multipart-part-size"};
   size_t pos = 0;
   while (pos < query.size()) {
     size_t amp = query.find('&', pos);
@@ -101,7 +102,8 @@ Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
       return bad("bad percent-encoding in query");
     if (!kKnown.count(k))
       return bad("unknown parameter '" + k +
-                 "' (known: endpoint, region, force-path-style, ca-file, insecure-skip-verify, profile)");
+                 "' (known: endpoint, region, force-path-style, ca-file, insecure-skip-verify, profile, "
+                 "multipart-threshold, multipart-part-size)");
     if (scheme == "file") return bad("file URLs take no parameters");
     out->params[k] = v;
   }

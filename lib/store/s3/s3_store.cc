@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -375,7 +376,8 @@ class S3Store final : public ObjectStore {
     if (code == "BadDigest" || code == "XAmzContentSHA256Mismatch" || code == "InvalidDigest")
       return Status::Unavailable(msg("the body was damaged in transit; retrying"));
     if (code == "EntityTooSmall" || code == "EntityTooLarge" || code == "InvalidPart")
-      return Status::InvalidArgument(msg("check multipart_threshold / multipart_part_size (parts must be >= 5 MiB)"));
+      return Status::InvalidArgument(
+          msg("check the replica URL's multipart-threshold / multipart-part-size (parts must be >= 5 MiB)"));
     return Status::InvalidArgument(msg(""));
   }
 
@@ -444,7 +446,7 @@ class S3Store final : public ObjectStore {
     const size_t n = static_cast<size_t>((size + part - 1) / part);
     if (n > 10000)
       return Status::InvalidArgument("PutFile s3://" + bucket_ + "/" + key + ": " + std::to_string(n) +
-                                     " parts exceed the S3 limit of 10000: raise multipart_part_size");
+                                     " parts exceed the S3 limit of 10000: raise multipart-part-size= in the replica URL");
     struct Part {
       Call call;
       int attempts = 0;
@@ -550,6 +552,24 @@ class S3Store final : public ObjectStore {
   std::mt19937_64 rng_;
 };
 
+// A replica URL's multipart size: bytes, or a number with a K, M or G
+// suffix (powers of 1024), from S3's 5 MiB minimum part to its 5 GiB
+// maximum. Empty: *out keeps the configured value.
+Status SizeParam(const char* name, const std::string& v, uint64_t* out) {
+  if (v.empty()) return Status::OK();
+  size_t digits = 0;
+  while (digits < v.size() && digits < 12 && std::isdigit(static_cast<unsigned char>(v[digits]))) digits++;
+  const std::string unit = v.substr(digits);
+  const uint64_t shift = unit.empty() ? 0 : unit == "K" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : 64;
+  const uint64_t n = digits ? std::stoull(v.substr(0, digits)) : 0;
+  if (digits == 0 || shift == 64 || n > (5ull << 30) >> shift || (n << shift) < (5ull << 20) ||
+      (n << shift) > (5ull << 30))
+    return Status::InvalidArgument(std::string(name) + " must be a size from 5M to 5G (bytes, or with a K, M or G "
+                                   "suffix), not '" + v + "'");
+  *out = n << shift;
+  return Status::OK();
+}
+
 }  // namespace
 
 Status OpenS3StoreWithCredentials(const ReplicaUrl& url, const s3::AwsCredentials& creds,
@@ -597,7 +617,11 @@ Status OpenS3StoreWithCredentials(const ReplicaUrl& url, const s3::AwsCredential
   const std::string skip = param("insecure-skip-verify");
   if (!skip.empty() && skip != "true" && skip != "false")
     return Status::InvalidArgument("insecure-skip-verify must be true or false, not '" + skip + "'");
-  *out = std::make_shared<S3Store>(std::move(http), env ? env : Env::Default(), config, url.bucket, region,
+  StoreConfig cfg = config;
+  Status s = SizeParam("multipart-threshold", param("multipart-threshold"), &cfg.multipart_threshold);
+  if (s.ok()) s = SizeParam("multipart-part-size", param("multipart-part-size"), &cfg.multipart_part_size);
+  if (!s.ok()) return s;
+  *out = std::make_shared<S3Store>(std::move(http), env ? env : Env::Default(), cfg, url.bucket, region,
                                    scheme + "://" + host, host, path_style, gcs, creds, param("ca-file"),
                                    skip != "true");
   return Status::OK();

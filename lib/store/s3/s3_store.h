@@ -16,7 +16,9 @@
 //   Tigris     s3://bucket/prefix?endpoint=https://fly.storage.tigris.dev&region=auto
 //   GCS        gs://bucket/prefix  (XML API with HMAC keys in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)
 // plus ca-file=PATH for a private CA, insecure-skip-verify=true for test
-// endpoints only, profile=NAME for a ~/.aws/credentials profile.
+// endpoints only, profile=NAME for a ~/.aws/credentials profile, and
+// multipart-threshold=SIZE / multipart-part-size=SIZE (5M..5G; they
+// override StoreConfig's).
 //
 // Keys are full keys inside the bucket (the caller composes prefix + "/...").
 // Retries: transport failures, 5xx, 429/SlowDown and RequestTimeout are
