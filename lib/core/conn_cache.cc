@@ -4,14 +4,14 @@
 
 namespace replite {
 
-std::unique_ptr<SqliteConn> ConnCache::Take(uint32_t id, const std::string& path) {
-  std::unique_ptr<SqliteConn> stale;
+std::unique_ptr<KeptDb> ConnCache::Take(uint32_t id, const std::string& path) {
+  std::unique_ptr<KeptDb> stale;
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = by_id_.find(id);
     if (it != by_id_.end()) {
       Entry& e = *it->second;
-      std::unique_ptr<SqliteConn> c = std::move(e.conn);
+      std::unique_ptr<KeptDb> c = std::move(e.conn);
       const bool same = e.path == path;  // an id is reused after Remove
       lru_.erase(it->second);
       by_id_.erase(it);
@@ -19,12 +19,12 @@ std::unique_ptr<SqliteConn> ConnCache::Take(uint32_t id, const std::string& path
       stale = std::move(c);
     }
   }
-  return std::make_unique<SqliteConn>();  // `stale` closes outside the lock
+  return std::make_unique<KeptDb>();  // `stale` closes outside the lock
 }
 
-void ConnCache::Put(uint32_t id, const std::string& path, std::unique_ptr<SqliteConn> c, int64_t now_us) {
-  if (!c || !c->is_open() || capacity_ == 0) return;
-  std::vector<std::unique_ptr<SqliteConn>> evicted;
+void ConnCache::Put(uint32_t id, const std::string& path, std::unique_ptr<KeptDb> c, int64_t now_us) {
+  if (!c || !c->conn.is_open() || capacity_ == 0) return;
+  std::vector<std::unique_ptr<KeptDb>> evicted;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (auto it = by_id_.find(id); it != by_id_.end()) {  // cannot happen (one job per database); be safe
@@ -43,7 +43,7 @@ void ConnCache::Put(uint32_t id, const std::string& path, std::unique_ptr<Sqlite
 }
 
 void ConnCache::Sweep(int64_t now_us) {
-  std::vector<std::unique_ptr<SqliteConn>> idle;
+  std::vector<std::unique_ptr<KeptDb>> idle;
   {
     std::lock_guard<std::mutex> l(mu_);
     while (!lru_.empty() && now_us - lru_.back().used_us > idle_us_) {
@@ -55,7 +55,7 @@ void ConnCache::Sweep(int64_t now_us) {
 }
 
 void ConnCache::Drop(uint32_t id) {
-  std::unique_ptr<SqliteConn> c;
+  std::unique_ptr<KeptDb> c;
   std::lock_guard<std::mutex> l(mu_);
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return;

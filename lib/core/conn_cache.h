@@ -1,5 +1,5 @@
-// ConnCache: the library's SQLite connections to hot databases, kept open
-// between syncs. Opening a connection costs a schema parse, the wal-index
+// ConnCache: the library's SQLite connections to hot databases (and their
+// WAL frame indexes), kept between syncs. Opening a connection costs a schema parse, the wal-index
 // mapping and several opens under SQLite's global VFS lock; a database that
 // commits every second would pay that every sync. An idle database holds
 // none: entries unused for `idle_us` are closed by Sweep, and the least
@@ -22,8 +22,16 @@
 #include <unordered_map>
 
 #include "core/sqlite_conn.h"
+#include "core/wal_capture.h"
 
 namespace replite {
+
+// What is kept for one hot database: its connection and the page numbers
+// of its WAL frames already captured (see WalFrameIndex).
+struct KeptDb {
+  SqliteConn conn;
+  WalFrameIndex frames;
+};
 
 class ConnCache {
  public:
@@ -31,11 +39,11 @@ class ConnCache {
 
   ConnCache(size_t capacity, int64_t idle_us) : capacity_(capacity), idle_us_(idle_us) {}
 
-  // The connection cached for database `id` at `path`, or a new (closed)
-  // one for the capture to open. Never null.
-  std::unique_ptr<SqliteConn> Take(uint32_t id, const std::string& path);
+  // What is kept for database `id` at `path`, or a new entry with a
+  // closed connection for the capture to open. Never null.
+  std::unique_ptr<KeptDb> Take(uint32_t id, const std::string& path);
   // Returns a connection after a job (closed ones are dropped).
-  void Put(uint32_t id, const std::string& path, std::unique_ptr<SqliteConn> c, int64_t now_us);
+  void Put(uint32_t id, const std::string& path, std::unique_ptr<KeptDb> c, int64_t now_us);
   // Closes the connections unused for longer than the idle time.
   void Sweep(int64_t now_us);
   // Closes the connection of database `id` (removed) or all of them.
@@ -50,7 +58,7 @@ class ConnCache {
     uint32_t id;
     std::string path;
     int64_t used_us;
-    std::unique_ptr<SqliteConn> conn;
+    std::unique_ptr<KeptDb> conn;
   };
   const size_t capacity_;
   const int64_t idle_us_;

@@ -730,7 +730,10 @@ class ReplicatorImpl final : public Replicator {
       s->state = JobState::kRunning;
       s->rerun = false;
       seq = s->req_seq;
-      forced = seq != s->done_seq;
+      // Close's final round is not forced: a database whose WAL did not
+      // change since its last capture is not opened (100,000 idle ones
+      // must not each be opened at shutdown).
+      forced = seq != s->done_seq && !closed_;
       snap = s->want_snapshot;
       ckpt = s->want_checkpoint;
       trunc = s->want_truncate;
@@ -900,23 +903,30 @@ class ReplicatorImpl final : public Replicator {
     req.new_generation = NewGenerationNumber(now);
     req.want_snapshot = snap || snapshot_due;
     const uint32_t ps = pos.page_size ? pos.page_size : 4096;
-    const uint64_t wal_frames = wal_size > 32 ? uint64_t(wal_size - 32) / (24 + ps) : 0;  // (< 0: no WAL)
-    req.truncate = trunc || wal_frames >= o.truncate_pages;
-    req.checkpoint = ckpt || req.truncate || wal_frames >= o.checkpoint_pages || quiet_due;
+    // The WAL file keeps its size after a checkpoint (writers restart it
+    // from the top), so its size decides TRUNCATE, while PASSIVE is decided
+    // by the frames of the current epoch: those captured so far (checked
+    // again after this capture, below).
+    const uint64_t file_frames = wal_size > 32 ? uint64_t(wal_size - 32) / (24 + ps) : 0;  // (< 0: no WAL)
+    const uint64_t epoch_frames = pos.expect_restart ? 0 : pos.frames;
+    req.truncate = trunc || file_frames >= o.truncate_pages;
+    req.checkpoint = ckpt || req.truncate || epoch_frames >= o.checkpoint_pages || quiet_due;
     // Frames are checkpointed only once they are durable or spooled. With
     // the store failing and the spool full nothing new can be, so do not
     // take the application's write lock for it.
-    if (had_error && health.down() && upload_spool_.bytes() >= upload_spool_.cap() && !ckpt && !trunc)
-      req.checkpoint = req.truncate = false;
+    const bool may_checkpoint =
+        !(had_error && health.down() && upload_spool_.bytes() >= upload_spool_.cap() && !ckpt && !trunc);
+    if (!may_checkpoint) req.checkpoint = req.truncate = false;
 
     // A hot database's connection is kept between syncs; it goes back to
     // the cache unless a capture failed (then it is closed and reopened).
-    std::unique_ptr<SqliteConn> conn = conns_.Take(s.id, s.path);
-    req.conn = conn.get();
+    std::unique_ptr<KeptDb> conn = conns_.Take(s.id, s.path);
+    req.conn = &conn->conn;
+    req.frame_index = &conn->frames;
     struct KeepConn {
       ReplicatorImpl* r;
       DbSlot& s;
-      std::unique_ptr<SqliteConn>& conn;
+      std::unique_ptr<KeptDb>& conn;
       ~KeepConn() {
         if (conn) r->conns_.Put(s.id, s.path, std::move(conn), NowMono());
       }
@@ -954,12 +964,14 @@ class ReplicatorImpl final : public Replicator {
     cs = Ship(s, health, sr.probe, res, &store_err);
     CleanupCapture(res);
     if (!cs.ok()) return cs;
-    if (req.checkpoint && (res.has_segment || res.has_snapshot)) {
+    const bool epoch_full = may_checkpoint && !res.pos.expect_restart && res.wal_frames >= o.checkpoint_pages;
+    if ((req.checkpoint && (res.has_segment || res.has_snapshot)) || (epoch_full && !req.checkpoint)) {
       // Now that the capture is durable (or spooled), checkpoint it
       // (capturing under the write lock whatever was committed meanwhile;
       // if that is not empty the checkpoint waits for the next sync).
       CaptureRequest again = req;
       again.want_snapshot = false;
+      again.checkpoint = true;
       CaptureResult tail;
       Status ts = CaptureChanges(again, res.pos, &tail);
       if (!ts.ok()) conn.reset();

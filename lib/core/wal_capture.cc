@@ -173,7 +173,8 @@ class PageSource {
       : wal_(wal), db_(db), ps_(page_size), pages_(db_pages), zero_(page_size, '\0') {}
 
   // Indexes frames [from, to) by reading their headers.
-  Status IndexFrames(uint64_t from, uint64_t to) {
+  // Also appends each frame's page number to `pgnos` if given.
+  Status IndexFrames(uint64_t from, uint64_t to, std::vector<uint32_t>* pgnos = nullptr) {
     unsigned char fh[kWalFrameHeaderSize];
     for (uint64_t f = from; f < to; f++) {
       size_t got = 0;
@@ -181,6 +182,7 @@ class PageSource {
       if (!s.ok()) return s;
       if (got != sizeof fh) return Status::Unavailable("WAL shrank while reading " + wal_->path + " (will retry)");
       idx_[GetBE32(fh)] = f;
+      if (pgnos) pgnos->push_back(GetBE32(fh));
     }
     return Status::OK();
   }
@@ -413,6 +415,7 @@ class Capture {
           *need_lock = true;
           return Status::OK();
         }
+        RememberFrames(start, scan);
       }
       np.frames = scan.end;
       np.cksum1 = scan.s1;
@@ -502,7 +505,7 @@ class Capture {
   Status EncodeSegment(uint64_t start, const ScanResult& scan, bool locked, Position* np, bool* fallback_needed) {
     const uint32_t ps = wal_.hdr.page_size;
     PageSource src(&wal_, &db_, ps, pos_.db_pages);
-    Status s = src.IndexFrames(0, start);
+    Status s = IndexPrefix(&src, start);
     if (!s.ok()) return s;
     SegmentHeader h;
     h.kind = ObjectKind::kSegment;
@@ -594,6 +597,46 @@ class Capture {
       return Reencode(scan, full, np);
     }
     return FinishSegment(&builder, &seg, ps, txid, ts, c, src.pages(), np);
+  }
+
+  // Indexes the frames [0, start) of the WAL: from the caller's frame index
+  // when it covers them (a hot database), else by reading their headers
+  // (and filling the caller's index for next time).
+  Status IndexPrefix(PageSource* src, uint64_t start) {
+    WalFrameIndex* fi = req_.frame_index;
+    if (fi && fi->salt1 == wal_.hdr.salt1 && fi->salt2 == wal_.hdr.salt2 && fi->pgnos.size() >= start) {
+      for (uint64_t f = 0; f < start; f++) src->SetFrame(fi->pgnos[f], f);
+      return Status::OK();
+    }
+    std::vector<uint32_t>* collect = nullptr;
+    if (fi) {
+      fi->Reset();
+      if (start <= WalFrameIndex::kMaxFrames) collect = &fi->pgnos;
+    }
+    Status s = src->IndexFrames(0, start, collect);
+    if (fi) {
+      if (s.ok() && collect) {
+        fi->salt1 = wal_.hdr.salt1;
+        fi->salt2 = wal_.hdr.salt2;
+      } else {
+        fi->Reset();
+      }
+    }
+    return s;
+  }
+
+  // After a capture of frames [start, scan.end): extends the caller's frame
+  // index if it covers [0, start) of this epoch.
+  void RememberFrames(uint64_t start, const ScanResult& scan) {
+    WalFrameIndex* fi = req_.frame_index;
+    if (!fi) return;
+    if (fi->salt1 != wal_.hdr.salt1 || fi->salt2 != wal_.hdr.salt2 || fi->pgnos.size() < start ||
+        scan.end > WalFrameIndex::kMaxFrames) {
+      fi->Reset();
+      return;
+    }
+    fi->pgnos.resize(start);
+    fi->pgnos.insert(fi->pgnos.end(), scan.pgnos.begin(), scan.pgnos.end());
   }
 
   // Writes the segment's index and header and moves the position past it.

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/position.h"
 #include "format/segment.h"
@@ -28,6 +29,21 @@
 namespace replite {
 
 class SqliteConn;
+
+// Page numbers of the WAL frames of one epoch (frame i holds page
+// pgnos[i]), kept by the caller between captures of a hot database so that
+// a capture does not re-read every frame header before its position to
+// find old page versions. Frames of an epoch never change once committed;
+// a restart changes the salts, which invalidates the index.
+struct WalFrameIndex {
+  static constexpr uint64_t kMaxFrames = 1 << 16;  // larger epochs are not indexed (256 KiB)
+  uint32_t salt1 = 0, salt2 = 0;
+  std::vector<uint32_t> pgnos;
+  void Reset() {
+    salt1 = salt2 = 0;
+    pgnos.clear();
+  }
+};
 
 struct CaptureRequest {
   std::string db_path;
@@ -56,6 +72,8 @@ struct CaptureRequest {
   // hot database's): opened here if closed, left open and out of any
   // transaction. Null: a connection is opened and closed by this call.
   SqliteConn* conn = nullptr;
+  // The frame index kept with `conn` (may be null).
+  WalFrameIndex* frame_index = nullptr;
 };
 
 struct CaptureResult {
