@@ -15,6 +15,7 @@
 //   build/bench/many_dbs_bench [--n 1000,10000,100000] [--seconds 60]
 //                              [--mode notify,poll] [--dir /tmp/replite-many]
 //                              [--reuse 1]   (keep the prepared databases)
+//                              [--s3 moto]   (replicate to a moto_server started here)
 //
 // Each measurement runs in a fresh child process so that RSS is not
 // polluted by the setup.
@@ -43,6 +44,9 @@
 #include <vector>
 
 #include "replite/replite.h"
+// A real S3 endpoint on 127.0.0.1 for --s3 moto (keep-alive enabled; see
+// tests/moto_server.h).
+#include "../tests/moto_server.cc"
 
 extern char** environ;
 namespace fs = std::filesystem;
@@ -306,6 +310,7 @@ int main(int argc, char** argv) {
   std::string ns = "1000,10000,100000", modes = "notify,poll", dir = "/tmp/replite-many", url;
   int seconds = 60;
   bool reuse = false;  // --reuse 1: keep prepared databases between runs (prepare only if missing)
+  std::string s3;      // --s3 moto: replicate to a moto_server started here
   for (size_t i = 0; i + 1 < args.size(); i += 2) {
     if (args[i] == "--n") ns = args[i + 1];
     else if (args[i] == "--seconds") seconds = std::atoi(args[i + 1].c_str());
@@ -313,6 +318,7 @@ int main(int argc, char** argv) {
     else if (args[i] == "--dir") dir = args[i + 1];
     else if (args[i] == "--url") url = args[i + 1];
     else if (args[i] == "--reuse") reuse = args[i + 1] == "1";
+    else if (args[i] == "--s3") s3 = args[i + 1];
     else if (args[i] == "--child") break;
   }
   if (!args.empty() && args[0] == "--child") {  // --child prepare|notify|poll DIR N URL SECONDS
@@ -321,13 +327,31 @@ int main(int argc, char** argv) {
     if (what == "prepare") return Prepare(d, n, u);
     return Measure(d, n, u, what == "notify", std::atoi(args[5].c_str()));
   }
+  std::unique_ptr<replite::testing::MotoServer> moto;
+  if (s3 == "moto") {
+    std::string why;
+    moto = replite::testing::MotoServer::Start(&why);
+    if (!moto || !moto->CreateBucket("many-dbs").ok()) {
+      std::fprintf(stderr, "cannot start moto_server: %s\n", why.c_str());
+      return 1;
+    }
+    setenv("AWS_ACCESS_KEY_ID", "AKIDBENCH", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "bench-secret", 1);
+    url = "s3://many-dbs/run?endpoint=" + moto->endpoint() + "&force-path-style=true&region=us-east-1";
+    dir += "/s3";
+    reuse = false;  // the replica lives in this moto only
+  }
   std::printf("many_dbs: %s databases, 1%% hot at 1 commit/s, %d s per mode, store %s\n", ns.c_str(), seconds,
               url.empty() ? "local directory" : url.c_str());
   std::printf("machine: %ld cores, %s; fd_budget %d, 4 workers\n", sysconf(_SC_NPROCESSORS_ONLN), replite::Version(),
               kFdBudget);
   for (const auto& nstr : Split(ns)) {
     const std::string d = dir + "/" + nstr;
-    const std::string u = url.empty() ? "file://" + d + "/replica" : url + "/" + nstr;
+    std::string u = "file://" + d + "/replica";
+    if (!url.empty()) {  // a sub-prefix per N, before the URL's query
+      const size_t q = url.find('?');
+      u = q == std::string::npos ? url + "/" + nstr : url.substr(0, q) + "/" + nstr + url.substr(q);
+    }
     const bool prepared = reuse && fs::exists(d + "/prepared");
     if (!prepared) {
       if (Run({"many_dbs_bench", "--child", "prepare", d, nstr, u, "0"}) != 0) return 1;

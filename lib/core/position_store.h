@@ -1,7 +1,8 @@
 // PositionStore: the positions of every database of a Replicator in one
 // small SQLite database (state_dir/positions.db, WAL mode), written in
 // batches. A position is saved only after what it names is durable in the
-// replica, so after a crash the saved position is never ahead of the store.
+// replica or in the local upload spool (fsynced), so after a crash the saved
+// position is never ahead of the store plus the spool.
 //
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once

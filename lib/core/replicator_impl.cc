@@ -777,11 +777,13 @@ class ReplicatorImpl final : public Replicator {
     }
     if (int32_t(seq - s->done_seq) > 0) s->done_seq = seq;
     // Adaptive polling: back to the base interval after a change, doubling
-    // up to kMaxPollMs while nothing happens.
+    // up to kMaxPollMs while nothing happens. A database that changed in
+    // the last few intervals stays at the base (one poll that finds nothing
+    // between two commits does not halve the rate of a hot database).
     const int64_t base = s->cfg->opts.poll_interval_ms;
     if (changed || !st.ok()) {
       s->poll_shift = 0;
-    } else if (base > 0 && (base << s->poll_shift) < kMaxPollMs) {
+    } else if (base > 0 && (base << s->poll_shift) < kMaxPollMs && NowMs() - s->last_change_ms > 3 * base) {
       s->poll_shift++;
     }
     if (s->rerun && !s->removed) {
