@@ -114,6 +114,24 @@ void ParallelFor(int n, int threads, F fn) {
   for (auto& t : ts) t.join();
 }
 
+// A TCP socket listening on 127.0.0.1, on a free port, with `backlog`;
+// *addr receives its address.
+int ListenLoopback(int backlog, sockaddr_in* addr) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  *addr = sockaddr_in{};
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(addr), sizeof *addr) == 0);
+  REQUIRE(listen(fd, backlog) == 0);
+  socklen_t len = sizeof *addr;
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(addr), &len) == 0);
+  return fd;
+}
+
+std::string LoopbackUrl(const sockaddr_in& addr, const std::string& path) {
+  return "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + path;
+}
+
 std::string RunPython(const std::string& script) {
   std::string path = TempFile(script);
   std::string out;
@@ -522,15 +540,9 @@ TEST_CASE("s3: unreachable endpoint is kUnavailable after bounded retries", "[s3
 TEST_CASE("http: shutdown fails pending requests with kCancelled, once each", "[s3][http]") {
   // A listener that never answers: connections complete in the kernel
   // backlog and the requests hang until the client is destroyed.
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(listen(fd, 64) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/x";
+  sockaddr_in a;
+  int fd = ListenLoopback(64, &a);
+  const std::string url = LoopbackUrl(a, "/x");
 
   std::atomic<int> calls{0}, cancelled{0};
   {
@@ -553,22 +565,14 @@ TEST_CASE("http: shutdown fails pending requests with kCancelled, once each", "[
 
 namespace {
 
-// A TCP listener on 127.0.0.1 for the watchdog tests: `accept_` = accept
+// A TCP listener on 127.0.0.1 for the watchdog tests: `accept` = accept
 // connections and hold them without reading or answering; otherwise
 // never accept, with the accept queue (backlog 0) filled at once, so that
 // further connection attempts get no answer at all.
 class SilentServer {
  public:
   explicit SilentServer(bool accept) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(listen(fd_, accept ? 64 : 0) == 0);
-    socklen_t len = sizeof a;
-    REQUIRE(getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    port_ = ntohs(a.sin_port);
+    fd_ = ListenLoopback(accept ? 64 : 0, &addr_);
     if (accept) {
       thread_ = std::thread([this] {
         while (true) {
@@ -581,7 +585,7 @@ class SilentServer {
     } else {
       for (int i = 0; i < 4; i++) {  // fill the accept queue; later SYNs are dropped
         int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-        ::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        ::connect(c, reinterpret_cast<sockaddr*>(&addr_), sizeof addr_);
         held_.push_back(c);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -593,11 +597,11 @@ class SilentServer {
     close(fd_);
     for (int c : held_) close(c);
   }
-  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  std::string url(const std::string& path) const { return LoopbackUrl(addr_, path); }
 
  private:
   int fd_ = -1;
-  int port_ = 0;
+  sockaddr_in addr_;
   std::thread thread_;
   std::mutex mu_;
   std::vector<int> held_;
@@ -607,15 +611,7 @@ class SilentServer {
 class OkServer {
  public:
   OkServer() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(listen(fd_, 16) == 0);
-    socklen_t len = sizeof a;
-    REQUIRE(getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    port_ = ntohs(a.sin_port);
+    fd_ = ListenLoopback(16, &addr_);
     thread_ = std::thread([this] {
       int c;
       while ((c = ::accept(fd_, nullptr, nullptr)) >= 0) {
@@ -634,11 +630,11 @@ class OkServer {
     thread_.join();
     close(fd_);
   }
-  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  std::string url(const std::string& path) const { return LoopbackUrl(addr_, path); }
 
  private:
   int fd_ = -1;
-  int port_ = 0;
+  sockaddr_in addr_;
   std::thread thread_;
 };
 

@@ -90,6 +90,19 @@ static int integrity_ok(const char* path) {
   return ok;
 }
 
+/* The application's connection to a new database in WAL mode, after `sql`.
+ * Like every application sharing a database it sets a busy timeout: replite
+ * takes the write lock for a few milliseconds around snapshots and
+ * checkpoints. */
+static sqlite3* open_app(const char* path, const char* sql) {
+  sqlite3* db = NULL;
+  CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  exec_sql(db, "PRAGMA journal_mode=WAL;");
+  exec_sql(db, sql);
+  return db;
+}
+
 static int file_exists(const char* path) { return access(path, F_OK) == 0; }
 
 static int rm_entry(const char* path, const struct stat* sb, int flag, struct FTW* ftw) {
@@ -169,12 +182,7 @@ static void run_e2e(const char* dir, const char* root_url) {
   fprintf(stderr, "e2e: %s -> %s\n", db_path, url);
 
   /* The application's database, in WAL mode, with its own connection. */
-  sqlite3* app = NULL;
-  CHECK(sqlite3_open(db_path, &app) == SQLITE_OK);
-  /* Like every application sharing a database: replite takes the write
-     lock for a few milliseconds around its snapshots and checkpoints. */
-  sqlite3_busy_timeout(app, 10000);
-  exec_sql(app, "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);");
+  sqlite3* app = open_app(db_path, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);");
   exec_sql(app, "INSERT INTO t(v) VALUES ('a'), ('b'), ('c');");
 
   atomic_int log_user = 0, durable_user = 0;
@@ -326,10 +334,7 @@ static void test_json_escaping(const char* dir) {
   snprintf(db_path, sizeof db_path, "%s/q\"b\\s\x01\xff.db", dir);
   snprintf(state, sizeof state, "%s/state-json", dir);
   snprintf(url, sizeof url, "file://%s/replica-json", dir);
-  sqlite3* db = NULL;
-  CHECK(sqlite3_open(db_path, &db) == SQLITE_OK);
-  sqlite3_busy_timeout(db, 10000);
-  exec_sql(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(x);");
+  sqlite3* db = open_app(db_path, "CREATE TABLE t(x);");
   replite_options* o = replite_options_create();
   CHECK_OK(replite_options_set(o, "state-dir", state, &err));
   CHECK_OK(replite_options_set(o, "metrics-group", "a\"b", &err));
@@ -351,7 +356,7 @@ static void test_json_escaping(const char* dir) {
 
 /* Removes the segment of `gen_dir` holding txid; 1 if one was removed. */
 static int remove_segment_holding(const char* gen_dir, unsigned long long txid) {
-  char seg_dir[900], path[1200];
+  char seg_dir[1300], path[1600];
   snprintf(seg_dir, sizeof seg_dir, "%s/segments", gen_dir);
   DIR* d = opendir(seg_dir);
   if (d == NULL) return 0;
@@ -386,16 +391,13 @@ static int only_generation(const char* replica_dir, char* out, size_t size) {
  * output); with "stop-at-last-good=1" restored up to the txid before the
  * gap, and replite_restore_json says so. */
 static void test_stop_at_last_good(const char* dir) {
-  char db_path[700], state[700], replica_dir[700], url[800], out[700], gen_dir[1000], opt[64];
+  char db_path[700], state[700], replica_dir[700], url[800], out[700], gen_dir[1200], opt[64];
   snprintf(db_path, sizeof db_path, "%s/gap.db", dir);
   snprintf(state, sizeof state, "%s/state-gap", dir);
   snprintf(replica_dir, sizeof replica_dir, "%s/replica-gap", dir);
   snprintf(url, sizeof url, "file://%s", replica_dir);
   snprintf(out, sizeof out, "%s/restored-gap.db", dir);
-  sqlite3* app = NULL;
-  CHECK(sqlite3_open(db_path, &app) == SQLITE_OK);
-  sqlite3_busy_timeout(app, 10000);
-  exec_sql(app, "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);");
+  sqlite3* app = open_app(db_path, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);");
   replite_options* o = replite_options_create();
   CHECK_OK(replite_options_set(o, "state-dir", state, &err));
   CHECK_OK(replite_options_set(o, "poll-interval-ms", "0", &err));
