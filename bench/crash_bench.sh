@@ -41,8 +41,7 @@ run "replicate SIGKILL torture ($REPLITE_CRASH_ROUNDS rounds, every durable txid
 run "txid order across restarts ($REPLITE_CRASH_ROUNDS rounds)" \
   "crash torture: txids never go backwards across restarts"
 run "aimed SIGKILLs ($REPLITE_CRASH_AIMED_ROUNDS rounds each: snapshot upload, S3 multipart upload, retention cleanup)" \
-  "crash torture: SIGKILL during snapshot upload" "crash torture: SIGKILL during a multipart upload to S3" \
-  "crash torture: SIGKILL during retention cleanup"
+  "crash torture: SIGKILL during snapshot upload,crash torture: SIGKILL during a multipart upload to S3,crash torture: SIGKILL during retention cleanup"
 run "restore SIGKILL ($REPLITE_RESTORE_KILLS kills)" "crash torture: SIGKILL during restore never leaves a half-written target"
 run "S3 outage ${REPLITE_OUTAGE_S} s (fault proxy refuses everything)" "[outage]"
 exit $rc

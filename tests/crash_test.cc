@@ -548,7 +548,8 @@ void RunTorture(const TortureSpec& spec, TortureResult* res) {
     prev_t = t;
   }
   res->check_ms = MsSince(t1);
-  WARN(spec.what << ": " << rounds << " SIGKILLs of replicate survived (" << res->aimed << " at the aimed stage), "
+  WARN(spec.what << ": " << rounds << " SIGKILLs of replicate survived"
+                 << (spec.kill ? " (" + std::to_string(res->aimed) + " at the aimed stage)" : std::string()) << ", "
                  << res->commits << " commits, " << reported.size() << " distinct durable txids reported (max "
                  << res->max_reported << "), " << res->checked << " restored by txid and checked in " << res->check_ms
                  << " ms (failures " << res->restore_failures << ", not a commit prefix " << res->not_prefix
