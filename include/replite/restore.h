@@ -37,8 +37,9 @@ struct RestoreOptions {
   // When an object the target needs is damaged (checksum or format error)
   // or missing, restore the last transaction fully held by the good objects
   // before it instead of refusing, still verified (content checksum and
-  // integrity_check); RestoreResult::stopped_early says so. A damaged or
-  // missing snapshot leaves nothing to restore: still an error naming it.
+  // integrity_check); RestoreResult::stopped_early says so. A damaged
+  // snapshot leaves nothing to restore: still an error naming it. (A
+  // snapshot missing from the listing is simply not chosen as the base.)
   // Storage errors (unreachable store, local disk) still fail the restore.
   // Default: false (refuse, naming the object).
   bool stop_at_last_good = false;
