@@ -41,6 +41,7 @@
 #include "replite/replite.h"
 #include "replite/sys/env.h"
 #include "http/http_client.h"
+#include "store/attempt_scope.h"
 #include "store/counting_store.h"
 #include "store/store_registry.h"
 #include "util/coding.h"
@@ -1045,7 +1046,9 @@ class ReplicatorImpl final : public Replicator {
       std::lock_guard<std::mutex> l(Stripe(s));
       spooled = s.spooled;
     }
+    const bool was_down = health.down();
     if (spooled == 0 && store_err->ok() && (health.MayTry(NowMono()) || probe)) {
+      SingleAttemptScope fail_fast(was_down);  // a probe of a failing store
       Status u = Upload(s, res);
       if (u.ok()) {
         health.Success();
@@ -1081,7 +1084,9 @@ class ReplicatorImpl final : public Replicator {
   // Uploads the database's spooled segments, oldest first; stops at the
   // first failure (the rest stay spooled, in order).
   Status DrainSpool(DbSlot& s, StoreHealth& health, bool probe) {
+    const bool was_down = health.down();
     if (!health.MayTry(NowMono()) && !probe) return StoreDownStatus(s, health);
+    SingleAttemptScope fail_fast(was_down);  // a probe of a failing store
     std::vector<SpoolEntry> entries;
     Status st = upload_spool_.List(s.path, UrlOf(s), &entries);
     if (!st.ok()) return st;

@@ -1,8 +1,9 @@
 // StoreHealth: one circuit breaker per store, shared by every database that
 // replicates to it. After a failed request the store is "down" for a
-// backoff (0.5 s doubling to 30 s); meanwhile sync jobs spool what they
+// backoff (0.5 s doubling to 2 s); meanwhile sync jobs spool what they
 // capture instead of each sending its own failing request, and the first
-// job after the backoff is the probe. With 100,000 databases on one bucket
+// job after the backoff is the probe (one attempt, no retry chain: see
+// SingleAttemptScope). With 100,000 databases on one bucket
 // an outage costs one request per backoff, not one per database.
 //
 // Thread-safety: lock-free; any thread.
@@ -17,7 +18,7 @@ namespace replite {
 class StoreHealth {
  public:
   static constexpr int64_t kFirstBackoffUs = 500 * 1000;
-  static constexpr int64_t kMaxBackoffUs = 30 * 1000 * 1000;
+  static constexpr int64_t kMaxBackoffUs = 2 * 1000 * 1000;
 
   // True if a request may be sent now: the store is up, or its backoff has
   // passed and this caller won the probe (others wait one more backoff).

@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 
+#include "store/attempt_scope.h"
 #include "http/http_client.h"
 #include "store/s3/s3_credentials.h"
 #include "store/s3/s3_xml.h"
@@ -389,10 +390,13 @@ class S3Store final : public ObjectStore {
     return std::uniform_int_distribution<int64_t>(0, cap)(rng_);  // full jitter
   }
 
+  // Attempts per request: one inside a SingleAttemptScope (a probe).
+  int MaxAttempts() const { return SingleAttemptScope::active() ? 1 : 1 + std::max(0, config_.max_retries); }
+
   // One request with retries. *r receives the last response.
   Status Do(const Call& c, HttpResponse* r, bool ok_416 = false) {
     Status s;
-    const int attempts = 1 + std::max(0, config_.max_retries);
+    const int attempts = MaxAttempts();
     for (int i = 0; i < attempts; i++) {
       if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(BackoffMs(i - 1)));
       HttpRequest req;
@@ -465,7 +469,7 @@ class S3Store final : public ObjectStore {
     std::deque<std::pair<int64_t, size_t>> ready;  // (not-before ms, part index)
     for (size_t i = 0; i < n; i++) ready.emplace_back(0, i);
     const int window = std::max(1, config_.multipart_concurrency);
-    const int attempts_max = 1 + std::max(0, config_.max_retries);
+    const int attempts_max = MaxAttempts();
     int in_flight = 0;
     size_t finished = 0;
     Status failure;
