@@ -8,6 +8,8 @@
 // dropping anything; a restart uploads what an earlier process spooled.
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cstdio>
@@ -243,4 +245,32 @@ TEST_CASE("segments spooled before a restart are uploaded first after it", "[spo
   REQUIRE(ListGenerations(f.url, &gens).ok());
   CHECK(gens.size() == 1);
   f.CheckRestores(content);
+}
+
+TEST_CASE("files a killed process left in the spool directories are removed at open", "[spool]") {
+  test::TempDir tmp;
+  const pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  REQUIRE(dead > 0);
+  ::waitpid(dead, nullptr, 0);
+  fs::create_directories(tmp / "state/spool");
+  fs::create_directories(tmp / "state/upload-spool/0123456789abcdef");
+  const std::string left = tmp / ("state/spool/snapshot.tmp-" + std::to_string(dead) + "-0-deadbeef");
+  const std::string live = tmp / ("state/spool/snapshot.tmp-" + std::to_string(::getpid()) + "-0-0badf00d");
+  const std::string torn = tmp / ("state/upload-spool/0123456789abcdef/0000000000000001-0000000000000001-"
+                                  "0000000000000001.seg.tmp-" + std::to_string(dead) + "-1-12345678");
+  for (const auto& p : {left, live, torn}) {
+    std::FILE* f = std::fopen(p.c_str(), "w");
+    REQUIRE(f);
+    std::fclose(f);
+  }
+  ReplicatorOptions o;
+  o.state_dir = tmp / "state";
+  o.logger = [](const std::string&) {};
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  CHECK_FALSE(fs::exists(left));  // its process is gone
+  CHECK(fs::exists(live));        // a live process's (a second replicator on this state dir) stays
+  CHECK_FALSE(fs::exists(torn));
+  REQUIRE(r->Close().ok());
 }

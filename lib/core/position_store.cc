@@ -44,6 +44,7 @@ Status PositionStore::Open(const std::string& path) {
 
 Status PositionStore::Load(const std::string& db_path, const std::string& url, Position* out, bool* found,
                            int64_t* wal_size, int64_t* wal_mtime) {
+  std::lock_guard<std::mutex> fl(flush_mu_);  // db_ is used by one thread at a time; a batch in flight is saved first
   std::lock_guard<std::mutex> l(mu_);
   *found = false;
   if (auto it = pending_.find(db_path); it != pending_.end()) {
@@ -80,8 +81,15 @@ void PositionStore::Put(const std::string& db_path, const std::string& url, cons
 }
 
 Status PositionStore::Flush() {
-  std::lock_guard<std::mutex> l(mu_);
-  if (!db_ || pending_.empty()) return Status::OK();
+  // One flush at a time; Put is blocked only while the queue is swapped
+  // out, never while SQLite writes and syncs (workers Put after every sync).
+  std::lock_guard<std::mutex> fl(flush_mu_);
+  std::map<std::string, Pending> batch;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!db_ || pending_.empty()) return Status::OK();
+    batch.swap(pending_);
+  }
   Status s;
   sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
   sqlite3_stmt* st = nullptr;
@@ -89,7 +97,7 @@ Status PositionStore::Flush() {
                          -1, &st, nullptr) != SQLITE_OK) {
     s = Status::IOError(std::string("position store: ") + sqlite3_errmsg(db_));
   } else {
-    for (const auto& [path, v] : pending_) {
+    for (const auto& [path, v] : batch) {
       sqlite3_bind_text(st, 1, path.c_str(), -1, SQLITE_TRANSIENT);
       sqlite3_bind_text(st, 2, v.url.c_str(), -1, SQLITE_TRANSIENT);
       sqlite3_bind_text(st, 3, v.pos.c_str(), -1, SQLITE_TRANSIENT);
@@ -103,12 +111,12 @@ Status PositionStore::Flush() {
     }
     sqlite3_finalize(st);
   }
-  if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK) {
-    pending_.clear();
-  } else {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    if (s.ok()) s = Status::IOError(std::string("position store commit: ") + sqlite3_errmsg(db_));
-  }
+  if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK) return s;
+  sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  if (s.ok()) s = Status::IOError(std::string("position store commit: ") + sqlite3_errmsg(db_));
+  // Not saved: queue them again, unless a newer position arrived meanwhile.
+  std::lock_guard<std::mutex> l(mu_);
+  for (auto& [path, v] : batch) pending_.emplace(path, std::move(v));
   return s;
 }
 

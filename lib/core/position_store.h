@@ -36,7 +36,8 @@ class PositionStore {
   Status Flush();
 
  private:
-  std::mutex mu_;
+  std::mutex flush_mu_;  // serializes Flush (and guards db_'s writes)
+  std::mutex mu_;        // guards pending_
   sqlite3* db_ = nullptr;
   struct Pending {
     std::string url, pos;

@@ -126,6 +126,7 @@ class ReplicatorImpl final : public Replicator {
     spool_dir_ = opts_.state_dir + "/spool";
     s = MakeDirs(spool_dir_);
     if (!s.ok()) return s;
+    RemoveDeadTemps(spool_dir_);  // staged snapshots and segments of a killed process
     auto cfg = std::make_shared<DbConfig>();
     cfg->opts = opts_.defaults;
     if (!opts_.replica_url.empty()) {
@@ -692,10 +693,15 @@ class ReplicatorImpl final : public Replicator {
 
   void OnTimer(uint64_t id, uint64_t seq) {
     if (id == 0 && seq == 0) {  // housekeeping: position flush, idle connections
-      Status st = positions_.Flush();
-      if (!st.ok()) Log("saving positions failed: " + st.ToString());
-      conns_.Sweep(NowMono());
-      if (!closed_) timers_.At(NowMono() + opts_.position_flush_ms * 1000, 0, 0);
+      // On the pool, not here: the timer thread must keep dispatching
+      // notify batches while SQLite writes and syncs the positions.
+      if (closed_) return;
+      pool_.Submit([this] {
+        Status st = positions_.Flush();
+        if (!st.ok()) Log("saving positions failed: " + st.ToString());
+        conns_.Sweep(NowMono());
+      });
+      timers_.At(NowMono() + opts_.position_flush_ms * 1000, 0, 0);
       return;
     }
     SlotPtr s = ById(static_cast<uint32_t>(id));

@@ -43,8 +43,7 @@ Status ScanDir(const std::string& dir, std::vector<SpoolEntry>* out) {
     SpoolEntry x;
     std::string gen;
     if (!ParseEntryName(name, &gen, &x.first_txid, &x.last_txid)) {
-      if (name.find(".tmp-") != std::string::npos) ::unlink(path.c_str());  // an Append cut short by a crash
-      continue;
+      continue;  // not an entry (temp files of a killed Append are removed by Open)
     }
     x.generation = gen;
     struct stat st;
@@ -76,6 +75,7 @@ Status UploadSpool::Open(const std::string& dir, uint64_t cap_bytes) {
   }
   ::closedir(d);
   for (const auto& name : subdirs) {
+    RemoveDeadTemps(dir + "/" + name);  // an Append cut short by a crash
     std::vector<SpoolEntry> v;
     s = ScanDir(dir + "/" + name, &v);
     if (!s.ok()) return s;

@@ -2,9 +2,7 @@
 // blocks into a temporary file beside the target, verify, rename.
 #include "replite/restore.h"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -290,18 +288,7 @@ void RemoveSidecars(const std::string& path) {
 // "<out>.replite-restore.tmp-<pid>-..." (and their -wal/-shm) whose process
 // is gone.
 void RemoveStaleTemps(const std::string& out) {
-  const std::string dir = DirName(out), stem = BaseName(out) + ".replite-restore.tmp-";
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return;
-  std::vector<std::string> doomed;
-  while (dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name.compare(0, stem.size(), stem) != 0) continue;
-    const long pid = std::atol(name.c_str() + stem.size());
-    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) doomed.push_back(dir + "/" + name);
-  }
-  ::closedir(d);
-  for (const auto& p : doomed) ::unlink(p.c_str());
+  RemoveDeadTemps(DirName(out), BaseName(out) + ".replite-restore");
 }
 
 // The generation and txid to restore.

@@ -1,6 +1,8 @@
 #include "util/file_util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <vector>
 
 namespace replite {
 
@@ -120,6 +123,27 @@ Status ReadFileToString(const std::string& path, std::string* out) {
     out->append(buf, static_cast<size_t>(r));
   }
   return Status::OK();
+}
+
+void RemoveDeadTemps(const std::string& dir, const std::string& stem) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  std::vector<std::string> doomed;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    size_t at;
+    if (stem.empty()) {
+      at = name.find(".tmp-");
+      if (at == std::string::npos) continue;
+    } else {
+      if (name.compare(0, stem.size() + 5, stem + ".tmp-") != 0) continue;
+      at = stem.size();
+    }
+    const long pid = std::atol(name.c_str() + at + 5);
+    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) doomed.push_back(dir + "/" + name);
+  }
+  ::closedir(d);
+  for (const auto& p : doomed) ::unlink(p.c_str());
 }
 
 std::string TempSuffix() {

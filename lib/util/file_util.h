@@ -55,5 +55,9 @@ std::string BaseName(const std::string& path);
 std::string AbsolutePath(const std::string& path);
 // A unique suffix for temporary files: ".tmp-<pid>-<counter>-<random>".
 std::string TempSuffix();
+// Removes the files in `dir` named "<stem>.tmp-<pid>-..." (see TempSuffix)
+// whose process is gone: what a killed process left behind. An empty stem
+// matches any name. Files of live processes are left alone.
+void RemoveDeadTemps(const std::string& dir, const std::string& stem = "");
 
 }  // namespace replite
