@@ -62,8 +62,9 @@ void CheckUrl(const std::string& text) {
                "prefix with a '.' or '..' segment");
     for (char c : u.prefix) FUZZ_CHECK(static_cast<unsigned char>(c) >= 0x20, "prefix with a control character");
   }
-"' (known: endpoint, region, force-path-style, ca-file, insecure-skip-verify, profile, "
-                 "multipart-threshold, multipart-part-size)");
+  static const std::set<std::string> kKnown = {"endpoint", "region", "force-path-style", "ca-file",
+                                               "insecure-skip-verify", "profile", "multipart-threshold",
+                                               "multipart-part-size"};
   for (const auto& [k, v] : u.params) FUZZ_CHECK(kKnown.count(k) == 1, "unknown parameter accepted");
 
   // Round trip through ToString().
