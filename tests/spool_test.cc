@@ -274,3 +274,30 @@ TEST_CASE("files a killed process left in the spool directories are removed at o
   CHECK_FALSE(fs::exists(torn));
   REQUIRE(r->Close().ok());
 }
+
+TEST_CASE("a database removed with a spooled backlog uploads it when added again", "[spool]") {
+  Fixture f;
+  test::Writer w(f.db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+  f.Open();
+  std::map<uint64_t, std::string> content;
+  uint64_t txid = 0;
+  REQUIRE(f.r->Sync(f.db, &txid).ok());
+  const uint64_t durable_before = txid;
+  f.replica.Down();
+  for (int i = 0; i < 30; i++) Commit(w, i);
+  REQUIRE_FALSE(f.r->Sync(f.db).ok());
+  content[f.Stat().local_txid] = test::DumpContent(f.db);
+  REQUIRE(f.Stat().spooled_segments > 0);
+  REQUIRE(f.r->Remove(f.db).ok());
+  REQUIRE(f.r->Add(f.db).ok());
+  DatabaseStatus st = f.Stat();
+  CHECK(st.spooled_segments > 0);           // still known...
+  CHECK(st.durable_txid == durable_before);  // ...and not claimed durable
+  f.replica.Up();
+  REQUIRE(f.r->Sync(f.db, &txid).ok());
+  content[txid] = test::DumpContent(f.db);
+  CHECK(f.Stat().spooled_segments == 0);
+  REQUIRE(f.r->Close().ok());
+  f.CheckRestores(content);
+}

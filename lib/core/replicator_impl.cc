@@ -281,6 +281,13 @@ class ReplicatorImpl final : public Replicator {
       Cv(*slot).wait(l, [&] { return slot->state == JobState::kIdle; });
     }
     conns_.Drop(slot->id);
+    bool spooled;
+    {
+      std::lock_guard<std::mutex> l(Stripe(*slot));
+      spooled = slot->spooled > 0;
+    }
+    // Not durable yet: adding the database again must upload it first.
+    if (spooled) upload_spool_.ReturnBacklog(slot->path, UrlOf(*slot));
     {
       std::unique_lock<std::shared_mutex> l(reg_mu_);
       by_path_.erase(std::string_view(slot->path));

@@ -59,6 +59,17 @@ Status ScanDir(const std::string& dir, std::vector<SpoolEntry>* out) {
   return Status::OK();
 }
 
+SpoolBacklog BacklogOf(const std::vector<SpoolEntry>& v) {
+  SpoolBacklog b;
+  b.entries = uint32_t(v.size());
+  b.first_txid = v.empty() ? 0 : v.front().first_txid;
+  for (const auto& x : v) {
+    b.bytes += x.bytes;
+    b.last_txid = std::max(b.last_txid, x.last_txid);
+  }
+  return b;
+}
+
 }  // namespace
 
 Status UploadSpool::Open(const std::string& dir, uint64_t cap_bytes) {
@@ -83,13 +94,7 @@ Status UploadSpool::Open(const std::string& dir, uint64_t cap_bytes) {
       ::rmdir((dir + "/" + name).c_str());
       continue;
     }
-    SpoolBacklog b;
-    b.entries = uint32_t(v.size());
-    b.first_txid = v.front().first_txid;
-    for (const auto& x : v) {
-      b.bytes += x.bytes;
-      b.last_txid = std::max(b.last_txid, x.last_txid);
-    }
+    const SpoolBacklog b = BacklogOf(v);
     bytes_ += b.bytes;
     entries_ += b.entries;
     backlog_[name] = b;
@@ -110,6 +115,14 @@ SpoolBacklog UploadSpool::TakeBacklog(const std::string& db_path, const std::str
   SpoolBacklog b = it->second;
   backlog_.erase(it);
   return b;
+}
+
+void UploadSpool::ReturnBacklog(const std::string& db_path, const std::string& replica_url) {
+  const std::string dir = DirFor(db_path, replica_url);
+  std::vector<SpoolEntry> v;
+  if (!ScanDir(dir, &v).ok() || v.empty()) return;
+  std::lock_guard<std::mutex> l(mu_);
+  backlog_[BaseName(dir)] = BacklogOf(v);
 }
 
 Status UploadSpool::Append(const std::string& db_path, const std::string& replica_url, const SegmentHeader& h,

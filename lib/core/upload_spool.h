@@ -53,6 +53,10 @@ class UploadSpool {
   // once, when the database is added).
   SpoolBacklog TakeBacklog(const std::string& db_path, const std::string& replica_url);
 
+  // Remembers the backlog of a database being removed, so that adding it
+  // again (in this process) uploads it: the inverse of TakeBacklog.
+  void ReturnBacklog(const std::string& db_path, const std::string& replica_url);
+
   // Spools one encoded segment, from memory (`data`) or from a file built
   // by capture (`file`, moved into the spool). kResourceExhausted when the
   // spool would exceed its cap.
