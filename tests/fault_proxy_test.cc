@@ -84,20 +84,6 @@ void CreateSchema(test::Writer& w) {
   w.Exec("CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB)");
 }
 
-// Restores `url` (at txid, 0 = latest) into a fresh file and returns its
-// content (checks integrity).
-std::string RestoreContent(const std::string& url, const std::string& out, uint64_t txid, RestoreResult* res = nullptr) {
-  ::unlink(out.c_str());
-  RestoreOptions ro;
-  ro.txid = txid;
-  RestoreResult rr;
-  Status s = Restore(url, out, ro, &rr);
-  INFO("restore txid " << txid << ": " << s.ToString());
-  REQUIRE(s.ok());
-  CHECK(test::IntegrityCheck(out) == "ok\n");
-  if (res) *res = rr;
-  return test::DumpContent(out);
-}
 
 // A small replica in a file store (so the readers can be driven through
 // a FaultStore); returns the last txid.
@@ -263,7 +249,7 @@ TEST_CASE("fault store: readers retry transient failures and name torn objects",
   CHECK(rs.code() == Code::kCorruption);
   CHECK_FALSE(FileExists(dir / "out.db"));
   REQUIRE(fs->Put(seg.key, orig).ok());
-  CHECK(RestoreContent(dir.url("replica"), dir / "out.db", 0) == test::DumpContent(dir / "src.db"));
+  CHECK(test::RestoreContent(dir.url("replica"), dir / "out.db", 0) == test::DumpContent(dir / "src.db"));
 }
 
 TEST_CASE("fault store: retention under failed deletes loses no restore point", "[fault]") {
@@ -301,11 +287,11 @@ TEST_CASE("fault store: retention under failed deletes loses no restore point", 
     fs->FailNthCall(uint64_t(nth), Code::kUnavailable);
     Status s = ApplyRetention(fs.get(), prefix, now_ms, 10000, &st);
     INFO("fail call " << nth << ": " << s.ToString() << " " << fs->CountersString());
-    CHECK(RestoreContent(url, dir / "out.db", 0) == test::DumpContent(dir / "src.db"));
+    CHECK(test::RestoreContent(url, dir / "out.db", 0) == test::DumpContent(dir / "src.db"));
   }
   fs->Heal();
   REQUIRE(ApplyRetention(fs.get(), prefix, now_ms, 10000, &st).ok());
-  CHECK(RestoreContent(url, dir / "out.db", 0) == test::DumpContent(dir / "src.db"));
+  CHECK(test::RestoreContent(url, dir / "out.db", 0) == test::DumpContent(dir / "src.db"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -358,10 +344,10 @@ TEST_CASE("s3 faults: SlowDown/500 bursts, resets and stalls lose nothing", "[fa
   int n = 0;
   for (const auto& [tx, want] : content) {
     if (n++ % 2 == 0) s3.proxy->Set(n % 4 == 1 ? "mode=reset&n=1&method=GET" : "mode=slowdown&n=2&method=GET");
-    CHECK(RestoreContent(s3.url, dir / "out.db", tx) == want);
+    CHECK(test::RestoreContent(s3.url, dir / "out.db", tx) == want);
   }
   s3.proxy->Set("mode=pass");
-  CHECK(RestoreContent(s3.direct_url, dir / "out.db", 0) == test::DumpContent(db));
+  CHECK(test::RestoreContent(s3.direct_url, dir / "out.db", 0) == test::DumpContent(db));
 }
 
 TEST_CASE("s3 faults: a reset after the write reached the server is harmless", "[fault][s3]") {
@@ -393,7 +379,7 @@ TEST_CASE("s3 faults: a reset after the write reached the server is harmless", "
   CHECK(stats.find("\"reset_after\": 12") != std::string::npos);
   s3.proxy->Set("mode=pass");
   REQUIRE(r->Close().ok());
-  for (const auto& [tx, want] : content) CHECK(RestoreContent(s3.url, dir / "out.db", tx) == want);
+  for (const auto& [tx, want] : content) CHECK(test::RestoreContent(s3.url, dir / "out.db", tx) == want);
   std::vector<GenerationInfo> gens;
   REQUIRE(ListGenerations(s3.direct_url, &gens).ok());
   CHECK(gens.size() == 1);  // no spurious new generation from a retried write
@@ -562,7 +548,7 @@ void RunOutage(uint64_t cap, const std::string& prefix) {
 #endif
   // Nothing lost: the replica holds every commit, byte for byte.
   RestoreResult rr;
-  CHECK(RestoreContent(s3.direct_url, dir / "out.db", 0, &rr) == test::DumpContent(db));
+  CHECK(test::RestoreContent(s3.direct_url, dir / "out.db", 0, &rr) == test::DumpContent(db));
   CHECK(rr.txid == final_txid);
   CHECK(rr.checksum_verified);
   sqlite3* c = nullptr;

@@ -35,14 +35,6 @@ double Metric(const std::string& text, const std::string& series) {
   if (p == std::string::npos) return 0;
   return std::stod(text.substr(p + series.size() + 2));
 }
-double MetricSum(const std::string& text, const std::string& name) {
-  double sum = 0;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(name + "{", 0) == 0 || line.rfind(name + " ", 0) == 0) sum += std::stod(line.substr(line.rfind(' ') + 1));
-  return sum;
-}
 
 // N databases copied from one template (fast), paths returned.
 std::vector<std::string> MakeDbs(test::TempDir& dir, int n) {
@@ -159,7 +151,7 @@ TEST_CASE("idle databases make no store requests and notified ones are never pol
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   const std::string m2 = r->Metrics();
   // Idle: no store request at all in 2.5 s of polling.
-  CHECK(MetricSum(m2, "replite_store_requests_total") == MetricSum(m1, "replite_store_requests_total"));
+  CHECK(test::MetricSum(m2, "replite_store_requests_total") == test::MetricSum(m1, "replite_store_requests_total"));
   // Polls happen (two polled databases, backing off), all of them cheap...
   const double polls1 = Metric(m1, "replite_polls_total{outcome=\"unchanged\"}");
   const double polls2 = Metric(m2, "replite_polls_total{outcome=\"unchanged\"}");
@@ -255,8 +247,8 @@ TEST_CASE("positions survive a restart: nothing is opened, synced or snapshotted
   for (const auto& p : paths) REQUIRE(r->Add(p).ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // every database polled at least once
   std::string m = r->Metrics();
-  CHECK(MetricSum(m, "replite_syncs_total") == 0);
-  CHECK(MetricSum(m, "replite_store_requests_total") == 0);
+  CHECK(test::MetricSum(m, "replite_syncs_total") == 0);
+  CHECK(test::MetricSum(m, "replite_store_requests_total") == 0);
   CHECK(Metric(m, "replite_polls_total{outcome=\"unchanged\"}") >= 200);
   // A write resumes from the saved position: a segment, no new generation.
   // (The application keeps its connection open, as applications do: the

@@ -27,15 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double MetricSum(const std::string& text, const std::string& name) {
-  double sum = 0;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(name + "{", 0) == 0 || line.rfind(name + " ", 0) == 0) sum += std::stod(line.substr(line.rfind(' ') + 1));
-  return sum;
-}
-
 uint64_t FileSize(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
@@ -87,17 +78,9 @@ struct Fixture {
   }
   void CheckRestores(const std::map<uint64_t, std::string>& content) {
     for (const auto& [txid, want] : content) {
-      const std::string out = tmp / "out.db";
-      ::unlink(out.c_str());
-      RestoreOptions ro;
-      ro.txid = txid;
       RestoreResult rr;
-      Status s = Restore(url, out, ro, &rr);
-      INFO("restore txid " << txid << ": " << s.ToString());
-      REQUIRE(s.ok());
+      CHECK(test::RestoreContent(url, tmp / "out.db", txid, &rr) == want);
       CHECK(rr.checksum_verified);
-      CHECK(test::IntegrityCheck(out) == "ok\n");
-      CHECK(test::DumpContent(out) == want);
     }
   }
 };
@@ -149,8 +132,8 @@ TEST_CASE("a store outage spools segments, keeps the WAL bounded, and loses noth
   CHECK(mid.checkpoints > checkpoints_before);
   CHECK(max_wal < (40 + 60) * (4096 + 24) + 32);
   const std::string m = f.r->Metrics();
-  CHECK(MetricSum(m, "replite_spool_bytes") > 0);
-  CHECK(MetricSum(m, "replite_segments_spooled_total") == double(mid.spooled_segments));
+  CHECK(test::MetricSum(m, "replite_spool_bytes") > 0);
+  CHECK(test::MetricSum(m, "replite_segments_spooled_total") == double(mid.spooled_segments));
 
   f.replica.Up();
   uint64_t d = 0;
@@ -162,7 +145,7 @@ TEST_CASE("a store outage spools segments, keeps the WAL bounded, and loses noth
   CHECK(after.spooled_segments == 0);
   CHECK(after.durable_txid == after.local_txid);
   CHECK(after.last_error.empty());
-  CHECK(MetricSum(f.r->Metrics(), "replite_spool_bytes") == 0);
+  CHECK(test::MetricSum(f.r->Metrics(), "replite_spool_bytes") == 0);
   REQUIRE(f.r->Close().ok());
   std::vector<GenerationInfo> gens;
   REQUIRE(ListGenerations(f.url, &gens).ok());
@@ -190,8 +173,8 @@ TEST_CASE("a full spool pauses capture; the changes wait in the WAL and nothing 
   INFO(s.ToString());
   CHECK(s.message().find("capture paused") != std::string::npos);
   CHECK(s.message().find("spool_cap") != std::string::npos);
-  CHECK(MetricSum(f.r->Metrics(), "replite_spool_full_total") > 0);
-  CHECK(MetricSum(f.r->Metrics(), "replite_spool_bytes") <= 64 << 10);
+  CHECK(test::MetricSum(f.r->Metrics(), "replite_spool_full_total") > 0);
+  CHECK(test::MetricSum(f.r->Metrics(), "replite_spool_bytes") <= 64 << 10);
   // Capture paused: the changes are still in the WAL (not checkpointed).
   CHECK(FileSize(f.db + "-wal") > 100 * 4096);
   f.replica.Up();

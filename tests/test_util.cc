@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 
 #include "core/wal_capture.h"
 #include "moto_server.h"
@@ -153,6 +154,28 @@ uint64_t LiveChecksum(const std::string& db_path) {
   INFO(s.ToString());
   REQUIRE(s.ok());
   return c;
+}
+
+std::string RestoreContent(const std::string& url, const std::string& out, uint64_t txid, RestoreResult* res) {
+  ::unlink(out.c_str());
+  RestoreOptions ro;
+  ro.txid = txid;
+  RestoreResult rr;
+  Status s = Restore(url, out, ro, &rr);
+  INFO("restore txid " << txid << ": " << s.ToString());
+  REQUIRE(s.ok());
+  CHECK(IntegrityCheck(out) == "ok\n");
+  if (res) *res = rr;
+  return DumpContent(out);
+}
+
+double MetricSum(const std::string& text, const std::string& name) {
+  double sum = 0;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(name + "{", 0) == 0 || line.rfind(name + " ", 0) == 0) sum += std::stod(line.substr(line.rfind(' ') + 1));
+  return sum;
 }
 
 }  // namespace replite::test

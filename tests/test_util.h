@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "replite/restore.h"
 #include "replite/sys/env.h"
 
 namespace replite::testing {
@@ -56,6 +57,12 @@ void MutateVaried(Writer& w, std::mt19937& rng, int i);
 
 // Every table's rows (ordered), the schema and user_version as one string.
 std::string DumpContent(const std::string& db_path);
+// Restores `url` at `txid` (0 = latest) into a fresh file `out`, REQUIREs
+// success, CHECKs integrity_check, and returns the restored content.
+std::string RestoreContent(const std::string& url, const std::string& out, uint64_t txid,
+                           RestoreResult* res = nullptr);
+// Sum of every series of metric `name` in Prometheus text.
+double MetricSum(const std::string& text, const std::string& name);
 std::string IntegrityCheck(const std::string& db_path);
 // Content checksum of the live database (database file + WAL).
 uint64_t LiveChecksum(const std::string& db_path);
