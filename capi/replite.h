@@ -126,7 +126,8 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *                      replicated to root + "/" + file name without .db
  *                      (file:///abs/dir, s3://bucket/prefix?endpoint=...).
  *                      Default: none (each database must then name one).
- *   "state-dir"        directory for positions and the snapshot spool.
+ *   "state-dir"        directory for positions, the snapshot spool and the
+ *                      upload spool.
  *                      Default: $XDG_STATE_HOME/replite or
  *                      $HOME/.local/state/replite.
  *   "worker-threads"   shared worker threads, 1..1024. Default: 4.
@@ -134,9 +135,13 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *                      HTTP pool shared by S3 stores, 1..65536. Default: 32, 16.
  *   "fd-budget"        file descriptors held by databases, 1..1048576.
  *                      Default: 1024.
- *   "memory-cap"       bytes of captured changes waiting for upload; a
- *                      number with an optional K, M or G suffix (powers of
- *                      1024, "KiB"/"KB" accepted too). Default: 256M.
+ *   "memory-cap"       bytes of captured changes held in memory while being
+ *                      encoded and uploaded; a number with an optional K, M
+ *                      or G suffix (powers of 1024, "KiB"/"KB" accepted
+ *                      too). Default: 256M.
+ *   "spool-cap"        bytes of the local upload spool that holds captured
+ *                      segments while the store fails (then capture pauses
+ *                      and changes wait in the WAL); same syntax. Default: 1G.
  *   "ca-file"          CA bundle for TLS. Default: "" (system bundle).
  *   "verify-tls"       0 or 1 (also true/false, yes/no, on/off). Default: 1.
  *   "position-flush-ms" save positions at most this often. Default: 1000.
@@ -230,7 +235,8 @@ REPLITE_C_EXPORT int replite_db_checkpoint(replite_replicator* r, const char* db
 /* ---- Introspection (JSON and text are UTF-8, freed with replite_free) ---
  *
  * replite_status_json, db_path given: one object
- *   {"path","replica_url","generation","durable_txid","durable_ts_ms",
+ *   {"path","replica_url","generation","durable_txid","local_txid",
+ *    "spooled_segments","durable_ts_ms",
  *    "durable_time" (RFC 3339 or null),"page_size","db_pages","wal_frames",
  *    "last_sync_ms","generations_started","segments_uploaded",
  *    "snapshots_uploaded","bytes_uploaded","checkpoints","metrics_group",

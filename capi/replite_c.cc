@@ -278,7 +278,7 @@ constexpr const char* kDbKeys =
     "checkpoint-pages, truncate-pages, metrics-group, enable-wal, compression-level";
 constexpr const char* kReplicatorKeys =
     "state-dir, worker-threads, max-connections, max-connections-per-host, fd-budget, memory-cap, ca-file, "
-    "verify-tls, position-flush-ms";
+    "verify-tls, position-flush-ms, spool-cap";
 
 // Applies a per-database key to *o; *known = false for other keys.
 Status ApplyDbOption(DatabaseOptions* o, std::string_view key, std::string_view v, bool* known) {
@@ -341,6 +341,9 @@ Status ApplyReplicatorOption(ReplicatorOptions* o, std::string_view key, std::st
       if (b == 0) return BadValue(key, v, "a positive byte count (e.g. 256M)");
       o->memory_cap = b;
     }
+  } else if (key == "spool-cap") {
+    uint64_t b = 0;
+    if ((s = ParseBytes(key, v, &b)).ok()) o->spool_cap = b;
   } else if (key == "ca-file") {
     o->ca_file = std::string(v);
   } else if (key == "verify-tls") {
@@ -471,6 +474,8 @@ void AppendDatabaseJson(std::string* out, const DatabaseStatus& d) {
   o.Str("replica_url", d.replica_url);
   o.Str("generation", d.generation);
   o.Num("durable_txid", d.durable_txid);
+  o.Num("local_txid", d.local_txid);
+  o.Num("spooled_segments", d.spooled_segments);
   o.Int("durable_ts_ms", d.durable_ts_ms);
   if (d.durable_ts_ms > 0) o.Str("durable_time", replite::FormatRfc3339(d.durable_ts_ms));
   else o.Raw("durable_time", "null");

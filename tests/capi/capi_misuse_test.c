@@ -139,6 +139,7 @@ static void test_bad_options(void) {
       {"memory-cap", "12X", "K, M or G"},
       {"memory-cap", "0", "positive"},
       {"memory-cap", "99999999999G", "\"memory-cap\""},
+      {"spool-cap", "12X", "K, M or G"},
       {"snapshot-interval", "5y", "duration"},
       {"snapshot-interval", "h", "duration"},
       {"snapshot-interval", "0", "positive"},

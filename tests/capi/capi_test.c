@@ -150,7 +150,7 @@ static void test_option_keys(void) {
       {"poll-interval-ms", "0"}, {"snapshot-interval", "90s"}, {"snapshot-interval", "500ms"},
       {"snapshot-interval", "86400000"}, {"retention", "24h"}, {"retention", "7d"}, {"checkpoint-pages", "500"},
       {"truncate-pages", "10000"}, {"fd-budget", "64"}, {"memory-cap", "64M"}, {"memory-cap", "1G"},
-      {"memory-cap", "4096"}, {"memory-cap", "512KiB"}, {"metrics-group", "tier-1"}, {"enable-wal", "1"},
+      {"memory-cap", "4096"}, {"memory-cap", "512KiB"}, {"spool-cap", "2G"}, {"metrics-group", "tier-1"}, {"enable-wal", "1"},
       {"enable-wal", "0"}, {"compression-level", "3"}, {"ca-file", ""}, {"verify-tls", "0"},
       {"verify-tls", "true"}, {"checkpoint-quiet-ms", "1m"}, {"position-flush-ms", "250"}, {"replica-url", ""},
   };
@@ -236,6 +236,8 @@ static void run_e2e(const char* dir, const char* root_url) {
   char* js = replite_status_json(r, db_path, &err);
   CHECK(js != NULL);
   snprintf(needle, sizeof needle, "\"durable_txid\":%llu,", (unsigned long long)txid2);
+  CHECK(contains(js, needle));
+  snprintf(needle, sizeof needle, "\"local_txid\":%llu,\"spooled_segments\":0,", (unsigned long long)txid2);
   CHECK(contains(js, needle));
   CHECK(contains(js, "\"last_error\":null"));
   CHECK(contains(js, "\"metrics_group\":\"default\""));
