@@ -184,6 +184,8 @@ struct Lag {
   std::unordered_map<std::string, std::deque<double>> pending;  // commit times not yet durable
   std::unordered_map<std::string, uint64_t> durable;
   std::vector<double> lags;
+  std::vector<double> lag_at;     // when each lag's commit happened (seconds since the writer started)
+  double start = 0;
   std::vector<double> commit_ms;  // the application's commit latency (our locks show up here)
 };
 
@@ -203,6 +205,7 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
     auto& q = lag.pending[path];
     for (uint64_t k = 0; k < newly && !q.empty(); k++) {
       lag.lags.push_back(now - q.front());
+      lag.lag_at.push_back(q.front() - lag.start);
       q.pop_front();
     }
   };
@@ -240,6 +243,10 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
   std::atomic<long> commits{0};
   std::thread writer([&] {
     const double start = Now();
+    {
+      std::lock_guard<std::mutex> l(lag.mu);
+      lag.start = start;
+    }
     double c0 = ThreadCpu();
     for (int sec = 0; !stop; sec++) {
       for (int i = 0; i < hot && !stop; i++) {
@@ -271,10 +278,11 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
   const double cpu = ProcessCpu() - cpu0 - writer_cpu;
   const long rss2 = RssKb(), threads2 = Threads(), fds2 = OpenFds() - fds_app;
   const std::string m = r->Metrics();
-  std::vector<double> lags, commit_ms;
+  std::vector<double> lags, lag_at, commit_ms;
   {
     std::lock_guard<std::mutex> l(lag.mu);
     lags = lag.lags;
+    lag_at = lag.lag_at;
     commit_ms = lag.commit_ms;
   }
   const double req_hot = MetricSum(m, "replite_store_requests_total", "group=\"hot\"");
@@ -291,6 +299,18 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
       fds_app, http_conns < 0 ? 0 : http_conns, cpu * 60 / wall, writer_cpu * 60 / wall, Pct(lags, 0.5) * 1e3,
       Pct(lags, 0.99) * 1e3, lags.size(), commits.load(), Pct(commit_ms, 0.99), Pct(commit_ms, 1.0), req_hot / hot / hours, req_idle / std::max(1, n - hot) / hours,
       (req_hot + req_idle) / wall);
+  // Where the tail is: p99 of the commits of each 5-second window.
+  std::vector<std::vector<double>> windows;
+  for (size_t k = 0; k < lags.size(); k++) {
+    const size_t w = static_cast<size_t>(std::max(0.0, lag_at[k]) / 5);
+    if (windows.size() <= w) windows.resize(w + 1);
+    windows[w].push_back(lags[k]);
+  }
+  std::vector<double> after_warmup;  // the first syncs after a restart read cold WALs
+  for (size_t w = 1; w < windows.size(); w++) after_warmup.insert(after_warmup.end(), windows[w].begin(), windows[w].end());
+  std::printf("    lag p99 per 5 s window (ms):");
+  for (auto& w : windows) std::printf(" %.0f", Pct(w, 0.99) * 1e3);
+  std::printf(" | p99 after the first 5 s: %.0f ms\n", Pct(after_warmup, 0.99) * 1e3);
   std::fflush(stdout);
   return 0;
 }

@@ -522,6 +522,15 @@ void RunOutage(uint64_t cap, const std::string& prefix) {
                  << " MiB); max WAL " << max_wal / mib << " MiB; caught up in " << catch_up_ms
                  << " ms; slowest commit " << slowest_commit_us.load() / 1000 << " ms; generations "
                  << gens.size() << "; final txid " << final_txid << "; spooled segments mid-outage " << spooled_in_outage << "; proxy " << s3.proxy->Control("/stats"));
+  {
+    // What the replicator said, for a failure below (e.g. a request that
+    // hung through the outage: the mid-outage error stays empty then).
+    std::lock_guard<std::mutex> l(log_mu);
+    std::string tail;
+    for (size_t k = log.size() > 12 ? log.size() - 12 : 0; k < log.size(); k++) tail += log[k] + "\n";
+    INFO("replicator log, last lines:\n" << tail);
+    CHECK_FALSE(status_error.empty());
+  }
   CHECK(write_errors == 0);  // the application is never failed...
   CHECK(slowest_commit_us < 2000000);  // ...nor blocked for network IO
   CHECK(gens.size() == 1);  // no frame lost, so no new generation
@@ -532,7 +541,6 @@ void RunOutage(uint64_t cap, const std::string& prefix) {
   // start may finish in the first 1.5 s).
   CHECK(durable_in_outage == first_in_outage);
   CHECK(first_in_outage >= before_txid);
-  CHECK_FALSE(status_error.empty());
   // The upload spool took the captured segments, so the WAL was still
   // checkpointed: it stays near the checkpoint policy (1,000 pages, ~4 MiB,
   // plus what is written while one probe of the store runs its retries)

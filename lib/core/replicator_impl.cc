@@ -759,12 +759,13 @@ class ReplicatorImpl final : public Replicator {
     const Labels group{{"group", s->cfg->opts.metrics_group}};
     const int64_t t0 = NowMono();
     bool captured = false, changed = false;
+    int64_t durable_ms = 0;
     Status st;
     {
       // Descriptor budget: a job opens at most kFdsPerJob files.
       fd_tokens_.acquire();
       ScopedMetricsGroup scope(&s->cfg->opts.metrics_group);
-      st = DoSync(*s, SyncRequest{forced, snap, ckpt, trunc, probe}, &captured, &changed);
+      st = DoSync(*s, SyncRequest{forced, snap, ckpt, trunc, probe}, &captured, &changed, &durable_ms);
       fd_tokens_.release();
     }
     if (captured) {
@@ -772,7 +773,8 @@ class ReplicatorImpl final : public Replicator {
       m_.Add("replite_syncs_total", {{"group", s->cfg->opts.metrics_group}, {"result", st.ok() ? "ok" : "error"}});
     }
     if (st.ok() && notified_at != 0)
-      m_.Observe("replite_commit_to_durable_seconds", group, double(NowMs() - notified_at) / 1e3);
+      m_.Observe("replite_commit_to_durable_seconds", group,
+                 double((durable_ms != 0 ? durable_ms : NowMs()) - notified_at) / 1e3);
     if (!st.ok()) Log("database " + s->path + ": " + st.ToString());
 
     std::lock_guard<std::mutex> l(Stripe(*s));
@@ -857,7 +859,7 @@ class ReplicatorImpl final : public Replicator {
     bool probe = false;     // the application waits: try the store even during its backoff
   };
 
-  Status DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, bool* changed) {
+  Status DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, bool* changed, int64_t* durable_ms) {
     const bool forced = sr.forced, snap = sr.snap, ckpt = sr.ckpt, trunc = sr.trunc;
     Position pos;
     int64_t last_change, cached_size, cached_mtime;
@@ -893,10 +895,14 @@ class ReplicatorImpl final : public Replicator {
     // store fails (a snapshot is not spooled).
     const bool snapshot_due = pos.valid() && pos.txid > pos.snapshot_txid &&
                               now - pos.snapshot_ms >= o.snapshot_interval_ms && spooled == 0 && !health.down();
-    const bool quiet_due = pos.valid() && pos.frames > 0 && !pos.expect_restart &&
+    // Quiet: nothing captured for a while and the WAL unchanged since the
+    // last look (a database just written to is not quiet, also not on its
+    // first sync after a restart, when last_change is still 0).
+    const bool wal_unchanged = wal_size == cached_size && wal_mtime == cached_mtime;
+    const bool quiet_due = pos.valid() && pos.frames > 0 && !pos.expect_restart && wal_unchanged &&
                            now - last_change >= o.checkpoint_quiet_ms;
-    const bool nothing_new = !forced && pos.valid() && !snap && !ckpt && !trunc && !snapshot_due && !quiet_due &&
-                             wal_size == cached_size && wal_mtime == cached_mtime;
+    const bool nothing_new =
+        !forced && pos.valid() && !snap && !ckpt && !trunc && !snapshot_due && !quiet_due && wal_unchanged;
     if (nothing_new && spooled == 0) {
       m_.Add("replite_polls_total", {{"outcome", "unchanged"}});
       return Status::OK();
@@ -980,6 +986,9 @@ class ReplicatorImpl final : public Replicator {
     cs = Ship(s, health, sr.probe, res, &store_err);
     CleanupCapture(res);
     if (!cs.ok()) return cs;
+    // Durable now: the application learns it before the checkpoint below
+    // (which may wait for SQLite's fsyncs) runs.
+    PublishDurable(s, res.pos.txid, durable_ms);
     const bool epoch_full = may_checkpoint && !res.pos.expect_restart && res.wal_frames >= o.checkpoint_pages;
     if ((req.checkpoint && (res.has_segment || res.has_snapshot)) || (epoch_full && !req.checkpoint)) {
       // Now that the capture is durable (or spooled), checkpoint it
@@ -1003,13 +1012,9 @@ class ReplicatorImpl final : public Replicator {
       if (!ts.ok()) Log("database " + s.path + ": checkpoint deferred: " + ts.ToString());
     }
     *changed = res.has_segment || res.has_snapshot;
-    uint64_t durable_before, durable_after;
     {
       std::lock_guard<std::mutex> l(Stripe(s));
       s.pos = res.pos;
-      durable_before = s.durable_txid;
-      if (s.spooled == 0) s.durable_txid = std::max(s.durable_txid, res.pos.txid);
-      durable_after = s.durable_txid;
       s.wal_size = wal_size;
       s.wal_mtime_ns = wal_mtime;
       if (*changed) s.last_change_ms = now;
@@ -1026,7 +1031,7 @@ class ReplicatorImpl final : public Replicator {
       m_.Add("replite_transactions_total", group, double(res.pos.txid - pos.txid));
     if (res.new_generation) m_.Add("replite_generations_started_total", group);
     if (res.checkpointed_frames >= 0) m_.Add("replite_checkpoints_total", group);
-    if (opts_.on_durable && durable_after != durable_before) opts_.on_durable(s.path, durable_after);
+    PublishDurable(s, res.pos.txid, durable_ms);  // what the checkpoint's capture added
     // Retention has nothing to delete right after the first snapshot of a
     // replica's first generation (a new database).
     if (res.has_snapshot && !(res.new_generation && pos.txid == 0)) {
@@ -1040,6 +1045,22 @@ class ReplicatorImpl final : public Replicator {
       }
     }
     return store_err;
+  }
+
+  // Records that `txid` is in the store (unless older segments are still
+  // spooled) and tells on_durable; *durable_ms gets the time of the first
+  // advance (the commit-to-durable histogram's end point).
+  void PublishDurable(DbSlot& s, uint64_t txid, int64_t* durable_ms) {
+    uint64_t before, after;
+    {
+      std::lock_guard<std::mutex> l(Stripe(s));
+      before = s.durable_txid;
+      if (s.spooled == 0) s.durable_txid = std::max(s.durable_txid, txid);
+      after = s.durable_txid;
+    }
+    if (after == before) return;
+    if (*durable_ms == 0) *durable_ms = NowMs();
+    if (opts_.on_durable) opts_.on_durable(s.path, after);
   }
 
   static void CleanupCapture(const CaptureResult& res) {
