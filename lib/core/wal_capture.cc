@@ -122,7 +122,12 @@ Status ScanCommitted(WalFile& w, uint64_t start, uint32_t s1, uint32_t s2, ScanR
   out->end = start;
   out->s1 = s1;
   out->s2 = s2;
-  std::string buf;
+  // Reads grow from a few frames to 1 MiB: after a WAL restart the file
+  // keeps its old size while a sync usually finds one or two new frames at
+  // the front, and reading (and zeroing) a whole 1 MiB chunk each time cost
+  // more than the rest of the sync.
+  std::unique_ptr<char[]> buf;
+  size_t buf_frames = 0, want = 8;
   uint64_t frame = start, tx_first = start;
   uint32_t a = s1, b = s2;
   const size_t kChunkFrames = std::max<size_t>(1, (1u << 20) / fsz);
@@ -130,16 +135,20 @@ Status ScanCommitted(WalFile& w, uint64_t start, uint32_t s1, uint32_t s2, ScanR
   for (;;) {
     uint64_t off = WalFrameOffset(ps, frame);
     if (off + fsz > w.size) break;
-    size_t n = std::min<uint64_t>(kChunkFrames, (w.size - off) / fsz);
-    buf.resize(n * fsz);
+    size_t n = std::min<uint64_t>(std::min(want, kChunkFrames), (w.size - off) / fsz);
+    want *= 2;
+    if (n > buf_frames) {
+      buf.reset(new char[n * fsz]);  // not zeroed: pread fills it
+      buf_frames = n;
+    }
     size_t got = 0;
-    Status s = PRead(w.fd.get(), buf.data(), buf.size(), off, &got, w.path);
+    Status s = PRead(w.fd.get(), buf.get(), n * fsz, off, &got, w.path);
     if (!s.ok()) return s;
     n = got / fsz;
     if (n == 0) break;
     bool stop = false;
     for (size_t i = 0; i < n; i++) {
-      const unsigned char* f = reinterpret_cast<const unsigned char*>(buf.data()) + i * fsz;
+      const unsigned char* f = reinterpret_cast<const unsigned char*>(buf.get()) + i * fsz;
       if (!VerifyWalFrame(w.hdr, f, &a, &b)) {
         stop = true;
         break;
