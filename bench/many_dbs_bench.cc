@@ -19,6 +19,7 @@
 //
 // Each measurement runs in a fresh child process so that RSS is not
 // polluted by the setup.
+#include <fcntl.h>
 #include <malloc.h>
 #include <spawn.h>
 #include <sqlite3.h>
@@ -189,6 +190,35 @@ struct Lag {
   std::vector<double> commit_ms;  // the application's commit latency (our locks show up here)
 };
 
+// The disk's own durability latency in the same run, as a baseline for the
+// lag: every 20 ms one new 4 KiB object written the way the file store
+// writes one (temp file, fsync, rename, fsync of the directory). Returns
+// (seconds since `start`, latency) pairs.
+void ProbeDisk(const std::string& dir, double start, const std::atomic<bool>& stop,
+               std::vector<std::pair<double, double>>* out) {
+  const std::string d = dir + "/disk-probe";
+  fs::create_directories(d);
+  const std::string page(4096, 'x');
+  for (long k = 0; !stop; k++) {
+    const double t0 = Now();
+    const std::string tmp = d + "/tmp", obj = d + "/obj-" + std::to_string(k % 64);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return;
+    bool ok = ::write(fd, page.data(), page.size()) == ssize_t(page.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    ok = ok && ::rename(tmp.c_str(), obj.c_str()) == 0;
+    int dfd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+      ok = ok && ::fsync(dfd) == 0;
+      ::close(dfd);
+    }
+    if (!ok) return;
+    const double t1 = Now();
+    out->emplace_back(t0 - start, t1 - t0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 int Measure(const std::string& dir, int n, const std::string& url, bool notify, int seconds) {
   RaiseFdLimit();
   const int hot = std::max(1, n / 100);
@@ -271,9 +301,12 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
   });
   const double cpu0 = ProcessCpu();
   const double w0 = Now();
+  std::vector<std::pair<double, double>> disk;  // (when, latency) of the disk probe
+  std::thread prober([&] { ProbeDisk(dir, w0, stop, &disk); });
   std::this_thread::sleep_for(std::chrono::seconds(seconds));
   stop = true;
   writer.join();
+  prober.join();
   const double wall = Now() - w0;
   const double cpu = ProcessCpu() - cpu0 - writer_cpu;
   const long rss2 = RssKb(), threads2 = Threads(), fds2 = OpenFds() - fds_app;
@@ -311,6 +344,19 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
   std::printf("    lag p99 per 5 s window (ms):");
   for (auto& w : windows) std::printf(" %.0f", Pct(w, 0.99) * 1e3);
   std::printf(" | p99 after the first 5 s: %.0f ms\n", Pct(after_warmup, 0.99) * 1e3);
+  // Baseline: the disk alone (writer-side CPU excluded, same moment).
+  std::vector<std::vector<double>> dwin;
+  std::vector<double> dall;
+  for (const auto& [at, d] : disk) {
+    const size_t w = static_cast<size_t>(std::max(0.0, at) / 5);
+    if (dwin.size() <= w) dwin.resize(w + 1);
+    dwin[w].push_back(d);
+    dall.push_back(d);
+  }
+  std::printf("    disk alone, one object put+fsync every 20 ms: p50 %.1f ms p99 %.0f ms max %.0f ms; max per 5 s window (ms):",
+              Pct(dall, 0.5) * 1e3, Pct(dall, 0.99) * 1e3, Pct(dall, 1.0) * 1e3);
+  for (auto& w : dwin) std::printf(" %.0f", Pct(w, 1.0) * 1e3);
+  std::printf("\n");
   std::fflush(stdout);
   return 0;
 }
