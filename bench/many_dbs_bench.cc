@@ -195,7 +195,13 @@ struct Lag {
 // writes one (temp file, fsync, rename, fsync of the directory). Returns
 // (seconds since `start`, latency) pairs.
 void ProbeDisk(const std::string& dir, double start, const std::atomic<bool>& stop,
-               std::vector<std::pair<double, double>>* out) {
+               std::vector<std::pair<double, double>>* out, double* cpu) {
+  const double c0 = ThreadCpu();
+  struct CpuOut {
+    double c0;
+    double* cpu;
+    ~CpuOut() { *cpu = ThreadCpu() - c0; }  // not the library's: subtracted like the writer's
+  } cpu_out{c0, cpu};
   const std::string d = dir + "/disk-probe";
   fs::create_directories(d);
   const std::string page(4096, 'x');
@@ -302,13 +308,14 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
   const double cpu0 = ProcessCpu();
   const double w0 = Now();
   std::vector<std::pair<double, double>> disk;  // (when, latency) of the disk probe
-  std::thread prober([&] { ProbeDisk(dir, w0, stop, &disk); });
+  double prober_cpu = 0;
+  std::thread prober([&] { ProbeDisk(dir, w0, stop, &disk, &prober_cpu); });
   std::this_thread::sleep_for(std::chrono::seconds(seconds));
   stop = true;
   writer.join();
   prober.join();
   const double wall = Now() - w0;
-  const double cpu = ProcessCpu() - cpu0 - writer_cpu;
+  const double cpu = ProcessCpu() - cpu0 - writer_cpu - prober_cpu;
   const long rss2 = RssKb(), threads2 = Threads(), fds2 = OpenFds() - fds_app;
   const std::string m = r->Metrics();
   std::vector<double> lags, lag_at, commit_ms;
