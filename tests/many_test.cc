@@ -267,3 +267,42 @@ TEST_CASE("positions survive a restart: nothing is opened, synced or snapshotted
   std::lock_guard<std::mutex> g(mu);
   for (const auto& l : log) CHECK(l.find("new generation") == std::string::npos);
 }
+
+TEST_CASE("after a restart databases idle for long are first polled at their backed-off interval", "[many]") {
+  test::TempDir dir;
+  auto paths = MakeDbs(dir, 200);
+  auto o = Options(dir);
+  o.defaults.poll_interval_ms = 100;
+  {
+    std::unique_ptr<Replicator> r;
+    REQUIRE(Replicator::Open(o, &r).ok());
+    for (const auto& p : paths) REQUIRE(r->Add(p).ok());
+    for (const auto& p : paths) REQUIRE(r->Sync(p).ok());
+    // The databases were last written an hour ago: the saved positions
+    // carry that (the stat of the next sync).
+    const auto old = fs::file_time_type::clock::now() - std::chrono::hours(1);
+    for (const auto& p : paths)
+      for (const std::string& f : {p, p + "-wal"})
+        if (fs::exists(f)) fs::last_write_time(f, old);
+    for (const auto& p : paths) REQUIRE(r->Sync(p).ok());
+    REQUIRE(r->Close().ok());
+  }
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  for (const auto& p : paths) REQUIRE(r->Add(p).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  // At the base interval (100 ms) all 200 would have been polled several
+  // times by now; backed off to 30 s, about 1 in 30 is.
+  const std::string m = r->Metrics();
+  const double polls = Metric(m, "replite_polls_total{outcome=\"unchanged\"}");
+  INFO("polls in the first second: " << polls);
+  CHECK(polls <= 40);
+  CHECK(test::MetricSum(m, "replite_syncs_total") == 0);
+  // A requested sync still works at once, and a write is still captured.
+  test::Writer w(paths[3]);
+  w.Exec("INSERT INTO t VALUES ('after restart')");
+  uint64_t txid = 0;
+  REQUIRE(r->Sync(paths[3], &txid).ok());
+  CHECK(txid == 2);
+  REQUIRE(r->Close().ok());
+}

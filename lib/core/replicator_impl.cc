@@ -250,10 +250,13 @@ class ReplicatorImpl final : public Replicator {
       slot->durable_txid = backlog.entries ? std::min(slot->pos.txid, backlog.first_txid - 1) : slot->pos.txid;
     }
     if (found && backlog.entries == 0) {
-      // Resume: the first poll is spread over one interval (no thundering
-      // herd after a restart), and opens nothing if the WAL is unchanged.
+      // Resume: the first poll opens nothing if the WAL is unchanged, and is
+      // spread over the interval the database had backed off to (how long
+      // its WAL had been idle when the position was saved tells), so that
+      // 100,000 resumed databases are not all polled in the first second
+      // while the recently written ones start at the base interval.
       std::lock_guard<std::mutex> l(Stripe(*slot));
-      ArmPoll(*slot, Jitter(o.poll_interval_ms));
+      ArmPoll(*slot, Jitter(ResumedPollInterval(*slot)));
     } else {
       Kick(slot, true);  // first sync (snapshot), or a backlog to upload
     }
@@ -679,6 +682,19 @@ class ReplicatorImpl final : public Replicator {
   // ---- scheduling ---------------------------------------------------------------------
 
   // Arms the poll timer `delay_ms` from now (caller holds the stripe).
+  // The first poll interval of a resumed database (sets its back-off).
+  static int64_t ResumedPollInterval(DbSlot& s) {
+    const int64_t base = s.cfg->opts.poll_interval_ms;
+    if (base <= 0 || s.wal_mtime_ns <= 0) return base;
+    // File times are wall-clock times: compare with the real clock, not
+    // the Env's (which tests may set anywhere).
+    timespec now;
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    const int64_t idle_ms = (int64_t(now.tv_sec) * 1000000000 + now.tv_nsec - s.wal_mtime_ns) / 1000000;
+    while ((base << s.poll_shift) < kMaxPollMs && (base << s.poll_shift) * 4 <= idle_ms) s.poll_shift++;
+    return std::min<int64_t>(base << s.poll_shift, kMaxPollMs);
+  }
+
   void ArmPoll(DbSlot& s, int64_t delay_ms) {
     if (s.removed || closed_ || s.notified || s.cfg->opts.poll_interval_ms <= 0) return;
     s.timer_seq = next_timer_seq_.fetch_add(1) & ~(kNotifyTimer | kQuietTimer);
