@@ -241,6 +241,96 @@ TEST_CASE("a restart resumes from the saved position without a new snapshot", "[
   REQUIRE(f.r->Close().ok());
 }
 
+TEST_CASE("a saved position that lags the replica across a WAL restart is verified, not trusted", "[e2e]") {
+  // Positions are saved in batches, so after a crash the saved one may lag
+  // what was uploaded. Here it is the position right after our full
+  // checkpoint (which expects the WAL to restart next), but the process
+  // then captured and uploaded commits appended to the OLD epoch (a reader
+  // held the restart back) and died before saving again; the application
+  // then checkpointed those commits and restarted the WAL itself. The next
+  // process must not number the new epoch's commits as if they followed the
+  // saved position (same txids as the uploaded ones, other content).
+  Fixture f;
+  test::Writer w(f.db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  for (int i = 0; i < 10; i++) w.Exec("INSERT INTO t(v) VALUES ('a" + std::to_string(i) + "')");
+  test::Writer reader(f.db);
+  reader.Exec("BEGIN; SELECT count(*) FROM t");  // a read mark at the end of the WAL: blocks the restart
+  f.Open();
+  f.Sync();
+  REQUIRE(f.r->Checkpoint(f.db).ok());  // every frame backfilled: the position expects a restart
+  REQUIRE(f.r->Close().ok());
+  f.r.reset();
+  const std::string state = f.dir / "state";
+  std::filesystem::copy(state + "/positions.db", f.dir / "positions.saved");
+  // The next process captures commits appended to the old epoch.
+  f.Open();
+  for (int i = 0; i < 5; i++) w.Exec("INSERT INTO t(v) VALUES ('b" + std::to_string(i) + "')");
+  const uint64_t uploaded = f.Sync();
+  REQUIRE(f.r->Close().ok());
+  f.r.reset();
+  // ... and dies before saving that position.
+  for (const char* sfx : {"-wal", "-shm", "-journal"}) ::unlink((state + "/positions.db" + sfx).c_str());
+  std::filesystem::copy(f.dir / "positions.saved", state + "/positions.db",
+                        std::filesystem::copy_options::overwrite_existing);
+  // The application checkpoints them into the database and restarts the WAL.
+  reader.Exec("COMMIT");
+  w.Exec("PRAGMA wal_checkpoint(PASSIVE)");
+  for (int i = 0; i < 3; i++) w.Exec("INSERT INTO t(v) VALUES ('c" + std::to_string(i) + "')");
+  f.Open();
+  const uint64_t latest = f.Sync();
+  CHECK(latest > uploaded);
+  Point p{test::DumpContent(f.db), test::LiveChecksum(f.db), 0};
+  f.CheckRestore(RestoreOptions(), p, latest);
+  REQUIRE(f.r->Close().ok());
+}
+
+TEST_CASE("commits appended to a checkpointed WAL epoch are captured before another connection restarts it", "[e2e]") {
+  // Our checkpoint copies every captured frame into the database, but a
+  // reader that began before it holds the WAL restart back: the next
+  // commits go on in the same epoch. If the application's own checkpoint
+  // then copies them into the database and restarts the WAL before we
+  // capture them, the new epoch does not follow our position: it must be
+  // verified (here: a new generation), never numbered as its continuation.
+  Fixture f;
+  test::Writer w(f.db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  for (int i = 0; i < 10; i++) w.Exec("INSERT INTO t(v) VALUES ('a" + std::to_string(i) + "')");
+  f.Open();
+  test::Writer reader(f.db);
+  reader.Exec("BEGIN; SELECT count(*) FROM t");  // a read mark at the end of the WAL
+  f.Sync();
+  REQUIRE(f.r->Checkpoint(f.db).ok());
+  for (int i = 0; i < 5; i++) w.Exec("INSERT INTO t(v) VALUES ('b" + std::to_string(i) + "')");  // same epoch
+  reader.Exec("COMMIT");
+  w.Exec("PRAGMA wal_checkpoint(PASSIVE)");
+  for (int i = 0; i < 3; i++) w.Exec("INSERT INTO t(v) VALUES ('c" + std::to_string(i) + "')");  // restarted
+  const uint64_t latest = f.Sync();
+  CHECK(f.Count("new generation") == 2);
+  Point p{test::DumpContent(f.db), test::LiveChecksum(f.db), 0};
+  f.CheckRestore(RestoreOptions(), p, latest);
+  REQUIRE(f.r->Close().ok());
+}
+
+TEST_CASE("after our checkpoint with no reader in the WAL the restarted epoch continues the generation", "[e2e]") {
+  // The other side of the test above: nothing holds the restart back, so
+  // the next epoch is trusted and captured without a new generation.
+  Fixture f;
+  test::Writer w(f.db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  f.Open();
+  for (int i = 0; i < 10; i++) w.Exec("INSERT INTO t(v) VALUES ('a" + std::to_string(i) + "')");
+  const uint64_t t1 = f.Sync();
+  REQUIRE(f.r->Checkpoint(f.db).ok());
+  for (int i = 0; i < 3; i++) w.Exec("INSERT INTO t(v) VALUES ('c" + std::to_string(i) + "')");
+  const uint64_t t2 = f.Sync();
+  CHECK(t2 == t1 + 3);
+  CHECK(f.Count("new generation") == 1);
+  Point p{test::DumpContent(f.db), test::LiveChecksum(f.db), 0};
+  f.CheckRestore(RestoreOptions(), p, t2);
+  REQUIRE(f.r->Close().ok());
+}
+
 TEST_CASE("a database restored from the replica and written continues the txid sequence", "[e2e]") {
   Fixture f;
   uint64_t last = 0;

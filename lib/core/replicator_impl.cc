@@ -215,6 +215,13 @@ class ReplicatorImpl final : public Replicator {
     bool found = false;
     Status s = positions_.Load(path, url, &slot->pos, &found, &slot->wal_size, &slot->wal_mtime_ns);
     if (!s.ok()) return s;
+    // A saved position may lag what the previous process uploaded (positions
+    // are saved in batches): after its full checkpoint it may have captured
+    // commits appended to the same WAL epoch (a reader held the restart
+    // back). So the restart a saved position expects is verified (database
+    // checksum under the write lock, else a new generation above the
+    // replica's last txid) instead of trusted.
+    if (found) slot->pos.expect_restart = false;
     if (!found) {
       // New to us: check the header now for a clear error (restarts skip
       // this: a saved position means the database was fine before).

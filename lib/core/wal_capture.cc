@@ -325,6 +325,7 @@ class Capture {
     for (int attempt = 0; attempt < 3; attempt++) {
       *out_ = CaptureResult();
       out_->pos = pos_;
+      full_checkpoint_ = false;
       bool need_lock = false;
       Status s = Attempt(lock, &need_lock);
       Cleanup();
@@ -452,16 +453,47 @@ class Capture {
       s = WriteSnapshot(out_->pos.txid, /*new_generation=*/false);
       if (!s.ok()) return s;
     }
-    if (req_.truncate && out_->pos.expect_restart) {
+    if (full_checkpoint_ && req_.truncate) {
       // Everything is in the database file; shrink the WAL file. A commit
       // that slips in between our unlock and the truncate would be lost to
       // capture, so after a truncate the next epoch is verified (by the
       // database checksum) instead of trusted.
       ckpt_conn_.SetBusyTimeout(50);
       int l = 0, c = 0;
-      if (ckpt_conn_.Checkpoint(SQLITE_CHECKPOINT_TRUNCATE, &l, &c).ok()) out_->pos.expect_restart = false;
+      (void)ckpt_conn_.Checkpoint(SQLITE_CHECKPOINT_TRUNCATE, &l, &c);
+      ckpt_conn_.SetBusyTimeout(req_.busy_timeout_ms);
+    } else if (full_checkpoint_) {
+      out_->pos.expect_restart = RestartIsCertain();
     }
     return Status::OK();
+  }
+
+  // After our checkpoint copied every captured frame into the database, is
+  // the next epoch certain to start from that state? Only if no reader still
+  // holds a snapshot inside the WAL: one that began before the checkpoint
+  // makes SQLite append the next commits to this epoch instead of restarting,
+  // and another connection's checkpoint may then copy those commits into the
+  // database and restart the WAL before we capture them. A RESTART-mode
+  // checkpoint that does not wait answers it: it succeeds only when it gets
+  // the write lock and no reader uses the WAL, after which every reader reads
+  // the database file and the next writer restarts the WAL. And the WAL must
+  // still be this epoch with nothing appended (a later epoch would be one we
+  // cannot vouch for). When unsure the next epoch is verified instead (the
+  // database checksum under the write lock, or a new generation).
+  bool RestartIsCertain() {
+    ckpt_conn_.SetBusyTimeout(0);
+    int l = -1, c = -1;
+    const bool ok = ckpt_conn_.Checkpoint(SQLITE_CHECKPOINT_RESTART, &l, &c).ok();
+    ckpt_conn_.SetBusyTimeout(req_.busy_timeout_ms);
+    if (!ok || l < 0 || l != c || uint64_t(l) != out_->pos.frames) return false;
+    unsigned char buf[kWalHeaderSize];
+    size_t got = 0;
+    WalHeader h;
+    if (!PRead(wal_.fd.get(), buf, sizeof buf, 0, &got, wal_.path).ok() || got != sizeof buf ||
+        !ParseWalHeader(buf, got, &h).ok())
+      return false;
+    const Position& p = out_->pos;
+    return h.salt1 == p.salt1 && h.salt2 == p.salt2 && h.ckpt_seq == p.ckpt_seq;
   }
 
   Epoch Classify(uint64_t* start, uint32_t* c1, uint32_t* c2) {
@@ -778,7 +810,7 @@ class Capture {
     s = ckpt_conn_.Checkpoint(SQLITE_CHECKPOINT_PASSIVE, &log, &ckpt);
     if (!s.ok()) return s.code() == Code::kUnavailable ? Status::OK() : s;  // busy: try next time
     out_->checkpointed_frames = ckpt;
-    if (log >= 0 && ckpt == log && uint64_t(log) == out_->pos.frames) out_->pos.expect_restart = true;
+    full_checkpoint_ = log >= 0 && ckpt == log && uint64_t(log) == out_->pos.frames;
     return Status::OK();
   }
 
@@ -877,6 +909,7 @@ class Capture {
   SqliteConn own_conn_;
   SqliteConn& conn_;  // req_.conn (kept by the caller between captures) or own_conn_
   SqliteConn snap_conn_, ckpt_conn_;
+  bool full_checkpoint_ = false;  // our checkpoint copied every captured frame
   DbFile db_;
   WalFile wal_;
 };
