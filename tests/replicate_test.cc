@@ -71,7 +71,17 @@ struct Fixture {
     CHECK(test::IntegrityCheck(out) == "ok\n");
     CHECK(test::DumpContent(out) == want.content);
   }
+  // The latest restore equals the live source, which is at `txid`.
+  void CheckLatest(uint64_t txid) {
+    Point p{test::DumpContent(db), test::LiveChecksum(db), 0};
+    CheckRestore(RestoreOptions(), p, txid);
+  }
 };
+
+// n one-row commits into t(v): prefix0, prefix1, ...
+void InsertRows(test::Writer& w, const std::string& prefix, int n) {
+  for (int i = 0; i < n; i++) w.Exec("INSERT INTO t(v) VALUES ('" + prefix + std::to_string(i) + "')");
+}
 
 }  // namespace
 
@@ -232,6 +242,16 @@ TEST_CASE("a restart resumes from the saved position without a new snapshot", "[
   uint64_t t2 = f.Sync();
   CHECK(t2 == t1 + 20);
   CHECK(f.Count("new generation") == 1);
+  // Written since the restart, so not quiet: this first sync does not
+  // checkpoint (after a restart 1,000 hot databases would all checkpoint
+  // at once). Once nothing changed for checkpoint_quiet_ms, it does.
+  DatabaseStatus st;
+  REQUIRE(f.r->GetStatus(f.db, &st).ok());
+  CHECK(st.checkpoints == 0);
+  f.env.Advance((DatabaseOptions().checkpoint_quiet_ms + 1) * 1000);
+  CHECK(f.Sync() == t2);
+  REQUIRE(f.r->GetStatus(f.db, &st).ok());
+  CHECK(st.checkpoints == 1);
   std::vector<GenerationInfo> gens;
   REQUIRE(ListGenerations(f.url, &gens).ok());
   REQUIRE(gens.size() == 1);
@@ -253,7 +273,7 @@ TEST_CASE("a saved position that lags the replica across a WAL restart is verifi
   Fixture f;
   test::Writer w(f.db);
   w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
-  for (int i = 0; i < 10; i++) w.Exec("INSERT INTO t(v) VALUES ('a" + std::to_string(i) + "')");
+  InsertRows(w, "a", 10);
   test::Writer reader(f.db);
   reader.Exec("BEGIN; SELECT count(*) FROM t");  // a read mark at the end of the WAL: blocks the restart
   f.Open();
@@ -265,7 +285,7 @@ TEST_CASE("a saved position that lags the replica across a WAL restart is verifi
   std::filesystem::copy(state + "/positions.db", f.dir / "positions.saved");
   // The next process captures commits appended to the old epoch.
   f.Open();
-  for (int i = 0; i < 5; i++) w.Exec("INSERT INTO t(v) VALUES ('b" + std::to_string(i) + "')");
+  InsertRows(w, "b", 5);
   const uint64_t uploaded = f.Sync();
   REQUIRE(f.r->Close().ok());
   f.r.reset();
@@ -276,12 +296,11 @@ TEST_CASE("a saved position that lags the replica across a WAL restart is verifi
   // The application checkpoints them into the database and restarts the WAL.
   reader.Exec("COMMIT");
   w.Exec("PRAGMA wal_checkpoint(PASSIVE)");
-  for (int i = 0; i < 3; i++) w.Exec("INSERT INTO t(v) VALUES ('c" + std::to_string(i) + "')");
+  InsertRows(w, "c", 3);
   f.Open();
   const uint64_t latest = f.Sync();
   CHECK(latest > uploaded);
-  Point p{test::DumpContent(f.db), test::LiveChecksum(f.db), 0};
-  f.CheckRestore(RestoreOptions(), p, latest);
+  f.CheckLatest(latest);
   REQUIRE(f.r->Close().ok());
 }
 
@@ -295,20 +314,19 @@ TEST_CASE("commits appended to a checkpointed WAL epoch are captured before anot
   Fixture f;
   test::Writer w(f.db);
   w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
-  for (int i = 0; i < 10; i++) w.Exec("INSERT INTO t(v) VALUES ('a" + std::to_string(i) + "')");
+  InsertRows(w, "a", 10);
   f.Open();
   test::Writer reader(f.db);
   reader.Exec("BEGIN; SELECT count(*) FROM t");  // a read mark at the end of the WAL
   f.Sync();
   REQUIRE(f.r->Checkpoint(f.db).ok());
-  for (int i = 0; i < 5; i++) w.Exec("INSERT INTO t(v) VALUES ('b" + std::to_string(i) + "')");  // same epoch
+  InsertRows(w, "b", 5);  // same epoch
   reader.Exec("COMMIT");
   w.Exec("PRAGMA wal_checkpoint(PASSIVE)");
-  for (int i = 0; i < 3; i++) w.Exec("INSERT INTO t(v) VALUES ('c" + std::to_string(i) + "')");  // restarted
+  InsertRows(w, "c", 3);  // restarted
   const uint64_t latest = f.Sync();
   CHECK(f.Count("new generation") == 2);
-  Point p{test::DumpContent(f.db), test::LiveChecksum(f.db), 0};
-  f.CheckRestore(RestoreOptions(), p, latest);
+  f.CheckLatest(latest);
   REQUIRE(f.r->Close().ok());
 }
 
@@ -319,15 +337,14 @@ TEST_CASE("after our checkpoint with no reader in the WAL the restarted epoch co
   test::Writer w(f.db);
   w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
   f.Open();
-  for (int i = 0; i < 10; i++) w.Exec("INSERT INTO t(v) VALUES ('a" + std::to_string(i) + "')");
+  InsertRows(w, "a", 10);
   const uint64_t t1 = f.Sync();
   REQUIRE(f.r->Checkpoint(f.db).ok());
-  for (int i = 0; i < 3; i++) w.Exec("INSERT INTO t(v) VALUES ('c" + std::to_string(i) + "')");
+  InsertRows(w, "c", 3);
   const uint64_t t2 = f.Sync();
   CHECK(t2 == t1 + 3);
   CHECK(f.Count("new generation") == 1);
-  Point p{test::DumpContent(f.db), test::LiveChecksum(f.db), 0};
-  f.CheckRestore(RestoreOptions(), p, t2);
+  f.CheckLatest(t2);
   REQUIRE(f.r->Close().ok());
 }
 

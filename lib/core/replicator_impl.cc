@@ -918,12 +918,11 @@ class ReplicatorImpl final : public Replicator {
     // store fails (a snapshot is not spooled).
     const bool snapshot_due = pos.valid() && pos.txid > pos.snapshot_txid &&
                               now - pos.snapshot_ms >= o.snapshot_interval_ms && spooled == 0 && !health.down();
-    // Quiet: nothing captured for a while (last_change is 0 after a restart,
-    // so each database's first sync after one checkpoints; requiring an
-    // unchanged WAL here made crash_test's multipart torture restore
-    // non-prefix states in 2 of 7 TSan runs: see the issue 4 notes).
+    // Quiet: nothing captured for a while and the WAL unchanged since the
+    // last look (a database just written to is not quiet, also not on its
+    // first sync after a restart, when last_change is still 0).
     const bool wal_unchanged = wal_size == cached_size && wal_mtime == cached_mtime;
-    const bool quiet_due = pos.valid() && pos.frames > 0 && !pos.expect_restart &&
+    const bool quiet_due = pos.valid() && pos.frames > 0 && !pos.expect_restart && wal_unchanged &&
                            now - last_change >= o.checkpoint_quiet_ms;
     const bool nothing_new =
         !forced && pos.valid() && !snap && !ckpt && !trunc && !snapshot_due && !quiet_due && wal_unchanged;
