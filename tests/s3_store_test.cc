@@ -638,6 +638,43 @@ class OkServer {
   std::thread thread_;
 };
 
+// Holds its first connection without answering (a store that went quiet
+// mid-exchange); answers every later connection like OkServer.
+class FirstSilentServer {
+ public:
+  FirstSilentServer() {
+    fd_ = ListenLoopback(16, &addr_);
+    thread_ = std::thread([this] {
+      int c;
+      while ((c = ::accept(fd_, nullptr, nullptr)) >= 0) {
+        if (held_ < 0) {
+          held_ = c;
+          continue;
+        }
+        std::string in;
+        char buf[4096];
+        ssize_t n;
+        while (in.find("\r\n\r\n") == std::string::npos && (n = read(c, buf, sizeof buf)) > 0) in.append(buf, size_t(n));
+        const std::string out = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+        (void)!write(c, out.data(), out.size());
+        close(c);
+      }
+    });
+  }
+  ~FirstSilentServer() {
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+    if (held_ >= 0) close(held_);
+  }
+  std::string url(const std::string& path) const { return LoopbackUrl(addr_, path); }
+
+ private:
+  int fd_ = -1, held_ = -1;
+  sockaddr_in addr_;
+  std::thread thread_;
+};
+
 // A client whose watchdog abandons stalled transfers after 1.5 s while
 // libcurl's own limits stay far away (connect 20 s, low speed 60 s): what
 // ends the exchanges below can only be the watchdog.
@@ -718,6 +755,38 @@ TEST_CASE("http: a transfer that never ends is abandoned by the watchdog, named,
   REQUIRE(http->Perform(req, &resp).ok());
   CHECK(resp.status == 200);
   CHECK(resp.body == "ok");
+}
+
+TEST_CASE("http: a request is not parked behind a connection that stopped answering", "[s3][http]") {
+  // libcurl 7.88 with PIPEWAIT parks a new transfer behind a connection to
+  // the same host whose HTTP/2 support is not known yet, under no timeout:
+  // over plain http (never HTTP/2) a store that stops answering one
+  // connection made every later request wait for the watchdog.
+  auto http = WatchdogClient();
+  FirstSilentServer server;
+  std::atomic<int> first_done{0};
+  Status first;
+  HttpRequest stuck;
+  stuck.url = server.url("/held");
+  http->Submit(std::move(stuck), [&](Status s, HttpResponse&&) {
+    first = s;
+    first_done = 1;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // its connection is open and silent
+  HttpRequest next;
+  next.url = server.url("/next");
+  HttpResponse resp;
+  const auto t0 = std::chrono::steady_clock::now();
+  Status s = http->Perform(next, &resp);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  INFO(s.ToString() << " after " << ms << " ms");
+  REQUIRE(s.ok());
+  CHECK(resp.body == "ok");
+  CHECK(ms < 1000);  // on its own connection, not after the watchdog ended the first (1.5 s)
+  for (int i = 0; i < 60 && !first_done; i++) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(first_done == 1);
+  CHECK(first.code() == Code::kUnavailable);
+  CHECK(first.message().find("(after it started)") != std::string::npos);
 }
 
 TEST_CASE("http: request bodies streamed from a file range", "[s3][http]") {

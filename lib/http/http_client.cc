@@ -266,8 +266,13 @@ void HttpClient::Start(std::unique_ptr<Transfer> t) {
   curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
   // Wait for an HTTP/2 connection being set up rather than open a parallel
-  // one: multiplexing is what keeps the connection count low.
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  // one: multiplexing is what keeps the connection count low. Only over
+  // TLS, the only place HTTP/2 is asked for (CURL_HTTP_VERSION_2TLS): over
+  // plain http libcurl 7.88 still parks a transfer ("pending") behind a
+  // connection whose multiplexing is not known yet, and a pending transfer
+  // is under no timeout (curl issue #13227, see Loop): when that connection
+  // was reset (a store outage) the transfer sat there until our watchdog.
+  if (req.url.rfind("https://", 0) == 0) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout_ms));
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(options_.low_speed_limit_bytes));
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options_.low_speed_time_s));
@@ -372,6 +377,11 @@ void HttpClient::AbandonStuck(int64_t now_ms) {
     else if (now_ms - t->moved_ms > stall_abandon_ms_)
       why = "no byte sent or received for " + std::to_string(now_ms - t->moved_ms) + " ms";
     if (why.empty()) continue;
+    // Where libcurl left it: never started means it waited in libcurl's
+    // queue for a connection, where no timeout of its own applies.
+    curl_off_t pretransfer_us = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+    why += pretransfer_us == 0 ? " (never started: waiting for a connection)" : " (after it started)";
     t->local = Status::Unavailable(t->req->method + " " + UrlForErrors(t->req->url) + ": " + why +
                                    "; transfer abandoned (timed out; libcurl did not end it)");
     stuck.push_back(t);
