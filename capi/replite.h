@@ -130,7 +130,7 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *                      upload spool.
  *                      Default: $XDG_STATE_HOME/replite or
  *                      $HOME/.local/state/replite.
- *   "worker-threads"   shared worker threads, 1..1024. Default: 4.
+ *   "worker-threads"   shared worker threads, 1..1024. Default: 16.
  *   "max-connections", "max-connections-per-host"
  *                      HTTP pool shared by S3 stores, 1..65536. Default: 32, 16.
  *   "fd-budget"        file descriptors held by databases, 1..1048576.
