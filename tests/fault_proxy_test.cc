@@ -522,27 +522,21 @@ void RunOutage(uint64_t cap, const std::string& prefix) {
                  << " MiB); max WAL " << max_wal / mib << " MiB; caught up in " << catch_up_ms
                  << " ms; slowest commit " << slowest_commit_us.load() / 1000 << " ms; generations "
                  << gens.size() << "; final txid " << final_txid << "; spooled segments mid-outage " << spooled_in_outage << "; proxy " << s3.proxy->Control("/stats"));
-  // KNOWN OPEN BUG (issue 4 notes, stop 9): in about 1 of 4 runs under
-  // load one request made as the outage starts hangs until the HTTP
-  // watchdog (45 s), so no error is recorded and nothing is spooled
-  // mid-outage (proxy stats then show 2-3 outage resets only). That case
-  // is reported, not failed, until it is found; every other check below,
-  // and the catch-up and exactness checks, still hold in it.
-  const bool hung_through_outage = status_error.empty() && spooled_in_outage == 0;
-  {
+  // The store's error is recorded and the captured segments were spooled,
+  // so the WAL was still checkpointed: it stays near the checkpoint policy
+  // (1,000 pages, ~4 MiB, plus what is written while one probe of the
+  // store runs its retries) instead of growing for the whole outage. (A
+  // request parked by libcurl behind a reset connection once hung here
+  // until the HTTP watchdog, in about 1 of 4 runs: see "http: a request is
+  // not parked behind a connection that stopped answering".)
+  if (status_error.empty() || spooled_in_outage == 0) {
     std::lock_guard<std::mutex> l(log_mu);
     std::string tail;
     for (size_t k = log.size() > 12 ? log.size() - 12 : 0; k < log.size(); k++) tail += log[k] + "\n";
-    if (hung_through_outage) WARN("KNOWN BUG: a request hung through the outage; replicator log tail:\n" << tail);
+    UNSCOPED_INFO("replicator log tail:\n" << tail);
   }
-  if (!hung_through_outage) {
-    CHECK_FALSE(status_error.empty());
-    // The upload spool took the captured segments, so the WAL was still
-    // checkpointed: it stays near the checkpoint policy (1,000 pages,
-    // ~4 MiB, plus what is written while one probe of the store runs its
-    // retries) instead of growing for the whole outage.
-    CHECK(spooled_in_outage > 0);
-  }
+  CHECK_FALSE(status_error.empty());
+  CHECK(spooled_in_outage > 0);
   CHECK(write_errors == 0);  // the application is never failed...
   CHECK(slowest_commit_us < 2000000);  // ...nor blocked for network IO
   CHECK(gens.size() == 1);  // no frame lost, so no new generation
