@@ -328,6 +328,10 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
   const double req_hot = MetricSum(m, "replite_store_requests_total", "group=\"hot\"");
   const double req_idle = MetricSum(m, "replite_store_requests_total", "group=\"idle\"");
   const double http_conns = MetricSum(m, "replite_http_connections_opened", "");
+  const double checkpoints = MetricSum(m, "replite_checkpoints_total", "");
+  const double epoch_reads = MetricSum(m, "replite_epoch_checksums_total", "");
+  const double epoch_adopted = MetricSum(m, "replite_epoch_checksums_total", "result=\"adopted\"");
+  const double generations = MetricSum(m, "replite_generations_started_total", "");
   for (auto* c : conns) sqlite3_close(c);
   r->Close();
   const double hours = wall / 3600;
@@ -339,6 +343,9 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
       fds_app, http_conns < 0 ? 0 : http_conns, cpu * 60 / wall, writer_cpu * 60 / wall, Pct(lags, 0.5) * 1e3,
       Pct(lags, 0.99) * 1e3, lags.size(), commits.load(), Pct(commit_ms, 0.99), Pct(commit_ms, 1.0), req_hot / hot / hours, req_idle / std::max(1, n - hot) / hours,
       (req_hot + req_idle) / wall);
+  std::printf("    checkpoints %.0f | WAL epochs checked by reading the database %.0f (adopted %.0f) | new generations %.0f\n",
+              std::max(0.0, checkpoints), std::max(0.0, epoch_reads), std::max(0.0, epoch_adopted),
+              std::max(0.0, generations));
   // Where the tail is: p99 of the commits of each 5-second window.
   std::vector<std::vector<double>> windows;
   for (size_t k = 0; k < lags.size(); k++) {

@@ -300,6 +300,7 @@ TEST_CASE("a saved position that lags the replica across a WAL restart is verifi
   f.Open();
   const uint64_t latest = f.Sync();
   CHECK(latest > uploaded);
+  CHECK(test::MetricSum(f.r->Metrics(), "replite_epoch_checksums_total") >= 1);  // read, did not match
   f.CheckLatest(latest);
   REQUIRE(f.r->Close().ok());
 }
@@ -326,24 +327,35 @@ TEST_CASE("commits appended to a checkpointed WAL epoch are captured before anot
   InsertRows(w, "c", 3);  // restarted
   const uint64_t latest = f.Sync();
   CHECK(f.Count("new generation") == 2);
+  CHECK(test::MetricSum(f.r->Metrics(), "replite_epoch_checksums_total") >= 1);
   f.CheckLatest(latest);
   REQUIRE(f.r->Close().ok());
 }
 
 TEST_CASE("after our checkpoint with no reader in the WAL the restarted epoch continues the generation", "[e2e]") {
   // The other side of the test above: nothing holds the restart back, so
-  // the next epoch is trusted and captured without a new generation.
+  // the next epoch is trusted and captured without a new generation and
+  // without reading the database. The restart is made by another
+  // connection than the earlier ones: SQLite writes the restarting
+  // connection's own restart count as the checkpoint sequence (here 1
+  // after 2), so only salt1 + 1 tells a restart.
   Fixture f;
   test::Writer w(f.db);
   w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  for (int i = 0; i < 2; i++) {  // two restarts by w: the header's sequence is 2
+    InsertRows(w, "r" + std::to_string(i) + "_", 2);
+    w.Exec("PRAGMA wal_checkpoint(PASSIVE)");
+  }
   f.Open();
   InsertRows(w, "a", 10);
   const uint64_t t1 = f.Sync();
   REQUIRE(f.r->Checkpoint(f.db).ok());
-  InsertRows(w, "c", 3);
+  test::Writer w2(f.db);
+  InsertRows(w2, "c", 3);  // w2 restarts the WAL: salt1 + 1, sequence 1
   const uint64_t t2 = f.Sync();
   CHECK(t2 == t1 + 3);
   CHECK(f.Count("new generation") == 1);
+  CHECK(test::MetricSum(f.r->Metrics(), "replite_epoch_checksums_total") == 0);  // trusted: nothing read
   f.CheckLatest(t2);
   REQUIRE(f.r->Close().ok());
 }

@@ -624,6 +624,9 @@ class ReplicatorImpl final : public Replicator {
     m_.Counter("replite_snapshots_uploaded_total", "Snapshots written to the store.");
     m_.Counter("replite_uploaded_bytes_total", "Bytes of segments and snapshots written to the store.");
     m_.Counter("replite_generations_started_total", "New generations (each one logged with its reason).");
+    m_.Counter("replite_epoch_checksums_total",
+               "WAL epochs replite did not see start, checked by reading the whole database under the write lock, by "
+               "result (adopted, or mismatch: a new generation follows).");
     m_.Counter("replite_checkpoints_total", "Checkpoints run by the library.");
     m_.Counter("replite_segments_spooled_total", "Segments written to the local spool because the store failed.");
     m_.Counter("replite_spool_full_total", "Captures paused because the spool was full (changes wait in the WAL).");
@@ -980,6 +983,7 @@ class ReplicatorImpl final : public Replicator {
     CaptureResult res;
     req.allow_new_generation = false;
     Status cs = CaptureChanges(req, pos, &res);
+    CountEpochChecksum(s, res);
     if (!cs.ok()) {
       conn.reset();
       return cs;
@@ -1001,6 +1005,7 @@ class ReplicatorImpl final : public Replicator {
       req.new_generation = NewGenerationNumber(now);
       res = CaptureResult();
       cs = CaptureChanges(req, pos, &res);
+      CountEpochChecksum(s, res);
       if (!cs.ok()) {
         conn.reset();
         return cs;
@@ -1022,6 +1027,7 @@ class ReplicatorImpl final : public Replicator {
       again.checkpoint = true;
       CaptureResult tail;
       Status ts = CaptureChanges(again, res.pos, &tail);
+      CountEpochChecksum(s, tail);
       if (!ts.ok()) conn.reset();
       if (ts.ok() && !tail.new_generation && !tail.drift) {
         ts = Ship(s, health, sr.probe, tail, &store_err);
@@ -1073,6 +1079,15 @@ class ReplicatorImpl final : public Replicator {
   // Records that `txid` is in the store (unless older segments are still
   // spooled) and tells on_durable; *durable_ms gets the time of the first
   // advance (the commit-to-durable histogram's end point).
+  // Reading a whole database under the application's write lock is the
+  // expensive way to accept a WAL epoch replite did not see start: counted
+  // so that it shows when it becomes frequent.
+  void CountEpochChecksum(const DbSlot& s, const CaptureResult& r) {
+    if (r.epoch_checksum == 0) return;
+    m_.Add("replite_epoch_checksums_total",
+           {{"group", s.cfg->opts.metrics_group}, {"result", r.epoch_checksum == 1 ? "adopted" : "mismatch"}});
+  }
+
   void PublishDurable(DbSlot& s, uint64_t txid, int64_t* durable_ms) {
     uint64_t before, after;
     {

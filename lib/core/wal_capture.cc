@@ -517,7 +517,12 @@ class Capture {
       }
       return Epoch::kSame;
     }
-    if (pos_.has_wal && pos_.expect_restart && h.salt1 == pos_.salt1 + 1 && h.ckpt_seq == pos_.ckpt_seq + 1) {
+    // One restart since our epoch: SQLite's restart writes salt1 + 1 and,
+    // as the checkpoint sequence, the restarting connection's own count of
+    // restarts (not the old header's + 1: another connection's restart
+    // often keeps the number). A sequence of 0 marks a WAL created afresh,
+    // whose salts are random.
+    if (pos_.has_wal && pos_.expect_restart && h.salt1 == pos_.salt1 + 1 && h.ckpt_seq != 0) {
       *start = 0;
       *c1 = h.cksum1;
       *c2 = h.cksum2;
@@ -540,6 +545,7 @@ class Capture {
     if (!s.ok()) return s;
     if (wal_.valid && (!ReadBackfillAttempted(req_.db_path, &attempted) || attempted != 0)) return Status::OK();
     *adopted = c == pos_.checksum;
+    out_->epoch_checksum = *adopted ? 1 : 2;
     return Status::OK();
   }
 

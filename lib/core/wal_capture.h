@@ -96,6 +96,10 @@ struct CaptureResult {
   bool drift = false;
   bool checksum_fallback = false;  // an application checkpoint forced a full scan
   int checkpointed_frames = -1;  // result of our checkpoint (-1: none)
+  // An unknown WAL epoch was checked by reading the whole database (its
+  // content checksum under the write lock): 1 it matched (adopted), 2 it
+  // did not (a new generation follows); 0 none.
+  int epoch_checksum = 0;
   uint64_t wal_frames = 0;       // frames in the WAL epoch after capture
 };
 
