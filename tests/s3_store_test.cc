@@ -608,46 +608,16 @@ class SilentServer {
 };
 
 // Answers each connection's first request with 200 "ok", then closes it.
+// hold_first: holds the first connection open without answering (a store
+// that went quiet mid-exchange) and answers every later one.
 class OkServer {
  public:
-  OkServer() {
+  explicit OkServer(bool hold_first = false) {
     fd_ = ListenLoopback(16, &addr_);
-    thread_ = std::thread([this] {
+    thread_ = std::thread([this, hold_first] {
       int c;
       while ((c = ::accept(fd_, nullptr, nullptr)) >= 0) {
-        std::string in;
-        char buf[4096];
-        ssize_t n;
-        while (in.find("\r\n\r\n") == std::string::npos && (n = read(c, buf, sizeof buf)) > 0) in.append(buf, size_t(n));
-        const std::string out = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
-        (void)!write(c, out.data(), out.size());
-        close(c);
-      }
-    });
-  }
-  ~OkServer() {
-    shutdown(fd_, SHUT_RDWR);
-    thread_.join();
-    close(fd_);
-  }
-  std::string url(const std::string& path) const { return LoopbackUrl(addr_, path); }
-
- private:
-  int fd_ = -1;
-  sockaddr_in addr_;
-  std::thread thread_;
-};
-
-// Holds its first connection without answering (a store that went quiet
-// mid-exchange); answers every later connection like OkServer.
-class FirstSilentServer {
- public:
-  FirstSilentServer() {
-    fd_ = ListenLoopback(16, &addr_);
-    thread_ = std::thread([this] {
-      int c;
-      while ((c = ::accept(fd_, nullptr, nullptr)) >= 0) {
-        if (held_ < 0) {
+        if (hold_first && held_ < 0) {
           held_ = c;
           continue;
         }
@@ -661,7 +631,7 @@ class FirstSilentServer {
       }
     });
   }
-  ~FirstSilentServer() {
+  ~OkServer() {
     shutdown(fd_, SHUT_RDWR);
     thread_.join();
     close(fd_);
@@ -763,7 +733,7 @@ TEST_CASE("http: a request is not parked behind a connection that stopped answer
   // over plain http (never HTTP/2) a store that stops answering one
   // connection made every later request wait for the watchdog.
   auto http = WatchdogClient();
-  FirstSilentServer server;
+  OkServer server(/*hold_first=*/true);
   std::atomic<int> first_done{0};
   Status first;
   HttpRequest stuck;

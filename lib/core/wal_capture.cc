@@ -30,6 +30,15 @@ struct WalFile {
   WalHeader hdr;
 };
 
+// The header at the start of an open WAL; false if it is short or does not
+// verify (SQLite then treats the WAL as empty).
+bool ReadWalHeader(const WalFile& w, WalHeader* h, Status* io) {
+  unsigned char buf[kWalHeaderSize];
+  size_t got = 0;
+  *io = PRead(w.fd.get(), buf, sizeof buf, 0, &got, w.path);
+  return io->ok() && got == sizeof buf && ParseWalHeader(buf, got, h).ok();
+}
+
 Status OpenWal(const std::string& db_path, WalFile* w) {
   w->path = db_path + "-wal";
   Status s = OpenFile(w->path, O_RDONLY, 0, &w->fd);
@@ -38,13 +47,8 @@ Status OpenWal(const std::string& db_path, WalFile* w) {
   if (::fstat(w->fd.get(), &st) != 0) return ErrnoStatus("stat " + w->path, errno);
   w->size = static_cast<uint64_t>(st.st_size);
   if (w->size < kWalHeaderSize) return Status::OK();
-  unsigned char buf[kWalHeaderSize];
-  size_t got = 0;
-  s = PRead(w->fd.get(), buf, sizeof buf, 0, &got, w->path);
-  if (!s.ok()) return s;
-  // A WAL whose header does not verify is treated by SQLite as empty.
-  w->valid = got == sizeof buf && ParseWalHeader(buf, got, &w->hdr).ok();
-  return Status::OK();
+  w->valid = ReadWalHeader(*w, &w->hdr, &s);
+  return s;
 }
 
 struct DbFile {
@@ -486,12 +490,9 @@ class Capture {
     const bool ok = ckpt_conn_.Checkpoint(SQLITE_CHECKPOINT_RESTART, &l, &c).ok();
     ckpt_conn_.SetBusyTimeout(req_.busy_timeout_ms);
     if (!ok || l < 0 || l != c || uint64_t(l) != out_->pos.frames) return false;
-    unsigned char buf[kWalHeaderSize];
-    size_t got = 0;
     WalHeader h;
-    if (!PRead(wal_.fd.get(), buf, sizeof buf, 0, &got, wal_.path).ok() || got != sizeof buf ||
-        !ParseWalHeader(buf, got, &h).ok())
-      return false;
+    Status io;
+    if (!ReadWalHeader(wal_, &h, &io)) return false;
     const Position& p = out_->pos;
     return h.salt1 == p.salt1 && h.salt2 == p.salt2 && h.ckpt_seq == p.ckpt_seq;
   }
