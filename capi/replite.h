@@ -130,7 +130,8 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *                      upload spool.
  *                      Default: $XDG_STATE_HOME/replite or
  *                      $HOME/.local/state/replite.
- *   "worker-threads"   shared worker threads, 1..1024. Default: 16.
+ *   "worker-threads"   cap on the shared worker threads (started on demand),
+ *                      1..256. Default: 32.
  *   "max-connections", "max-connections-per-host"
  *                      HTTP pool shared by S3 stores, 1..65536. Default: 32, 16.
  *   "fd-budget"        file descriptors held by databases, 1..1048576.
@@ -242,7 +243,8 @@ REPLITE_C_EXPORT int replite_db_checkpoint(replite_replicator* r, const char* db
  *    "snapshots_uploaded","bytes_uploaded","checkpoints","metrics_group",
  *    "last_error" (string or null)}
  * db_path NULL: the summary
- *   {"databases","with_errors","jobs_queued","worker_threads",
+ *   {"databases","with_errors","jobs_queued","worker_threads" (the cap),
+ *    "worker_threads_live",
  *    "laggards":[ <objects as above>, at most 10, most lagging first ]}
  */
 REPLITE_C_EXPORT char* replite_status_json(replite_replicator* r, const char* db_path, char** errptr);

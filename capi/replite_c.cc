@@ -328,7 +328,7 @@ Status ApplyReplicatorOption(ReplicatorOptions* o, std::string_view key, std::st
   } else if (key == "state-dir") {
     o->state_dir = std::string(v);
   } else if (key == "worker-threads") {
-    if ((s = ParseInt(key, v, 1, 1024, &i)).ok()) o->worker_threads = int(i);
+    if ((s = ParseInt(key, v, 1, 256, &i)).ok()) o->worker_threads = int(i);
   } else if (key == "max-connections") {
     if ((s = ParseInt(key, v, 1, 65536, &i)).ok()) o->max_connections = int(i);
   } else if (key == "max-connections-per-host") {
@@ -753,6 +753,7 @@ REPLITE_EXPORT char* replite_status_json(replite_replicator* r, const char* db_p
     o.Num("with_errors", sum.with_errors);
     o.Num("jobs_queued", sum.jobs_queued);
     o.Int("worker_threads", sum.worker_threads);
+    o.Int("worker_threads_live", sum.worker_threads_live);
     std::string lag = "[";
     for (size_t i = 0; i < sum.laggards.size(); i++) {
       if (i) lag += ',';

@@ -47,18 +47,20 @@ struct ReplicatorOptions {
   // (file:///abs/dir, s3://bucket/prefix?...). Default: "" (each database
   // must then name its replica_url).
   std::string replica_url;
-  // Shared worker threads for every database. A worker spends most of a
-  // sync waiting: in fsync (local directory store) or for the HTTP answer
-  // (S3), so this is the store's IO concurrency more than CPU (encoding
-  // work is bounded by the cores anyway). Concurrent fsyncs share the file
-  // system's journal commits: with 4 workers at 1,000 syncs/s on a local
-  // disk, a 100 ms stall of the disk left a queue that took 2-3 times as
-  // long to drain. Many hot databases on a local disk: 64 (with fd_budget
-  // >= 16 per worker plus the kept connections) keeps the lag within the
-  // disk's own stalls (bench/README.md, many_dbs). Each running job holds
-  // up to 16 descriptors of fd_budget, so at most fd_budget / 16 workers
-  // run. Default: 16.
-  int worker_threads = 16;
+  // Cap on the shared worker threads for every database. Workers start on
+  // demand (a job that finds none idle starts one) and end after a minute
+  // idle, so a process with a few databases runs one or two. A worker
+  // spends most of a sync waiting: in fsync (local directory store), on
+  // page-cache misses, or for the HTTP answer (S3), so this is the store's
+  // IO concurrency more than CPU. Concurrent fsyncs share the disk's
+  // flushes: after a 100 ms stall of the disk, 4 workers at 1,000 syncs/s
+  // took 2-3 times the stall to drain the queue, 64 kept the lag within
+  // the stall (bench/README.md, many_dbs). Each running job holds up to 16
+  // descriptors of fd_budget, so at most fd_budget / 16 workers start, and
+  // the budget left after 16 per worker keeps hot databases' connections
+  // (5 each). Many hot databases on a local disk: 64 with fd_budget >=
+  // 1024 + 5 per hot database. Default: 32.
+  int worker_threads = 32;
   // Directory for the position store (positions.db) and the spool of
   // snapshots being uploaded. Default: "" = $XDG_STATE_HOME/replite or
   // $HOME/.local/state/replite.

@@ -57,7 +57,8 @@ struct ReplicatorStatus {
   uint64_t databases = 0;
   uint64_t with_errors = 0;
   uint64_t jobs_queued = 0;
-  int worker_threads = 0;
+  int worker_threads = 0;       // the cap (ReplicatorOptions::worker_threads, within the fd budget)
+  int worker_threads_live = 0;  // started on demand and running now (idle ones end after a minute)
   // The databases whose last durable transaction is oldest (largest lag),
   // at most `top_n` of them (see GetSummary).
   std::vector<DatabaseStatus> laggards;

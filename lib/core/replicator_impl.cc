@@ -112,7 +112,7 @@ class ReplicatorImpl final : public Replicator {
         pool_(std::max(1, std::min(o.worker_threads, std::max(1, o.fd_budget / kFdsPerJob)))),
         // What the jobs may open leaves the rest of the budget to kept
         // connections of hot databases.
-        conns_(size_t(std::max(0, o.fd_budget - pool_.threads() * kFdsPerJob) / ConnCache::kFdsPerConn), kConnIdleUs),
+        conns_(size_t(std::max(0, o.fd_budget - pool_.max_threads() * kFdsPerJob) / ConnCache::kFdsPerConn), kConnIdleUs),
         timers_([this](uint64_t id, uint64_t seq) { OnTimer(id, seq); }) {
     DeclareMetrics();
   }
@@ -513,7 +513,8 @@ class ReplicatorImpl final : public Replicator {
     std::vector<SlotPtr> all = AllSlots();
     out.databases = all.size();
     out.jobs_queued = pool_.queued();
-    out.worker_threads = pool_.threads();
+    out.worker_threads = pool_.max_threads();
+    out.worker_threads_live = pool_.live_threads();
     // Rank by how long a commit has been waiting (notified) or since the
     // last successful sync; keep only top_n full statuses.
     const int64_t now = NowMs();
@@ -540,7 +541,8 @@ class ReplicatorImpl final : public Replicator {
       m_.Set("replite_databases", {}, double(by_path_.size()));
     }
     m_.Set("replite_jobs_queued", {}, double(pool_.queued()));
-    m_.Set("replite_worker_threads", {}, double(pool_.threads()));
+    m_.Set("replite_worker_threads", {}, double(pool_.live_threads()));
+    m_.Set("replite_worker_threads_peak", {}, double(pool_.peak_threads()));
     m_.Set("replite_timers_armed", {}, double(timers_.size()));
     m_.Set("replite_spool_bytes", {}, double(upload_spool_.bytes()));
     m_.Set("replite_connections_kept", {}, double(conns_.size()));
@@ -607,7 +609,8 @@ class ReplicatorImpl final : public Replicator {
   void DeclareMetrics() {
     m_.Gauge("replite_databases", "Databases being replicated.");
     m_.Gauge("replite_jobs_queued", "Jobs waiting for a worker.");
-    m_.Gauge("replite_worker_threads", "Shared worker threads.");
+    m_.Gauge("replite_worker_threads", "Shared worker threads running now (started on demand up to worker_threads).");
+    m_.Gauge("replite_worker_threads_peak", "The most shared worker threads that ran at once.");
     m_.Gauge("replite_timers_armed", "Timer entries (polls, notify batches) waiting.");
     m_.Gauge("replite_connections_kept", "SQLite connections of hot databases kept open between syncs.");
     m_.Gauge("replite_spool_bytes", "Bytes of captured segments waiting in the local upload spool.");
@@ -947,7 +950,7 @@ class ReplicatorImpl final : public Replicator {
     req.now_ms = now;
     req.spool_dir = spool_dir_;
     // Memory cap: each concurrent job keeps at most its share in memory.
-    req.memory_limit_bytes = std::max<uint64_t>(1 << 20, opts_.memory_cap / uint64_t(pool_.threads()));
+    req.memory_limit_bytes = std::max<uint64_t>(1 << 20, opts_.memory_cap / uint64_t(pool_.max_threads()));
     req.new_generation = NewGenerationNumber(now);
     req.want_snapshot = snap || snapshot_due;
     const uint32_t ps = pos.page_size ? pos.page_size : 4096;

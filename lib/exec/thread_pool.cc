@@ -1,27 +1,58 @@
 #include "exec/thread_pool.h"
 
+#include <chrono>
+
 namespace replite {
 
-ThreadPool::ThreadPool(int threads) {
-  if (threads < 1) threads = 1;
-  for (int i = 0; i < threads; i++) workers_.emplace_back([this] { Loop(); });
-}
+ThreadPool::ThreadPool(int max_threads, int64_t idle_retire_ms)
+    : max_(max_threads < 1 ? 1 : max_threads), idle_retire_ms_(idle_retire_ms) {}
 
 ThreadPool::~ThreadPool() {
+  std::list<Worker> all;
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
   }
   cv_.notify_all();
-  for (auto& t : workers_) t.join();
+  {
+    // Workers are only added under mu_ by Submit; none runs after stop_
+    // except those draining the queue, which add no workers.
+    std::lock_guard<std::mutex> l(mu_);
+    all.splice(all.end(), workers_);
+  }
+  for (auto& w : all) w.thread.join();
+}
+
+// Joins workers that retired (their threads have returned or are about to).
+void ThreadPool::ReapLocked(std::list<Worker>* out) {
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    auto next = std::next(it);
+    if (it->exited) {
+      out->splice(out->end(), workers_, it);
+      exited_--;
+    }
+    it = next;
+  }
 }
 
 void ThreadPool::Submit(std::function<void()> job) {
+  std::list<Worker> reaped;
   {
     std::lock_guard<std::mutex> l(mu_);
     q_.push_back(std::move(job));
+    if (exited_ > 0) ReapLocked(&reaped);
+    // Every idle worker may already be claimed by an earlier job still in
+    // the queue: start one more while the queue outnumbers them.
+    if (!stop_ && q_.size() > size_t(idle_) && live_ < max_) {
+      workers_.emplace_back();
+      Worker* w = &workers_.back();
+      live_++;
+      if (live_ > peak_) peak_ = live_;
+      w->thread = std::thread([this, w] { Loop(w); });
+    }
   }
   cv_.notify_one();
+  for (auto& w : reaped) w.thread.join();
 }
 
 void ThreadPool::Drain() {
@@ -34,16 +65,39 @@ size_t ThreadPool::queued() const {
   return q_.size();
 }
 
-void ThreadPool::Loop() {
+int ThreadPool::live_threads() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return live_;
+}
+
+int ThreadPool::peak_threads() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return peak_;
+}
+
+void ThreadPool::Loop(Worker* self) {
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
-    cv_.wait(l, [&] { return stop_ || !q_.empty(); });
-    if (q_.empty()) return;  // stop_ and nothing left
+    idle_++;
+    const bool woke = cv_.wait_for(l, std::chrono::milliseconds(idle_retire_ms_), [&] { return stop_ || !q_.empty(); });
+    idle_--;
+    if (q_.empty()) {
+      // Stopping with nothing left, or idle long enough: the last worker
+      // stays (so a lone database's next job does not pay a thread start).
+      if (stop_ || (!woke && live_ > 1)) {
+        live_--;
+        exited_++;
+        self->exited = true;
+        return;
+      }
+      continue;
+    }
     auto job = std::move(q_.front());
     q_.pop_front();
     running_++;
     l.unlock();
     job();
+    job = nullptr;  // its captures are released before the pool counts it done
     l.lock();
     running_--;
     if (q_.empty() && running_ == 0) idle_cv_.notify_all();

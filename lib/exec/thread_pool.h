@@ -1,21 +1,30 @@
 // ThreadPool: the shared workers of one Replicator. Every piece of work for
 // every database is a job here; no database has a thread of its own.
 //
+// Threads start on demand: a job that finds no idle worker starts one, up
+// to `max_threads`, and a worker idle for `idle_retire_ms` ends (down to
+// one). A worker spends most of a sync waiting (fsync, page-cache misses,
+// the HTTP answer), so concurrency, not cores, sets how fast a backlog
+// drains after a stall of the disk or the store; a process with a handful
+// of databases still runs one or two threads. The count never depends on
+// the number of databases, only on how many jobs were waiting at once.
+//
 // Thread-safety: Submit may be called from any thread, including workers.
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
+#include <list>
 #include <mutex>
 #include <thread>
-#include <vector>
 
 namespace replite {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads);
+  explicit ThreadPool(int max_threads, int64_t idle_retire_ms = 60000);
   ~ThreadPool();  // runs the queued jobs, then joins
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -24,15 +33,24 @@ class ThreadPool {
   // Waits until the queue is empty and no job is running.
   void Drain();
   size_t queued() const;
-  int threads() const { return static_cast<int>(workers_.size()); }
+  int max_threads() const { return max_; }
+  int live_threads() const;   // workers started and not retired
+  int peak_threads() const;   // the most that were live at once
 
  private:
-  void Loop();
+  struct Worker {
+    std::thread thread;
+    bool exited = false;
+  };
+  void Loop(Worker* self);
+  void ReapLocked(std::list<Worker>* out);
+  const int max_;
+  const int64_t idle_retire_ms_;
   mutable std::mutex mu_;
   std::condition_variable cv_, idle_cv_;
   std::deque<std::function<void()>> q_;
-  std::vector<std::thread> workers_;
-  int running_ = 0;
+  std::list<Worker> workers_;  // live and exited-but-unjoined
+  int live_ = 0, idle_ = 0, running_ = 0, peak_ = 0, exited_ = 0;  // exited_: retired, not joined yet
   bool stop_ = false;
 };
 

@@ -1,0 +1,104 @@
+// The shared pool starts workers on demand, caps them, retires idle ones
+// and still runs every job once.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "exec/thread_pool.h"
+
+using replite::ThreadPool;
+
+namespace {
+
+// Holds jobs until released, counting how many are inside at once.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  int inside = 0, most = 0;
+  void Enter() {
+    std::unique_lock<std::mutex> l(mu);
+    inside++;
+    most = std::max(most, inside);
+    cv.notify_all();
+    cv.wait(l, [&] { return open; });
+    inside--;
+  }
+  void WaitInside(int n) {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return inside >= n; });
+  }
+  void Open() {
+    std::lock_guard<std::mutex> l(mu);
+    open = true;
+    cv.notify_all();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("pool: no thread before the first job, one for sequential jobs", "[pool]") {
+  ThreadPool pool(8);
+  CHECK(pool.live_threads() == 0);
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 50; i++) {
+    pool.Submit([&] { ran++; });
+    pool.Drain();
+  }
+  CHECK(ran == 50);
+  CHECK(pool.peak_threads() == 1);  // each job found the previous worker idle
+}
+
+TEST_CASE("pool: blocked jobs start workers up to the cap, the rest queue", "[pool]") {
+  ThreadPool pool(4);
+  Gate gate;
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 10; i++) pool.Submit([&] { gate.Enter(); ran++; });
+  gate.WaitInside(4);
+  CHECK(pool.live_threads() == 4);
+  CHECK(pool.queued() == 6);
+  gate.Open();
+  pool.Drain();
+  CHECK(ran == 10);
+  CHECK(gate.most == 4);
+  CHECK(pool.peak_threads() == 4);
+}
+
+TEST_CASE("pool: idle workers retire down to one, and start again when needed", "[pool]") {
+  ThreadPool pool(4, /*idle_retire_ms=*/50);
+  Gate gate;
+  for (int i = 0; i < 4; i++) pool.Submit([&] { gate.Enter(); });
+  gate.WaitInside(4);
+  gate.Open();
+  pool.Drain();
+  CHECK(pool.live_threads() == 4);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (pool.live_threads() > 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(pool.live_threads() == 1);
+  Gate again;
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 3; i++) pool.Submit([&] { again.Enter(); ran++; });
+  again.WaitInside(3);  // would hang if retired workers were not replaced
+  CHECK(pool.live_threads() == 3);
+  again.Open();
+  pool.Drain();
+  CHECK(ran == 3);
+}
+
+TEST_CASE("pool: the destructor runs what is queued, also jobs queued by jobs", "[pool]") {
+  std::atomic<int> ran{0};
+  {
+    ThreadPool pool(2, 10);
+    for (int i = 0; i < 100; i++)
+      pool.Submit([&] {
+        ran++;
+        pool.Submit([&] { ran++; });
+      });
+  }
+  CHECK(ran == 200);
+}
