@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <sstream>
 
 #include "format/layout.h"
 #include "replite/replite.h"
@@ -261,15 +262,76 @@ TEST_CASE("a restart resumes from the saved position without a new snapshot", "[
   REQUIRE(f.r->Close().ok());
 }
 
-TEST_CASE("a saved position that lags the replica across a WAL restart is verified, not trusted", "[e2e]") {
+namespace {
+
+// The saved position of `db` in the position store (state_dir/positions.db),
+// and a way to rewrite it, field by field (see Position::Encode: field 14 is
+// expect_restart).
+std::vector<std::string> SavedPosition(const std::string& state, const std::string& db) {
+  test::Writer ps(state + "/positions.db");
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(ps.db(), "SELECT pos FROM positions WHERE path = ?", -1, &st, nullptr) == SQLITE_OK);
+  sqlite3_bind_text(st, 1, db.c_str(), -1, SQLITE_TRANSIENT);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  std::istringstream in(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+  sqlite3_finalize(st);
+  std::vector<std::string> fields;
+  for (std::string f; in >> f;) fields.push_back(f);
+  REQUIRE(fields.size() > 14);
+  return fields;
+}
+
+void SavePosition(const std::string& state, const std::string& db, const std::vector<std::string>& fields) {
+  std::string pos;
+  for (const auto& f : fields) pos += (pos.empty() ? "" : " ") + f;
+  test::Writer ps(state + "/positions.db");
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(ps.db(), "UPDATE positions SET pos = ? WHERE path = ?", -1, &st, nullptr) == SQLITE_OK);
+  sqlite3_bind_text(st, 1, pos.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, db.c_str(), -1, SQLITE_TRANSIENT);
+  REQUIRE(sqlite3_step(st) == SQLITE_DONE);
+  sqlite3_finalize(st);
+}
+
+constexpr size_t kExpectRestartField = 14;
+
+}  // namespace
+
+TEST_CASE("a clean restart trusts the WAL restart its saved position expects", "[e2e]") {
+  // After our full checkpoint with no reader in the WAL, the next epoch is
+  // certain to follow it; a restarted process keeps that knowledge and
+  // captures the new epoch without reading the database.
+  Fixture f;
+  test::Writer w(f.db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  InsertRows(w, "a", 10);
+  f.Open();
+  f.Sync();
+  REQUIRE(f.r->Checkpoint(f.db).ok());
+  REQUIRE(f.r->Close().ok());
+  f.r.reset();
+  const std::string state = f.dir / "state";
+  CHECK(SavedPosition(state, f.db)[kExpectRestartField] == "1");
+  InsertRows(w, "b", 5);  // restarts the WAL
+  f.Open();
+  const uint64_t latest = f.Sync();
+  CHECK(test::MetricSum(f.r->Metrics(), "replite_epoch_checksums_total") == 0);
+  CHECK(f.Count("new generation") == 1);
+  f.CheckLatest(latest);
+  REQUIRE(f.r->Close().ok());
+}
+
+TEST_CASE("a saved position that expects a WAL restart is saved again before anything past it is shipped", "[e2e]") {
   // Positions are saved in batches, so after a crash the saved one may lag
-  // what was uploaded. Here it is the position right after our full
-  // checkpoint (which expects the WAL to restart next), but the process
-  // then captured and uploaded commits appended to the OLD epoch (a reader
-  // held the restart back) and died before saving again; the application
-  // then checkpointed those commits and restarted the WAL itself. The next
-  // process must not number the new epoch's commits as if they followed the
-  // saved position (same txids as the uploaded ones, other content).
+  // what was uploaded. Here the saved position expects a WAL restart (forged:
+  // as if a checkpoint had wrongly believed the restart certain), but a
+  // reader held it back, so the process captures and uploads commits
+  // appended to the OLD epoch, and then dies; the application checkpoints
+  // them and restarts the WAL itself. Had the crash left the position that
+  // expects the restart, the next process would number the new epoch's
+  // commits as if they followed it (same txids as the uploaded ones, other
+  // content). Before shipping past it, the position is saved again without
+  // the expectation, so the next epoch is verified instead.
   Fixture f;
   test::Writer w(f.db);
   w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
@@ -278,21 +340,29 @@ TEST_CASE("a saved position that lags the replica across a WAL restart is verifi
   reader.Exec("BEGIN; SELECT count(*) FROM t");  // a read mark at the end of the WAL: blocks the restart
   f.Open();
   f.Sync();
-  REQUIRE(f.r->Checkpoint(f.db).ok());  // every frame backfilled: the position expects a restart
+  REQUIRE(f.r->Checkpoint(f.db).ok());
   REQUIRE(f.r->Close().ok());
   f.r.reset();
   const std::string state = f.dir / "state";
-  std::filesystem::copy(state + "/positions.db", f.dir / "positions.saved");
-  // The next process captures commits appended to the old epoch.
+  auto fields = SavedPosition(state, f.db);
+  CHECK(fields[kExpectRestartField] == "0");  // the reader made the restart uncertain
+  fields[kExpectRestartField] = "1";
+  SavePosition(state, f.db, fields);
+  // The next process captures commits appended to the old epoch...
   f.Open();
   InsertRows(w, "b", 5);
   const uint64_t uploaded = f.Sync();
+  // ... and dies: what it leaves is what the position store holds now.
+  const std::string crash_copy = f.dir / "positions.crash";
+  {
+    test::Writer ps(state + "/positions.db");
+    ps.Exec("VACUUM INTO '" + crash_copy + "'");
+  }
   REQUIRE(f.r->Close().ok());
   f.r.reset();
-  // ... and dies before saving that position.
-  for (const char* sfx : {"-wal", "-shm", "-journal"}) ::unlink((state + "/positions.db" + sfx).c_str());
-  std::filesystem::copy(f.dir / "positions.saved", state + "/positions.db",
-                        std::filesystem::copy_options::overwrite_existing);
+  for (const char* sfx : {"", "-wal", "-shm"}) ::unlink((state + "/positions.db" + sfx).c_str());
+  std::filesystem::copy(crash_copy, state + "/positions.db");
+  CHECK(SavedPosition(state, f.db)[kExpectRestartField] == "0");
   // The application checkpoints them into the database and restarts the WAL.
   reader.Exec("COMMIT");
   w.Exec("PRAGMA wal_checkpoint(PASSIVE)");

@@ -215,13 +215,10 @@ class ReplicatorImpl final : public Replicator {
     bool found = false;
     Status s = positions_.Load(path, url, &slot->pos, &found, &slot->wal_size, &slot->wal_mtime_ns);
     if (!s.ok()) return s;
-    // A saved position may lag what the previous process uploaded (positions
-    // are saved in batches): after its full checkpoint it may have captured
-    // commits appended to the same WAL epoch (a reader held the restart
-    // back). So the restart a saved position expects is verified (database
-    // checksum under the write lock, else a new generation above the
-    // replica's last txid) instead of trusted.
-    if (found) slot->pos.expect_restart = false;
+    // A saved position that expects a WAL restart is trusted: positions are
+    // saved in batches and may lag the store, but one that expects a restart
+    // is saved again without that expectation before anything past it is
+    // shipped (DoSync), so it never lags.
     if (!found) {
       // New to us: check the header now for a clear error (restarts skip
       // this: a saved position means the database was fine before).
@@ -1014,6 +1011,13 @@ class ReplicatorImpl final : public Replicator {
         return cs;
       }
     }
+    if (pos.expect_restart && (res.has_segment || res.has_snapshot || res.new_generation)) {
+      cs = ForgetExpectedRestart(s, pos, cached_size, cached_mtime);
+      if (!cs.ok()) {
+        CleanupCapture(res);
+        return cs;
+      }
+    }
     cs = Ship(s, health, sr.probe, res, &store_err);
     CleanupCapture(res);
     if (!cs.ok()) return cs;
@@ -1077,6 +1081,24 @@ class ReplicatorImpl final : public Replicator {
       }
     }
     return store_err;
+  }
+
+  // Positions are saved in batches, so after a crash the saved one may lag
+  // the store. A lagging position must not expect a WAL restart: the next
+  // process would number the new epoch's commits right after it, while the
+  // store may already hold other commits under those txids (appended to the
+  // old epoch after our checkpoint, had its restart not been certain after
+  // all). So before the first capture past such a position is shipped or
+  // spooled, the position is saved without the expectation, synchronously
+  // (one write per WAL restart; concurrent ones share a transaction). After
+  // a crash the next epoch is then verified (TryAdoptEpoch), and a clean
+  // restart keeps trusting the expectation without reading the database.
+  Status ForgetExpectedRestart(DbSlot& s, Position pos, int64_t wal_size, int64_t wal_mtime) {
+    pos.expect_restart = false;
+    positions_.Put(s.path, UrlOf(s), pos, wal_size, wal_mtime);
+    Status st = positions_.Flush();
+    if (!st.ok()) return Status(st.code(), "saving the position before shipping past a WAL restart: " + st.message());
+    return st;
   }
 
   // Records that `txid` is in the store (unless older segments are still
