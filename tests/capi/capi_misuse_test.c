@@ -129,7 +129,8 @@ static void test_bad_options(void) {
   /* Each bad value names its key and the accepted form. */
   static const char* bad[][3] = {
       {"no-such-key", "1", "unknown option \"no-such-key\""},
-      {"worker-threads", "0", "1..1024"},
+      {"worker-threads", "0", "1..256"},
+      {"worker-threads", "257", "1..256"},
       {"worker-threads", "abc", "\"worker-threads\""},
       {"worker-threads", "-3", "integer"},
       {"worker-threads", "99999999999999999999999", "integer"},
