@@ -1011,7 +1011,10 @@ class ReplicatorImpl final : public Replicator {
         return cs;
       }
     }
-    if (pos.expect_restart && (res.has_segment || res.has_snapshot || res.new_generation)) {
+    // Commits appended to the epoch we expected to restart (see
+    // ForgetExpectedRestart); those of the restarted epoch are safe.
+    if (pos.expect_restart && res.has_segment && !res.new_generation && res.pos.has_wal &&
+        res.pos.salt1 == pos.salt1 && res.pos.salt2 == pos.salt2) {
       cs = ForgetExpectedRestart(s, pos, cached_size, cached_mtime);
       if (!cs.ok()) {
         CleanupCapture(res);
@@ -1084,15 +1087,18 @@ class ReplicatorImpl final : public Replicator {
   }
 
   // Positions are saved in batches, so after a crash the saved one may lag
-  // the store. A lagging position must not expect a WAL restart: the next
-  // process would number the new epoch's commits right after it, while the
-  // store may already hold other commits under those txids (appended to the
-  // old epoch after our checkpoint, had its restart not been certain after
-  // all). So before the first capture past such a position is shipped or
-  // spooled, the position is saved without the expectation, synchronously
-  // (one write per WAL restart; concurrent ones share a transaction). After
-  // a crash the next epoch is then verified (TryAdoptEpoch), and a clean
-  // restart keeps trusting the expectation without reading the database.
+  // the store. A lagging position must not expect a WAL restart if the
+  // store holds commits appended to the old epoch after our checkpoint (had
+  // its restart not been certain after all): the next process would number
+  // the new epoch's commits right after the position, under the txids of
+  // those other commits. So before such a capture is shipped or spooled,
+  // the position is saved without the expectation, synchronously. Commits
+  // of the restarted epoch need no such care (a next process that finds
+  // that epoch captures the same frames under the same txids; any later
+  // epoch is verified), so this write is as rare as an uncertain restart
+  // taken for a certain one. After a crash the epoch is then verified
+  // (TryAdoptEpoch), and a clean restart keeps trusting the expectation
+  // without reading the database.
   Status ForgetExpectedRestart(DbSlot& s, Position pos, int64_t wal_size, int64_t wal_mtime) {
     pos.expect_restart = false;
     positions_.Put(s.path, UrlOf(s), pos, wal_size, wal_mtime);
