@@ -47,6 +47,11 @@ struct Fixture {
     INFO(s.ToString());
     REQUIRE(s.ok());
   }
+  // Closes the replicator (as a process that exits cleanly would).
+  void Stop() {
+    REQUIRE(r->Close().ok());
+    r.reset();
+  }
   uint64_t Sync() {
     uint64_t txid = 0;
     Status s = r->Sync(db, &txid);
@@ -235,8 +240,7 @@ TEST_CASE("a restart resumes from the saved position without a new snapshot", "[
   f.Open();
   for (int i = 0; i < 20; i++) w.Exec("INSERT INTO t(v) VALUES ('a" + std::to_string(i) + "')");
   uint64_t t1 = f.Sync();
-  REQUIRE(f.r->Close().ok());
-  f.r.reset();
+  f.Stop();
   // Commits while the replicator is down are captured after the restart.
   for (int i = 0; i < 20; i++) w.Exec("INSERT INTO t(v) VALUES ('b" + std::to_string(i) + "')");
   f.Open();
@@ -308,8 +312,7 @@ TEST_CASE("a clean restart trusts the WAL restart its saved position expects", "
   f.Open();
   f.Sync();
   REQUIRE(f.r->Checkpoint(f.db).ok());
-  REQUIRE(f.r->Close().ok());
-  f.r.reset();
+  f.Stop();
   const std::string state = f.dir / "state";
   CHECK(SavedPosition(state, f.db)[kExpectRestartField] == "1");
   InsertRows(w, "b", 5);  // restarts the WAL
@@ -343,8 +346,7 @@ TEST_CASE("a saved position that expects a WAL restart is saved again before com
   f.Open();
   f.Sync();
   REQUIRE(f.r->Checkpoint(f.db).ok());
-  REQUIRE(f.r->Close().ok());
-  f.r.reset();
+  f.Stop();
   const std::string state = f.dir / "state";
   auto fields = SavedPosition(state, f.db);
   CHECK(fields[kExpectRestartField] == "0");  // the reader made the restart uncertain
@@ -360,8 +362,7 @@ TEST_CASE("a saved position that expects a WAL restart is saved again before com
     test::Writer ps(state + "/positions.db");
     ps.Exec("VACUUM INTO '" + crash_copy + "'");
   }
-  REQUIRE(f.r->Close().ok());
-  f.r.reset();
+  f.Stop();
   for (const char* sfx : {"", "-wal", "-shm"}) ::unlink((state + "/positions.db" + sfx).c_str());
   std::filesystem::copy(crash_copy, state + "/positions.db");
   CHECK(SavedPosition(state, f.db)[kExpectRestartField] == "0");

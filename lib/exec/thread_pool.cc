@@ -8,18 +8,14 @@ ThreadPool::ThreadPool(int max_threads, int64_t idle_retire_ms)
     : max_(max_threads < 1 ? 1 : max_threads), idle_retire_ms_(idle_retire_ms) {}
 
 ThreadPool::~ThreadPool() {
+  // Submit adds no worker once stop_ is set, so the list taken here is all.
   std::list<Worker> all;
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
-  }
-  cv_.notify_all();
-  {
-    // Workers are only added under mu_ by Submit; none runs after stop_
-    // except those draining the queue, which add no workers.
-    std::lock_guard<std::mutex> l(mu_);
     all.splice(all.end(), workers_);
   }
+  cv_.notify_all();
   for (auto& w : all) w.thread.join();
 }
 
