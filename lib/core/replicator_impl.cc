@@ -216,9 +216,10 @@ class ReplicatorImpl final : public Replicator {
     Status s = positions_.Load(path, url, &slot->pos, &found, &slot->wal_size, &slot->wal_mtime_ns);
     if (!s.ok()) return s;
     // A saved position that expects a WAL restart is trusted: positions are
-    // saved in batches and may lag the store, but one that expects a restart
-    // is saved again without that expectation before anything past it is
-    // shipped (DoSync), so it never lags.
+    // saved in batches and may lag the store, but before commits of the
+    // epoch it expected to restart are shipped, it is saved again without
+    // that expectation (ForgetExpectedRestart); commits of the restarted
+    // epoch are captured the same way again by a next process.
     if (!found) {
       // New to us: check the header now for a clear error (restarts skip
       // this: a saved position means the database was fine before).
