@@ -52,18 +52,6 @@ std::unique_ptr<Replicator> OpenReplicator(test::TempDir& dir, const std::string
   return r;
 }
 
-// Runs a shell command line, returns its exit code and output (2>&1).
-int Shell(const std::string& cmd, std::string* out) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  size_t n;
-  out->clear();
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
-
 std::vector<std::string> FilesIn(const std::string& dir) {
   std::vector<std::string> v;
   if (DIR* d = ::opendir(dir.c_str())) {
@@ -330,7 +318,7 @@ TEST_CASE("bad input: disk full while restoring leaves no output", "[errors]") {
   // (RLIMIT_FSIZE, SIGXFSZ ignored): writes past it fail with EFBIG, as a
   // full disk would fail them with ENOSPC.
   std::string out;
-  const int code = Shell("trap '' XFSZ; ulimit -f 1024; exec '" + std::string(REPLITE_CLI_PATH) + "' restore -o '" +
+  const int code = test::Shell("trap '' XFSZ; ulimit -f 1024; exec '" + std::string(REPLITE_CLI_PATH) + "' restore -o '" +
                              target + "' '" + url + "'",
                          &out);
   INFO("exit " << code << ": " << out);
@@ -350,6 +338,6 @@ TEST_CASE("bad input: disk full while restoring leaves no output", "[errors]") {
                                                    << (temps ? names : std::string("none")));
   CHECK(temps == 0);  // the temp file is removed on error
   // The same restore without the limit works.
-  CHECK(Shell("'" + std::string(REPLITE_CLI_PATH) + "' restore -o '" + target + "' '" + url + "'", &out) == 0);
+  CHECK(test::Shell("'" + std::string(REPLITE_CLI_PATH) + "' restore -o '" + target + "' '" + url + "'", &out) == 0);
   CHECK(test::DumpContent(target) == test::DumpContent(dir / "big.db"));
 }

@@ -20,20 +20,8 @@ using namespace replite;
 
 namespace {
 
-pid_t Spawn(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) == 0);
-  return pid;
-}
-
-int Wait(pid_t pid) {
-  int st = 0;
-  REQUIRE(waitpid(pid, &st, 0) == pid);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
+using test::Spawn;
+using test::Wait;
 
 int Run(const std::vector<std::string>& args, std::string* out = nullptr) {
   std::string cmd;

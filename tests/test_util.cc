@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -9,6 +11,8 @@
 
 #include "core/wal_capture.h"
 #include "moto_server.h"
+
+extern char** environ;
 
 namespace replite::test {
 
@@ -41,6 +45,41 @@ void Writer::Exec(const std::string& sql) {
   INFO(sql << ": " << (err ? err : ""));
   sqlite3_free(err);
   REQUIRE(rc == SQLITE_OK);
+}
+
+int Shell(const std::string& cmd, std::string* out) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(p);
+  char buf[4096];
+  size_t n;
+  out->clear();
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+pid_t Spawn(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) == 0);
+  return pid;
+}
+
+int Wait(pid_t pid) {
+  int st = 0;
+  REQUIRE(waitpid(pid, &st, 0) == pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int Sqlite3(const std::string& db_path, const std::string& sql, std::string* out) {
+  auto quote = [](const std::string& v) {
+    std::string q = "'";
+    for (char c : v) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+  };
+  return Shell("sqlite3 -bail -batch " + quote(db_path) + " " + quote(sql), out);
 }
 
 static std::string Query(sqlite3* db, const std::string& sql) {

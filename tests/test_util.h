@@ -8,6 +8,8 @@
 #include <random>
 #include <cstdint>
 #include <string>
+#include <sys/types.h>
+#include <vector>
 
 #include "replite/restore.h"
 #include "replite/sys/env.h"
@@ -64,6 +66,16 @@ std::string RestoreContent(const std::string& url, const std::string& out, uint6
 // Sum of every series of metric `name` in Prometheus text.
 double MetricSum(const std::string& text, const std::string& name);
 std::string IntegrityCheck(const std::string& db_path);
+// Runs a shell command line; returns its exit code, and its output (2>&1)
+// in *out.
+int Shell(const std::string& cmd, std::string* out);
+// Runs `sql` on `db_path` in another process (the sqlite3 command-line
+// program, SQLite's defaults, no busy wait): its exit code and output.
+// Starts args[0] (a path) with args; Wait returns its exit code, or 128 +
+// the signal that ended it.
+pid_t Spawn(const std::vector<std::string>& args);
+int Wait(pid_t pid);
+int Sqlite3(const std::string& db_path, const std::string& sql, std::string* out);
 // Content checksum of the live database (database file + WAL).
 uint64_t LiveChecksum(const std::string& db_path);
 

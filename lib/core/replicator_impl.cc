@@ -21,7 +21,6 @@
 #include <map>
 #include <mutex>
 #include <random>
-#include <fcntl.h>
 #include <semaphore>
 #include <shared_mutex>
 #include <string_view>
@@ -32,6 +31,7 @@
 #include "core/position_store.h"
 #include "core/retention.h"
 #include "core/sqlite_conn.h"
+#include "core/sqlite_files.h"
 #include "core/upload_spool.h"
 #include "core/wal_capture.h"
 #include "exec/thread_pool.h"
@@ -69,14 +69,12 @@ std::string ReplicaNameFor(const std::string& db_path) {
 }
 
 // Reads the 100-byte database header: is it SQLite, and in WAL mode
-// (file format versions 2)? One open/read/close, no SQLite connection.
+// (file format versions 2)? Read through SQLite's VFS, not a raw descriptor,
+// whose close would drop the application's locks (core/sqlite_files.h).
 Status CheckDatabaseHeader(const std::string& path, bool enable_wal) {
-  ScopedFd fd;
-  Status s = OpenFile(path, O_RDONLY, 0, &fd);
-  if (!s.ok()) return s.Annotate("database: ");
   unsigned char h[100];
   size_t got = 0;
-  s = PRead(fd.get(), h, sizeof h, 0, &got, path);
+  Status s = ReadDatabaseHeader(path, h, &got);
   if (!s.ok()) return s;
   if (got == 0) return Status::OK();  // an empty file becomes a database on first write
   if (got < 100 || std::memcmp(h, "SQLite format 3", 16) != 0)

@@ -1,6 +1,5 @@
 #include "core/wal_capture.h"
 
-#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +11,8 @@
 #include <vector>
 
 #include "core/sqlite_conn.h"
+#include "core/sqlite_files.h"
+#include "core/spool_sink.h"
 #include "util/coding.h"
 #include "util/file_util.h"
 #include "util/hash.h"
@@ -21,51 +22,53 @@ namespace replite {
 namespace {
 
 // ---- files -----------------------------------------------------------------
+// Read only through the handles of our own SQLite connection (see
+// core/sqlite_files.h: a raw descriptor's close would drop this process's
+// locks on the file).
 
 struct WalFile {
-  std::string path;
-  ScopedFd fd;
+  SqliteFileRef f;
   bool valid = false;  // exists and has a valid header
   uint64_t size = 0;
   WalHeader hdr;
 };
 
-// The header at the start of an open WAL; false if it is short or does not
+// The header at the start of the WAL; false if it is short or does not
 // verify (SQLite then treats the WAL as empty).
 bool ReadWalHeader(const WalFile& w, WalHeader* h, Status* io) {
   unsigned char buf[kWalHeaderSize];
   size_t got = 0;
-  *io = PRead(w.fd.get(), buf, sizeof buf, 0, &got, w.path);
+  *io = w.f.Read(buf, sizeof buf, 0, &got);
   return io->ok() && got == sizeof buf && ParseWalHeader(buf, got, h).ok();
 }
 
-Status OpenWal(const std::string& db_path, WalFile* w) {
-  w->path = db_path + "-wal";
-  Status s = OpenFile(w->path, O_RDONLY, 0, &w->fd);
-  if (!s.ok()) return s.code() == Code::kNotFound ? Status::OK() : s;
-  struct stat st;
-  if (::fstat(w->fd.get(), &st) != 0) return ErrnoStatus("stat " + w->path, errno);
-  w->size = static_cast<uint64_t>(st.st_size);
+// `conn` must be inside a transaction (SQLite opens the WAL at its first
+// read in WAL mode).
+Status OpenWal(SqliteConn& conn, const std::string& db_path, WalFile* w) {
+  *w = WalFile();
+  Status s = SqliteFileRef::Wal(conn.raw(), db_path, &w->f);
+  if (!s.ok()) return s;
+  s = w->f.Size(&w->size);
+  if (!s.ok()) return s;
   if (w->size < kWalHeaderSize) return Status::OK();
   w->valid = ReadWalHeader(*w, &w->hdr, &s);
   return s;
 }
 
 struct DbFile {
-  std::string path;
-  ScopedFd fd;
+  SqliteFileRef f;
   uint32_t page_size = 0;
   uint32_t header_pages = 0;
   int64_t mtime_ns = 0;
 };
 
-Status OpenDb(const std::string& path, DbFile* d) {
-  d->path = path;
-  Status s = OpenFile(path, O_RDONLY, 0, &d->fd);
+Status OpenDb(SqliteConn& conn, const std::string& path, DbFile* d) {
+  *d = DbFile();
+  Status s = SqliteFileRef::Database(conn.raw(), path, &d->f);
   if (!s.ok()) return s;
   unsigned char h[100];
   size_t got = 0;
-  s = PRead(d->fd.get(), h, sizeof h, 0, &got, path);
+  s = d->f.Read(h, sizeof h, 0, &got);
   if (!s.ok()) return s;
   if (got < 100 || std::memcmp(h, "SQLite format 3", 16) != 0)
     return Status::Corruption("database " + path + " is not a SQLite database (bad header)");
@@ -73,31 +76,16 @@ Status OpenDb(const std::string& path, DbFile* d) {
   d->page_size = ps == 1 ? 65536 : ps;
   if (d->page_size < 512 || (d->page_size & (d->page_size - 1)) != 0)
     return Status::Corruption("database " + path + " has an invalid page size");
-  struct stat st;
-  if (::fstat(d->fd.get(), &st) != 0) return ErrnoStatus("stat " + path, errno);
+  uint64_t size = 0;
+  s = d->f.Size(&size);
+  if (!s.ok()) return s;
+  struct stat st;  // by path: stat opens no descriptor
+  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("stat " + path, errno);
   d->mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   uint32_t in_header = GetBE32(h + 28);
   bool valid_for = GetBE32(h + 24) == GetBE32(h + 92);
-  d->header_pages = (in_header != 0 && valid_for) ? in_header : static_cast<uint32_t>(st.st_size / d->page_size);
+  d->header_pages = (in_header != 0 && valid_for) ? in_header : static_cast<uint32_t>(size / d->page_size);
   return Status::OK();
-}
-
-// nBackfill and nBackfillAttempted from the wal-index (-shm) file, whose
-// layout is documented at https://www.sqlite.org/walformat.html (native
-// byte order). nBackfillAttempted is raised before a checkpoint starts
-// copying frames into the database file, so reading it after our own reads
-// of the database file tells whether those reads could have seen a frame
-// beyond the position.
-bool ReadBackfillAttempted(const std::string& db_path, uint32_t* attempted) {
-  ScopedFd fd;
-  if (!OpenFile(db_path + "-shm", O_RDONLY, 0, &fd).ok()) return false;
-  unsigned char buf[40];
-  size_t got = 0;
-  if (!PRead(fd.get(), buf, sizeof buf, 96, &got, db_path + "-shm").ok() || got != sizeof buf) return false;
-  uint32_t v;
-  std::memcpy(&v, buf + 32, 4);
-  *attempted = v;
-  return true;
 }
 
 // ---- WAL scanning ------------------------------------------------------------
@@ -131,22 +119,24 @@ Status ScanCommitted(WalFile& w, uint64_t start, uint32_t s1, uint32_t s2, ScanR
   // the front, and reading (and zeroing) a whole 1 MiB chunk each time cost
   // more than the rest of the sync.
   std::unique_ptr<char[]> buf;
-  size_t buf_frames = 0, want = 8;
+  // `want` doubles up to the chunk size and stays there (an uncapped
+  // doubling overflowed to 0 after ~61 MiB and ended the scan silently).
+  const size_t kChunkFrames = std::max<size_t>(1, (1u << 20) / fsz);
+  size_t buf_frames = 0, want = std::min<size_t>(8, kChunkFrames);
   uint64_t frame = start, tx_first = start;
   uint32_t a = s1, b = s2;
-  const size_t kChunkFrames = std::max<size_t>(1, (1u << 20) / fsz);
   std::vector<uint32_t> pending;
   for (;;) {
     uint64_t off = WalFrameOffset(ps, frame);
     if (off + fsz > w.size) break;
-    size_t n = std::min<uint64_t>(std::min(want, kChunkFrames), (w.size - off) / fsz);
-    want *= 2;
+    size_t n = std::min<uint64_t>(want, (w.size - off) / fsz);
+    want = std::min(want * 2, kChunkFrames);
     if (n > buf_frames) {
       buf.reset(new char[n * fsz]);  // not zeroed: pread fills it
       buf_frames = n;
     }
     size_t got = 0;
-    Status s = PRead(w.fd.get(), buf.get(), n * fsz, off, &got, w.path);
+    Status s = w.f.Read(buf.get(), n * fsz, off, &got);
     if (!s.ok()) return s;
     n = got / fsz;
     if (n == 0) break;
@@ -191,9 +181,9 @@ class PageSource {
     unsigned char fh[kWalFrameHeaderSize];
     for (uint64_t f = from; f < to; f++) {
       size_t got = 0;
-      Status s = PRead(wal_->fd.get(), fh, sizeof fh, WalFrameOffset(ps_, f), &got, wal_->path);
+      Status s = wal_->f.Read(fh, sizeof fh, WalFrameOffset(ps_, f), &got);
       if (!s.ok()) return s;
-      if (got != sizeof fh) return Status::Unavailable("WAL shrank while reading " + wal_->path + " (will retry)");
+      if (got != sizeof fh) return Status::Unavailable("WAL shrank while reading " + wal_->f.path() + " (will retry)");
       idx_[GetBE32(fh)] = f;
       if (pgnos) pgnos->push_back(GetBE32(fh));
     }
@@ -213,7 +203,7 @@ class PageSource {
     if (auto it = idx_.find(pgno); it != idx_.end()) return ReadFrame(it->second, pgno, out->data());
     read_db_file_ = true;
     size_t got = 0;
-    Status s = PRead(db_->fd.get(), out->data(), ps_, uint64_t(pgno - 1) * ps_, &got, db_->path);
+    Status s = db_->f.Read(out->data(), ps_, uint64_t(pgno - 1) * ps_, &got);
     if (!s.ok()) return s;
     if (got < ps_) std::memset(out->data() + got, 0, ps_ - got);
     return Status::OK();
@@ -224,11 +214,11 @@ class PageSource {
   Status ReadFrame(uint64_t frame, uint32_t expect_pgno, char* page) {
     std::string buf(kWalFrameHeaderSize + ps_, '\0');
     size_t got = 0;
-    Status s = PRead(wal_->fd.get(), buf.data(), buf.size(), WalFrameOffset(ps_, frame), &got, wal_->path);
+    Status s = wal_->f.Read(buf.data(), buf.size(), WalFrameOffset(ps_, frame), &got);
     if (!s.ok()) return s;
     WalFrameHeader fh = ParseWalFrameHeader(reinterpret_cast<const unsigned char*>(buf.data()));
     if (got != buf.size() || fh.salt1 != wal_->hdr.salt1 || fh.salt2 != wal_->hdr.salt2 || fh.pgno != expect_pgno)
-      return Status::Unavailable("WAL " + wal_->path + " was rewritten during capture (will retry)");
+      return Status::Unavailable("WAL " + wal_->f.path() + " was rewritten during capture (will retry)");
     std::memcpy(page, buf.data() + kWalFrameHeaderSize, ps_);
     return Status::OK();
   }
@@ -254,62 +244,6 @@ class PageSource {
   std::string zero_;
   std::unordered_map<uint32_t, uint64_t> idx_;
   bool read_db_file_ = false;
-};
-
-// ---- sinks --------------------------------------------------------------------
-
-class FileSink final : public SegmentSink {
- public:
-  Status Open(const std::string& path) {
-    path_ = path;
-    return OpenFile(path, O_RDWR | O_CREAT | O_TRUNC, 0600, &fd_);
-  }
-  Status Append(const std::string& d) override {
-    Status s = PWriteAll(fd_.get(), d.data(), d.size(), size_, path_);
-    if (s.ok()) size_ += d.size();
-    return s;
-  }
-  Status WriteAt(uint64_t off, const std::string& d) override { return PWriteAll(fd_.get(), d.data(), d.size(), off, path_); }
-  uint64_t Size() const override { return size_; }
-  Status Sync() { return FSync(fd_.get(), path_); }
-
- private:
-  std::string path_;
-  ScopedFd fd_;
-  uint64_t size_ = 0;
-};
-
-// A segment under construction: in memory when small, in a spool file when
-// the pages it holds exceed the per-job memory limit (a VACUUM of a big
-// database is one transaction of every page).
-class SegmentOut {
- public:
-  Status Open(uint64_t raw_estimate, const CaptureRequest& req) {
-    if (raw_estimate <= req.memory_limit_bytes) return Status::OK();
-    Status s = MakeDirs(req.spool_dir);
-    if (!s.ok()) return s;
-    path_ = req.spool_dir + "/segment" + TempSuffix();
-    file_ = std::make_unique<FileSink>();
-    return file_->Open(path_);
-  }
-  SegmentSink* sink() { return file_ ? static_cast<SegmentSink*>(file_.get()) : &mem_; }
-  void MoveTo(CaptureResult* out) {
-    if (file_) {
-      file_.reset();
-      out->segment_path = path_;
-      path_.clear();
-    } else {
-      out->segment = std::move(mem_.buffer());
-    }
-  }
-  ~SegmentOut() {
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-
- private:
-  StringSink mem_;
-  std::unique_ptr<FileSink> file_;
-  std::string path_;
 };
 
 // ---- the capture itself ------------------------------------------------------------
@@ -361,9 +295,9 @@ class Capture {
     }
     s = lock ? conn_.BeginWrite() : conn_.BeginRead();
     if (!s.ok()) return s;
-    s = OpenDb(req_.db_path, &db_);
+    s = OpenDb(conn_, req_.db_path, &db_);
     if (!s.ok()) return s;
-    s = OpenWal(req_.db_path, &wal_);
+    s = OpenWal(conn_, req_.db_path, &wal_);
     if (!s.ok()) return s;
     const uint32_t ps = wal_.valid ? wal_.hdr.page_size : db_.page_size;
     if (pos_.valid() && pos_.page_size != ps) {
@@ -538,13 +472,13 @@ class Capture {
   Status TryAdoptEpoch(bool* adopted) {
     *adopted = false;
     uint32_t attempted = 0;
-    if (wal_.valid && (!ReadBackfillAttempted(req_.db_path, &attempted) || attempted != 0)) return Status::OK();
+    if (wal_.valid && (!ReadBackfillAttempted(conn_.raw(), &attempted) || attempted != 0)) return Status::OK();
     PageSource src(&wal_, &db_, pos_.page_size, db_.header_pages);
     if (db_.header_pages != pos_.db_pages) return Status::OK();
     uint64_t c = 0;
     Status s = src.FullChecksum(&c);
     if (!s.ok()) return s;
-    if (wal_.valid && (!ReadBackfillAttempted(req_.db_path, &attempted) || attempted != 0)) return Status::OK();
+    if (wal_.valid && (!ReadBackfillAttempted(conn_.raw(), &attempted) || attempted != 0)) return Status::OK();
     *adopted = c == pos_.checksum;
     out_->epoch_checksum = *adopted ? 1 : 2;
     return Status::OK();
@@ -560,7 +494,7 @@ class Capture {
     h.page_size = ps;
     h.generation = pos_.generation();
     SegmentOut seg;
-    s = seg.Open(uint64_t(scan.pgnos.size()) * ps, req_);
+    s = seg.Open(uint64_t(scan.pgnos.size()) * ps, req_.memory_limit_bytes, req_.spool_dir);
     if (!s.ok()) return s;
     SegmentBuilder builder(seg.sink(), h, req_.zstd_level);
     s = builder.Start();
@@ -626,7 +560,7 @@ class Capture {
     bool fallback = false;
     if (src.read_db_file()) {
       uint32_t attempted = 0;
-      if (!ReadBackfillAttempted(req_.db_path, &attempted) || attempted > start) fallback = true;
+      if (!ReadBackfillAttempted(conn_.raw(), &attempted) || attempted > start) fallback = true;
     }
     if (fallback && !locked) {
       *fallback_needed = true;
@@ -701,7 +635,7 @@ class Capture {
     Status s = builder->Finish(fh);
     if (!s.ok()) return s;
     out_->has_segment = true;
-    seg->MoveTo(out_);
+    seg->MoveTo(&out_->segment, &out_->segment_path);
     fh.kind = ObjectKind::kSegment;
     fh.page_size = ps;
     fh.generation = pos_.generation();
@@ -723,7 +657,7 @@ class Capture {
     h.page_size = ps;
     h.generation = pos_.generation();
     SegmentOut seg;
-    Status s = seg.Open(uint64_t(scan.pgnos.size()) * ps, req_);
+    Status s = seg.Open(uint64_t(scan.pgnos.size()) * ps, req_.memory_limit_bytes, req_.spool_dir);
     if (!s.ok()) return s;
     SegmentBuilder builder(seg.sink(), h, req_.zstd_level);
     s = builder.Start();
@@ -833,7 +767,7 @@ class Capture {
       // The size after the last commit frame in the epoch.
       std::string fh(kWalFrameHeaderSize, '\0');
       size_t got = 0;
-      s = PRead(wal_.fd.get(), fh.data(), fh.size(), WalFrameOffset(ps, np.frames - 1), &got, wal_.path);
+      s = wal_.f.Read(fh.data(), fh.size(), WalFrameOffset(ps, np.frames - 1), &got);
       if (!s.ok()) return s;
       pages = GetBE32(fh.data() + 4);
     }
@@ -945,8 +879,8 @@ Status ComputeDatabaseChecksum(const std::string& db_path, uint64_t* checksum, u
   if (!s.ok()) return s;
   DbFile db;
   WalFile wal;
-  s = OpenDb(db_path, &db);
-  if (s.ok()) s = OpenWal(db_path, &wal);
+  s = OpenDb(conn, db_path, &db);
+  if (s.ok()) s = OpenWal(conn, db_path, &wal);
   if (!s.ok()) return s;
   uint32_t ps = wal.valid ? wal.hdr.page_size : db.page_size;
   uint32_t n = db.header_pages;

@@ -1,0 +1,54 @@
+// Segment sinks that stage in the spool directory: the files a capture
+// writes (snapshots, and segments too big for memory) before the upload.
+// They are the library's own files, never the database's (see
+// core/sqlite_files.h for how those are read).
+//
+// Not thread-safe: one capture uses a sink at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "format/segment.h"
+#include "replite/status.h"
+#include "util/file_util.h"
+
+namespace replite {
+
+// A segment written to a new file (created or truncated, mode 0600).
+class FileSink final : public SegmentSink {
+ public:
+  Status Open(const std::string& path);
+  Status Append(const std::string& d) override;
+  Status WriteAt(uint64_t off, const std::string& d) override;
+  uint64_t Size() const override { return size_; }
+
+ private:
+  std::string path_;
+  ScopedFd fd_;
+  uint64_t size_ = 0;
+};
+
+// A segment under construction: in memory when small, in a spool file when
+// the pages it holds exceed the per-job memory limit (a VACUUM of a big
+// database is one transaction of every page). The file is removed unless
+// moved out.
+class SegmentOut {
+ public:
+  SegmentOut() = default;
+  SegmentOut(const SegmentOut&) = delete;
+  SegmentOut& operator=(const SegmentOut&) = delete;
+  ~SegmentOut();
+  Status Open(uint64_t raw_estimate, uint64_t memory_limit_bytes, const std::string& spool_dir);
+  SegmentSink* sink() { return file_ ? static_cast<SegmentSink*>(file_.get()) : &mem_; }
+  // Hands over the result: the bytes (in memory) or the file's path.
+  void MoveTo(std::string* bytes, std::string* path);
+
+ private:
+  StringSink mem_;
+  std::unique_ptr<FileSink> file_;
+  std::string path_;
+};
+
+}  // namespace replite

@@ -1,0 +1,129 @@
+#include "core/sqlite_files.h"
+
+#include <sqlite3.h>
+
+#include <cstring>
+#include <memory>
+
+namespace replite {
+namespace {
+
+Status SqliteIoError(const std::string& what, const std::string& path, int rc) {
+  std::string msg = what + " " + path + ": " + sqlite3_errstr(rc);
+  switch (rc & 0xff) {
+    case SQLITE_CANTOPEN: return Status::NotFound(msg);
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH: return Status::PermissionDenied(msg);
+    case SQLITE_FULL: return Status::ResourceExhausted(msg);
+    case SQLITE_NOMEM: return Status::ResourceExhausted(msg);
+    default: return Status::IOError(msg);
+  }
+}
+
+Status FilePointer(sqlite3* db, int op, const std::string& path, sqlite3_file** out) {
+  *out = nullptr;
+  if (db == nullptr) return Status::Internal("no SQLite connection for " + path);
+  int rc = sqlite3_file_control(db, "main", op, out);
+  if (rc != SQLITE_OK || *out == nullptr || (*out)->pMethods == nullptr) {
+    *out = nullptr;
+    return Status::Internal("SQLite has no open file handle for " + path);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status SqliteFileRef::Database(sqlite3* db, const std::string& db_path, SqliteFileRef* out) {
+  out->path_ = db_path;
+  return FilePointer(db, SQLITE_FCNTL_FILE_POINTER, db_path, &out->f_);
+}
+
+Status SqliteFileRef::Wal(sqlite3* db, const std::string& db_path, SqliteFileRef* out) {
+  out->path_ = db_path + "-wal";
+  // In WAL mode the journal pointer is the WAL's handle once the pager has
+  // opened the WAL (first read transaction); before that it is the rollback
+  // journal's handle, which is never opened in WAL mode.
+  return FilePointer(db, SQLITE_FCNTL_JOURNAL_POINTER, out->path_, &out->f_);
+}
+
+Status SqliteFileRef::Size(uint64_t* size) const {
+  sqlite3_int64 n = 0;
+  int rc = f_->pMethods->xFileSize(f_, &n);
+  if (rc != SQLITE_OK) return SqliteIoError("stat", path_, rc);
+  *size = n < 0 ? 0 : static_cast<uint64_t>(n);
+  return Status::OK();
+}
+
+Status SqliteFileRef::Read(void* buf, size_t n, uint64_t offset, size_t* got) const {
+  *got = 0;
+  if (n == 0) return Status::OK();
+  int rc = f_->pMethods->xRead(f_, buf, static_cast<int>(n), static_cast<sqlite3_int64>(offset));
+  if (rc == SQLITE_OK) {
+    *got = n;
+    return Status::OK();
+  }
+  if (rc != SQLITE_IOERR_SHORT_READ) return SqliteIoError("read", path_, rc);
+  // SQLite zero-fills the rest of a short read; how much was real follows
+  // from the size.
+  uint64_t size = 0;
+  Status s = Size(&size);
+  if (!s.ok()) return s;
+  *got = size <= offset ? 0 : static_cast<size_t>(std::min<uint64_t>(n, size - offset));
+  return Status::OK();
+}
+
+bool ReadBackfillAttempted(sqlite3* db, uint32_t* attempted) {
+  sqlite3_file* f = nullptr;
+  if (!FilePointer(db, SQLITE_FCNTL_FILE_POINTER, "", &f).ok()) return false;
+  if (f->pMethods->iVersion < 2 || f->pMethods->xShmMap == nullptr) return false;
+  volatile void* region = nullptr;
+  // Region 0 (32 KiB) holds the header; bExtend=0: only an existing mapping.
+  if (f->pMethods->xShmMap(f, 0, 32 * 1024, 0, &region) != SQLITE_OK || region == nullptr) return false;
+  f->pMethods->xShmBarrier(f);
+  // WalCkptInfo starts at byte 96: nBackfill, aReadMark[5], aLock[8], then
+  // nBackfillAttempted (native byte order).
+  uint32_t v;
+  std::memcpy(&v, const_cast<const char*>(static_cast<volatile char*>(region)) + 96 + 32, sizeof v);
+  *attempted = v;
+  return true;
+}
+
+Status ReadDatabaseHeader(const std::string& path, unsigned char header[100], size_t* got) {
+  *got = 0;
+  sqlite3_vfs* vfs = sqlite3_vfs_find(nullptr);
+  if (vfs == nullptr) return Status::Internal("SQLite has no default VFS");
+  std::string full(static_cast<size_t>(vfs->mxPathname) + 1, '\0');
+  int rc = vfs->xFullPathname(vfs, path.c_str(), vfs->mxPathname + 1, full.data());
+  if (rc != SQLITE_OK && rc != SQLITE_OK_SYMLINK) return SqliteIoError("database: resolve", path, rc);
+  full.resize(std::strlen(full.c_str()));
+  // A VFS expects a main database's name in the form sqlite3_create_filename
+  // makes (URI parameters may follow it).
+  sqlite3_filename name = sqlite3_create_filename(full.c_str(), "", "", 0, nullptr);
+  if (name == nullptr) return Status::ResourceExhausted("out of memory opening " + path);
+  std::unique_ptr<char[]> mem(new char[static_cast<size_t>(vfs->szOsFile)]());
+  sqlite3_file* f = reinterpret_cast<sqlite3_file*>(mem.get());
+  int out_flags = 0;
+  rc = vfs->xOpen(vfs, name, f, SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_READONLY, &out_flags);
+  Status s;
+  if (rc != SQLITE_OK) {
+    s = SqliteIoError("database: open", path, rc);
+  } else {
+    int r = f->pMethods->xRead(f, header, 100, 0);
+    if (r == SQLITE_OK) {
+      *got = 100;
+    } else if (r == SQLITE_IOERR_SHORT_READ) {
+      sqlite3_int64 n = 0;
+      if (f->pMethods->xFileSize(f, &n) == SQLITE_OK) *got = static_cast<size_t>(std::min<sqlite3_int64>(n, 100));
+    } else {
+      s = SqliteIoError("database: read", path, r);
+    }
+  }
+  // The unix VFS closes the descriptor only if this process holds no lock
+  // on the file; otherwise it keeps it until the last lock is released.
+  if (f->pMethods) f->pMethods->xClose(f);
+  sqlite3_free_filename(name);
+  return s;
+}
+
+}  // namespace replite

@@ -1,0 +1,68 @@
+// The one place that reads a replicated database's own files (the database,
+// its -wal and its -shm). POSIX advisory locks belong to the process, not to
+// the descriptor: closing *any* descriptor of a file drops every lock this
+// process holds on it, including the application's SQLite locks when the
+// library runs inside the application. So nothing here opens or closes a raw
+// descriptor on those files:
+//  - the database and the WAL are read through the sqlite3_file handles of
+//    one of the library's own SQLite connections (SQLITE_FCNTL_FILE_POINTER,
+//    SQLITE_FCNTL_JOURNAL_POINTER, then xRead/xFileSize);
+//  - the wal-index is read from the connection's mapping (xShmMap);
+//  - a database that has no connection yet is opened through SQLite's VFS,
+//    whose unix implementation keeps a per-inode table and defers the close
+//    of a descriptor while the process holds locks on that file.
+// All of this protects the application's locks only when the application and
+// replite use the same SQLite library in the process (one inode table): a
+// second, statically linked copy of SQLite has its own table.
+//
+// tests/lint_sqlite_files.sh (a ctest entry) fails if another file of lib/
+// opens those paths.
+//
+// Not thread-safe: a handle is used by the job that uses its connection.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "replite/status.h"
+
+struct sqlite3;
+struct sqlite3_file;
+
+namespace replite {
+
+// A file handle owned by a SQLite connection, borrowed for reads. Valid while
+// that connection stays open.
+class SqliteFileRef {
+ public:
+  SqliteFileRef() = default;
+  bool valid() const { return f_ != nullptr; }
+  const std::string& path() const { return path_; }
+  Status Size(uint64_t* size) const;
+  // Reads up to n bytes at offset; *got is what the file held there (short
+  // at its end).
+  Status Read(void* buf, size_t n, uint64_t offset, size_t* got) const;
+
+  // The database file of `db`'s main schema.
+  static Status Database(sqlite3* db, const std::string& db_path, SqliteFileRef* out);
+  // The WAL file of `db`'s main schema; SQLite opens it at the connection's
+  // first read transaction in WAL mode. Fails if the connection has none.
+  static Status Wal(sqlite3* db, const std::string& db_path, SqliteFileRef* out);
+
+ private:
+  sqlite3_file* f_ = nullptr;
+  std::string path_;
+};
+
+// nBackfillAttempted of the wal-index (https://www.sqlite.org/walformat.html),
+// read from `db`'s own shared-memory mapping; false if it has none. The
+// connection must be in WAL mode and should be inside a transaction.
+bool ReadBackfillAttempted(sqlite3* db, uint32_t* attempted);
+
+// Reads up to 100 bytes of the database header of `path`, which may not be
+// open in this process, through SQLite's default VFS (see above). *got = 0
+// for an empty file.
+Status ReadDatabaseHeader(const std::string& path, unsigned char header[100], size_t* got);
+
+}  // namespace replite
