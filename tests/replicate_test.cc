@@ -491,3 +491,54 @@ TEST_CASE("a transaction larger than the memory cap is built in the spool, not i
   for (auto& e : std::filesystem::directory_iterator(f.dir / "state/spool")) (void)e, left++;
   CHECK(left == 0);
 }
+
+// Issue 13 item 1: the WAL scan's read size doubled without a cap and
+// reached 0 after ~61 MiB, so a bigger transaction was never captured while
+// every signal (WaitDurable, status, Close) said all was well. One 150 MB
+// transaction, then a VACUUM that rewrites ~75 MB, with SQLite's default
+// autocheckpoint, both with polling and with Attach.
+TEST_CASE("a 150 MB transaction and a VACUUM of the database are captured whole", "[big]") {
+  const bool attached = GENERATE(false, true);
+  INFO((attached ? "attached" : "polled"));
+  test::TempDir dir;
+  const std::string db = dir / "app.db", url = dir.url("replica");
+  test::Writer w(db, 1000);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+  ReplicatorOptions ro;
+  ro.state_dir = dir / "state";
+  ro.logger = [](const std::string&) {};
+  ro.defaults.replica_url = url;
+  ro.defaults.poll_interval_ms = attached ? 0 : 50;
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(ro, &r).ok());
+  REQUIRE(r->Add(db).ok());
+  if (attached) REQUIRE(r->Attach(db, w.db()).ok());
+  auto wait = [&] {
+    uint64_t txid = 0;
+    Status s = r->WaitDurable(db, 120000, &txid);
+    INFO(s.ToString());
+    REQUIRE(s.ok());
+    return txid;
+  };
+  const uint64_t base = wait();
+  w.Exec("BEGIN");
+  w.Exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 37500) "
+         "INSERT INTO t(v) SELECT randomblob(4000) FROM n");
+  w.Exec("COMMIT");
+  w.Exec("INSERT INTO t(v) VALUES ('small')");
+  CHECK(wait() == base + 2);
+  const std::string big = test::DumpContent(db);
+  w.Exec("DELETE FROM t WHERE id % 2 = 0");
+  w.Exec("VACUUM");
+  w.Exec("INSERT INTO t(v) VALUES ('after vacuum')");
+  const uint64_t last = wait();
+  CHECK(last == base + 5);
+  DatabaseStatus st;
+  REQUIRE(r->GetStatus(db, &st).ok());
+  CHECK(st.last_error.empty());
+  CHECK(st.generations_started == 1);
+  if (attached) REQUIRE(r->Detach(db, w.db()).ok());
+  REQUIRE(r->Close().ok());
+  CHECK(test::RestoreContent(url, dir / "big.db", base + 2) == big);
+  CHECK(test::RestoreContent(url, dir / "latest.db", 0) == test::DumpContent(db));
+}
