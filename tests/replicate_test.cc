@@ -542,3 +542,40 @@ TEST_CASE("a 150 MB transaction and a VACUUM of the database are captured whole"
   CHECK(test::RestoreContent(url, dir / "big.db", base + 2) == big);
   CHECK(test::RestoreContent(url, dir / "latest.db", 0) == test::DumpContent(db));
 }
+
+// Issue 19 item 3: a WAL tail rewritten under the same salts (a volume
+// snapshot rolled back, power loss with synchronous=NORMAL, db and WAL
+// copied back) left the saved position pointing into frames of other
+// transactions; the scan from there broke the chain at once and found "no
+// new commits" forever while every call said OK.
+TEST_CASE("a WAL tail rewritten under the same salts is detected, not taken for no new commits", "[e2e]") {
+  Fixture f;
+  uint64_t t5 = 0;
+  std::string out;
+  {
+    test::Writer w(f.db);
+    w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+    f.Open();
+    for (int i = 0; i < 4; i++) {
+      InsertRows(w, "a" + std::to_string(i) + "-", 1);
+      f.Sync();
+    }
+    // The files as a volume snapshot keeps them (copied by another process,
+    // whose descriptors take no lock of ours with them).
+    REQUIRE(test::Shell("cp '" + f.db + "' '" + f.db + ".snap' && cp '" + f.db + "-wal' '" + f.db + "-wal.snap'", &out) == 0);
+    InsertRows(w, "b", 1);
+    t5 = f.Sync();
+    f.Stop();
+  }  // the application's last connection checkpoints and deletes the WAL
+  // The volume is rolled back to the snapshot, the machine restarts.
+  REQUIRE(test::Shell("cp '" + f.db + ".snap' '" + f.db + "' && cp '" + f.db + "-wal.snap' '" + f.db +
+                          "-wal' && rm -f '" + f.db + "-shm'", &out) == 0);
+  test::Writer w(f.db);
+  f.Open();
+  InsertRows(w, "c", 64);  // appended after the 4th transaction, over the old 5th
+  const uint64_t t = f.Sync();
+  CHECK(t > t5);
+  CHECK(f.Count("new generation") == 2);
+  f.CheckLatest(t);
+  REQUIRE(f.r->Close().ok());
+}

@@ -431,6 +431,20 @@ class Capture {
     return h.salt1 == p.salt1 && h.salt2 == p.salt2 && h.ckpt_seq == p.ckpt_seq;
   }
 
+  // Does the WAL's frame before our position still hold our epoch's salts
+  // and the chain checksum we saved after it? (An I/O error counts as no:
+  // the epoch is then verified under the write lock.)
+  bool PositionFrameMatches() {
+    unsigned char fh[kWalFrameHeaderSize];
+    size_t got = 0;
+    if (!wal_.f.Read(fh, sizeof fh, WalFrameOffset(wal_.hdr.page_size, pos_.frames - 1), &got).ok() ||
+        got != sizeof fh)
+      return false;
+    const WalFrameHeader h = ParseWalFrameHeader(fh);
+    return h.commit_size != 0 && h.salt1 == pos_.salt1 && h.salt2 == pos_.salt2 && h.cksum1 == pos_.cksum1 &&
+           h.cksum2 == pos_.cksum2;
+  }
+
   Epoch Classify(uint64_t* start, uint32_t* c1, uint32_t* c2) {
     if (!wal_.valid) {
       // No WAL (or an empty one): nothing to capture. It is the same state
@@ -442,6 +456,12 @@ class Capture {
     const WalHeader& h = wal_.hdr;
     if (pos_.has_wal && h.salt1 == pos_.salt1 && h.salt2 == pos_.salt2 && h.ckpt_seq == pos_.ckpt_seq) {
       if (WalFrameOffset(h.page_size, pos_.frames) > wal_.size) return Epoch::kUnknown;  // shorter file
+      // Same salts do not prove the same frames: a tail rewritten under
+      // them (power loss with synchronous=NORMAL, a volume snapshot rolled
+      // back, db and WAL copied back) breaks the chain at our position, and
+      // a scan from there would find "no new commits" forever. The frame
+      // before the position must still carry the chain we saved.
+      if (pos_.frames > 0 && !PositionFrameMatches()) return Epoch::kUnknown;
       *start = pos_.frames;
       if (pos_.frames == 0) {
         *c1 = h.cksum1;
