@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
@@ -186,4 +187,48 @@ TEST_CASE("replite restore -stop-at-last-good says where it stopped and why", "[
   CHECK(out.find(name) != std::string::npos);
   CHECK(test::IntegrityCheck(dir / "r.db") == "ok\n");
   CHECK(test::DumpContent(dir / "r.db") == content[1]);
+}
+
+// Issue 13 item 2: a writer in another process on SQLite's defaults
+// (autocheckpoint 1000) beside `replite replicate` with its default polling.
+// Its own checkpoints used to copy and restart the WAL between two polls:
+// a new generation every few seconds, and many commits never restorable on
+// their own. replite's read mark on the hot database keeps every frame until
+// it is captured: one generation, every commit its own txid.
+TEST_CASE("a writer process with SQLite's default autocheckpoint loses no commit to its own checkpoints", "[cli][e2e]") {
+  test::TempDir dir;
+  const std::string cli = REPLITE_CLI_PATH, db = dir / "app.db", url = dir.url("backup");
+  {
+    test::Writer w(db, 1000);
+    w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+  }
+  pid_t pid = Spawn({cli, "replicate", "-state", dir / "state", db, url});  // default poll interval
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));              // its first sync (txid 1)
+  const int kCommits = 4000;
+  const std::string py =
+      "import sqlite3, sys, time\n"
+      "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+      "for i in range(" + std::to_string(kCommits) + "):\n"
+      "    c.execute('INSERT INTO t(v) VALUES (randomblob(2000))')\n"
+      "    if i % 20 == 0: time.sleep(0.01)\n"
+      "c.close()\n";
+  std::string out;
+  REQUIRE(test::Shell("python3 -c \"$(cat <<'PY'\n" + py + "PY\n)\" '" + db + "'", &out) == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // two more polls
+  REQUIRE(kill(pid, SIGTERM) == 0);
+  CHECK(Wait(pid) == 0);
+  CHECK(Run({cli, "generations", url}, &out) == 0);
+  INFO(out);
+  CHECK(std::count(out.begin(), out.end(), '\n') == 2);  // the header and one generation
+  RestoreResult rr;
+  CHECK(test::RestoreContent(url, dir / "latest.db", 0, &rr) == test::DumpContent(db));
+  CHECK(rr.txid == 1 + kCommits);
+  // Every commit is a restore point of its own: txid 1 + k holds k rows.
+  for (int k : {1, 999, 1000, 1001, 2500, kCommits - 1}) {
+    const std::string o = dir / ("at-" + std::to_string(k) + ".db");
+    test::RestoreContent(url, o, 1 + k);
+    std::string n;
+    REQUIRE(test::Sqlite3(o, "SELECT count(*), max(id) FROM t", &n) == 0);
+    CHECK(n == std::to_string(k) + "|" + std::to_string(k) + "\n");
+  }
 }

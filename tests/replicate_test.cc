@@ -164,40 +164,51 @@ TEST_CASE("another connection truncates the WAL mid-run: every captured txid sta
     f.env.Advance(1000000);
     w.Exec("INSERT INTO t(v) VALUES ('" + std::to_string(i) + "' || hex(randomblob(200)))");
   };
+  auto sync = [&] {
+    txid = f.Sync();
+    points[txid] = {test::DumpContent(f.db), test::LiveChecksum(f.db), f.env.NowMicros() / 1000};
+  };
+  // Another process's TRUNCATE checkpoint; its output ends with the row
+  // busy|log|checkpointed.
+  auto truncate = [&] {
+    std::string out;
+    REQUIRE(test::Sqlite3(f.db, "PRAGMA busy_timeout=100; PRAGMA wal_checkpoint(TRUNCATE);", &out) == 0);
+    return out;
+  };
   // Phase 1: captured, then someone else checkpoints with TRUNCATE after we
-  // synced: nothing is lost, the new epoch is adopted without a snapshot.
+  // synced: nothing is lost, no new generation.
   for (int i = 0; i < 50; i++) {
     commit(i);
-    txid = f.Sync();
-    points[txid] = {test::DumpContent(f.db), test::LiveChecksum(f.db), f.env.NowMicros() / 1000};
+    sync();
   }
-  {
-    test::Writer other(f.db);
-    other.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  }
+  truncate();
   for (int i = 50; i < 80; i++) {
     commit(i);
-    txid = f.Sync();
-    points[txid] = {test::DumpContent(f.db), test::LiveChecksum(f.db), f.env.NowMicros() / 1000};
+    sync();
   }
   CHECK(f.Count("new generation") == 1);
-  // Phase 2: commits that were never captured are checkpointed and the WAL
-  // truncated before we look: frames truly lost. A new generation starts
-  // from a snapshot; earlier txids stay restorable from the old one.
+  // Phase 2: commits not captured yet, and a TRUNCATE while the database is
+  // hot: replite's read mark holds it back (busy), so nothing is lost.
   for (int i = 80; i < 90; i++) commit(i);
-  {
-    test::Writer other(f.db);
-    other.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  }
+  CHECK(truncate().find("\n1|") != std::string::npos);
   commit(90);
-  txid = f.Sync();
-  points[txid] = {test::DumpContent(f.db), test::LiveChecksum(f.db), f.env.NowMicros() / 1000};
+  sync();
+  CHECK(f.Count("new generation") == 1);
+  // Phase 3: with replite stopped nothing holds a mark: commits that were
+  // never captured are checkpointed and the WAL truncated before we look,
+  // frames truly lost. A new generation starts from a snapshot; earlier
+  // txids stay restorable from the old one.
+  f.Stop();
+  for (int i = 91; i < 100; i++) commit(i);
+  CHECK(truncate().find("\n0|") != std::string::npos);
+  f.Open();
+  commit(100);
+  sync();
   CHECK(f.Count("new generation") == 2);
   CHECK(f.Count("restarted or truncated by another connection") == 1);
-  for (int i = 91; i < 100; i++) {
+  for (int i = 101; i < 110; i++) {
     commit(i);
-    txid = f.Sync();
-    points[txid] = {test::DumpContent(f.db), test::LiveChecksum(f.db), f.env.NowMicros() / 1000};
+    sync();
   }
   for (const auto& [t, p] : points) {
     RestoreOptions ro;
@@ -385,6 +396,8 @@ TEST_CASE("commits appended to a checkpointed WAL epoch are captured before anot
   // then copies them into the database and restarts the WAL before we
   // capture them, the new epoch does not follow our position: it must be
   // verified (here: a new generation), never numbered as its continuation.
+  // While the database is hot, replite's read mark keeps that checkpoint
+  // from copying (and so from restarting) past what was captured.
   Fixture f;
   test::Writer w(f.db);
   w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
@@ -392,12 +405,25 @@ TEST_CASE("commits appended to a checkpointed WAL epoch are captured before anot
   f.Open();
   test::Writer reader(f.db);
   reader.Exec("BEGIN; SELECT count(*) FROM t");  // a read mark at the end of the WAL
-  f.Sync();
+  const uint64_t t0 = f.Sync();
   REQUIRE(f.r->Checkpoint(f.db).ok());
   InsertRows(w, "b", 5);  // same epoch
   reader.Exec("COMMIT");
   w.Exec("PRAGMA wal_checkpoint(PASSIVE)");
-  InsertRows(w, "c", 3);  // restarted
+  InsertRows(w, "c", 3);  // appended too: our read mark kept the WAL from restarting
+  const uint64_t t1 = f.Sync();
+  CHECK(t1 == t0 + 8);
+  CHECK(f.Count("new generation") == 1);
+  f.CheckLatest(t1);
+  // The same with replite stopped after its checkpoint: no read mark.
+  reader.Exec("BEGIN; SELECT count(*) FROM t");
+  REQUIRE(f.r->Checkpoint(f.db).ok());
+  f.Stop();
+  InsertRows(w, "d", 5);  // same epoch
+  reader.Exec("COMMIT");
+  w.Exec("PRAGMA wal_checkpoint(PASSIVE)");
+  InsertRows(w, "e", 3);  // restarted
+  f.Open();
   const uint64_t latest = f.Sync();
   CHECK(f.Count("new generation") == 2);
   CHECK(test::MetricSum(f.r->Metrics(), "replite_epoch_checksums_total") >= 1);

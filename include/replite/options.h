@@ -58,8 +58,9 @@ struct ReplicatorOptions {
   // the stall (bench/README.md, many_dbs). Each running job holds up to 16
   // descriptors of fd_budget, so at most fd_budget / 16 workers start, and
   // the budget left after 16 per worker keeps hot databases' connections
-  // (5 each). Many hot databases on a local disk: 64 with fd_budget >=
-  // 1024 + 5 per hot database. Default: 32.
+  // (7 each: the kept connection and the one holding the read mark). Many
+  // hot databases on a local disk: 64 with fd_budget >= 1024 + 7 per hot
+  // database. Default: 32.
   int worker_threads = 32;
   // Directory for the position store (positions.db) and the spool of
   // snapshots being uploaded. Default: "" = $XDG_STATE_HOME/replite or

@@ -4,9 +4,10 @@
 // commits every second would pay that every sync. An idle database holds
 // none: entries unused for `idle_us` are closed by Sweep, and the least
 // recently used one is closed when the cache is full, so the descriptors
-// held stay within the budget the capacity is derived from: five per
-// connection (database, WAL, wal-index, and up to two descriptors of the
-// job's snapshot and checkpoint connections, whose close SQLite's unix VFS
+// held stay within the budget the capacity is derived from: seven per
+// entry (database, WAL and wal-index of the kept connection, database and
+// WAL of the read-mark connection, and up to two descriptors of the job's
+// snapshot and checkpoint connections, whose close SQLite's unix VFS
 // defers while another connection of the process holds a lock on the
 // database file, as a WAL-mode connection does for as long as it is open).
 //
@@ -26,16 +27,20 @@
 
 namespace replite {
 
-// What is kept for one hot database: its connection and the page numbers
-// of its WAL frames already captured (see WalFrameIndex).
+// What is kept for one hot database: its connection, the page numbers of
+// its WAL frames already captured (see WalFrameIndex), and the connection
+// whose open read transaction is the database's read mark between syncs
+// (CaptureRequest::pin; closing the entry releases it, so an idle database
+// holds no mark).
 struct KeptDb {
   SqliteConn conn;
   WalFrameIndex frames;
+  SqliteConn pin;
 };
 
 class ConnCache {
  public:
-  static constexpr int kFdsPerConn = 5;
+  static constexpr int kFdsPerConn = 7;
 
   ConnCache(size_t capacity, int64_t idle_us) : capacity_(capacity), idle_us_(idle_us) {}
 

@@ -970,6 +970,7 @@ class ReplicatorImpl final : public Replicator {
     std::unique_ptr<KeptDb> conn = conns_.Take(s.id, s.path);
     req.conn = &conn->conn;
     req.frame_index = &conn->frames;
+    req.pin = &conn->pin;
     struct KeepConn {
       ReplicatorImpl* r;
       DbSlot& s;

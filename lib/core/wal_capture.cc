@@ -293,6 +293,7 @@ class Capture {
       int one = 1;  // never let our connection's close delete the WAL
       sqlite3_file_control(conn_.raw(), "main", SQLITE_FCNTL_PERSIST_WAL, &one);
     }
+    Pin();  // before our transaction: its mark is at or before what we capture
     s = lock ? conn_.BeginWrite() : conn_.BeginRead();
     if (!s.ok()) return s;
     s = OpenDb(conn_, req_.db_path, &db_);
@@ -381,10 +382,14 @@ class Capture {
     // Checkpoint only what is already durable: if this attempt captured
     // new transactions (not yet uploaded), the checkpoint waits for the
     // next call, so a failed upload can always be retried from the WAL.
-    if (lock && (req_.checkpoint || req_.truncate) && np.has_wal && np.frames > 0 && !out_->has_segment &&
-        !req_.want_snapshot) {
+    const bool checkpoint = lock && (req_.checkpoint || req_.truncate) && np.has_wal && np.frames > 0 &&
+                            !out_->has_segment && !req_.want_snapshot;
+    if (checkpoint) {
+      Unpin();  // our checkpoint copies every captured frame, and may restart the WAL
       s = CheckpointUnderLock();
       if (!s.ok()) return s;
+    } else if (lock) {
+      RePin();  // under the write lock the WAL's end is what we captured
     }
     conn_.End();
     if (req_.want_snapshot) {
@@ -403,7 +408,29 @@ class Capture {
     } else if (full_checkpoint_) {
       out_->pos.expect_restart = RestartIsCertain();
     }
+    if (checkpoint) Pin();  // commits made since our unlock may precede it (then a later capture falls back)
     return Status::OK();
+  }
+
+  // The read mark (CaptureRequest::pin). Failing to take it is not an error:
+  // the capture stays exact (a lost frame is detected), it is only less
+  // protected until the next attempt.
+  void Pin() {
+    SqliteConn* p = req_.pin;
+    if (p == nullptr || p->in_txn()) return;
+    if (!p->is_open()) {
+      if (!p->Open(req_.db_path, false, 0).ok()) return;
+      int one = 1;
+      sqlite3_file_control(p->raw(), "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+    }
+    (void)p->BeginRead();
+  }
+  void Unpin() {
+    if (req_.pin) req_.pin->End();
+  }
+  void RePin() {
+    Unpin();
+    Pin();
   }
 
   // After our checkpoint copied every captured frame into the database, is

@@ -74,6 +74,15 @@ struct CaptureRequest {
   SqliteConn* conn = nullptr;
   // The frame index kept with `conn` (may be null).
   WalFrameIndex* frame_index = nullptr;
+  // A second kept connection whose open read transaction is the database's
+  // read mark between syncs (may be null: no mark is held). While it is
+  // held, another connection's checkpoint copies into the database only
+  // frames at or before the mark and cannot restart the WAL, so no frame is
+  // lost before it is captured. Taken at the start of a capture if not held
+  // (the mark is then at or before what the capture reaches); moved only
+  // under the write lock (exactly to the captured end), and released for
+  // our own checkpoint, then taken again after it.
+  SqliteConn* pin = nullptr;
 };
 
 struct CaptureResult {
