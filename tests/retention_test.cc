@@ -1,10 +1,15 @@
 // [retention] Scheduled snapshots and retention with a clock the test moves:
 // nothing a restore inside the window needs is deleted; older objects go.
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <map>
 
+#include "core/retention.h"
+#include "fault_store.h"
 #include "replite/replite.h"
+#include "store/file_store.h"
 #include "test_util.h"
+#include "util/file_util.h"
 
 using namespace replite;
 
@@ -59,4 +64,68 @@ TEST_CASE("retention keeps the window restorable and deletes what is older", "[r
   CHECK(restored >= 12);
   CHECK(refused > 30);  // most of the first 8 hours is gone
   REQUIRE(r->Close().ok());
+}
+
+// Issue 19 item 5b, confirmed: retention rewrote the manifest without the
+// older generations before deleting their objects, and a run stopped in
+// between (a crash, a failed delete) left those objects stored forever: the
+// next runs read only the manifest. The manifest now names them as being
+// deleted until the deletes are done.
+TEST_CASE("retention stopped between the manifest and the deletes leaves nothing behind", "[retention]") {
+  test::TempDir dir;
+  const std::string db = dir / "a.db", url = dir.url("replica");
+  test::ManualClockEnv env(int64_t(1767225600) * 1000000);
+  test::Writer w(db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+  const int64_t kMin = 60 * 1000;
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.env = &env;
+  o.logger = [](const std::string&) {};
+  o.defaults.replica_url = url;
+  o.defaults.poll_interval_ms = 0;
+  o.defaults.retention_ms = 60 * kMin;
+  std::unique_ptr<Replicator> r;
+  auto open = [&] {
+    REQUIRE(Replicator::Open(o, &r).ok());
+    REQUIRE(r->Add(db).ok());
+    REQUIRE(r->Sync(db).ok());
+  };
+  open();  // generation A
+  w.Exec("INSERT INTO t(v) VALUES (randomblob(2000))");
+  REQUIRE(r->Sync(db).ok());
+  REQUIRE(r->Close().ok());
+  // Frames lost while replite is stopped: generation B starts.
+  w.Exec("INSERT INTO t(v) VALUES (randomblob(2000))");
+  std::string out;
+  REQUIRE(test::Sqlite3(db, "PRAGMA wal_checkpoint(TRUNCATE);", &out) == 0);
+  env.Advance(10 * kMin * 1000);
+  open();
+  std::vector<GenerationInfo> gens;
+  REQUIRE(ListGenerations(url, &gens).ok());
+  REQUIRE(gens.size() == 2);
+  const std::string old_gen = gens[0].id;
+  env.Advance(2 * 60 * kMin * 1000);  // B's snapshot is now the restore base
+  w.Exec("INSERT INTO t(v) VALUES (randomblob(2000))");
+  REQUIRE(r->Sync(db).ok());
+  REQUIRE(r->Close().ok());
+  const int64_t now = env.NowMicros() / 1000;
+  auto file_store = NewFileStore(dir.path());
+  auto faulty = std::make_shared<test::FaultStore>(file_store);
+  faulty->FailOp(test::StoreOp::kDelete, Code::kUnavailable, 1);
+  RetentionStats rs;
+  CHECK(!ApplyRetention(faulty.get(), "replica", now, o.defaults.retention_ms, &rs).ok());  // stops after the manifest
+  REQUIRE(ListGenerations(url, &gens).ok());
+  CHECK(gens.size() == 1);  // A is gone from the manifest, its objects not yet
+  REQUIRE(ApplyRetention(file_store.get(), "replica", now, o.defaults.retention_ms, &rs).ok());
+  size_t left = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir / ("replica/generations/" + old_gen), ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); ++it)
+    left += it->is_regular_file();
+  CHECK(left == 0);
+  std::string manifest;
+  REQUIRE(ReadFileToString(dir / "replica/manifest", &manifest).ok());
+  CHECK(manifest.find("deleting") == std::string::npos);
+  CHECK(test::RestoreContent(url, dir / "latest.db", 0) == test::DumpContent(db));
 }

@@ -45,31 +45,41 @@ Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now
       }
     }
   }
-  if (base_gen < 0) return Status::OK();
+  // Generations a stopped run dropped from the manifest but may not have
+  // deleted: finished here (the manifest is the only list of generations).
+  const std::vector<std::string> leftover = manifest.deleting;
+  if (base_gen < 0 && leftover.empty()) return Status::OK();
   std::vector<std::string> doomed;
   for (const auto& snap : base_cat.snapshots)
     if (snap.first_txid < base_txid) doomed.push_back(snap.key);
   for (const auto& seg : base_cat.segments)
     if (seg.last_txid <= base_txid) doomed.push_back(seg.key);
+  std::vector<std::string> drop = leftover;
   if (base_gen > 0) {
-    // Drop older generations from the manifest first: a crash after this
-    // leaves unreferenced objects (found again by the next run's listing of
-    // those generations), never a manifest pointing at deleted objects.
-    std::vector<GenerationEntry> old(gens.begin(), gens.begin() + base_gen);
+    // Drop older generations from the manifest first, naming them as being
+    // deleted: a crash after this leaves objects the next run deletes,
+    // never a manifest pointing at deleted objects.
+    for (int g = 0; g < base_gen; g++) drop.push_back(gens[g].id);
     manifest.generations.assign(gens.begin() + base_gen, gens.end());
+    manifest.deleting = drop;
     s = store->Put(ManifestKey(prefix), EncodeManifest(manifest));
     if (!s.ok()) return s;
-    for (const auto& g : old) {
-      GenerationCatalog cat;
-      s = ListGeneration(store, prefix, g.id, &cat);
-      if (!s.ok()) return s;
-      for (const auto& o : cat.snapshots) doomed.push_back(o.key);
-      for (const auto& o : cat.segments) doomed.push_back(o.key);
-      stats->generations_deleted++;
-    }
+  }
+  for (const auto& id : drop) {
+    GenerationCatalog cat;
+    s = ListGeneration(store, prefix, id, &cat);
+    if (!s.ok()) return s;
+    for (const auto& o : cat.snapshots) doomed.push_back(o.key);
+    for (const auto& o : cat.segments) doomed.push_back(o.key);
+    stats->generations_deleted++;
   }
   if (!doomed.empty()) {
     s = store->Delete(doomed);
+    if (!s.ok()) return s;
+  }
+  if (!drop.empty()) {
+    manifest.deleting.clear();
+    s = store->Put(ManifestKey(prefix), EncodeManifest(manifest));
     if (!s.ok()) return s;
   }
   stats->objects_deleted = doomed.size();

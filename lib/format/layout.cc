@@ -85,6 +85,7 @@ std::string EncodeManifest(const Manifest& m) {
   o << "replite-manifest 1\n";
   o << "page_size " << m.page_size << "\n";
   for (const auto& g : m.generations) o << "generation " << g.id << " " << g.first_txid << " " << g.created_ms << "\n";
+  for (const auto& id : m.deleting) o << "deleting " << id << "\n";
   return o.str();
 }
 
@@ -107,6 +108,12 @@ Status DecodeManifest(const std::string& text, Manifest* out) {
       uint64_t dummy;
       if (ls.fail() || !ParseHex16(g.id, &dummy)) return Status::Corruption("manifest: bad generation line '" + line + "'");
       out->generations.push_back(g);
+    } else if (word == "deleting") {
+      std::string id;
+      ls >> id;
+      uint64_t dummy;
+      if (ls.fail() || !ParseHex16(id, &dummy)) return Status::Corruption("manifest: bad deleting line '" + line + "'");
+      out->deleting.push_back(id);
     }  // unknown words: newer writers may add fields; ignore them
   }
   return Status::OK();

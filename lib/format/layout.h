@@ -50,6 +50,10 @@ struct GenerationEntry {
 struct Manifest {
   uint32_t page_size = 0;
   std::vector<GenerationEntry> generations;  // oldest first; the last is current
+  // Generations retention dropped from the list above whose objects may
+  // still be stored (a run stopped between this manifest and the deletes):
+  // the next retention run deletes them, then the names.
+  std::vector<std::string> deleting;
 };
 
 std::string EncodeManifest(const Manifest& m);
