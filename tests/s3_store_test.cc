@@ -215,7 +215,7 @@ TEST_CASE("s3: missing key and missing bucket", "[s3]") {
   CHECK(missing->List("pfx/", &list).code() == Code::kNotFound);
 }
 
-TEST_CASE("s3: list pages with continuation tokens; delete in batches", "[s3]") {
+TEST_CASE("s3: list pages with continuation tokens, delete in batches", "[s3]") {
   MotoServer* m = Moto();
   if (!m) return;
   auto http = NewClient();
@@ -364,7 +364,7 @@ TEST_CASE("s3: conditional puts (If-None-Match, If-Match)", "[s3]") {
   CHECK(got == "v2");
 }
 
-TEST_CASE("s3: signatures verified by moto; auth errors are clear and leak no secret", "[s3]") {
+TEST_CASE("s3: signatures verified by moto, auth errors are clear and leak no secret", "[s3]") {
   MotoServer* m = Moto();
   if (!m) return;
   // A real IAM user in moto, then credential and signature checks on.

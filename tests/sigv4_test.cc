@@ -1,6 +1,6 @@
 // SigV4 against the AWS signing test-suite vectors (aws-c-auth), read from
-// shared/testdata/sigv4. Every case folder is visited; the only ones skipped
-// are the "*-normalized" cases whose expected output differs from their
+// tests/data/sigv4 (vendored, Apache-2.0: LICENSE and NOTICE there). Every
+// case folder is visited; the only ones skipped are the "*-normalized" cases whose expected output differs from their
 // "*-unnormalized" twin, because S3 never normalizes paths.
 #include <catch2/catch.hpp>
 
@@ -18,7 +18,7 @@ using namespace replite::s3;
 
 namespace {
 
-const std::string kDir = std::string(REPLITE_SHARED_TESTDATA) + "/sigv4";
+const std::string kDir = std::string(REPLITE_TESTDATA) + "/sigv4";
 
 std::string ReadAll(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

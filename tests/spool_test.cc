@@ -153,7 +153,7 @@ TEST_CASE("a store outage spools segments, keeps the WAL bounded, and loses noth
   f.CheckRestores(content);
 }
 
-TEST_CASE("a full spool pauses capture; the changes wait in the WAL and nothing is lost", "[spool]") {
+TEST_CASE("a full spool pauses capture, the changes wait in the WAL and nothing is lost", "[spool]") {
   Fixture f;
   test::Writer w(f.db);
   w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
