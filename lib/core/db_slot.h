@@ -58,6 +58,11 @@ struct DbSlot {
   bool notified = false;        // Notify/Attach seen: never polled again
   bool want_snapshot = false, want_checkpoint = false, want_truncate = false, want_probe = false;
   bool has_error = false;
+  // pos is known not to lag the store: this process shipped from it, started
+  // its generation, or compared it with the store's last txid. A position
+  // loaded after a crash may lag (positions are saved in batches); until
+  // checked, an unknown WAL epoch is not adopted without that comparison.
+  bool pos_checked = false;
   uint16_t poll_shift = 0;      // poll interval = base << shift (adaptive back-off)
   uint32_t spooled = 0;         // segments waiting in the upload spool (captured, not yet durable)
   uint32_t req_seq = 0, done_seq = 0;

@@ -889,10 +889,11 @@ class ReplicatorImpl final : public Replicator {
     Position pos;
     int64_t last_change, cached_size, cached_mtime;
     uint32_t spooled;
-    bool had_error;
+    bool had_error, pos_checked;
     {
       std::lock_guard<std::mutex> l(Stripe(s));
       pos = s.pos;
+      pos_checked = s.pos_checked;
       last_change = s.last_change_ms;
       cached_size = s.wal_size;
       cached_mtime = s.wal_mtime_ns;
@@ -982,11 +983,36 @@ class ReplicatorImpl final : public Replicator {
 
     CaptureResult res;
     req.allow_new_generation = false;
+    req.may_adopt_epoch = pos_checked;
     Status cs = CaptureChanges(req, pos, &res);
     CountEpochChecksum(s, res);
     if (!cs.ok()) {
       conn.reset();
       return cs;
+    }
+    if (res.needs_store_check) {
+      // An unknown epoch after a restart: adopt it only if the store's last
+      // txid is the position's, else continue after the store in a new
+      // generation (one LIST, only on this rare path).
+      uint64_t floor = 0;
+      cs = ResolveTxidFloor(s, &floor);
+      if (!cs.ok()) return cs;
+      if (floor <= pos.txid) {
+        pos_checked = req.may_adopt_epoch = true;
+      } else {
+        Log("database " + s.path + ": the saved position (txid " + std::to_string(pos.txid) +
+            ") lags the replica (txid " + std::to_string(floor) + "): a crash after uploads it had not saved");
+        pos.txid = floor;
+        req.allow_new_generation = true;
+        req.new_generation = NewGenerationNumber(now);
+      }
+      res = CaptureResult();
+      cs = CaptureChanges(req, pos, &res);
+      CountEpochChecksum(s, res);
+      if (!cs.ok()) {
+        conn.reset();
+        return cs;
+      }
     }
     if (res.drift) {
       Log("database " + s.path + ": " + res.reason + "; starting a new generation");
@@ -1054,6 +1080,8 @@ class ReplicatorImpl final : public Replicator {
     {
       std::lock_guard<std::mutex> l(Stripe(s));
       s.pos = res.pos;
+      // Shipped from it, or a generation started above the store's txids.
+      if (pos_checked || *changed) s.pos_checked = true;
       s.wal_size = wal_size;
       s.wal_mtime_ns = wal_mtime;
       if (*changed) s.last_change_ms = now;

@@ -320,6 +320,15 @@ class Capture {
         *need_lock = true;
         return Status::OK();
       }
+      if (!req_.may_adopt_epoch) {
+        if (!req_.allow_new_generation) {
+          out_->needs_store_check = true;
+          return Status::OK();
+        }
+        return NewGeneration(
+            "the WAL was restarted or truncated by another connection, and the saved position lags the replica "
+            "(a crash after uploads it had not saved), so the new epoch cannot continue it");
+      }
       bool adopted = false;
       s = TryAdoptEpoch(&adopted);
       if (!s.ok()) return s;

@@ -68,6 +68,12 @@ struct CaptureRequest {
   // continue after it, and a saved position may lag the replica after a
   // crash).
   bool allow_new_generation = true;
+  // If false, an unknown WAL epoch is not adopted (by the database checksum)
+  // but stops the capture with CaptureResult::needs_store_check, or, when a
+  // new generation is allowed, starts one: the position may lag the replica
+  // (a crash after uploads it did not save), and an adopted epoch would
+  // number its commits under txids the store already holds.
+  bool may_adopt_epoch = true;
   // A connection the caller keeps between captures of this database (a
   // hot database's): opened here if closed, left open and out of any
   // transaction. Null: a connection is opened and closed by this call.
@@ -97,6 +103,7 @@ struct CaptureResult {
   SegmentHeader snapshot_header;
   bool new_generation = false;
   bool needs_new_generation = false;  // see CaptureRequest::allow_new_generation
+  bool needs_store_check = false;     // see CaptureRequest::may_adopt_epoch
   std::string reason;            // why a new generation or snapshot was taken
   Position pos;                  // position after everything above is durable
   // The snapshot's checksum disagreed with the captured state: nothing is
