@@ -1,7 +1,8 @@
 // [torture] The differential workload torture (issues 13 item 6 and 19):
 // a seeded random workload on SQLite's defaults beside an in-process
-// replicator that polls: tiny and large transactions, updates and deletes,
-// VACUUM, other connections and another process running PASSIVE, FULL,
+// replicator that polls: tiny and large transactions, blobs of 0.6-5 MB,
+// updates and deletes, VACUUM, other connections and another process
+// running PASSIVE, FULL,
 // RESTART and TRUNCATE checkpoints, a second writer process, long-lived
 // readers, autocheckpoint switched off and on, replicator restarts. Every
 // transaction bumps meta.k, and after every commit the writer records a
@@ -107,7 +108,9 @@ TEST_CASE("workload torture: every txid restores to a recorded commit state, in 
       commit("UPDATE items SET v = randomblob(" + std::to_string(x % 3000) + ") WHERE id % 9 = " + std::to_string(x % 9));
     } else if (kind < 66) {
       commit("DELETE FROM items WHERE id % 13 = " + std::to_string(x % 13));
-    } else if (kind < 70) {  // 1-4 MB
+    } else if (kind < 68) {  // one blob of 0.6-5 MB (overflow chains; issue 13 item 3's mix)
+      commit("INSERT INTO items(v) VALUES (randomblob(" + std::to_string(600000 + x % 4400000) + "))");
+    } else if (kind < 70) {  // 1-4 MB of rows
       commit("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " + std::to_string(250 + x % 750) +
              ") INSERT INTO items(v) SELECT randomblob(4000) FROM n");
     } else if (kind < 71 && big < 2) {  // 24 MB, then gone again
