@@ -13,7 +13,12 @@ class Env;
 struct DatabaseOptions {
   // Where this database's replica lives. Default: "" = the Replicator's
   // replica_url + "/" + the database file name without its ".db"/".sqlite"
-  // extension (e.g. file:///backups + /data/app.db → file:///backups/app).
+  // /".sqlite3" extension (e.g. file:///backups + /data/app.db →
+  // file:///backups/app). One replica serves one database: Add refuses a
+  // database whose replica URL another added database already uses (two
+  // files named app.db, or app.db and app.sqlite, under one root) with
+  // kAlreadyExists naming both, and a derived name that is not a valid path
+  // segment ("." or "..") with kInvalidArgument.
   std::string replica_url;
   // Switch a database that is not in WAL mode to WAL when added.
   // Default: false (such a database is refused with an error naming the fix).

@@ -205,6 +205,18 @@ class ReplicatorImpl final : public Replicator {
       return Status::InvalidArgument("database " + path +
                                      ": no replica URL (set DatabaseOptions::replica_url or ReplicatorOptions::replica_url)");
     }
+    if (!slot->target) {
+      // The name becomes a path segment under the root: the same rules as
+      // an explicit URL's segments (no escape from the root, no empty name).
+      const std::string name = ReplicaNameFor(path);
+      bool bad = name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos;
+      for (char c : name) bad |= static_cast<unsigned char>(c) < 0x20;
+      if (bad)
+        return Status::InvalidArgument("database " + path + ": its replica name '" + name +
+                                       "' (the file name without .db/.sqlite/.sqlite3) is not a valid path segment "
+                                       "under the replica root: rename the file or give the database its own "
+                                       "replica URL");
+    }
     slot->cfg = std::move(cfg);
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("database " + path, errno);
@@ -228,11 +240,19 @@ class ReplicatorImpl final : public Replicator {
     {
       std::unique_lock<std::shared_mutex> l(reg_mu_);
       if (by_path_.count(path)) return Status::AlreadyExists("database " + path + " is already being replicated");
-      if (slot->target) {
-        for (const auto& other : slots_)
-          if (other && UrlOf(*other) == url)
-            return Status::AlreadyExists("replica " + url + " is already used by database " + other->path +
-                                         " (give each database its own replica URL)");
+      // One database per replica (two would share one manifest and serve
+      // each other's data): checked by the URL's hash, O(1) per Add.
+      const uint64_t url_hash = std::hash<std::string>()(url);
+      for (auto [it, end] = by_url_.equal_range(url_hash); it != end; ++it) {
+        const SlotPtr& other = slots_[it->second];
+        if (other && UrlOf(*other) == url)
+          return Status::AlreadyExists(
+              "database " + path + " would replicate to " + url + ", which database " + other->path +
+              " already uses" +
+              (slot->target ? std::string(" (give each database its own replica URL)")
+                            : std::string(" (under one replica root the replica is named after the file name "
+                                          "without .db/.sqlite/.sqlite3: rename one of them, or give it its own "
+                                          "replica URL)")));
       }
       if (free_ids_.empty()) {
         slot->id = static_cast<uint32_t>(slots_.size());
@@ -243,6 +263,7 @@ class ReplicatorImpl final : public Replicator {
         slots_[slot->id] = slot;
       }
       by_path_.emplace(std::string_view(slot->path), slot->id);
+      by_url_.emplace(url_hash, slot->id);
     }
     // Segments an earlier process spooled but did not upload: they are not
     // durable yet and go to the store first.
@@ -297,6 +318,11 @@ class ReplicatorImpl final : public Replicator {
     {
       std::unique_lock<std::shared_mutex> l(reg_mu_);
       by_path_.erase(std::string_view(slot->path));
+      for (auto [it, end] = by_url_.equal_range(std::hash<std::string>()(UrlOf(*slot))); it != end; ++it)
+        if (it->second == slot->id) {
+          by_url_.erase(it);
+          break;
+        }
       slots_[slot->id].reset();
       free_ids_.push_back(slot->id);
     }
@@ -1327,6 +1353,7 @@ class ReplicatorImpl final : public Replicator {
   std::vector<SlotPtr> slots_;
   std::vector<uint32_t> free_ids_;
   std::unordered_map<std::string_view, uint32_t> by_path_;  // views into DbSlot::path
+  std::unordered_multimap<uint64_t, uint32_t> by_url_;      // hash of the replica URL -> id
   std::mutex stripes_[kStripes];
   std::condition_variable cvs_[kStripes];
   std::atomic<uint64_t> next_timer_seq_{1};
