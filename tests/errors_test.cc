@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
 #include <algorithm>
 #include <fstream>
 #include <map>
@@ -404,4 +406,41 @@ TEST_CASE("timestamps parse as RFC 3339 UTC", "[errors]") {
   CHECK(FormatRfc3339(int64_t(1795726800) * 1000) == "2026-11-26T21:00:00.000Z");
   CHECK(ParseRfc3339("yesterday", &ms).code() == Code::kInvalidArgument);
   CHECK(ParseRfc3339("2026-11-26T21:00:00", &ms).code() == Code::kInvalidArgument);  // zone required
+}
+
+// Issue 14 item 3: Close left threads blocked in WaitDurable (timeout -1)
+// blocked for good, and ones with a timeout returned kTimeout at its end,
+// although the header said Close releases them.
+TEST_CASE("Close releases threads blocked in WaitDurable with kCancelled", "[errors]") {
+  test::TempDir dir;
+  const std::string db = dir / "app.db";
+  test::Writer w(db);
+  w.Exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.logger = [](const std::string&) {};
+  o.defaults.replica_url = "file:///proc/replite-cannot-write-here";  // every upload fails
+  o.defaults.poll_interval_ms = 0;
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  REQUIRE(r->Add(db).ok());
+  std::vector<std::thread> waiters;
+  std::vector<Status> got(3);
+  std::vector<double> waited(3);
+  for (int i = 0; i < 3; i++)
+    waiters.emplace_back([&, i] {
+      const auto t0 = std::chrono::steady_clock::now();
+      uint64_t txid = 0;
+      got[i] = r->WaitDurable(db, 20000, &txid);
+      waited[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  Status cs = r->Close();
+  CHECK(!cs.ok());  // the final capture could not be uploaded
+  for (auto& t : waiters) t.join();
+  for (int i = 0; i < 3; i++) {
+    INFO(got[i].ToString());
+    CHECK(got[i].code() == Code::kCancelled);
+    CHECK(waited[i] < 10.0);
+  }
 }

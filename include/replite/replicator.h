@@ -123,7 +123,9 @@ class REPLITE_EXPORT Replicator {
   virtual std::vector<std::string> Databases() = 0;
 
   // Captures and uploads what is left for every database, saves positions
-  // and stops the threads. Further calls return kCancelled. Idempotent.
+  // and stops the threads. Threads blocked in Sync or WaitDurable are
+  // released: OK if the final capture made their transactions durable, else
+  // kCancelled. Further calls return kCancelled. Idempotent.
   virtual Status Close() = 0;
 };
 

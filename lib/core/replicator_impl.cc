@@ -479,9 +479,9 @@ class ReplicatorImpl final : public Replicator {
     // keeps waiting through failed attempts (the job retries on its own,
     // and spooled segments drain once the store answers) until a job
     // succeeds or the deadline passes.
-    auto done = [&] {
-      return (int32_t(slot->done_seq - seq) >= 0 && (!through_errors || !slot->has_error)) || slot->removed;
-    };
+    auto reached = [&] { return int32_t(slot->done_seq - seq) >= 0 && (!through_errors || !slot->has_error); };
+    // Close releases every waiter once its last jobs ended (stopped_).
+    auto done = [&] { return reached() || slot->removed || stopped_; };
     if (timeout_ms < 0) {
       Cv(*slot).wait(l, done);
     } else if (!Cv(*slot).wait_for(l, std::chrono::milliseconds(timeout_ms), done)) {
@@ -491,6 +491,12 @@ class ReplicatorImpl final : public Replicator {
                              (slot->has_error ? "; last error: " + slot->extra->last_error : "") + ")");
     }
     if (slot->removed && int32_t(slot->done_seq - seq) < 0) return Status::Cancelled("database " + path + " was removed");
+    if (!reached() && !slot->removed && stopped_) {
+      if (durable) *durable = slot->durable_txid;
+      return Status::Cancelled("database " + slot->path + ": the replicator was closed before this was durable (durable txid " +
+                               std::to_string(slot->durable_txid) +
+                               (slot->has_error ? "; last error: " + slot->extra->last_error : "") + ")");
+    }
     if (durable) *durable = slot->durable_txid;
     if (slot->has_error) return Status(last_code_of(*slot), slot->extra->last_error);
     return Status::OK();
@@ -613,6 +619,14 @@ class ReplicatorImpl final : public Replicator {
     }
     timers_.Stop();
     pool_.Drain();
+    // No job runs any more: release the threads still waiting in Sync or
+    // WaitDurable (those whose transactions the final capture made durable
+    // return OK, the others kCancelled).
+    stopped_ = true;
+    for (int i = 0; i < kStripes; i++) {
+      std::lock_guard<std::mutex> l(stripes_[i]);
+      cvs_[i].notify_all();
+    }
     conns_.Clear();
     Status st = positions_.Flush();
     return first.ok() ? st : first;
@@ -1338,6 +1352,7 @@ class ReplicatorImpl final : public Replicator {
   std::string spool_dir_;
   std::shared_ptr<const DbConfig> default_cfg_;
   std::atomic<bool> closed_{false};
+  std::atomic<bool> stopped_{false};  // Close ended every job: waiters are released
   std::mutex hook_mu_;
   std::mutex cfg_mu_;
   std::map<std::string, std::weak_ptr<const DbConfig>> configs_;
