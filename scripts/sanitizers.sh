@@ -128,6 +128,7 @@ run_asan() {
    ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:strict_init_order=1:check_initialization_order=1:detect_stack_use_after_return=0:log_path=$logdir/asan" \
    LSAN_OPTIONS="suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0" \
    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logdir/ubsan" \
+   REPLITE_TORTURE_OPS="${REPLITE_TORTURE_OPS:-120}" \
    ctest --output-on-failure -j"$JOBS" --timeout 900 -E "$ASAN_EXCLUDE")
   local rc=$?
   set -e
