@@ -310,6 +310,17 @@ void SavePosition(const std::string& state, const std::string& db, const std::ve
 
 constexpr size_t kExpectRestartField = 14;
 
+// What a crash leaves of the position store: a copy taken now (VACUUM INTO,
+// consistent while the replicator runs), put back after it stopped.
+void CopyPositions(const std::string& state, const std::string& copy) {
+  test::Writer ps(state + "/positions.db");
+  ps.Exec("VACUUM INTO '" + copy + "'");
+}
+void PutBackPositions(const std::string& state, const std::string& copy) {
+  for (const char* sfx : {"", "-wal", "-shm"}) ::unlink((state + "/positions.db" + sfx).c_str());
+  std::filesystem::copy(copy, state + "/positions.db");
+}
+
 }  // namespace
 
 TEST_CASE("a clean restart trusts the WAL restart its saved position expects", "[e2e]") {
@@ -369,13 +380,9 @@ TEST_CASE("a saved position that expects a WAL restart is saved again before com
   const uint64_t uploaded = f.Sync();
   // ... and dies: what it leaves is what the position store holds now.
   const std::string crash_copy = f.dir / "positions.crash";
-  {
-    test::Writer ps(state + "/positions.db");
-    ps.Exec("VACUUM INTO '" + crash_copy + "'");
-  }
+  CopyPositions(state, crash_copy);
   f.Stop();
-  for (const char* sfx : {"", "-wal", "-shm"}) ::unlink((state + "/positions.db" + sfx).c_str());
-  std::filesystem::copy(crash_copy, state + "/positions.db");
+  PutBackPositions(state, crash_copy);
   CHECK(SavedPosition(state, f.db)[kExpectRestartField] == "0");
   // The application checkpoints them into the database and restarts the WAL.
   reader.Exec("COMMIT");
@@ -624,10 +631,7 @@ TEST_CASE("after a crash a saved position that lags the replica does not number 
   const uint64_t t1 = f.Sync();
   f.Stop();  // the position at t1 is saved
   const std::string state = f.dir / "state", crash_copy = f.dir / "positions.crash";
-  {
-    test::Writer ps(state + "/positions.db");
-    ps.Exec("VACUUM INTO '" + crash_copy + "'");
-  }
+  CopyPositions(state, crash_copy);
   f.Open();
   w.Exec("UPDATE t SET v = 1 WHERE id = 1");
   const Point toggled{test::DumpContent(f.db), test::LiveChecksum(f.db), 0};
@@ -638,8 +642,7 @@ TEST_CASE("after a crash a saved position that lags the replica does not number 
   REQUIRE(t3 == t2 + 1);
   // The process dies with its position store as it was at t1.
   f.Stop();
-  for (const char* sfx : {"", "-wal", "-shm"}) ::unlink((state + "/positions.db" + sfx).c_str());
-  std::filesystem::copy(crash_copy, state + "/positions.db");
+  PutBackPositions(state, crash_copy);
   // The application checkpoints and truncates the WAL; its next commit
   // starts a new epoch on a database file equal to the state at t1.
   w.Exec("PRAGMA wal_checkpoint(TRUNCATE)");

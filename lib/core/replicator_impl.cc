@@ -1022,14 +1022,19 @@ class ReplicatorImpl final : public Replicator {
     } keep{this, s, conn};
 
     CaptureResult res;
+    // One capture attempt from `pos` (a failed one closes the kept
+    // connection: it is reopened next time).
+    auto capture = [&]() -> Status {
+      res = CaptureResult();
+      Status st = CaptureChanges(req, pos, &res);
+      CountEpochChecksum(s, res);
+      if (!st.ok()) conn.reset();
+      return st;
+    };
     req.allow_new_generation = false;
     req.may_adopt_epoch = pos_checked;
-    Status cs = CaptureChanges(req, pos, &res);
-    CountEpochChecksum(s, res);
-    if (!cs.ok()) {
-      conn.reset();
-      return cs;
-    }
+    Status cs = capture();
+    if (!cs.ok()) return cs;
     if (res.needs_store_check) {
       // An unknown epoch after a restart: adopt it only if the store's last
       // txid is the position's, else continue after the store in a new
@@ -1046,13 +1051,8 @@ class ReplicatorImpl final : public Replicator {
         req.allow_new_generation = true;
         req.new_generation = NewGenerationNumber(now);
       }
-      res = CaptureResult();
-      cs = CaptureChanges(req, pos, &res);
-      CountEpochChecksum(s, res);
-      if (!cs.ok()) {
-        conn.reset();
-        return cs;
-      }
+      cs = capture();
+      if (!cs.ok()) return cs;
     }
     if (res.drift) {
       Log("database " + s.path + ": " + res.reason + "; starting a new generation");
@@ -1069,13 +1069,8 @@ class ReplicatorImpl final : public Replicator {
       pos.txid = std::max(pos.txid, floor);
       req.allow_new_generation = true;
       req.new_generation = NewGenerationNumber(now);
-      res = CaptureResult();
-      cs = CaptureChanges(req, pos, &res);
-      CountEpochChecksum(s, res);
-      if (!cs.ok()) {
-        conn.reset();
-        return cs;
-      }
+      cs = capture();
+      if (!cs.ok()) return cs;
     }
     // Commits appended to the epoch we expected to restart (see
     // ForgetExpectedRestart); those of the restarted epoch are safe.
