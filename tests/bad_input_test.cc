@@ -341,3 +341,46 @@ TEST_CASE("bad input: disk full while restoring leaves no output", "[errors]") {
   CHECK(test::Shell("'" + std::string(REPLITE_CLI_PATH) + "' restore -o '" + target + "' '" + url + "'", &out) == 0);
   CHECK(test::DumpContent(target) == test::DumpContent(dir / "big.db"));
 }
+
+// Issue 14 item 6: "refuse an existing target" was checked only before the
+// restore; a file created meanwhile (or a concurrent restore to the same
+// path) was overwritten and every restore reported success. The final move
+// is now atomic (RENAME_NOREPLACE): exactly one concurrent restore wins.
+TEST_CASE("bad input: concurrent restores to one new path, exactly one wins and none overwrites", "[errors]") {
+  test::TempDir dir;
+  const std::string db = dir / "app.db", url = dir.url("replica");
+  {
+    test::Writer w(db);
+    w.Exec("CREATE TABLE t(v BLOB)");
+    w.Exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
+           "INSERT INTO t SELECT randomblob(2000) FROM n");
+    ReplicatorOptions o;
+    o.state_dir = dir / "state";
+    o.logger = [](const std::string&) {};
+    o.defaults.replica_url = url;
+    o.defaults.poll_interval_ms = 0;
+    std::unique_ptr<Replicator> r;
+    REQUIRE(Replicator::Open(o, &r).ok());
+    REQUIRE(r->Add(db).ok());
+    REQUIRE(r->Sync(db).ok());
+    REQUIRE(r->Close().ok());
+  }
+  const std::string out = dir / "restored.db";
+  std::vector<Status> got(8);
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 8; i++) ts.emplace_back([&, i] { got[i] = Restore(url, out, RestoreOptions()); });
+  for (auto& t : ts) t.join();
+  int ok = 0, exists = 0;
+  for (const auto& s : got) {
+    INFO(s.ToString());
+    ok += s.ok();
+    exists += s.code() == Code::kAlreadyExists;
+  }
+  CHECK(ok == 1);
+  CHECK(exists == 7);
+  CHECK(test::IntegrityCheck(out) == "ok\n");
+  CHECK(test::DumpContent(out) == test::DumpContent(db));
+  size_t temps = 0;
+  for (const auto& f : FilesIn(dir.path())) temps += f.find(".replite-restore") != std::string::npos;
+  CHECK(temps == 0);
+}

@@ -30,7 +30,9 @@ struct RestoreOptions {
   // Or: the last transaction captured at or before this time (ms since the
   // Unix epoch, UTC), searching older generations too. Default: 0 = unused.
   int64_t timestamp_ms = 0;
-  // Replace an existing output file. Default: false (kAlreadyExists).
+  // Replace an existing output file. Default: false (kAlreadyExists, also
+  // when the file appears while the restore runs: the final move into place
+  // never replaces a file, so of concurrent restores to one path one wins).
   bool overwrite = false;
   // Parallel object fetches. Default: 4.
   int parallelism = 4;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -284,6 +285,26 @@ void RemoveSidecars(const std::string& path) {
   ::unlink((path + "-journal").c_str());
 }
 
+// Moves the finished file into place unless `out` exists by now (created
+// while the restore ran, or by a concurrent restore): the check before the
+// restore is only for an early error, this one is atomic.
+Status RenameNoReplace(const std::string& tmp, const std::string& out) {
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, out.c_str(), RENAME_NOREPLACE) == 0) return Status::OK();
+  int err = errno;
+  if (err == EINVAL || err == ENOSYS) {  // a file system without RENAME_NOREPLACE: link fails if `out` exists
+    if (::link(tmp.c_str(), out.c_str()) == 0) {
+      ::unlink(tmp.c_str());
+      return Status::OK();
+    }
+    err = errno;
+  }
+  if (err == EEXIST)
+    return Status::AlreadyExists("restore target " + out +
+                                 " was created while the restore ran (nothing was overwritten; choose another output "
+                                 "path or pass overwrite)");
+  return ErrnoStatus("rename " + tmp + " to " + out, err);
+}
+
 // Removes what killed restores left beside `out`: temporary files named
 // "<out>.replite-restore.tmp-<pid>-..." (and their -wal/-shm) whose process
 // is gone.
@@ -387,8 +408,12 @@ Status Restore(const std::string& replica_url, const std::string& output_path, c
   if (s.ok()) s = IntegrityCheck(tmp);
   RemoveSidecars(tmp);
   if (s.ok()) {
-    if (o.overwrite) RemoveSidecars(out);  // an old WAL must not be applied to the restored file
-    if (::rename(tmp.c_str(), out.c_str()) != 0) s = ErrnoStatus("rename " + tmp + " to " + out, errno);
+    if (o.overwrite) {
+      RemoveSidecars(out);  // an old WAL must not be applied to the restored file
+      if (::rename(tmp.c_str(), out.c_str()) != 0) s = ErrnoStatus("rename " + tmp + " to " + out, errno);
+    } else {
+      s = RenameNoReplace(tmp, out);
+    }
   }
   if (!s.ok()) {
     ::unlink(tmp.c_str());
