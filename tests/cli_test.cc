@@ -232,3 +232,18 @@ TEST_CASE("a writer process with SQLite's default autocheckpoint loses no commit
     CHECK(n == std::to_string(k) + "|" + std::to_string(k) + "\n");
   }
 }
+
+// Issue 14 item 8: help is asked for, not a mistake.
+TEST_CASE("replite -h, --help, help and VERB -h print the usage and exit 0", "[cli]") {
+  const std::string cli = REPLITE_CLI_PATH;
+  for (const std::vector<std::string>& a : std::vector<std::vector<std::string>>{
+           {cli, "-h"}, {cli, "--help"}, {cli, "help"}, {cli, "replicate", "-h"}, {cli, "restore", "--help"},
+           {cli, "generations", "-h"}}) {
+    std::string out;
+    INFO(a.back());
+    CHECK(Run(a, &out) == 0);
+    CHECK(out.find("usage:") != std::string::npos);
+  }
+  std::string out;
+  CHECK(Run({cli, "replicate", "-no-such-flag"}, &out) == 2);  // a mistake still is one
+}

@@ -30,8 +30,10 @@ namespace {
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop = true; }
 
-int Usage() {
-  std::fprintf(stderr,
+// Prints the usage to `f`: stdout when asked for (-h, --help, help: exit
+// 0), stderr after a mistake (exit 2).
+int Usage(FILE* f = stderr) {
+  std::fprintf(f,
                "usage:\n"
                "  replite replicate [-state DIR] [-poll-ms N] [-snapshot-interval DUR] [-retention DUR]\n"
                "                    [-enable-wal] [-once] [-print-durable]\n"
@@ -43,8 +45,10 @@ int Usage() {
                "  replite version\n"
                "REPLICA_URL: file:///abs/path or s3://bucket/prefix[?endpoint=URL&region=R&force-path-style=true]\n"
                "DUR: 90s, 15m, 24h, 7d\n");
-  return 2;
+  return f == stderr ? 2 : 0;
 }
+
+bool IsHelp(const std::string& a) { return a == "-h" || a == "-help" || a == "--help" || a == "help"; }
 
 bool ParseDuration(const std::string& s, int64_t* ms) {
   if (s.empty()) return false;
@@ -366,6 +370,10 @@ int main(int argc, char** argv) {
   if (argc < 2) return Usage();
   std::string cmd = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
+  // `replite -h`, `replite help`, `replite VERB -h` anywhere in the flags.
+  if (IsHelp(cmd)) return Usage(stdout);
+  for (const auto& a : args)
+    if (IsHelp(a)) return Usage(stdout);
   if (cmd == "replicate") return CmdReplicate(args);
   if (cmd == "restore") return CmdRestore(args);
   if (cmd == "generations") return CmdGenerations(args);
