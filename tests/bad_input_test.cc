@@ -384,3 +384,36 @@ TEST_CASE("bad input: concurrent restores to one new path, exactly one wins and 
   for (const auto& f : FilesIn(dir.path())) temps += f.find(".replite-restore") != std::string::npos;
   CHECK(temps == 0);
 }
+
+// Issue 14 item 11: a killed restore's temporary file (up to the database's
+// size) stayed until the next restore to the same name; every restore now
+// removes dead restores' temps in its target directory, whatever their name.
+TEST_CASE("bad input: a restore removes the temp files of killed restores to other names in its directory", "[errors]") {
+  test::TempDir dir;
+  const std::string db = dir / "app.db", url = dir.url("replica");
+  {
+    test::Writer w(db);
+    w.Exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+    ReplicatorOptions o;
+    o.state_dir = dir / "state";
+    o.logger = [](const std::string&) {};
+    o.defaults.replica_url = url;
+    o.defaults.poll_interval_ms = 0;
+    std::unique_ptr<Replicator> r;
+    REQUIRE(Replicator::Open(o, &r).ok());
+    REQUIRE(r->Add(db).ok());
+    REQUIRE(r->Sync(db).ok());
+    REQUIRE(r->Close().ok());
+  }
+  REQUIRE(MakeDirs(dir / "out").ok());
+  // A pid that is surely gone: a child that has exited and been reaped.
+  pid_t dead = test::Spawn({"/bin/true"});
+  REQUIRE(test::Wait(dead) == 0);
+  const std::string stale = dir / ("out/other.db.replite-restore.tmp-" + std::to_string(dead) + "-0-deadbeef");
+  const std::string live = dir / ("out/mine.db.replite-restore.tmp-" + std::to_string(getpid()) + "-0-cafef00d");
+  for (const auto& p : {stale, stale + "-wal", live}) REQUIRE(WriteFileAtomic(p, "partial").ok());
+  REQUIRE(Restore(url, dir / "out/restored.db", RestoreOptions()).ok());
+  CHECK(!FileExists(stale));
+  CHECK(!FileExists(stale + "-wal"));
+  CHECK(FileExists(live));  // a restore still running (this process) is left alone
+}

@@ -600,9 +600,9 @@ TEST_CASE("crash torture: txids never go backwards across restarts", "[crash]") 
   RunTorture(PlainSpec("txid order"), &r);
   INFO("replicate log (tail):\n" << r.log_tail);
   INFO(r.first_backwards);
-  CHECK(r.backwards == 0);  // BUG: fails when a new generation re-uses acknowledged txids
+  CHECK(r.backwards == 0);  // regression: a new generation once re-used acknowledged txids
   REQUIRE(!r.reported.empty());
-  CHECK(r.latest_txid >= r.reported.rbegin()->first);  // BUG: same cause
+  CHECK(r.latest_txid >= r.reported.rbegin()->first);  // regression: same cause
 }
 
 namespace {

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -210,10 +211,24 @@ std::string RestoreContent(const std::string& url, const std::string& out, uint6
 
 double MetricSum(const std::string& text, const std::string& name) {
   double sum = 0;
+  bool known = false;
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind(name + "{", 0) == 0 || line.rfind(name + " ", 0) == 0) sum += std::stod(line.substr(line.rfind(' ') + 1));
+    if (line.rfind(name + "{", 0) == 0 || line.rfind(name + " ", 0) == 0) {
+      sum += std::stod(line.substr(line.rfind(' ') + 1));
+      known = true;
+    }
+  // A declared family without samples yet is known by its TYPE line (for a
+  // histogram's _count/_sum/_bucket, the base name's).
+  std::string base = name;
+  for (const char* sfx : {"_count", "_sum", "_bucket"}) {
+    const size_t n = std::strlen(sfx);
+    if (base.size() > n && base.compare(base.size() - n, n, sfx) == 0) base.resize(base.size() - n);
+  }
+  known |= text.find("# TYPE " + name + " ") != std::string::npos || text.find("# TYPE " + base + " ") != std::string::npos;
+  INFO("metric " << name);
+  if (!known) FAIL("metric " << name << " is not exported at all (renamed or removed?): a sum of 0 would prove nothing");
   return sum;
 }
 

@@ -63,7 +63,8 @@ std::string DumpContent(const std::string& db_path);
 // success, CHECKs integrity_check, and returns the restored content.
 std::string RestoreContent(const std::string& url, const std::string& out, uint64_t txid,
                            RestoreResult* res = nullptr);
-// Sum of every series of metric `name` in Prometheus text.
+// Sum of every series of metric `name` in Prometheus text; FAILs if the text
+// does not export `name` at all (so a renamed metric cannot pass "== 0").
 double MetricSum(const std::string& text, const std::string& name);
 std::string IntegrityCheck(const std::string& db_path);
 // Runs a shell command line; returns its exit code, and its output (2>&1)

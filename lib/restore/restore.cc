@@ -305,11 +305,11 @@ Status RenameNoReplace(const std::string& tmp, const std::string& out) {
   return ErrnoStatus("rename " + tmp + " to " + out, err);
 }
 
-// Removes what killed restores left beside `out`: temporary files named
-// "<out>.replite-restore.tmp-<pid>-..." (and their -wal/-shm) whose process
-// is gone.
+// Removes what killed restores left in `out`'s directory, to any target
+// name: temporary files named "<target>.replite-restore.tmp-<pid>-..." (and
+// their -wal/-shm) whose process is gone.
 void RemoveStaleTemps(const std::string& out) {
-  RemoveDeadTemps(DirName(out), BaseName(out) + ".replite-restore");
+  RemoveDeadTemps(DirName(out), ".replite-restore", /*stem_anywhere=*/true);
 }
 
 // The generation and txid to restore.

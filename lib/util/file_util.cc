@@ -125,16 +125,17 @@ Status ReadFileToString(const std::string& path, std::string* out) {
   return Status::OK();
 }
 
-void RemoveDeadTemps(const std::string& dir, const std::string& stem) {
+void RemoveDeadTemps(const std::string& dir, const std::string& stem, bool stem_anywhere) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) return;
   std::vector<std::string> doomed;
   while (dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
     size_t at;
-    if (stem.empty()) {
-      at = name.find(".tmp-");
+    if (stem.empty() || stem_anywhere) {
+      at = name.find(stem + ".tmp-");
       if (at == std::string::npos) continue;
+      at += stem.size();
     } else {
       if (name.compare(0, stem.size() + 5, stem + ".tmp-") != 0) continue;
       at = stem.size();

@@ -57,7 +57,9 @@ std::string AbsolutePath(const std::string& path);
 std::string TempSuffix();
 // Removes the files in `dir` named "<stem>.tmp-<pid>-..." (see TempSuffix)
 // whose process is gone: what a killed process left behind. An empty stem
-// matches any name. Files of live processes are left alone.
-void RemoveDeadTemps(const std::string& dir, const std::string& stem = "");
+// matches any name; with stem_anywhere, "<stem>.tmp-<pid>-" may stand
+// anywhere in the name (after any prefix). Files of live processes are left
+// alone.
+void RemoveDeadTemps(const std::string& dir, const std::string& stem = "", bool stem_anywhere = false);
 
 }  // namespace replite
