@@ -105,6 +105,24 @@ Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
                  "' (known: endpoint, region, force-path-style, ca-file, insecure-skip-verify, profile, "
                  "multipart-threshold, multipart-part-size)");
     if (scheme == "file") return bad("file URLs take no parameters");
+    if (k == "endpoint") {
+      // http(s)://HOST[:PORT][/PATH], no credentials: an endpoint is where
+      // requests go, never how they are signed (keys come from the
+      // environment or the profile). Its value is not echoed: it may hold
+      // the very user:password it must not.
+      const std::string kEndpointForm = "the endpoint must be http://HOST[:PORT] or https://HOST[:PORT]";
+      const size_t sep = v.find("://");
+      const std::string ep_scheme = sep == std::string::npos ? "" : v.substr(0, sep);
+      const std::string rest = sep == std::string::npos ? "" : v.substr(sep + 3);
+      const std::string authority = rest.substr(0, rest.find_first_of("/?#"));
+      if (authority.find('@') != std::string::npos)
+        return Status::InvalidArgument("replica URL: the endpoint holds user:password@ credentials, which are "
+                                       "never sent that way: remove them and give the keys through the "
+                                       "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or a profile");
+      bool ok = (ep_scheme == "http" || ep_scheme == "https") && !authority.empty() && authority[0] != ':';
+      for (char c : v) ok &= static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
+      if (!ok) return bad(kEndpointForm + " (e.g. endpoint=http://127.0.0.1:9000)");
+    }
     out->params[k] = v;
   }
   return Status::OK();
