@@ -493,7 +493,7 @@ void RunTorture(const TortureSpec& spec, TortureResult* res) {
       if (std::chrono::duration_cast<std::chrono::milliseconds>(end - reported_at[t]).count() <
           spec.retention_ms - 1000) {
         res->window_missing++;
-        UNSCOPED_INFO("txid " << t << " reported inside the retention window is not stored");
+        WARN("txid " << t << " reported inside the retention window is not stored");
       }
       continue;
     }
@@ -530,14 +530,14 @@ void RunTorture(const TortureSpec& spec, TortureResult* res) {
     res->checked++;
     if (!rs.ok() || r.txid != t || test::IntegrityCheck(out) != "ok\n") {
       res->restore_failures++;
-      UNSCOPED_INFO("txid " << t << " reported durable in round " << reported[t] << " does not restore: "
+      WARN("txid " << t << " reported durable in round " << reported[t] << " does not restore: "
                             << rs.ToString());
       continue;
     }
     const int64_t k = CommitsIn(out, &why);
     if (k < 0) {
       res->not_prefix++;
-      UNSCOPED_INFO("txid " << t << ": " << why);
+      WARN("txid " << t << ": " << why);
       continue;
     }
     if (k < prev_k && res->backwards++ == 0)
