@@ -538,7 +538,13 @@ void RunOutage(uint64_t cap, const std::string& prefix) {
   CHECK_FALSE(status_error.empty());
   CHECK(spooled_in_outage > 0);
   CHECK(write_errors == 0);  // the application is never failed...
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // Sanitized code runs many times slower (TSan on 2 busy cores: 2.2 s once):
+  // the bound is still far below the outage, which is what it guards.
+  CHECK(slowest_commit_us < 5000000);  // ...nor blocked for network IO
+#else
   CHECK(slowest_commit_us < 2000000);  // ...nor blocked for network IO
+#endif
   CHECK(gens.size() == 1);  // no frame lost, so no new generation
   CHECK(timeouts > 0);
   CHECK(other == 0);
