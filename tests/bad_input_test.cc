@@ -52,6 +52,20 @@ std::unique_ptr<Replicator> OpenReplicator(test::TempDir& dir, const std::string
   return r;
 }
 
+// Replicates `db` to `url` once (first snapshot) and closes the replicator.
+void ReplicateOnce(const test::TempDir& dir, const std::string& db, const std::string& url) {
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.logger = [](const std::string&) {};
+  o.defaults.replica_url = url;
+  o.defaults.poll_interval_ms = 0;
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  REQUIRE(r->Add(db).ok());
+  REQUIRE(r->Sync(db).ok());
+  REQUIRE(r->Close().ok());
+}
+
 std::vector<std::string> FilesIn(const std::string& dir) {
   std::vector<std::string> v;
   if (DIR* d = ::opendir(dir.c_str())) {
@@ -356,16 +370,7 @@ TEST_CASE("bad input: concurrent restores to one new path, exactly one wins and 
     w.Exec("CREATE TABLE t(v BLOB)");
     w.Exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
            "INSERT INTO t SELECT randomblob(2000) FROM n");
-    ReplicatorOptions o;
-    o.state_dir = dir / "state";
-    o.logger = [](const std::string&) {};
-    o.defaults.replica_url = url;
-    o.defaults.poll_interval_ms = 0;
-    std::unique_ptr<Replicator> r;
-    REQUIRE(Replicator::Open(o, &r).ok());
-    REQUIRE(r->Add(db).ok());
-    REQUIRE(r->Sync(db).ok());
-    REQUIRE(r->Close().ok());
+    ReplicateOnce(dir, db, url);
   }
   const std::string out = dir / "restored.db";
   std::vector<Status> got(8);
@@ -396,16 +401,7 @@ TEST_CASE("bad input: a restore removes the temp files of killed restores to oth
   {
     test::Writer w(db);
     w.Exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
-    ReplicatorOptions o;
-    o.state_dir = dir / "state";
-    o.logger = [](const std::string&) {};
-    o.defaults.replica_url = url;
-    o.defaults.poll_interval_ms = 0;
-    std::unique_ptr<Replicator> r;
-    REQUIRE(Replicator::Open(o, &r).ok());
-    REQUIRE(r->Add(db).ok());
-    REQUIRE(r->Sync(db).ok());
-    REQUIRE(r->Close().ok());
+    ReplicateOnce(dir, db, url);
   }
   REQUIRE(MakeDirs(dir / "out").ok());
   // A pid that is surely gone: a child that has exited and been reaped.
