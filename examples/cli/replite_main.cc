@@ -36,7 +36,7 @@ int Usage(FILE* f = stderr) {
   std::fprintf(f,
                "usage:\n"
                "  replite replicate [-state DIR] [-poll-ms N] [-snapshot-interval DUR] [-retention DUR]\n"
-               "                    [-enable-wal] [-once] [-print-durable]\n"
+               "                    [-enable-wal] [-once] [-print-durable] [-lease-ttl DUR (0s: no lease)]\n"
                "                    [-metrics-addr 127.0.0.1:PORT] DB_PATH... REPLICA_URL\n"
                "  replite replicate [flags] -dir DIR REPLICA_URL\n"
                "  replite restore -o OUT [-txid N | -timestamp RFC3339] [-overwrite] [-stop-at-last-good] REPLICA_URL\n"
@@ -108,6 +108,8 @@ int CmdReplicate(std::vector<std::string> args) {
       if (!next(&v) || !ParseDuration(v, &o.defaults.snapshot_interval_ms)) return Usage();
     } else if (a == "-retention") {
       if (!next(&v) || !ParseDuration(v, &o.defaults.retention_ms)) return Usage();
+    } else if (a == "-lease-ttl") {
+      if (!next(&v) || !ParseDuration(v, &o.lease_ttl_ms)) return Usage();
     } else if (a == "-enable-wal") {
       o.defaults.enable_wal = true;
     } else if (a == "-once") {
@@ -238,6 +240,7 @@ int CmdRestore(const std::vector<std::string>& args) {
   if (r.stopped_early)
     std::printf("stopped at txid %llu, before the requested txid %llu: %s\n", (unsigned long long)r.txid,
                 (unsigned long long)r.requested_txid, r.stop_reason.c_str());
+  if (!r.overlap.empty()) std::fprintf(stderr, "replite restore: warning: %s\n", r.overlap.c_str());
   return 0;
 }
 
@@ -253,6 +256,10 @@ int CmdGenerations(const std::vector<std::string>& args) {
                 (unsigned long long)g.first_txid, (unsigned long long)g.last_txid,
                 replite::FormatRfc3339(g.first_ts_ms).c_str(), replite::FormatRfc3339(g.last_ts_ms).c_str(),
                 (unsigned long long)g.snapshots, (unsigned long long)g.segments, (unsigned long long)g.bytes);
+  for (const auto& g : gens)
+    if (!g.overlaps.empty())
+      std::fprintf(stderr, "replite generations: warning: generation %s overlaps %s (two instances wrote this "
+                   "replica at once; restore takes the highest txid)\n", g.id.c_str(), g.overlaps.c_str());
   return 0;
 }
 

@@ -97,6 +97,24 @@ struct ReplicatorOptions {
   // full, capture pauses and changes wait in the WAL (which then grows);
   // nothing is dropped. Default: 1 GiB.
   uint64_t spool_cap = 1ull << 30;
+  // Leases (one writer per replica): before writing a replica the
+  // Replicator takes its lease object (<replica>/lease) and keeps it alive
+  // with a heartbeat (<replica parent>/.replite/instances/<instance id>,
+  // one PUT every lease_ttl_ms / 4 for all databases under one parent). A
+  // replica whose lease another live instance holds is not written: the
+  // database's status names the holder until it stops (Close releases at
+  // once; a killed holder's lease expires after lease_ttl_ms). A holder
+  // that cannot renew for 3/4 of the ttl stops writing until it can. Hosts'
+  // clocks must agree within lease_ttl_ms / 4. 0 = no leases (only when
+  // nothing else can ever write the same replicas). Default: 30 s.
+  int64_t lease_ttl_ms = 30000;
+  // Every snapshot of a database up to this size is checked before it can
+  // be reported durable: its pages are copied to the spool directory as
+  // they are read and SQLite's PRAGMA quick_check runs on the copy (a torn
+  // read, pages from two moments, passes every hash but not this). Costs
+  // one more write and read of the database's size per snapshot. 0 = never;
+  // UINT64_MAX = always. Default: 1 GiB.
+  uint64_t snapshot_verify_max_bytes = 1ull << 30;
   // Clock and test hooks. Default: nullptr = Env::Default().
   Env* env = nullptr;
   // Receives one line per notable event (new generation and its reason,

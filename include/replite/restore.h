@@ -25,7 +25,8 @@ namespace replite {
 class Env;
 
 struct RestoreOptions {
-  // Restore exactly this transaction. Default: 0 = the latest.
+  // Restore exactly this transaction. Default: 0 = the latest (the highest
+  // txid of any generation, not the generation listed last).
   uint64_t txid = 0;
   // Or: the last transaction captured at or before this time (ms since the
   // Unix epoch, UTC), searching older generations too. Default: 0 = unused.
@@ -70,6 +71,12 @@ struct RestoreResult {
   bool stopped_early = false;
   std::string bad_object;
   std::string stop_reason;
+  // Non-empty when generations of the replica hold overlapping txid ranges
+  // (two instances wrote it at once, e.g. before leases or with leases
+  // off): names them. The latest restore takes the generation with the
+  // highest txid (ties: the last capture); a txid held by several comes
+  // from the one of them with the highest last txid.
+  std::string overlap;
 };
 
 REPLITE_EXPORT Status Restore(const std::string& replica_url, const std::string& output_path, const RestoreOptions& options,
@@ -81,6 +88,9 @@ struct GenerationInfo {
   int64_t first_ts_ms = 0, last_ts_ms = 0;
   uint64_t snapshots = 0, segments = 0;
   uint64_t bytes = 0;
+  // Other generations whose txid ranges overlap this one's (space-separated
+  // ids; see RestoreResult::overlap).
+  std::string overlaps;
 };
 
 // The generations stored at `replica_url`, oldest first.

@@ -63,7 +63,11 @@ struct DbSlot {
   // loaded after a crash may lag (positions are saved in batches); until
   // checked, an unknown WAL epoch is not adopted without that comparison.
   bool pos_checked = false;
+  // The lease was taken over from another instance: what it wrote may be
+  // ahead of pos, so the next capture starts a new generation above it.
+  bool lease_taken_over = false;
   uint16_t poll_shift = 0;      // poll interval = base << shift (adaptive back-off)
+  uint32_t lease_epoch = 0;     // LeaseKeeper epoch the lease was taken at (0: not held)
   uint32_t spooled = 0;         // segments waiting in the upload spool (captured, not yet durable)
   uint32_t req_seq = 0, done_seq = 0;
   uint64_t timer_seq = 0;       // the armed timer entry; stale entries carry another value

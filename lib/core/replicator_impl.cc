@@ -28,6 +28,9 @@
 
 #include "core/conn_cache.h"
 #include "core/db_slot.h"
+#include "core/instance.h"
+#include "core/lease.h"
+#include "core/manifest_update.h"
 #include "core/position_store.h"
 #include "core/retention.h"
 #include "core/sqlite_conn.h"
@@ -121,6 +124,9 @@ class ReplicatorImpl final : public Replicator {
     if (opts_.state_dir.empty()) opts_.state_dir = DefaultStateDir();
     Status s = MakeDirs(opts_.state_dir);
     if (!s.ok()) return s.Annotate("state_dir: ");
+    s = OpenInstance(opts_.state_dir, &instance_);
+    if (!s.ok()) return s;
+    leases_ = std::make_unique<LeaseKeeper>(instance_.id, instance_.host, instance_.pid, opts_.lease_ttl_ms);
     spool_dir_ = opts_.state_dir + "/spool";
     s = MakeDirs(spool_dir_);
     if (!s.ok()) return s;
@@ -142,6 +148,7 @@ class ReplicatorImpl final : public Replicator {
       Log("upload spool holds " + std::to_string(upload_spool_.entries()) + " segments (" +
           std::to_string(upload_spool_.bytes()) + " bytes) from an earlier run: they are uploaded first");
     timers_.At(NowMono() + opts_.position_flush_ms * 1000, 0, 0);
+    leases_->Start([this](const std::string& line) { Log(line); });
     return Status::OK();
   }
 
@@ -315,6 +322,7 @@ class ReplicatorImpl final : public Replicator {
     }
     // Not durable yet: adding the database again must upload it first.
     if (spooled) upload_spool_.ReturnBacklog(slot->path, UrlOf(*slot));
+    ReleaseLease(*slot);
     {
       std::unique_lock<std::shared_mutex> l(reg_mu_);
       by_path_.erase(std::string_view(slot->path));
@@ -619,6 +627,8 @@ class ReplicatorImpl final : public Replicator {
     }
     timers_.Stop();
     pool_.Drain();
+    // Successors may take the replicas over at once.
+    if (leases_) leases_->Stop();
     // No job runs any more: release the threads still waiting in Sync or
     // WaitDurable (those whose transactions the final capture made durable
     // return OK, the others kCancelled).
@@ -629,6 +639,7 @@ class ReplicatorImpl final : public Replicator {
     }
     conns_.Clear();
     Status st = positions_.Flush();
+    instance_.lock.Reset();  // the state dir is free for another Replicator
     return first.ok() ? st : first;
   }
 
@@ -973,6 +984,26 @@ class ReplicatorImpl final : public Replicator {
       m_.Add("replite_polls_total", {{"outcome", "unchanged"}});
       return Status::OK();
     }
+    // The replica's lease: held by another live instance, nothing is
+    // captured (its status names the holder). A failing store only delays
+    // the check: capture spools as in any outage, and nothing reaches the
+    // store before the lease is confirmed (Upload, DrainSpool).
+    if (!health.down() || sr.probe) {
+      Status ls = EnsureLease(s);
+      if (!ls.ok() && !ls.retryable()) return ls;
+      if (!ls.ok()) health.Failure(NowMono());
+    }
+    if (TakeOverPending(s)) {
+      // What the previous holder wrote may be ahead of our position, and
+      // our spooled segments may collide with it: drop them (never
+      // durable; the new generation's snapshot holds their changes) and
+      // start a new generation above the replica's last txid.
+      Status ds = DropSpooled(s);
+      if (!ds.ok()) return ds;
+      spooled = 0;
+      pos.gen = 0;
+      pos_checked = false;
+    }
     // The backlog goes first: segments reach the store in txid order.
     Status store_err;
     if (spooled > 0) {
@@ -990,6 +1021,7 @@ class ReplicatorImpl final : public Replicator {
     req.memory_limit_bytes = std::max<uint64_t>(1 << 20, opts_.memory_cap / uint64_t(pool_.max_threads()));
     req.new_generation = NewGenerationNumber(now);
     req.want_snapshot = snap || snapshot_due;
+    req.verify_snapshot_max_bytes = opts_.snapshot_verify_max_bytes;
     const uint32_t ps = pos.page_size ? pos.page_size : 4096;
     // The WAL file keeps its size after a checkpoint (writers restart it
     // from the top), so its size decides TRUNCATE, while PASSIVE is decided
@@ -1138,7 +1170,10 @@ class ReplicatorImpl final : public Replicator {
     // replica's first generation (a new database).
     if (res.has_snapshot && !(res.new_generation && pos.txid == 0)) {
       RetentionStats rs;
-      Status rst = ApplyRetention(StoreOf(s), PrefixOf(s), now, o.retention_ms, &rs);
+      ObjectStore* store = StoreOf(s);
+      const std::string prefix = PrefixOf(s);
+      Status rst = ApplyRetention(store, prefix, now, o.retention_ms, &rs,
+                                  [&] { return leases_->VerifyHeld(store, prefix); });
       if (!rst.ok()) {
         Log("database " + s.path + ": retention: " + rst.ToString());
       } else if (rs.objects_deleted > 0) {
@@ -1168,6 +1203,61 @@ class ReplicatorImpl final : public Replicator {
     Status st = positions_.Flush();
     if (!st.ok()) return Status(st.code(), "saving the position before shipping past a WAL restart: " + st.message());
     return st;
+  }
+
+  // Takes or confirms the replica's lease (core/lease.h): no request while
+  // the lease is known good, which is every sync but the first after Add or
+  // after a heartbeat lapse.
+  Status EnsureLease(DbSlot& s) {
+    uint32_t epoch;
+    {
+      std::lock_guard<std::mutex> l(Stripe(s));
+      epoch = s.lease_epoch;
+    }
+    ObjectStore* store = StoreOf(s);
+    const std::string prefix = PrefixOf(s);
+    if (leases_->Usable(store, prefix, epoch)) return Status::OK();
+    std::string from;
+    Status st = leases_->Acquire(store, prefix, &epoch, &from);
+    if (!st.ok()) return st;
+    if (!from.empty())
+      Log("database " + s.path + ": took over the lease of " + UrlOf(s) + " from replite instance " + from +
+          " (it stopped, or its heartbeat expired): a new generation starts above what it wrote");
+    std::lock_guard<std::mutex> l(Stripe(s));
+    s.lease_epoch = epoch;
+    if (!from.empty()) s.lease_taken_over = true;
+    return Status::OK();
+  }
+
+  bool TakeOverPending(DbSlot& s) {
+    std::lock_guard<std::mutex> l(Stripe(s));
+    const bool t = s.lease_taken_over;
+    s.lease_taken_over = false;
+    return t;
+  }
+
+  // Forgets the database's spooled segments (after a lease takeover).
+  Status DropSpooled(DbSlot& s) {
+    std::vector<SpoolEntry> entries;
+    Status st = upload_spool_.List(s.path, UrlOf(s), &entries);
+    if (!st.ok()) return st;
+    for (const auto& e : entries) upload_spool_.Remove(e);
+    if (!entries.empty())
+      Log("database " + s.path + ": dropped " + std::to_string(entries.size()) +
+          " spooled segments of the generation before the takeover (never durable; the new generation's snapshot "
+          "holds their changes)");
+    std::lock_guard<std::mutex> l(Stripe(s));
+    s.spooled = 0;
+    return Status::OK();
+  }
+
+  // A removed database's lease is deleted if it still names us, so that
+  // another instance may take the replica without waiting (best effort).
+  void ReleaseLease(DbSlot& s) {
+    if (!leases_->enabled() || s.lease_epoch == 0) return;
+    ObjectStore* store = StoreOf(s);
+    const std::string prefix = PrefixOf(s);
+    if (leases_->VerifyHeld(store, prefix).ok()) store->Delete({LeaseKey(prefix)});
   }
 
   // Records that `txid` is in the store (unless older segments are still
@@ -1253,8 +1343,13 @@ class ReplicatorImpl final : public Replicator {
     const bool was_down = health.down();
     if (!health.MayTry(NowMono()) && !probe) return StoreDownStatus(s, health);
     SingleAttemptScope fail_fast(was_down);  // a probe of a failing store
+    Status st = EnsureLease(s);
+    if (!st.ok()) {
+      if (st.retryable()) health.Failure(NowMono());
+      return st;
+    }
     std::vector<SpoolEntry> entries;
-    Status st = upload_spool_.List(s.path, UrlOf(s), &entries);
+    st = upload_spool_.List(s.path, UrlOf(s), &entries);
     if (!st.ok()) return st;
     const std::string prefix = PrefixOf(s);
     const Labels group{{"group", s.cfg->opts.metrics_group}};
@@ -1285,6 +1380,8 @@ class ReplicatorImpl final : public Replicator {
   }
 
   Status Upload(DbSlot& s, const CaptureResult& res) {
+    Status ls = EnsureLease(s);
+    if (!ls.ok()) return ls;
     const std::string prefix = PrefixOf(s);
     ObjectStore* store = StoreOf(s);
     const Labels group{{"group", s.cfg->opts.metrics_group}};
@@ -1324,17 +1421,18 @@ class ReplicatorImpl final : public Replicator {
       s.bytes += size;
     }
     if (res.new_generation) {
-      // The manifest names the generation only once its snapshot is stored.
-      Manifest m;
-      std::vector<GenerationEntry> gens;
-      Status st = LoadGenerations(store, prefix, &gens, &m);
-      if (!st.ok()) return st;
-      m.generations = gens;
-      m.page_size = res.snapshot_header.page_size;
-      bool listed = false;
-      for (const auto& g : m.generations) listed |= g.id == res.pos.generation();
-      if (!listed) m.generations.push_back({res.pos.generation(), res.pos.txid, res.pos.txid_ts_ms});
-      st = store->Put(ManifestKey(prefix), EncodeManifest(m));
+      // The manifest names the generation only once its snapshot is stored
+      // (a conditional update, by the lease holder only).
+      Status st = UpdateManifest(
+          store, prefix,
+          [&](Manifest* m) {
+            m->page_size = res.snapshot_header.page_size;
+            bool listed = false;
+            for (const auto& g : m->generations) listed |= g.id == res.pos.generation();
+            if (!listed) m->generations.push_back({res.pos.generation(), res.pos.txid, res.pos.txid_ts_ms});
+            return true;
+          },
+          [&] { return leases_->VerifyHeld(store, prefix); });
       if (!st.ok()) return st;
     }
     return Status::OK();
@@ -1358,6 +1456,8 @@ class ReplicatorImpl final : public Replicator {
   };
   std::unordered_map<ObjectStore*, Wrapped> wrapped_;
   UploadSpool upload_spool_;
+  Instance instance_;                    // holds state_dir/lock
+  std::unique_ptr<LeaseKeeper> leases_;  // after the stores it points to
 
   std::shared_mutex reg_mu_;  // guards the registry below
   std::vector<SlotPtr> slots_;
@@ -1380,6 +1480,9 @@ class ReplicatorImpl final : public Replicator {
 Status Replicator::Open(const ReplicatorOptions& options, std::unique_ptr<Replicator>* out) {
   if (options.worker_threads < 1 || options.worker_threads > 256)
     return Status::InvalidArgument("worker_threads must be 1..256");
+  if (options.lease_ttl_ms != 0 && (options.lease_ttl_ms < 1000 || options.lease_ttl_ms > 3600 * 1000))
+    return Status::InvalidArgument("lease_ttl_ms must be 0 (no leases) or 1000..3600000 (got " +
+                                   std::to_string(options.lease_ttl_ms) + ")");
   if (options.fd_budget < kFdsPerJob)
     return Status::InvalidArgument("fd_budget must be at least " + std::to_string(kFdsPerJob) +
                                    " (one sync job opens up to that many files)");

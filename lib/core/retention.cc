@@ -1,5 +1,8 @@
 #include "core/retention.h"
 
+#include <algorithm>
+
+#include "core/manifest_update.h"
 #include "format/layout.h"
 #include "format/segment.h"
 
@@ -18,7 +21,7 @@ Status ReadObjectTimes(ObjectStore* store, const std::string& key, int64_t* firs
 }
 
 Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now_ms, int64_t retention_ms,
-                      RetentionStats* stats) {
+                      RetentionStats* stats, const std::function<Status()>& fence) {
   *stats = RetentionStats();
   Manifest manifest;
   std::vector<GenerationEntry> gens;
@@ -60,9 +63,19 @@ Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now
     // deleted: a crash after this leaves objects the next run deletes,
     // never a manifest pointing at deleted objects.
     for (int g = 0; g < base_gen; g++) drop.push_back(gens[g].id);
-    manifest.generations.assign(gens.begin() + base_gen, gens.end());
-    manifest.deleting = drop;
-    s = store->Put(ManifestKey(prefix), EncodeManifest(manifest));
+    s = UpdateManifest(
+        store, prefix,
+        [&](Manifest* m) {
+          auto dropped = [&](const GenerationEntry& e) {
+            return std::find(drop.begin(), drop.end(), e.id) != drop.end();
+          };
+          m->generations.erase(std::remove_if(m->generations.begin(), m->generations.end(), dropped),
+                               m->generations.end());
+          for (const auto& id : drop)
+            if (std::find(m->deleting.begin(), m->deleting.end(), id) == m->deleting.end()) m->deleting.push_back(id);
+          return true;
+        },
+        fence);
     if (!s.ok()) return s;
   }
   for (const auto& id : drop) {
@@ -78,8 +91,14 @@ Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now
     if (!s.ok()) return s;
   }
   if (!drop.empty()) {
-    manifest.deleting.clear();
-    s = store->Put(ManifestKey(prefix), EncodeManifest(manifest));
+    s = UpdateManifest(
+        store, prefix,
+        [&](Manifest* m) {
+          auto done = [&](const std::string& id) { return std::find(drop.begin(), drop.end(), id) != drop.end(); };
+          m->deleting.erase(std::remove_if(m->deleting.begin(), m->deleting.end(), done), m->deleting.end());
+          return true;
+        },
+        fence);
     if (!s.ok()) return s;
   }
   stats->objects_deleted = doomed.size();

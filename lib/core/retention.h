@@ -3,10 +3,12 @@
 // restore base still needed; everything older than it (older snapshots,
 // segments ending at or before it, whole older generations) goes. Without
 // such a snapshot nothing is deleted. Runs after a snapshot, never for an
-// idle database.
+// idle database. Manifest changes are conditional (core/manifest_update.h)
+// and run `fence` (the lease check) first.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "replite/status.h"
@@ -20,7 +22,7 @@ struct RetentionStats {
 };
 
 Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now_ms, int64_t retention_ms,
-                      RetentionStats* stats);
+                      RetentionStats* stats, const std::function<Status()>& fence = nullptr);
 
 // Reads the capture time of a snapshot or segment from its header
 // (one ranged read of 128 bytes).

@@ -312,26 +312,108 @@ void RemoveStaleTemps(const std::string& out) {
   RemoveDeadTemps(DirName(out), ".replite-restore", /*stem_anywhere=*/true);
 }
 
+// The capture time of the last transaction a generation holds.
+Status LastCaptureMs(ObjectStore* store, const GenerationCatalog& cat, int64_t* ms) {
+  const ObjectRef* last = nullptr;
+  for (const auto& o : cat.segments)
+    if (!last || o.last_txid > last->last_txid) last = &o;
+  for (const auto& o : cat.snapshots)
+    if (!last || o.last_txid > last->last_txid) last = &o;
+  int64_t f = 0;
+  *ms = 0;
+  return last ? ReadObjectTimes(store, last->key, &f, ms) : Status::OK();
+}
+
+// Generations whose txid ranges [first snapshot, last txid] overlap: only
+// when two writers shared the replica (txids otherwise continue across
+// generations). One line naming each overlapping pair.
+std::string Overlaps(const std::vector<GenerationCatalog>& cats, std::vector<std::string>* per_gen = nullptr) {
+  std::string out;
+  if (per_gen) per_gen->assign(cats.size(), "");
+  for (size_t i = 0; i < cats.size(); i++) {
+    if (cats[i].snapshots.empty()) continue;
+    const uint64_t f1 = cats[i].snapshots.front().first_txid, l1 = cats[i].max_txid();
+    for (size_t j = i + 1; j < cats.size(); j++) {
+      if (cats[j].snapshots.empty()) continue;
+      const uint64_t f2 = cats[j].snapshots.front().first_txid, l2 = cats[j].max_txid();
+      if (f1 > l2 || f2 > l1) continue;
+      if (!out.empty()) out += "; ";
+      out += "generations " + cats[i].id + " (txids " + std::to_string(f1) + ".." + std::to_string(l1) + ") and " +
+             cats[j].id + " (txids " + std::to_string(f2) + ".." + std::to_string(l2) + ") overlap";
+      if (per_gen) {
+        (*per_gen)[i] += ((*per_gen)[i].empty() ? "" : " ") + cats[j].id;
+        (*per_gen)[j] += ((*per_gen)[j].empty() ? "" : " ") + cats[i].id;
+      }
+    }
+  }
+  if (!out.empty()) out += " (two instances wrote this replica at once)";
+  return out;
+}
+
+// Every generation's catalog, in manifest order (one LIST each).
+Status ListAll(ObjectStore* store, const std::string& prefix, const std::vector<GenerationEntry>& gens,
+               std::vector<GenerationCatalog>* cats) {
+  cats->resize(gens.size());
+  for (size_t g = 0; g < gens.size(); g++) {
+    Status s = ListGeneration(store, prefix, gens[g].id, &(*cats)[g]);
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
 // The generation and txid to restore.
-Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o, Plan* plan) {
+Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o, Plan* plan, std::string* overlap) {
   const std::string where = url.ToString();
   std::vector<GenerationEntry> gens;
   Status s = LoadGenerations(store, url.prefix, &gens);
   if (!s.ok()) return s;
   if (gens.empty())
     return Status::NotFound("no generations at " + where + " (nothing was replicated there yet, or the URL is wrong)");
-  for (int g = static_cast<int>(gens.size()) - 1; g >= 0; g--) {
-    GenerationCatalog cat;
-    s = ListGeneration(store, url.prefix, gens[g].id, &cat);
-    if (!s.ok()) return s;
-    if (cat.snapshots.empty()) continue;
-    const uint64_t max_txid = cat.max_txid();
-    if (o.txid != 0) {
-      if (o.txid >= cat.snapshots.front().first_txid && o.txid <= max_txid)
-        return PlanInGeneration(cat, o.txid, where, o.stop_at_last_good, plan);
-      continue;
+  std::vector<GenerationCatalog> cats;
+  s = ListAll(store, url.prefix, gens, &cats);
+  if (!s.ok()) return s;
+  *overlap = Overlaps(cats);
+  if (o.txid == 0 && o.timestamp_ms == 0) {
+    // The latest: the highest txid, whichever generation holds it (with
+    // two writers the one listed last may be the stale one); ties (only
+    // with overlaps) go to the last capture.
+    int best = -1;
+    int64_t best_ms = 0;
+    for (int g = 0; g < int(cats.size()); g++) {
+      if (cats[g].snapshots.empty()) continue;
+      if (best >= 0 && cats[g].max_txid() < cats[best].max_txid()) continue;
+      if (best >= 0 && cats[g].max_txid() == cats[best].max_txid()) {
+        int64_t ms = 0;
+        if (best_ms == 0) {
+          s = LastCaptureMs(store, cats[best], &best_ms);
+          if (!s.ok()) return s;
+        }
+        s = LastCaptureMs(store, cats[g], &ms);
+        if (!s.ok()) return s;
+        if (ms < best_ms) continue;
+        best_ms = ms;
+      } else {
+        best_ms = 0;
+      }
+      best = g;
     }
-    if (o.timestamp_ms == 0) return PlanInGeneration(cat, max_txid, where, o.stop_at_last_good, plan);
+    if (best < 0) return Status::NotFound("no generation with a snapshot at " + where);
+    return PlanInGeneration(cats[best], cats[best].max_txid(), where, o.stop_at_last_good, plan);
+  }
+  if (o.txid != 0) {
+    // A txid several generations hold (overlaps): from the one reaching
+    // furthest, as for the latest.
+    int best = -1;
+    for (int g = 0; g < int(cats.size()); g++) {
+      const GenerationCatalog& cat = cats[g];
+      if (cat.snapshots.empty() || o.txid < cat.snapshots.front().first_txid || o.txid > cat.max_txid()) continue;
+      if (best < 0 || cat.max_txid() >= cats[best].max_txid()) best = g;
+    }
+    if (best >= 0) return PlanInGeneration(cats[best], o.txid, where, o.stop_at_last_good, plan);
+  }
+  for (int g = static_cast<int>(gens.size()) - 1; g >= 0 && o.txid == 0; g--) {
+    const GenerationCatalog& cat = cats[g];
+    if (cat.snapshots.empty()) continue;
     // By time: the last transaction captured at or before T in this
     // generation, if its first snapshot is not after T.
     int64_t f = 0, l = 0;
@@ -399,7 +481,7 @@ Status Restore(const std::string& replica_url, const std::string& output_path, c
   s = reg.Open(url, &store);
   if (!s.ok()) return s;
   Plan plan;
-  s = Choose(store.get(), url, o, &plan);
+  s = Choose(store.get(), url, o, &plan, &r->overlap);
   if (!s.ok()) return s;
   r->generation = plan.generation;
   RemoveStaleTemps(out);
@@ -434,12 +516,16 @@ Status ListGenerations(const std::string& replica_url, std::vector<GenerationInf
   std::vector<GenerationEntry> gens;
   s = LoadGenerations(store.get(), url.prefix, &gens);
   if (!s.ok()) return s;
-  for (const auto& g : gens) {
-    GenerationCatalog cat;
-    s = ListGeneration(store.get(), url.prefix, g.id, &cat);
-    if (!s.ok()) return s;
+  std::vector<GenerationCatalog> cats;
+  s = ListAll(store.get(), url.prefix, gens, &cats);
+  if (!s.ok()) return s;
+  std::vector<std::string> overlaps;
+  Overlaps(cats, &overlaps);
+  for (size_t i = 0; i < gens.size(); i++) {
+    const GenerationCatalog& cat = cats[i];
     GenerationInfo gi;
-    gi.id = g.id;
+    gi.id = gens[i].id;
+    gi.overlaps = overlaps[i];
     gi.snapshots = cat.snapshots.size();
     gi.segments = cat.segments.size();
     gi.bytes = cat.bytes;
@@ -449,15 +535,8 @@ Status ListGenerations(const std::string& replica_url, std::vector<GenerationInf
       if (ReadObjectTimes(store.get(), cat.snapshots.front().key, &f, &l).ok()) gi.first_ts_ms = f;
     }
     gi.last_txid = cat.max_txid();
-    const ObjectRef* last = nullptr;
-    for (const auto& o : cat.segments)
-      if (!last || o.last_txid > last->last_txid) last = &o;
-    for (const auto& o : cat.snapshots)
-      if (!last || o.last_txid > last->last_txid) last = &o;
-    if (last) {
-      int64_t f = 0, l = 0;
-      if (ReadObjectTimes(store.get(), last->key, &f, &l).ok()) gi.last_ts_ms = l;
-    }
+    int64_t last_ms = 0;
+    if (LastCaptureMs(store.get(), cat, &last_ms).ok()) gi.last_ts_ms = last_ms;
     out->push_back(gi);
   }
   return Status::OK();
