@@ -12,6 +12,7 @@
 
 #include "core/sqlite_conn.h"
 #include "core/sqlite_files.h"
+#include "core/snapshot_check.h"
 #include "core/spool_sink.h"
 #include "util/coding.h"
 #include "util/file_util.h"
@@ -841,12 +842,22 @@ class Capture {
     SegmentBuilder builder(&sink, h, req_.zstd_level);
     s = builder.Start();
     if (!s.ok()) return s;
+    SnapshotCheck check;
+    if (uint64_t(pages) * ps <= req_.verify_snapshot_max_bytes) {
+      s = check.Open(req_.spool_dir, ps);
+      if (!s.ok()) return s;
+    }
     uint64_t c = 0;
     std::vector<uint32_t> pg;
     std::string data, page;
     for (uint32_t p = 1; p <= pages; p++) {
       s = src.Read(p, &page);
       if (!s.ok()) return s;
+      if (req_.snapshot_page_hook) req_.snapshot_page_hook(p, &page);
+      if (check.active()) {
+        s = check.AddPage(p, page);
+        if (!s.ok()) return s;
+      }
       c ^= PageHash(p, page.data(), ps);
       pg.push_back(p);
       data += page;
@@ -885,6 +896,10 @@ class Capture {
       out_->drift = true;
       out_->reason = "database checksum differs from the captured state at snapshot time";
       return Status::OK();
+    }
+    if (check.active()) {
+      s = check.Finish(pages);
+      if (!s.ok()) return s.Annotate("database " + req_.db_path + ": ");
     }
     fh.kind = ObjectKind::kSnapshot;
     fh.page_size = ps;
