@@ -108,12 +108,14 @@ struct ReplicatorOptions {
   // clocks must agree within lease_ttl_ms / 4. 0 = no leases (only when
   // nothing else can ever write the same replicas). Default: 30 s.
   int64_t lease_ttl_ms = 30000;
-  // Every snapshot of a database up to this size is checked before it can
-  // be reported durable: its pages are copied to the spool directory as
-  // they are read and SQLite's PRAGMA quick_check runs on the copy (a torn
-  // read, pages from two moments, passes every hash but not this). Costs
-  // one more write and read of the database's size per snapshot. 0 = never;
-  // UINT64_MAX = always. Default: 1 GiB.
+  // A generation's first snapshot (which has no captured state to be
+  // compared with, unlike later ones, whose checksum must equal the
+  // captured state's) is checked before it can be reported durable when
+  // the database is at most this large: its pages are copied to the spool
+  // directory as they are read and SQLite's PRAGMA quick_check runs on the
+  // copy (a torn read, pages from two moments, passes every hash but not
+  // this). Costs one more write and read of the database's size per new
+  // generation (bench/snapshot_bench). 0 = never. Default: 1 GiB.
   uint64_t snapshot_verify_max_bytes = 1ull << 30;
   // Clock and test hooks. Default: nullptr = Env::Default().
   Env* env = nullptr;

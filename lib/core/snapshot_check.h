@@ -8,8 +8,9 @@
 // overflow chains, freelist, page usage: what a torn read breaks).
 //
 // Cost: one more write and read of the database's size on the spool disk
-// per snapshot (snapshots are daily and at generation starts); databases
-// above the caller's size limit are not checked.
+// per generation start (later snapshots are compared with the captured
+// state's checksum instead); databases above the caller's size limit are
+// not checked.
 //
 // Not thread-safe: one capture uses it at a time.
 #pragma once

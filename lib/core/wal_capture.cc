@@ -842,8 +842,11 @@ class Capture {
     SegmentBuilder builder(&sink, h, req_.zstd_level);
     s = builder.Start();
     if (!s.ok()) return s;
+    // A snapshot in the same generation is checked against the captured
+    // state (its checksum, below); a generation's first has nothing to be
+    // compared with, so SQLite checks its pages.
     SnapshotCheck check;
-    if (uint64_t(pages) * ps <= req_.verify_snapshot_max_bytes) {
+    if (new_generation && uint64_t(pages) * ps <= req_.verify_snapshot_max_bytes) {
       s = check.Open(req_.spool_dir, ps);
       if (!s.ok()) return s;
     }

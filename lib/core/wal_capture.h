@@ -90,8 +90,10 @@ struct CaptureRequest {
   // under the write lock (exactly to the captured end), and released for
   // our own checkpoint, then taken again after it.
   SqliteConn* pin = nullptr;
-  // Snapshots of databases up to this size are checked (core/snapshot_check.h)
-  // before they are returned; larger ones are not. Default: all.
+  // A generation's first snapshot of a database up to this size is checked
+  // (core/snapshot_check.h) before it is returned; larger ones are not.
+  // (Later snapshots are compared with the captured state's checksum.)
+  // Default: all.
   uint64_t verify_snapshot_max_bytes = UINT64_MAX;
   // Tests only: sees (and may change) each page a snapshot reads.
   std::function<void(uint32_t pgno, std::string* page)> snapshot_page_hook;
