@@ -14,7 +14,11 @@
 #include "core/retention.h"
 #include "format/layout.h"
 #include "replite/replite.h"
+#include "moto_server.h"
 #include "store/file_store.h"
+#include "store/replica_url.h"
+#include "store/store_registry.h"
+#include "replite/sys/env.h"
 #include "test_util.h"
 #include "util/file_util.h"
 
@@ -81,6 +85,61 @@ class InterposingStore : public ObjectStore {
   std::string key_;
   std::function<void()> before_put_;
 };
+
+
+// The lease rules on one store: refused while the holder lives, taken over
+// when its heartbeat expired or is gone, kept when ours.
+void CheckLeaseRules(ObjectStore* store, const std::string& prefix) {
+  const std::string other = "00000000000000aa";
+  auto write_other = [&](int64_t expires_in_ms, bool heartbeat) {
+    const std::string hb = HeartbeatKey(prefix, other);
+    REQUIRE(store->Put(LeaseKey(prefix), "replite-lease 1\ninstance " + other + "\nheartbeat " + hb +
+                                             "\nhost otherhost\npid 4242\nacquired_ms 1\n")
+                .ok());
+    REQUIRE(store->Delete({hb}).ok());
+    if (heartbeat) {
+      const int64_t now_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
+      REQUIRE(store->Put(hb, "replite-heartbeat 1\ninstance " + other + "\nhost otherhost\npid 4242\nrenewed_ms " +
+                                 std::to_string(now_ms) + "\nexpires_ms " + std::to_string(now_ms + expires_in_ms) +
+                                 "\n")
+                  .ok());
+    }
+  };
+  LeaseKeeper k("00000000000000bb", "thishost", 1, 30000);
+  uint32_t epoch = 0;
+  std::string from;
+
+  write_other(60000, true);  // alive
+  Status s = k.Acquire(store, prefix, &epoch, &from);
+  INFO(s.ToString());
+  CHECK(s.code() == Code::kFailedPrecondition);
+  CHECK(s.message().find(other) != std::string::npos);
+  CHECK(s.message().find("otherhost") != std::string::npos);
+  CHECK(s.message().find("4242") != std::string::npos);
+  CHECK(!k.Usable(store, prefix, epoch));
+  CHECK(!k.VerifyHeld(store, prefix).ok());
+
+  write_other(-1000, true);  // expired: died without closing
+  REQUIRE(k.Acquire(store, prefix, &epoch, &from).ok());
+  CHECK(from == other);
+  CHECK(k.Usable(store, prefix, epoch));
+  CHECK(k.VerifyHeld(store, prefix).ok());
+  REQUIRE(k.Acquire(store, prefix, &epoch, &from).ok());  // ours: kept, nobody to take it from
+  CHECK(from.empty());
+
+  write_other(0, false);  // released (Close deleted the heartbeat)
+  REQUIRE(k.Acquire(store, prefix, &epoch, &from).ok());
+  CHECK(from == other);
+
+  REQUIRE(store->Put(LeaseKey(prefix), "not a lease").ok());
+  CHECK(k.Acquire(store, prefix, &epoch, &from).code() == Code::kCorruption);
+  ObjectInfo info;
+  REQUIRE(store->Head(HeartbeatKey(prefix, "00000000000000bb"), &info).ok());
+  k.ReleaseAll();
+  CHECK(store->Head(HeartbeatKey(prefix, "00000000000000bb"), &info).code() == Code::kNotFound);
+}
 
 }  // namespace
 
@@ -196,56 +255,24 @@ TEST_CASE("leases: a killed holder's lease is taken over once its heartbeat expi
   CHECK(rr.overlap.empty());
 }
 
+
 TEST_CASE("leases: a lease naming a live holder is refused, an expired or released one taken over", "[lease]") {
   test::TempDir dir;
   auto store = NewFileStore("/");
-  const std::string prefix = dir.path().substr(1) + "/backup/app";
-  const std::string other = "00000000000000aa";
-  auto write_other = [&](int64_t expires_in_ms, bool heartbeat) {
-    const std::string hb = HeartbeatKey(prefix, other);
-    REQUIRE(store->Put(LeaseKey(prefix), "replite-lease 1\ninstance " + other + "\nheartbeat " + hb +
-                                             "\nhost otherhost\npid 4242\nacquired_ms 1\n")
-                .ok());
-    store->Delete({hb});
-    if (heartbeat) {
-      const int64_t now_ms =
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-              .count();
-      REQUIRE(store->Put(hb, "replite-heartbeat 1\ninstance " + other + "\nhost otherhost\npid 4242\nrenewed_ms " +
-                                 std::to_string(now_ms) + "\nexpires_ms " + std::to_string(now_ms + expires_in_ms) +
-                                 "\n")
-                  .ok());
-    }
-  };
-  LeaseKeeper k("00000000000000bb", "thishost", 1, 30000);
-  uint32_t epoch = 0;
-  std::string from;
+  CheckLeaseRules(store.get(), dir.path().substr(1) + "/backup/app");
+}
 
-  write_other(60000, true);  // alive
-  Status s = k.Acquire(store.get(), prefix, &epoch, &from);
-  CHECK(s.code() == Code::kFailedPrecondition);
-  CHECK(s.message().find(other) != std::string::npos);
-  CHECK(s.message().find("otherhost") != std::string::npos);
-  CHECK(s.message().find("4242") != std::string::npos);
-  CHECK(!k.Usable(store.get(), prefix, epoch));
-  CHECK(!k.VerifyHeld(store.get(), prefix).ok());
-
-  write_other(-1000, true);  // expired: died without closing
-  REQUIRE(k.Acquire(store.get(), prefix, &epoch, &from).ok());
-  CHECK(from == other);
-  CHECK(k.Usable(store.get(), prefix, epoch));
-  CHECK(k.VerifyHeld(store.get(), prefix).ok());
-  REQUIRE(k.Acquire(store.get(), prefix, &epoch, &from).ok());  // ours: kept, nobody to take it from
-  CHECK(from.empty());
-
-  write_other(0, false);  // released (Close deleted the heartbeat)
-  REQUIRE(k.Acquire(store.get(), prefix, &epoch, &from).ok());
-  CHECK(from == other);
-
-  REQUIRE(store->Put(LeaseKey(prefix), "not a lease").ok());
-  CHECK(k.Acquire(store.get(), prefix, &epoch, &from).code() == Code::kCorruption);
-  k.ReleaseAll();
-  CHECK(!FileExists("/" + HeartbeatKey(prefix, "00000000000000bb")));
+TEST_CASE("leases on S3: conditional creates and takeovers against moto", "[lease][s3]") {
+  testing::MotoServer* m = test::MotoForTest();
+  if (!m) return;
+  REQUIRE(m->Reset().ok());
+  REQUIRE(m->CreateBucket("replite-lease").ok());
+  ReplicaUrl url;
+  REQUIRE(ParseReplicaUrl("s3://replite-lease/backup/app?endpoint=" + m->endpoint() + "&region=us-east-1", &url).ok());
+  StoreRegistry reg(Env::Default(), StoreConfig{});
+  std::shared_ptr<ObjectStore> store;
+  REQUIRE(reg.Open(url, &store).ok());
+  CheckLeaseRules(store.get(), url.prefix);
 }
 
 TEST_CASE("leases: two Replicators cannot share one state dir", "[lease]") {
