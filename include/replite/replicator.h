@@ -42,6 +42,14 @@ struct DatabaseStatus {
   uint64_t wal_frames = 0;    // frames in the current WAL epoch, all captured
   int64_t last_sync_ms = 0;   // wall-clock time of the last successful sync
   uint64_t generations_started = 0;  // by this Replicator, with reasons logged
+  // Generations started in quick succession, each within 10 minutes of the
+  // previous one (0: the last one was not). From 2 on the database is
+  // reported (a log line with the cause and the fix, the metric
+  // replite_generation_churn_total) and each further generation waits a
+  // growing delay after the last (30 s doubling to 15 min, unless Sync asks
+  // for it): every generation is a full snapshot of the database.
+  uint32_t generation_churn = 0;
+  int64_t next_generation_not_before_ms = 0;  // while churning: wall-clock time
   uint64_t segments_uploaded = 0;
   uint64_t snapshots_uploaded = 0;
   uint64_t bytes_uploaded = 0;
@@ -56,6 +64,7 @@ struct DatabaseStatus {
 struct ReplicatorStatus {
   uint64_t databases = 0;
   uint64_t with_errors = 0;
+  uint64_t with_generation_churn = 0;  // DatabaseStatus::generation_churn >= 2
   uint64_t jobs_queued = 0;
   int worker_threads = 0;       // the cap (ReplicatorOptions::worker_threads, within the fd budget)
   int worker_threads_live = 0;  // started on demand and running now (idle ones end after a minute)

@@ -68,6 +68,8 @@ struct DbSlot {
   bool lease_taken_over = false;
   uint16_t poll_shift = 0;      // poll interval = base << shift (adaptive back-off)
   uint32_t lease_epoch = 0;     // LeaseKeeper epoch the lease was taken at (0: not held)
+  uint8_t gen_churn = 0;        // generations started in quick succession (see DatabaseStatus)
+  uint32_t last_gen_s = 0;      // wall-clock second the last generation started (0: none yet)
   uint32_t spooled = 0;         // segments waiting in the upload spool (captured, not yet durable)
   uint32_t req_seq = 0, done_seq = 0;
   uint64_t timer_seq = 0;       // the armed timer entry; stale entries carry another value

@@ -94,6 +94,19 @@ constexpr int kStripes = 64;
 constexpr int kFdsPerJob = 16;                   // upper bound of descriptors one sync job opens
 constexpr int64_t kMaxPollMs = 30000;            // idle databases back off to this
 constexpr int64_t kConnIdleUs = 10 * 1000 * 1000; // a kept connection is closed after this long unused
+// Generation churn: a generation started within this long of the previous
+// one counts as quick; from kChurnReport quick ones in a row the database is
+// reported and further generations wait (kChurnFirstDelayMs doubling).
+constexpr uint32_t kChurnWindowS = 600;
+constexpr uint8_t kChurnReport = 2;
+constexpr int64_t kChurnFirstDelayMs = 30 * 1000, kChurnMaxDelayMs = 15 * 60 * 1000;
+
+// When a database churning generations may start the next one (0: now).
+int64_t NextGenerationNotBeforeMs(uint8_t churn, uint32_t last_gen_s) {
+  if (churn < kChurnReport) return 0;
+  const int shift = std::min(churn - kChurnReport, 5);
+  return int64_t(last_gen_s) * 1000 + std::min(kChurnMaxDelayMs, kChurnFirstDelayMs << shift);
+}
 
 struct HookCtx {
   class ReplicatorImpl* r;
@@ -534,6 +547,8 @@ class ReplicatorImpl final : public Replicator {
     out->wal_frames = s.pos.frames;
     out->last_sync_ms = s.last_sync_ms;
     out->generations_started = s.generations;
+    out->generation_churn = s.gen_churn;
+    out->next_generation_not_before_ms = NextGenerationNotBeforeMs(s.gen_churn, s.last_gen_s);
     out->segments_uploaded = s.segments;
     out->snapshots_uploaded = s.snapshots;
     out->bytes_uploaded = s.bytes;
@@ -558,6 +573,7 @@ class ReplicatorImpl final : public Replicator {
     for (const auto& s : all) {
       std::lock_guard<std::mutex> l(Stripe(*s));
       if (s->has_error) out.with_errors++;
+      if (s->gen_churn >= kChurnReport) out.with_generation_churn++;
       int64_t v = s->notified_at_ms ? now - s->notified_at_ms : 0;
       if (s->has_error) v += int64_t(1) << 40;  // errors first
       lag.push_back({v, s.get()});
@@ -674,6 +690,9 @@ class ReplicatorImpl final : public Replicator {
     m_.Counter("replite_snapshots_uploaded_total", "Snapshots written to the store.");
     m_.Counter("replite_uploaded_bytes_total", "Bytes of segments and snapshots written to the store.");
     m_.Counter("replite_generations_started_total", "New generations (each one logged with its reason).");
+    m_.Counter("replite_generation_churn_total",
+               "Databases reported for starting generations in quick succession (each within 10 minutes of the "
+               "previous one; see the log line for the cause and the fix).");
     m_.Counter("replite_epoch_checksums_total",
                "WAL epochs replite did not see start, checked by reading the whole database under the write lock, by "
                "result (adopted, or mismatch: a new generation follows).");
@@ -937,6 +956,7 @@ class ReplicatorImpl final : public Replicator {
 
   Status DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, bool* changed, int64_t* durable_ms) {
     const bool forced = sr.forced, snap = sr.snap, ckpt = sr.ckpt, trunc = sr.trunc;
+    uint8_t churn = 0;
     Position pos;
     int64_t last_change, cached_size, cached_mtime;
     uint32_t spooled;
@@ -954,6 +974,13 @@ class ReplicatorImpl final : public Replicator {
     const DatabaseOptions& o = s.cfg->opts;
     StoreHealth& health = HealthOf(s);
     const int64_t now = NowMs();
+    // A churning database whose next generation must wait (its generation
+    // was abandoned below): nothing to do before then, unless the
+    // application asks (Sync) or the Replicator closes.
+    if (!pos.valid() && pos.txid > 0 && !sr.probe && !closed_) {
+      Status d = GenerationDeferred(s, now);
+      if (!d.ok()) return d;
+    }
     // The cheap part of a poll: one stat of the WAL (taken before capture,
     // so a commit racing the capture shows up as a change next time).
     struct stat st;
@@ -1093,6 +1120,15 @@ class ReplicatorImpl final : public Replicator {
       res.needs_new_generation = true;
     }
     if (res.needs_new_generation) {
+      if (!sr.probe && !closed_) {
+        Status d = GenerationDeferred(s, now);
+        if (!d.ok()) {
+          // Abandoned until then: later syncs return at once (above).
+          std::lock_guard<std::mutex> l(Stripe(s));
+          s.pos.gen = 0;
+          return d;
+        }
+      }
       // Continue after the replica's last txid, then capture again (the
       // situation may have changed meanwhile; the decision is redone).
       uint64_t floor = 0;
@@ -1157,8 +1193,16 @@ class ReplicatorImpl final : public Replicator {
         s.last_change_ms = now;  // no quiet checkpoint right after one
       }
       s.last_sync_ms = now;
-      if (res.new_generation) s.generations++;
+      if (res.new_generation) {
+        s.generations++;
+        const uint32_t now_s = uint32_t(now / 1000);
+        const bool quick = s.last_gen_s != 0 && now_s - s.last_gen_s < kChurnWindowS;
+        s.gen_churn = quick ? uint8_t(std::min(255, s.gen_churn + 1)) : 0;
+        s.last_gen_s = now_s;
+        churn = s.gen_churn;
+      }
     }
+    if (churn >= kChurnReport && (churn & (churn - 1)) == 0) ReportChurn(s, churn, res.reason, now);
     positions_.Put(s.path, UrlOf(s), res.pos, wal_size, wal_mtime);
     const Labels group{{"group", o.metrics_group}};
     if (res.pos.txid > pos.txid && !res.new_generation)
@@ -1203,6 +1247,39 @@ class ReplicatorImpl final : public Replicator {
     Status st = positions_.Flush();
     if (!st.ok()) return Status(st.code(), "saving the position before shipping past a WAL restart: " + st.message());
     return st;
+  }
+
+  // kUnavailable while a churning database's next generation must wait.
+  Status GenerationDeferred(DbSlot& s, int64_t now) {
+    int64_t not_before;
+    {
+      std::lock_guard<std::mutex> l(Stripe(s));
+      not_before = NextGenerationNotBeforeMs(s.gen_churn, s.last_gen_s);
+    }
+    if (now >= not_before) return Status::OK();
+    return Status::Unavailable("database " + s.path + ": a new generation is needed but waits " +
+                               std::to_string((not_before - now + 999) / 1000) + " s more: " +
+                               std::to_string(s.gen_churn + 1) +
+                               " generations started in quick succession (see the log); Sync starts it now");
+  }
+
+  // One log line (at 2, 4, 8... quick generations in a row) with the cause
+  // and the fix, and the metric.
+  void ReportChurn(DbSlot& s, uint8_t churn, const std::string& reason, int64_t now) {
+    if (churn == kChurnReport) m_.Add("replite_generation_churn_total", {{"group", s.cfg->opts.metrics_group}});
+    uint32_t last_gen_s;
+    {
+      std::lock_guard<std::mutex> l(Stripe(s));
+      last_gen_s = s.last_gen_s;
+    }
+    const int64_t wait_s = (NextGenerationNotBeforeMs(churn, last_gen_s) - now + 999) / 1000;
+    Log("database " + s.path + ": " + std::to_string(churn + 1) +
+        " generations in a row, each started within 10 minutes of the previous one, and each a full snapshot "
+        "(last cause: " + reason + "). When the cause is lost WAL frames, another connection checkpointed "
+        "frames before replite read them: let replite see commits sooner (Attach the application's connection or "
+        "call Notify after commits, or poll more often), keep the database hot (fd_budget leaves room for its kept "
+        "connection and read mark), or leave checkpoints to replite (PRAGMA wal_autocheckpoint=0 in the "
+        "application). The next generation waits " + std::to_string(wait_s) + " s (doubling, up to 15 min).");
   }
 
   // Takes or confirms the replica's lease (core/lease.h): no request while
