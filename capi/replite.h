@@ -199,7 +199,8 @@ REPLITE_C_EXPORT void replite_replicator_destroy(replite_replicator* r);
 
 /* Starts replicating db_path (which must be in WAL mode unless "enable-wal").
  * replica_url NULL or "": the root "replica-url" + "/" + file name. The
- * first sync starts right away. REPLITE_ERR_ALREADY_EXISTS if added twice,
+ * first sync starts right away. REPLITE_ERR_ALREADY_EXISTS if added twice
+ * (also under another path to the same file: a symlink or hard link),
  * REPLITE_ERR_NOT_FOUND if missing, REPLITE_ERR_FAILED_PRECONDITION if not
  * in WAL mode. */
 REPLITE_C_EXPORT int replite_db_add(replite_replicator* r, const char* db_path, const char* replica_url,

@@ -528,8 +528,10 @@ Status RestoreWithOptions(const char* replica_url, const char* output_path, cons
       if (!ParseU64(v, &t) || t == 0) return BadValue(k, v, "a transaction id (a positive integer)");
       ro.txid = t;
     } else if (k == "timestamp") {
-      s = replite::ParseRfc3339(v, &ro.timestamp_ms);
+      int64_t ms = 0;
+      s = replite::ParseRfc3339(v, &ms);
       if (!s.ok()) return BadValue(k, v, "an RFC 3339 UTC time (e.g. 2026-11-26T21:00:00Z): " + s.message());
+      ro.timestamp_ms = ms;
     } else if (k == "overwrite") {
       if (!(s = ParseBool(k, v, &ro.overwrite)).ok()) return s;
     } else if (k == "parallelism") {
@@ -542,7 +544,7 @@ Status RestoreWithOptions(const char* replica_url, const char* output_path, cons
                                      " (known: txid, timestamp, overwrite, parallelism, stop-at-last-good)");
     }
   }
-  if (ro.txid != 0 && ro.timestamp_ms != 0)
+  if (ro.txid != 0 && ro.timestamp_ms)
     return Status::InvalidArgument("restore options: txid and timestamp are exclusive (give one)");
   if (progress != nullptr) ro.progress = [progress, user](uint64_t done, uint64_t total) { progress(done, total, user); };
   return replite::Restore(replica_url, output_path, ro, rr);

@@ -216,8 +216,10 @@ int CmdRestore(const std::vector<std::string>& args) {
         return 2;
       }
     } else if (a == "-timestamp" && has) {
-      replite::Status s = replite::ParseRfc3339(args[++i], &o.timestamp_ms);
+      int64_t ms = 0;
+      replite::Status s = replite::ParseRfc3339(args[++i], &ms);
       if (!s.ok()) return Fail(s);
+      o.timestamp_ms = ms;
     } else if (a == "-overwrite") {
       o.overwrite = true;
     } else if (a == "-stop-at-last-good") {

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,8 +29,10 @@ struct RestoreOptions {
   // Restore exactly this transaction. Default: 0 = the latest.
   uint64_t txid = 0;
   // Or: the last transaction captured at or before this time (ms since the
-  // Unix epoch, UTC), searching older generations too. Default: 0 = unused.
-  int64_t timestamp_ms = 0;
+  // Unix epoch, UTC), searching older generations too. Every value is a
+  // time, 0 (1970-01-01T00:00:00Z) and negative ones included.
+  // Default: unset (std::nullopt) = not by time.
+  std::optional<int64_t> timestamp_ms;
   // Replace an existing output file. Default: false (kAlreadyExists, also
   // when the file appears while the restore runs: the final move into place
   // never replaces a file, so of concurrent restores to one path one wins).

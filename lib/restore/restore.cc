@@ -331,18 +331,18 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
         return PlanInGeneration(cat, o.txid, where, o.stop_at_last_good, plan);
       continue;
     }
-    if (o.timestamp_ms == 0) return PlanInGeneration(cat, max_txid, where, o.stop_at_last_good, plan);
+    if (!o.timestamp_ms) return PlanInGeneration(cat, max_txid, where, o.stop_at_last_good, plan);
     // By time: the last transaction captured at or before T in this
     // generation, if its first snapshot is not after T.
     int64_t f = 0, l = 0;
     s = ReadObjectTimes(store, cat.snapshots.front().key, &f, &l);
     if (!s.ok()) return s;
-    if (f > o.timestamp_ms) continue;
+    if (f > *o.timestamp_ms) continue;
     uint64_t best = cat.snapshots.front().first_txid;
     for (const auto& snap : cat.snapshots) {
       s = ReadObjectTimes(store, snap.key, &f, &l);
       if (!s.ok()) return s;
-      if (f <= o.timestamp_ms) best = std::max(best, snap.first_txid);
+      if (f <= *o.timestamp_ms) best = std::max(best, snap.first_txid);
     }
     // Capture times grow with txids: binary-search the last segment that
     // starts at or before T (one small ranged read per probe).
@@ -351,7 +351,7 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
       size_t mid = (lo + hi) / 2;
       s = ReadObjectTimes(store, cat.segments[mid].key, &f, &l);
       if (!s.ok()) return s;
-      if (f <= o.timestamp_ms) lo = mid + 1;
+      if (f <= *o.timestamp_ms) lo = mid + 1;
       else hi = mid;
     }
     if (lo > 0) {
@@ -359,14 +359,14 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
       if (seg.last_txid > best) {
         s = ReadObjectTimes(store, seg.key, &f, &l);
         if (!s.ok()) return s;
-        if (l <= o.timestamp_ms) {
+        if (l <= *o.timestamp_ms) {
           best = seg.last_txid;
         } else {
           ObjectReader rd(store, seg.key, seg.size);
           s = rd.Open();
           if (!s.ok()) return s;
           for (const auto& e : rd.index())
-            if (e.ts_ms <= o.timestamp_ms && (e.flags & kBlockTxEnd)) best = std::max(best, e.txid);
+            if (e.ts_ms <= *o.timestamp_ms && (e.flags & kBlockTxEnd)) best = std::max(best, e.txid);
           // Everything before this segment is at or before T too.
           if (best < seg.first_txid - 1 && seg.first_txid > 0) best = std::max(best, seg.first_txid - 1);
         }
@@ -375,8 +375,8 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
     return PlanInGeneration(cat, best, where, o.stop_at_last_good, plan);
   }
   if (o.txid != 0) return Status::NotFound("txid " + std::to_string(o.txid) + " is not in any generation at " + where);
-  if (o.timestamp_ms != 0)
-    return Status::NotFound("nothing at " + where + " was captured at or before " + FormatRfc3339(o.timestamp_ms));
+  if (o.timestamp_ms)
+    return Status::NotFound("nothing at " + where + " was captured at or before " + FormatRfc3339(*o.timestamp_ms));
   return Status::NotFound("no generation with a snapshot at " + where);
 }
 
@@ -390,7 +390,7 @@ Status Restore(const std::string& replica_url, const std::string& output_path, c
   ReplicaUrl url;
   Status s = ParseReplicaUrl(replica_url, &url);
   if (!s.ok()) return s;
-  if (o.txid != 0 && o.timestamp_ms != 0) return Status::InvalidArgument("restore: give a txid or a timestamp, not both");
+  if (o.txid != 0 && o.timestamp_ms) return Status::InvalidArgument("restore: give a txid or a timestamp, not both");
   const std::string out = AbsolutePath(output_path);
   if (FileExists(out) && !o.overwrite)
     return Status::AlreadyExists("restore target " + out + " exists (choose another output path or pass overwrite)");
@@ -504,13 +504,15 @@ Status ParseRfc3339(const std::string& t, int64_t* ms) {
 }
 
 std::string FormatRfc3339(int64_t ms) {
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  int64_t frac = ms % 1000;  // floored, so that times before 1970 print right
+  if (frac < 0) frac += 1000;
+  std::time_t t = static_cast<std::time_t>((ms - frac) / 1000);
   std::tm tm;
   gmtime_r(&t, &tm);
   char buf[40];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(frac));
   return out;
 }
 
