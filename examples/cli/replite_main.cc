@@ -24,6 +24,7 @@
 
 #include "metrics_server.h"
 #include "replite/replite.h"
+#include "util/redact.h"
 
 namespace {
 
@@ -158,7 +159,8 @@ int CmdReplicate(std::vector<std::string> args) {
     }
     added.insert(db);
   }
-  std::fprintf(stderr, "replite: replicating %zu database(s) to %s\n", r->Databases().size(), url.c_str());
+  std::fprintf(stderr, "replite: replicating %zu database(s) to %s\n", r->Databases().size(),
+               replite::RedactUrl(url).c_str());
   MetricsServer metrics;
   if (!metrics_addr.empty()) {
     std::string err = metrics.Start(metrics_addr, [&r] { return r->Metrics(); });
