@@ -159,11 +159,14 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *   "enable-wal"       0/1: switch a database to WAL mode when added. Default: 0.
  *   "compression-level" zstd level 1..22. Default: 1.
  *
- * Durations ("-ms" keys, "snapshot-interval", "retention") are a plain number
- * of milliseconds or a number with a unit: ms, s, m, h, d ("90s", "24h").
- * Integers are decimal and must fit the range given. An unknown key or a
- * malformed value is REPLITE_ERR_INVALID_ARGUMENT with a message naming the
- * key and the accepted form; the options are then unchanged.
+ * Durations are a number with a unit: ms, s, m, h, d ("90s", "24h"); for the
+ * "-ms" keys a plain number is milliseconds too ("snapshot-interval" and
+ * "retention" need the unit). Integers are decimal digits only (no sign,
+ * exponent or suffix) and must fit the range given. "state-dir" must not be
+ * empty (leave it unset for the default). An unknown key or a malformed value
+ * is REPLITE_ERR_INVALID_ARGUMENT with a message naming the key and the
+ * accepted form; the options are then unchanged. The CLI's flags follow the
+ * same rules (one parser, lib/config/).
  */
 /* NULL only when out of memory. */
 REPLITE_C_EXPORT replite_options* replite_options_create(void);
