@@ -85,7 +85,7 @@ class Applier {
  public:
   Applier(ObjectStore* store, const std::string& tmp, RestoreOptions opts) : store_(store), tmp_(tmp), opts_(std::move(opts)) {}
 
-  Status Open() { return OpenFile(tmp_, O_RDWR | O_CREAT | O_EXCL, 0644, &fd_); }
+  Status Open() { return OpenFile(tmp_, O_RDWR | O_CREAT | O_EXCL, 0600, &fd_); }  // the data is private
 
   // Writes the plan's transactions into the file. When it fails,
   // failed_key() is the object being applied, has_tx() whether a whole
