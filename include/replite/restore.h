@@ -8,6 +8,12 @@
 // missing, makes the restore refuse with an error naming it, unless
 // RestoreOptions::stop_at_last_good asks for the last transaction the good
 // objects before it cover (RestoreResult says where and why it stopped).
+// "Missing" covers what the replica records but no longer holds: a gap
+// between segments, the last segments of a generation (a later generation
+// starts at the txid after its last one), and a later generation whose
+// snapshot is gone (the manifest names it), so "latest" never silently
+// means an earlier state. The missing last segments of the newest
+// generation cannot be seen: nothing in the replica records its last txid.
 //
 // Thread-safety: independent calls may run concurrently.
 #pragma once

@@ -320,18 +320,48 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
   if (!s.ok()) return s;
   if (gens.empty())
     return Status::NotFound("no generations at " + where + " (nothing was replicated there yet, or the URL is wrong)");
+  // A later generation whose snapshot is gone (the manifest names a
+  // generation only once its snapshot is stored): its txids are known but
+  // cannot be restored, so "latest" is not what an earlier one holds.
+  uint64_t lost_first = 0, lost_last = 0;
+  std::string lost_gen;
   for (int g = static_cast<int>(gens.size()) - 1; g >= 0; g--) {
     GenerationCatalog cat;
     s = ListGeneration(store, url.prefix, gens[g].id, &cat);
     if (!s.ok()) return s;
-    if (cat.snapshots.empty()) continue;
-    const uint64_t max_txid = cat.max_txid();
+    if (cat.snapshots.empty()) {
+      if (gens[g].first_txid > 0 && lost_gen.empty()) {
+        lost_gen = gens[g].id;
+        lost_first = gens[g].first_txid;
+        lost_last = std::max(lost_first, cat.max_txid());
+      }
+      continue;
+    }
+    // The last txid the replica records for this generation: its objects'
+    // last, or the one before the next generation's first (a generation
+    // starts at the txid after the last one captured before it) when its
+    // last segments are gone; PlanInGeneration then names the missing ones.
+    uint64_t max_txid = cat.max_txid();
+    if (g + 1 < static_cast<int>(gens.size()) && gens[g + 1].first_txid > max_txid + 1)
+      max_txid = gens[g + 1].first_txid - 1;
     if (o.txid != 0) {
       if (o.txid >= cat.snapshots.front().first_txid && o.txid <= max_txid)
         return PlanInGeneration(cat, o.txid, where, o.stop_at_last_good, plan);
       continue;
     }
-    if (!o.timestamp_ms) return PlanInGeneration(cat, max_txid, where, o.stop_at_last_good, plan);
+    if (!o.timestamp_ms) {
+      s = PlanInGeneration(cat, max_txid, where, o.stop_at_last_good, plan);
+      if (!s.ok() || lost_gen.empty()) return s;
+      const std::string missing = "generation " + lost_gen + " has no snapshot, so txids " +
+                                  std::to_string(lost_first) + ".." + std::to_string(lost_last) +
+                                  " are known but cannot be restored";
+      if (!o.stop_at_last_good)
+        return Status::NotFound(where + ": " + missing + " (missing object; restore an earlier txid, or stop at the "
+                                "last good one: -stop-at-last-good / stop_at_last_good)");
+      plan->requested = lost_last;
+      if (plan->gap.empty()) plan->gap = "missing object: " + missing;
+      return s;
+    }
     // By time: the last transaction captured at or before T in this
     // generation, if its first snapshot is not after T.
     int64_t f = 0, l = 0;
@@ -372,6 +402,9 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
         }
       }
     }
+    // The next generation was created at or before T, so every txid of this
+    // one was captured before T, the missing last ones too.
+    if (best == cat.max_txid() && max_txid > best && gens[g + 1].created_ms <= *o.timestamp_ms) best = max_txid;
     return PlanInGeneration(cat, best, where, o.stop_at_last_good, plan);
   }
   if (o.txid != 0) return Status::NotFound("txid " + std::to_string(o.txid) + " is not in any generation at " + where);
