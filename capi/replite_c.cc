@@ -1,14 +1,12 @@
 // The C ABI (capi/replite.h) over the C++ API. Its jobs: check every handle
 // and argument so that misuse is an error rather than a crash, turn Status
 // into (code, malloc'd message), keep exceptions inside, and render status
-// as JSON. The rules the ABI promises are written once in replite.h.
+// as JSON. Option values are parsed by config/ (the CLI uses the same
+// parser). The rules the ABI promises are written once in replite.h.
 #include "replite.h"
 
-#include <cctype>
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -17,9 +15,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "replite/replite.h"
 #include "config/options_apply.h"
 #include "config/value_parse.h"
+#include "replite/replite.h"
 
 using replite::Code;
 using replite::DatabaseOptions;
