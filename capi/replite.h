@@ -146,6 +146,12 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *   "ca-file"          CA bundle for TLS. Default: "" (system bundle).
  *   "verify-tls"       0 or 1 (also true/false, yes/no, on/off). Default: 1.
  *   "position-flush-ms" save positions at most this often. Default: 1000.
+ *   "lease-ttl"        leases (one writer per replica, see README): a killed
+ *                      holder's lease expires after this long; "0s" turns
+ *                      leases off. 0s or 1s..1h. Default: 30s.
+ *   "snapshot-verify-max" a generation's first snapshot of a database up to
+ *                      this many bytes is checked by SQLite's quick_check
+ *                      before it is reported durable; 0 = never. Default: 1G.
  *  Per-database defaults (also accepted by replite_db_add_with):
  *   "sync-interval-ms" batch commits this long after a notification. Default: 50.
  *   "poll-interval-ms" poll the WAL this often for commits by other
@@ -159,11 +165,14 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *   "enable-wal"       0/1: switch a database to WAL mode when added. Default: 0.
  *   "compression-level" zstd level 1..22. Default: 1.
  *
- * Durations ("-ms" keys, "snapshot-interval", "retention") are a plain number
- * of milliseconds or a number with a unit: ms, s, m, h, d ("90s", "24h").
- * Integers are decimal and must fit the range given. An unknown key or a
- * malformed value is REPLITE_ERR_INVALID_ARGUMENT with a message naming the
- * key and the accepted form; the options are then unchanged.
+ * Durations are a number with a unit: ms, s, m, h, d ("90s", "24h"); for the
+ * "-ms" keys a plain number is milliseconds too ("snapshot-interval" and
+ * "retention" need the unit). Integers are decimal digits only (no sign,
+ * exponent or suffix) and must fit the range given. "state-dir" must not be
+ * empty (leave it unset for the default). An unknown key or a malformed value
+ * is REPLITE_ERR_INVALID_ARGUMENT with a message naming the key and the
+ * accepted form; the options are then unchanged. The CLI's flags follow the
+ * same rules (one parser, lib/config/).
  */
 /* NULL only when out of memory. */
 REPLITE_C_EXPORT replite_options* replite_options_create(void);
@@ -199,7 +208,8 @@ REPLITE_C_EXPORT void replite_replicator_destroy(replite_replicator* r);
 
 /* Starts replicating db_path (which must be in WAL mode unless "enable-wal").
  * replica_url NULL or "": the root "replica-url" + "/" + file name. The
- * first sync starts right away. REPLITE_ERR_ALREADY_EXISTS if added twice,
+ * first sync starts right away. REPLITE_ERR_ALREADY_EXISTS if added twice
+ * (also under another path to the same file: a symlink or hard link),
  * REPLITE_ERR_NOT_FOUND if missing, REPLITE_ERR_FAILED_PRECONDITION if not
  * in WAL mode. */
 REPLITE_C_EXPORT int replite_db_add(replite_replicator* r, const char* db_path, const char* replica_url,

@@ -1,14 +1,12 @@
 // The C ABI (capi/replite.h) over the C++ API. Its jobs: check every handle
 // and argument so that misuse is an error rather than a crash, turn Status
 // into (code, malloc'd message), keep exceptions inside, and render status
-// as JSON. The rules the ABI promises are written once in replite.h.
+// as JSON. Option values are parsed by config/ (the CLI uses the same
+// parser). The rules the ABI promises are written once in replite.h.
 #include "replite.h"
 
-#include <cctype>
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -17,8 +15,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "config/options_apply.h"
+#include "config/value_parse.h"
 #include "replite/replite.h"
-#include "store/replica_url.h"
 
 using replite::Code;
 using replite::DatabaseOptions;
@@ -179,190 +178,13 @@ char* GuardString(char** errptr, F&& f) {
   return p;
 }
 
-// ---- value parsing ----------------------------------------------------------
+// ---- value parsing: config/ (shared with the CLI) ---------------------------
 
-std::string Quote(std::string_view v) { return "\"" + std::string(v) + "\""; }
-
-Status BadValue(std::string_view key, std::string_view value, const std::string& form) {
-  return Status::InvalidArgument("option " + Quote(key) + ": " + Quote(value) + " is not " + form);
-}
-
-// Decimal digits only (no sign, no spaces), into *out; false on overflow.
-bool ParseU64(std::string_view s, uint64_t* out) {
-  if (s.empty() || s.size() > 20) return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    uint64_t d = uint64_t(c - '0');
-    if (v > (std::numeric_limits<uint64_t>::max() - d) / 10) return false;
-    v = v * 10 + d;
-  }
-  *out = v;
-  return true;
-}
-
-Status ParseInt(std::string_view key, std::string_view v, int64_t min, int64_t max, int64_t* out) {
-  uint64_t u = 0;
-  bool neg = !v.empty() && v[0] == '-';
-  const std::string form = "an integer in " + std::to_string(min) + ".." + std::to_string(max);
-  if (!ParseU64(neg ? v.substr(1) : v, &u) || u > uint64_t(std::numeric_limits<int64_t>::max()))
-    return BadValue(key, v, form);
-  int64_t x = neg ? -int64_t(u) : int64_t(u);
-  if (x < min || x > max) return BadValue(key, v, form);
-  *out = x;
-  return Status::OK();
-}
-
-// "500" (ms), "500ms", "90s", "15m", "24h", "7d".
-Status ParseDuration(std::string_view key, std::string_view v, int64_t* ms) {
-  const std::string form = "a duration: milliseconds, or a number with a unit ms, s, m, h or d (e.g. 90s, 24h)";
-  size_t n = 0;
-  while (n < v.size() && v[n] >= '0' && v[n] <= '9') n++;
-  uint64_t num = 0;
-  if (!ParseU64(v.substr(0, n), &num)) return BadValue(key, v, form);
-  const std::string_view unit = v.substr(n);
-  uint64_t mult;
-  if (unit.empty() || unit == "ms") mult = 1;
-  else if (unit == "s") mult = 1000;
-  else if (unit == "m") mult = 60 * 1000;
-  else if (unit == "h") mult = 3600 * 1000;
-  else if (unit == "d") mult = 24 * 3600 * 1000;
-  else return BadValue(key, v, form);
-  // Ten years is far beyond any sensible interval and keeps ms math safe.
-  constexpr uint64_t kMax = 10ull * 366 * 24 * 3600 * 1000;
-  if (num > kMax / mult) return BadValue(key, v, form + ", at most 10 years");
-  *ms = int64_t(num * mult);
-  return Status::OK();
-}
-
-// "1048576", "512K", "256M", "1G" (powers of 1024; "KB"/"KiB" too).
-Status ParseBytes(std::string_view key, std::string_view v, uint64_t* out) {
-  const std::string form = "a byte count: a number with an optional K, M or G suffix (e.g. 256M)";
-  size_t n = 0;
-  while (n < v.size() && v[n] >= '0' && v[n] <= '9') n++;
-  uint64_t num = 0;
-  if (!ParseU64(v.substr(0, n), &num)) return BadValue(key, v, form);
-  std::string unit(v.substr(n));
-  for (auto& c : unit) c = char(std::toupper(static_cast<unsigned char>(c)));
-  int shift = -1;
-  if (unit.empty() || unit == "B") shift = 0;
-  else if (unit == "K" || unit == "KB" || unit == "KIB") shift = 10;
-  else if (unit == "M" || unit == "MB" || unit == "MIB") shift = 20;
-  else if (unit == "G" || unit == "GB" || unit == "GIB") shift = 30;
-  if (shift < 0 || num > (std::numeric_limits<uint64_t>::max() >> shift)) return BadValue(key, v, form);
-  *out = num << shift;
-  return Status::OK();
-}
-
-Status ParseBool(std::string_view key, std::string_view v, bool* out) {
-  if (v == "1" || v == "true" || v == "yes" || v == "on") {
-    *out = true;
-  } else if (v == "0" || v == "false" || v == "no" || v == "off") {
-    *out = false;
-  } else {
-    return BadValue(key, v, "a boolean: 0 or 1 (true/false, yes/no, on/off)");
-  }
-  return Status::OK();
-}
-
-Status CheckReplicaUrl(std::string_view key, std::string_view v) {
-  if (v.empty()) return Status::OK();  // unset: the default
-  replite::ReplicaUrl parsed;
-  Status s = replite::ParseReplicaUrl(std::string(v), &parsed);
-  if (!s.ok()) return Status::InvalidArgument("option " + Quote(key) + ": " + s.message());
-  return Status::OK();
-}
-
-constexpr const char* kDbKeys =
-    "replica-url, sync-interval-ms, poll-interval-ms, snapshot-interval, retention, checkpoint-quiet-ms, "
-    "checkpoint-pages, truncate-pages, metrics-group, enable-wal, compression-level";
-constexpr const char* kReplicatorKeys =
-    "state-dir, worker-threads, max-connections, max-connections-per-host, fd-budget, memory-cap, ca-file, "
-    "verify-tls, position-flush-ms, spool-cap";
-
-// Applies a per-database key to *o; *known = false for other keys.
-Status ApplyDbOption(DatabaseOptions* o, std::string_view key, std::string_view v, bool* known) {
-  *known = true;
-  int64_t i = 0;
-  Status s;
-  if (key == "replica-url") {
-    s = CheckReplicaUrl(key, v);
-    if (s.ok()) o->replica_url = std::string(v);
-  } else if (key == "sync-interval-ms") {
-    if ((s = ParseDuration(key, v, &i)).ok()) o->sync_interval_ms = i;
-  } else if (key == "poll-interval-ms") {
-    if ((s = ParseDuration(key, v, &i)).ok()) o->poll_interval_ms = i;
-  } else if (key == "snapshot-interval") {
-    if ((s = ParseDuration(key, v, &i)).ok()) {
-      if (i == 0) return BadValue(key, v, "a positive duration (e.g. 24h)");
-      o->snapshot_interval_ms = i;
-    }
-  } else if (key == "retention") {
-    if ((s = ParseDuration(key, v, &i)).ok()) o->retention_ms = i;
-  } else if (key == "checkpoint-quiet-ms") {
-    if ((s = ParseDuration(key, v, &i)).ok()) o->checkpoint_quiet_ms = i;
-  } else if (key == "checkpoint-pages") {
-    if ((s = ParseInt(key, v, 1, 0x7fffffff, &i)).ok()) o->checkpoint_pages = uint32_t(i);
-  } else if (key == "truncate-pages") {
-    if ((s = ParseInt(key, v, 1, 0x7fffffff, &i)).ok()) o->truncate_pages = uint32_t(i);
-  } else if (key == "metrics-group") {
-    if (v.empty()) return BadValue(key, v, "a non-empty label value");
-    o->metrics_group = std::string(v);
-  } else if (key == "enable-wal") {
-    bool b = false;
-    if ((s = ParseBool(key, v, &b)).ok()) o->enable_wal = b;
-  } else if (key == "compression-level") {
-    if ((s = ParseInt(key, v, 1, 22, &i)).ok()) o->compression_level = int(i);
-  } else {
-    *known = false;
-  }
-  return s;
-}
-
-Status ApplyReplicatorOption(ReplicatorOptions* o, std::string_view key, std::string_view v) {
-  int64_t i = 0;
-  Status s;
-  if (key == "replica-url") {  // the root here, not a database's own URL
-    s = CheckReplicaUrl(key, v);
-    if (s.ok()) o->replica_url = std::string(v);
-  } else if (key == "state-dir") {
-    o->state_dir = std::string(v);
-  } else if (key == "worker-threads") {
-    if ((s = ParseInt(key, v, 1, 256, &i)).ok()) o->worker_threads = int(i);
-  } else if (key == "max-connections") {
-    if ((s = ParseInt(key, v, 1, 65536, &i)).ok()) o->max_connections = int(i);
-  } else if (key == "max-connections-per-host") {
-    if ((s = ParseInt(key, v, 1, 65536, &i)).ok()) o->max_connections_per_host = int(i);
-  } else if (key == "fd-budget") {
-    if ((s = ParseInt(key, v, 1, 1 << 20, &i)).ok()) o->fd_budget = int(i);
-  } else if (key == "memory-cap") {
-    uint64_t b = 0;
-    if ((s = ParseBytes(key, v, &b)).ok()) {
-      if (b == 0) return BadValue(key, v, "a positive byte count (e.g. 256M)");
-      o->memory_cap = b;
-    }
-  } else if (key == "spool-cap") {
-    uint64_t b = 0;
-    if ((s = ParseBytes(key, v, &b)).ok()) o->spool_cap = b;
-  } else if (key == "ca-file") {
-    o->ca_file = std::string(v);
-  } else if (key == "verify-tls") {
-    bool b = true;
-    if ((s = ParseBool(key, v, &b)).ok()) o->verify_tls = b;
-  } else if (key == "position-flush-ms") {
-    if ((s = ParseDuration(key, v, &i)).ok()) {
-      if (i == 0) return BadValue(key, v, "a positive duration (e.g. 1000)");
-      o->position_flush_ms = i;
-    }
-  } else {
-    bool known = false;
-    s = ApplyDbOption(&o->defaults, key, v, &known);
-    if (!known)
-      return Status::InvalidArgument("unknown option " + Quote(key) + " (known: replica-url, " + kReplicatorKeys +
-                                     ", " + std::string(kDbKeys).substr(std::strlen("replica-url, ")) + ")");
-  }
-  return s;
-}
+using replite::config::ApplyDbOption;
+using replite::config::ApplyReplicatorOption;
+using replite::config::ApplyRestoreOption;
+using replite::config::CheckReplicaUrl;
+using replite::config::Quote;
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -521,28 +343,9 @@ Status RestoreWithOptions(const char* replica_url, const char* output_path, cons
   Status s = SplitPairs(options, "restore options", &pairs);
   if (!s.ok()) return s;
   replite::RestoreOptions ro;
-  for (const auto& [k, v] : pairs) {
-    int64_t i = 0;
-    if (k == "txid") {
-      uint64_t t = 0;
-      if (!ParseU64(v, &t) || t == 0) return BadValue(k, v, "a transaction id (a positive integer)");
-      ro.txid = t;
-    } else if (k == "timestamp") {
-      s = replite::ParseRfc3339(v, &ro.timestamp_ms);
-      if (!s.ok()) return BadValue(k, v, "an RFC 3339 UTC time (e.g. 2026-11-26T21:00:00Z): " + s.message());
-    } else if (k == "overwrite") {
-      if (!(s = ParseBool(k, v, &ro.overwrite)).ok()) return s;
-    } else if (k == "parallelism") {
-      if (!(s = ParseInt(k, v, 1, 256, &i)).ok()) return s;
-      ro.parallelism = int(i);
-    } else if (k == "stop-at-last-good") {
-      if (!(s = ParseBool(k, v, &ro.stop_at_last_good)).ok()) return s;
-    } else {
-      return Status::InvalidArgument("unknown restore option " + Quote(k) +
-                                     " (known: txid, timestamp, overwrite, parallelism, stop-at-last-good)");
-    }
-  }
-  if (ro.txid != 0 && ro.timestamp_ms != 0)
+  for (const auto& [k, v] : pairs)
+    if (!(s = ApplyRestoreOption(&ro, k, v)).ok()) return s;
+  if (ro.txid != 0 && ro.timestamp_ms)
     return Status::InvalidArgument("restore options: txid and timestamp are exclusive (give one)");
   if (progress != nullptr) ro.progress = [progress, user](uint64_t done, uint64_t total) { progress(done, total, user); };
   return replite::Restore(replica_url, output_path, ro, rr);
@@ -680,7 +483,7 @@ REPLITE_EXPORT int replite_db_add_with(replite_replicator* r, const char* db_pat
       s = ApplyDbOption(&o, k, v, &known);
       if (!s.ok()) return s;
       if (!known)
-        return Status::InvalidArgument("unknown database option " + Quote(k) + " (known: " + kDbKeys + ")");
+        return Status::InvalidArgument("unknown database option " + Quote(k) + " (known: " + replite::config::DbOptionKeys() + ")");
     }
     return st.r->Add(path, o);
   });

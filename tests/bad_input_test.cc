@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "moto_server.h"
+#include "replite.h"  // the C ABI
 #include "replite/replite.h"
 #include "test_util.h"
 #include "util/file_util.h"
@@ -205,15 +206,24 @@ TEST_CASE("bad input: the same database added twice, under other spellings", "[e
     INFO(p << " -> " << s.ToString());
     CHECK(s.code() == Code::kAlreadyExists);
   }
-  // Through a symlink: the same file under another name. Report what
-  // happens (a second replica of the same file would be wasteful but not
-  // harmful); assert only that nothing breaks.
+  // Through a symlink or a hard link: the same file under another name, which
+  // a second slot would capture twice (issue 14 item 14: this was accepted,
+  // and the check here could not fail). Refused, naming both paths.
   REQUIRE(::symlink((dir / "twice.db").c_str(), (dir / "alias.db").c_str()) == 0);
-  Status s = r->Add(dir / "alias.db");
-  WARN("adding a symlink to a database already replicated: " << (s.ok() ? std::string("accepted (a second replica)")
-                                                                          : s.ToString()));
-  CHECK(r->Databases().size() == (s.ok() ? 2u : 1u));
-  CHECK(r->Sync(dir / "twice.db").ok());
+  REQUIRE(::link((dir / "twice.db").c_str(), (dir / "sub/hard.db").c_str()) == 0);
+  for (const std::string& p : {dir / "alias.db", dir / "sub/hard.db"}) {
+    Status s = r->Add(p);
+    INFO(p << " -> " << s.ToString());
+    CHECK(s.code() == Code::kAlreadyExists);
+    CHECK(s.message().find(p) != std::string::npos);
+    CHECK(s.message().find(dir / "twice.db") != std::string::npos);
+  }
+  CHECK(r->Databases() == std::vector<std::string>{dir / "twice.db"});
+  // Removed, it can be added again under another of its names.
+  REQUIRE(r->Remove(dir / "twice.db").ok());
+  CHECK(r->Add(dir / "sub/hard.db").ok());
+  CHECK(r->Databases() == std::vector<std::string>{dir / "sub/hard.db"});
+  CHECK(r->Sync(dir / "sub/hard.db").ok());
   CHECK(r->Close().ok());
 }
 
@@ -414,4 +424,51 @@ TEST_CASE("bad input: a restore removes the temp files of killed restores to oth
   CHECK(!FileExists(stale));
   CHECK(!FileExists(stale + "-wal"));
   CHECK(FileExists(live));  // a restore still running (this process) is left alone
+}
+
+// Issue 14 item 4: a timestamp of 0 (1970-01-01T00:00:00Z) was taken as
+// "no timestamp" and restored the latest state, through the C++ API, the
+// CLI and the C ABI alike; 1969 and 00:00:00.001Z said NotFound. "Not by
+// time" is now explicit (RestoreOptions::timestamp_ms is a std::optional).
+TEST_CASE("bad input: restore at the epoch 1970-01-01T00:00:00Z is a time like any other and not the latest", "[errors][cli][capi]") {
+  test::TempDir dir;
+  const std::string db = dir / "app.db", url = dir.url("replica"), out = dir / "out.db";
+  {
+    test::Writer w(db);
+    w.Exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+    ReplicateOnce(dir, db, url);
+  }
+  for (int64_t ms : {int64_t(0), int64_t(-1), int64_t(1)}) {
+    RestoreOptions o;
+    o.timestamp_ms = ms;
+    Status s = Restore(url, out, o);
+    INFO(ms << " -> " << s.ToString());
+    CHECK(s.code() == Code::kNotFound);
+    CHECK(s.message().find("captured at or before") != std::string::npos);
+    CHECK_FALSE(FileExists(out));
+  }
+  {  // before 1970 is printed as such
+    RestoreOptions o;
+    o.timestamp_ms = -1;
+    CHECK(Restore(url, out, o).message().find("1969-12-31T23:59:59.999Z") != std::string::npos);
+  }
+  std::string text;
+  for (const char* t : {"1970-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "1970-01-01T00:00:00.001Z"}) {
+    const int rc = test::Shell(std::string("'") + REPLITE_CLI_PATH + "' restore -o '" + out + "' -timestamp " + t +
+                                   " '" + url + "'",
+                               &text);
+    INFO(t << ": " << text);
+    CHECK(rc == 1);
+    CHECK(text.find("NotFound") != std::string::npos);
+    CHECK_FALSE(FileExists(out));
+    char* err = nullptr;
+    CHECK(replite_restore(url.c_str(), out.c_str(), ("timestamp=" + std::string(t)).c_str(), nullptr, nullptr, &err) ==
+          REPLITE_ERR_NOT_FOUND);
+    CHECK(err != nullptr);
+    replite_free(err);
+    CHECK_FALSE(FileExists(out));
+  }
+  // Unset still means the latest.
+  REQUIRE(Restore(url, out, RestoreOptions()).ok());
+  CHECK(test::DumpContent(out) == test::DumpContent(db));
 }

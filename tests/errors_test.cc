@@ -444,3 +444,92 @@ TEST_CASE("Close releases threads blocked in WaitDurable with kCancelled", "[err
     CHECK(waited[i] < 10.0);
   }
 }
+
+// Issue 14 item 7: with the snapshot of the latest generation gone (or the
+// last segments of a generation), the latest restore silently returned an
+// earlier state with rc 0. The replica records later txids (the manifest
+// names every generation and its first txid, and a generation starts at the
+// txid after the last one captured before it): a restore now refuses,
+// naming the generation and the txids it cannot restore, or with
+// stop_at_last_good says where it stopped and which txid it aimed at.
+TEST_CASE("restore says so when a later txid is known but its objects are missing", "[errors][corruption][cli]") {
+  test::TempDir dir;
+  const std::string db = dir / "app.db", url = dir.url("replica"), out = dir / "out.db", cli = REPLITE_CLI_PATH;
+  test::Writer w(db);
+  w.Exec("CREATE TABLE t(v)");
+  // One run of a replicator with its own state dir: a new state dir (lost,
+  // or another machine) starts a new generation.
+  auto run = [&](const std::string& state, int rows) {
+    ReplicatorOptions o;
+    o.state_dir = state;
+    o.defaults.replica_url = url;
+    o.defaults.poll_interval_ms = 0;
+    o.logger = [](const std::string&) {};
+    std::unique_ptr<Replicator> r;
+    REQUIRE(Replicator::Open(o, &r).ok());
+    REQUIRE(r->Add(db).ok());
+    uint64_t txid = 0;
+    for (int i = 0; i < rows; i++) {
+      w.Exec("INSERT INTO t VALUES (randomblob(2000))");
+      REQUIRE(r->Sync(db, &txid).ok());
+    }
+    REQUIRE(r->Close().ok());
+    return txid;
+  };
+  const uint64_t end1 = run(dir / "state1", 3);
+  const std::string content1 = test::DumpContent(db);
+  const uint64_t end2 = run(dir / "state2", 3);
+  std::vector<GenerationInfo> gens;
+  REQUIRE(ListGenerations(url, &gens).ok());
+  REQUIRE(gens.size() == 2);
+  REQUIRE(gens[1].first_txid == end1 + 1);
+  REQUIRE(gens[1].last_txid == end2);
+  const std::string gen_dir = dir.path() + "/replica/generations/";
+  for (const auto& f : Files(gen_dir + gens[1].id + "/snapshots"))
+    REQUIRE(::unlink((gen_dir + gens[1].id + "/snapshots/" + f).c_str()) == 0);
+
+  // Latest: refused, naming the generation and the txids it cannot restore.
+  Status s = Restore(url, out, RestoreOptions());
+  INFO(s.ToString());
+  CHECK(s.code() == Code::kNotFound);
+  CHECK(s.message().find(gens[1].id) != std::string::npos);
+  CHECK(s.message().find(std::to_string(end2)) != std::string::npos);
+  CHECK_FALSE(FileExists(out));
+  // With stop_at_last_good: the last state before them, and it says so.
+  RestoreOptions o;
+  o.stop_at_last_good = true;
+  RestoreResult rr;
+  REQUIRE(Restore(url, out, o, &rr).ok());
+  CHECK(rr.txid == end1);
+  CHECK(rr.stopped_early);
+  CHECK(rr.requested_txid == end2);
+  CHECK(rr.stop_reason.find(gens[1].id) != std::string::npos);
+  CHECK(test::DumpContent(out) == content1);
+  std::string text;
+  CHECK(test::Shell("'" + cli + "' restore -o '" + dir / "cli.db" + "' '" + url + "'", &text) == 1);
+  CHECK(text.find("cannot be restored") != std::string::npos);
+  CHECK(test::Shell("'" + cli + "' restore -o '" + dir / "cli.db" + "' -stop-at-last-good '" + url + "'", &text) == 0);
+  INFO(text);
+  CHECK(text.find("stopped at txid " + std::to_string(end1) + ", before the requested txid " + std::to_string(end2)) !=
+        std::string::npos);
+
+  // The last segment of the first generation gone too: its txid is still
+  // known (the next generation starts after it).
+  std::vector<std::string> segs = Files(gen_dir + gens[0].id + "/segments");
+  std::sort(segs.begin(), segs.end());
+  REQUIRE(!segs.empty());
+  REQUIRE(::unlink((gen_dir + gens[0].id + "/segments/" + segs.back()).c_str()) == 0);
+  ::unlink(out.c_str());
+  rr = RestoreResult();
+  REQUIRE(Restore(url, out, o, &rr).ok());
+  CHECK(rr.txid < end1);
+  CHECK(rr.stopped_early);
+  CHECK(rr.requested_txid == end2);
+  CHECK(rr.stop_reason.find("no segment holding txid") != std::string::npos);
+  RestoreOptions by_txid;
+  by_txid.txid = end1;
+  s = Restore(url, dir / "t.db", by_txid);
+  INFO(s.ToString());
+  CHECK(s.code() == Code::kNotFound);
+  CHECK(s.message().find("no segment holding txid " + std::to_string(end1)) != std::string::npos);
+}

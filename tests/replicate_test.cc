@@ -69,7 +69,7 @@ struct Fixture {
     const std::string out = dir / ("restored-" + std::to_string(++n) + ".db");
     RestoreResult rr;
     Status s = Restore(url, out, o, &rr);
-    INFO("restore txid=" << o.txid << " ts=" << o.timestamp_ms << ": " << s.ToString());
+    INFO("restore txid=" << o.txid << " ts=" << o.timestamp_ms.value_or(-1) << ": " << s.ToString());
     REQUIRE(s.ok());
     CHECK(rr.txid == want_txid);
     CHECK(rr.checksum_verified);

@@ -23,7 +23,10 @@
 #include <vector>
 
 #include "metrics_server.h"
+#include "config/options_apply.h"
+#include "config/value_parse.h"
 #include "replite/replite.h"
+#include "util/redact.h"
 
 namespace {
 
@@ -50,21 +53,11 @@ int Usage(FILE* f = stderr) {
 
 bool IsHelp(const std::string& a) { return a == "-h" || a == "-help" || a == "--help" || a == "help"; }
 
-bool ParseDuration(const std::string& s, int64_t* ms) {
-  if (s.empty()) return false;
-  char* end = nullptr;
-  double v = std::strtod(s.c_str(), &end);
-  std::string unit = end;
-  double mul = 0;
-  if (unit == "ms") mul = 1;
-  else if (unit == "s") mul = 1000;
-  else if (unit == "m") mul = 60e3;
-  else if (unit == "h") mul = 3600e3;
-  else if (unit == "d") mul = 86400e3;
-  else return false;
-  if (v < 0) return false;
-  *ms = static_cast<int64_t>(v * mul);
-  return true;
+// A flag's value refused by the shared options parser (lib/config/): the
+// message names the flag, the value and the accepted form.
+int BadFlag(const char* verb, const replite::Status& s) {
+  std::fprintf(stderr, "replite %s: %s\n", verb, s.message().c_str());
+  return 2;
 }
 
 int Fail(const replite::Status& s) {
@@ -97,19 +90,22 @@ int CmdReplicate(std::vector<std::string> args) {
       return true;
     };
     std::string v;
-    if (a == "-dir") {
-      if (!next(&dir)) return Usage();
-    } else if (a == "-state") {
-      if (!next(&o.state_dir)) return Usage();
-    } else if (a == "-poll-ms") {
+    // Flags that are option keys of the C ABI: the same parser, the same rules.
+    const char* key = a == "-state"               ? "state-dir"
+                      : a == "-poll-ms"           ? "poll-interval-ms"
+                      : a == "-snapshot-interval" ? "snapshot-interval"
+                      : a == "-retention"         ? "retention"
+                      : a == "-workers"           ? "worker-threads"
+                      : a == "-lease-ttl"         ? "lease-ttl"
+                                                  : nullptr;
+    if (key != nullptr) {
       if (!next(&v)) return Usage();
-      o.defaults.poll_interval_ms = std::atoll(v.c_str());
-    } else if (a == "-snapshot-interval") {
-      if (!next(&v) || !ParseDuration(v, &o.defaults.snapshot_interval_ms)) return Usage();
-    } else if (a == "-retention") {
-      if (!next(&v) || !ParseDuration(v, &o.defaults.retention_ms)) return Usage();
-    } else if (a == "-lease-ttl") {
-      if (!next(&v) || !ParseDuration(v, &o.lease_ttl_ms)) return Usage();
+      replite::Status s = replite::config::ApplyReplicatorOption(&o, key, v, a);
+      if (!s.ok()) return BadFlag("replicate", s);
+    } else if (a == "-dir") {
+      if (!next(&v)) return Usage();
+      replite::Status s = replite::config::ParsePath(a, v, &dir);
+      if (!s.ok()) return BadFlag("replicate", s);
     } else if (a == "-enable-wal") {
       o.defaults.enable_wal = true;
     } else if (a == "-once") {
@@ -122,10 +118,9 @@ int CmdReplicate(std::vector<std::string> args) {
         std::fflush(stdout);
       };
     } else if (a == "-metrics-addr") {
-      if (!next(&metrics_addr)) return Usage();
-    } else if (a == "-workers") {
       if (!next(&v)) return Usage();
-      o.worker_threads = std::atoi(v.c_str());
+      replite::Status s = replite::config::ParseAddress(a, v, &metrics_addr);
+      if (!s.ok()) return BadFlag("replicate", s);
     } else if (!a.empty() && a[0] == '-') {
       std::fprintf(stderr, "replite replicate: unknown flag %s\n", a.c_str());
       return Usage();
@@ -160,7 +155,8 @@ int CmdReplicate(std::vector<std::string> args) {
     }
     added.insert(db);
   }
-  std::fprintf(stderr, "replite: replicating %zu database(s) to %s\n", r->Databases().size(), url.c_str());
+  std::fprintf(stderr, "replite: replicating %zu database(s) to %s\n", r->Databases().size(),
+               replite::RedactUrl(url).c_str());
   MetricsServer metrics;
   if (!metrics_addr.empty()) {
     std::string err = metrics.Start(metrics_addr, [&r] { return r->Metrics(); });
@@ -210,16 +206,11 @@ int CmdRestore(const std::vector<std::string>& args) {
     const std::string& a = args[i];
     bool has = i + 1 < args.size();
     if (a == "-o" && has) {
-      out = args[++i];
-    } else if (a == "-txid" && has) {
-      o.txid = std::strtoull(args[++i].c_str(), nullptr, 10);
-      if (o.txid == 0) {
-        std::fprintf(stderr, "replite restore: -txid must be a positive integer\n");
-        return 2;
-      }
-    } else if (a == "-timestamp" && has) {
-      replite::Status s = replite::ParseRfc3339(args[++i], &o.timestamp_ms);
-      if (!s.ok()) return Fail(s);
+      replite::Status s = replite::config::ParsePath(a, args[++i], &out);
+      if (!s.ok()) return BadFlag("restore", s);
+    } else if ((a == "-txid" || a == "-timestamp") && has) {
+      replite::Status s = replite::config::ApplyRestoreOption(&o, a.substr(1), args[++i], a);
+      if (!s.ok()) return BadFlag("restore", s);
     } else if (a == "-overwrite") {
       o.overwrite = true;
     } else if (a == "-stop-at-last-good") {

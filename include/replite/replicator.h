@@ -79,7 +79,9 @@ class REPLITE_EXPORT Replicator {
   virtual ~Replicator() = default;
 
   // Starts replicating the database at `path` (absolute or relative; stored
-  // absolute). kAlreadyExists if added twice; kFailedPrecondition if it is
+  // absolute). kAlreadyExists if added twice, also under another path to
+  // the same file (a symlink or hard link: same st_dev and st_ino), or if
+  // its replica is another database's; kFailedPrecondition if it is
   // not in WAL mode (unless options.enable_wal); kNotFound if missing.
   // The first sync runs right away on the pool.
   virtual Status Add(const std::string& path, const DatabaseOptions& options) = 0;

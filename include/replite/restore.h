@@ -8,12 +8,19 @@
 // missing, makes the restore refuse with an error naming it, unless
 // RestoreOptions::stop_at_last_good asks for the last transaction the good
 // objects before it cover (RestoreResult says where and why it stopped).
+// "Missing" covers what the replica records but no longer holds: a gap
+// between segments, the last segments of a generation (a later generation
+// starts at the txid after its last one), and a later generation whose
+// snapshot is gone (the manifest names it), so "latest" never silently
+// means an earlier state. The missing last segments of the newest
+// generation cannot be seen: nothing in the replica records its last txid.
 //
 // Thread-safety: independent calls may run concurrently.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,8 +36,10 @@ struct RestoreOptions {
   // txid of any generation, not the generation listed last).
   uint64_t txid = 0;
   // Or: the last transaction captured at or before this time (ms since the
-  // Unix epoch, UTC), searching older generations too. Default: 0 = unused.
-  int64_t timestamp_ms = 0;
+  // Unix epoch, UTC), searching older generations too. Every value is a
+  // time, 0 (1970-01-01T00:00:00Z) and negative ones included.
+  // Default: unset (std::nullopt) = not by time.
+  std::optional<int64_t> timestamp_ms;
   // Replace an existing output file. Default: false (kAlreadyExists, also
   // when the file appears while the restore runs: the final move into place
   // never replaces a file, so of concurrent restores to one path one wins).

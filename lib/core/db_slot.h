@@ -48,6 +48,7 @@ struct DbSlot {
   std::string path;                 // absolute
   std::shared_ptr<const DbConfig> cfg;
   std::unique_ptr<DbTarget> target;  // null: cfg->root + name
+  uint64_t file_dev = 0, file_ino = 0;  // the file at Add: another path to it is the same database
   uint32_t id = 0;
 
   // guarded

@@ -1,6 +1,11 @@
 #include "core/position_store.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "util/file_util.h"
 
 namespace replite {
 
@@ -12,12 +17,22 @@ PositionStore::~PositionStore() {
 
 Status PositionStore::Open(const std::string& path) {
   std::lock_guard<std::mutex> l(mu_);
+  const bool created = !FileExists(path);
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     if (db_) sqlite3_close_v2(db_);
     db_ = nullptr;
     return Status::IOError("position store " + path + ": " + msg + " (check state_dir)");
+  }
+  // SQLite creates files 0644 (less the umask); positions name every
+  // database: private, like the rest of the state dir. Before the first
+  // statement, so that its -wal and -shm (which take the file's mode) are too.
+  if (created && ::chmod(path.c_str(), 0600) != 0) {
+    const int err = errno;
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    return ErrnoStatus("position store " + path + ": chmod 0600", err);
   }
   sqlite3_busy_timeout(db_, 10000);
   char* err = nullptr;

@@ -241,6 +241,8 @@ class ReplicatorImpl final : public Replicator {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("database " + path, errno);
     if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("database " + path + " is not a regular file");
+    slot->file_dev = uint64_t(st.st_dev);
+    slot->file_ino = uint64_t(st.st_ino);
     const std::string url = UrlOf(*slot);
     bool found = false;
     Status s = positions_.Load(path, url, &slot->pos, &found, &slot->wal_size, &slot->wal_mtime_ns);
@@ -260,6 +262,16 @@ class ReplicatorImpl final : public Replicator {
     {
       std::unique_lock<std::shared_mutex> l(reg_mu_);
       if (by_path_.count(path)) return Status::AlreadyExists("database " + path + " is already being replicated");
+      // The same file under another path (a symlink, a hard link, a bind
+      // mount): one database, which two slots would capture twice.
+      const uint64_t file_hash = FileHash(*slot);
+      for (auto [it, end] = by_file_.equal_range(file_hash); it != end; ++it) {
+        const SlotPtr& other = slots_[it->second];
+        if (other && other->file_dev == slot->file_dev && other->file_ino == slot->file_ino)
+          return Status::AlreadyExists("database " + path + " is the same file as " + other->path +
+                                       ", which is already being replicated (a symlink or hard link to it): add it "
+                                       "once, under one path");
+      }
       // One database per replica (two would share one manifest and serve
       // each other's data): checked by the URL's hash, O(1) per Add.
       const uint64_t url_hash = std::hash<std::string>()(url);
@@ -284,6 +296,7 @@ class ReplicatorImpl final : public Replicator {
       }
       by_path_.emplace(std::string_view(slot->path), slot->id);
       by_url_.emplace(url_hash, slot->id);
+      by_file_.emplace(file_hash, slot->id);
     }
     // Segments an earlier process spooled but did not upload: they are not
     // durable yet and go to the store first.
@@ -342,6 +355,11 @@ class ReplicatorImpl final : public Replicator {
       for (auto [it, end] = by_url_.equal_range(std::hash<std::string>()(UrlOf(*slot))); it != end; ++it)
         if (it->second == slot->id) {
           by_url_.erase(it);
+          break;
+        }
+      for (auto [it, end] = by_file_.equal_range(FileHash(*slot)); it != end; ++it)
+        if (it->second == slot->id) {
+          by_file_.erase(it);
           break;
         }
       slots_[slot->id].reset();
@@ -720,6 +738,7 @@ class ReplicatorImpl final : public Replicator {
 
   static Code last_code_of(const DbSlot& s) { return s.extra ? s.extra->last_code : Code::kInternal; }
 
+  static uint64_t FileHash(const DbSlot& s) { return s.file_ino * 0x9e3779b97f4a7c15ull ^ s.file_dev; }
   std::string UrlOf(const DbSlot& s) const { return s.target ? s.target->url_str : s.cfg->root.Child(ReplicaNameFor(s.path)).ToString(); }
   std::string PrefixOf(const DbSlot& s) const {
     return s.target ? s.target->url.prefix : s.cfg->root.Child(ReplicaNameFor(s.path)).prefix;
@@ -1541,6 +1560,7 @@ class ReplicatorImpl final : public Replicator {
   std::vector<uint32_t> free_ids_;
   std::unordered_map<std::string_view, uint32_t> by_path_;  // views into DbSlot::path
   std::unordered_multimap<uint64_t, uint32_t> by_url_;      // hash of the replica URL -> id
+  std::unordered_multimap<uint64_t, uint32_t> by_file_;     // hash of (st_dev, st_ino) at Add -> id
   std::mutex stripes_[kStripes];
   std::condition_variable cvs_[kStripes];
   std::atomic<uint64_t> next_timer_seq_{1};

@@ -85,7 +85,7 @@ class Applier {
  public:
   Applier(ObjectStore* store, const std::string& tmp, RestoreOptions opts) : store_(store), tmp_(tmp), opts_(std::move(opts)) {}
 
-  Status Open() { return OpenFile(tmp_, O_RDWR | O_CREAT | O_EXCL, 0644, &fd_); }
+  Status Open() { return OpenFile(tmp_, O_RDWR | O_CREAT | O_EXCL, 0600, &fd_); }  // the data is private
 
   // Writes the plan's transactions into the file. When it fails,
   // failed_key() is the object being applied, has_tx() whether a whole
@@ -373,7 +373,16 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
   s = ListAll(store, url.prefix, gens, &cats);
   if (!s.ok()) return s;
   *overlap = Overlaps(cats);
-  if (o.txid == 0 && o.timestamp_ms == 0) {
+  // The last txid the replica records for each generation: its objects'
+  // last, or the one before the next generation's first (a generation
+  // starts at the txid after the last one captured before it) when its
+  // last segments are gone; PlanInGeneration then names the missing ones.
+  std::vector<uint64_t> end(cats.size());
+  for (size_t g = 0; g < cats.size(); g++) {
+    end[g] = cats[g].max_txid();
+    if (g + 1 < gens.size() && gens[g + 1].first_txid > end[g] + 1) end[g] = gens[g + 1].first_txid - 1;
+  }
+  if (o.txid == 0 && !o.timestamp_ms) {
     // The latest: the highest txid, whichever generation holds it (with
     // two writers the one listed last may be the stale one); ties (only
     // with overlaps) go to the last capture.
@@ -381,8 +390,8 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
     int64_t best_ms = 0;
     for (int g = 0; g < int(cats.size()); g++) {
       if (cats[g].snapshots.empty()) continue;
-      if (best >= 0 && cats[g].max_txid() < cats[best].max_txid()) continue;
-      if (best >= 0 && cats[g].max_txid() == cats[best].max_txid()) {
+      if (best >= 0 && end[g] < end[best]) continue;
+      if (best >= 0 && end[g] == end[best]) {
         int64_t ms = 0;
         if (best_ms == 0) {
           s = LastCaptureMs(store, cats[best], &best_ms);
@@ -398,7 +407,28 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
       best = g;
     }
     if (best < 0) return Status::NotFound("no generation with a snapshot at " + where);
-    return PlanInGeneration(cats[best], cats[best].max_txid(), where, o.stop_at_last_good, plan);
+    // A later generation whose snapshot is gone (the manifest names a
+    // generation only once its snapshot is stored): its txids are known but
+    // cannot be restored, so "latest" is not what an earlier one holds.
+    uint64_t lost_first = 0, lost_last = 0;
+    std::string lost_gen;
+    for (int g = int(cats.size()) - 1; g >= 0; g--) {
+      if (!cats[g].snapshots.empty() || gens[g].first_txid <= end[best]) continue;
+      lost_gen = gens[g].id;
+      lost_first = gens[g].first_txid;
+      lost_last = std::max(lost_first, cats[g].max_txid());
+      break;
+    }
+    s = PlanInGeneration(cats[best], end[best], where, o.stop_at_last_good, plan);
+    if (!s.ok() || lost_gen.empty()) return s;
+    const std::string missing = "generation " + lost_gen + " has no snapshot, so txids " + std::to_string(lost_first) +
+                                ".." + std::to_string(lost_last) + " are known but cannot be restored";
+    if (!o.stop_at_last_good)
+      return Status::NotFound(where + ": " + missing + " (missing object; restore an earlier txid, or stop at the "
+                              "last good one: -stop-at-last-good / stop_at_last_good)");
+    plan->requested = lost_last;
+    if (plan->gap.empty()) plan->gap = "missing object: " + missing;
+    return s;
   }
   if (o.txid != 0) {
     // A txid several generations hold (overlaps): from the one reaching
@@ -406,8 +436,8 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
     int best = -1;
     for (int g = 0; g < int(cats.size()); g++) {
       const GenerationCatalog& cat = cats[g];
-      if (cat.snapshots.empty() || o.txid < cat.snapshots.front().first_txid || o.txid > cat.max_txid()) continue;
-      if (best < 0 || cat.max_txid() >= cats[best].max_txid()) best = g;
+      if (cat.snapshots.empty() || o.txid < cat.snapshots.front().first_txid || o.txid > end[g]) continue;
+      if (best < 0 || end[g] >= end[best]) best = g;
     }
     if (best >= 0) return PlanInGeneration(cats[best], o.txid, where, o.stop_at_last_good, plan);
   }
@@ -419,12 +449,12 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
     int64_t f = 0, l = 0;
     s = ReadObjectTimes(store, cat.snapshots.front().key, &f, &l);
     if (!s.ok()) return s;
-    if (f > o.timestamp_ms) continue;
+    if (f > *o.timestamp_ms) continue;
     uint64_t best = cat.snapshots.front().first_txid;
     for (const auto& snap : cat.snapshots) {
       s = ReadObjectTimes(store, snap.key, &f, &l);
       if (!s.ok()) return s;
-      if (f <= o.timestamp_ms) best = std::max(best, snap.first_txid);
+      if (f <= *o.timestamp_ms) best = std::max(best, snap.first_txid);
     }
     // Capture times grow with txids: binary-search the last segment that
     // starts at or before T (one small ranged read per probe).
@@ -433,7 +463,7 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
       size_t mid = (lo + hi) / 2;
       s = ReadObjectTimes(store, cat.segments[mid].key, &f, &l);
       if (!s.ok()) return s;
-      if (f <= o.timestamp_ms) lo = mid + 1;
+      if (f <= *o.timestamp_ms) lo = mid + 1;
       else hi = mid;
     }
     if (lo > 0) {
@@ -441,24 +471,27 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
       if (seg.last_txid > best) {
         s = ReadObjectTimes(store, seg.key, &f, &l);
         if (!s.ok()) return s;
-        if (l <= o.timestamp_ms) {
+        if (l <= *o.timestamp_ms) {
           best = seg.last_txid;
         } else {
           ObjectReader rd(store, seg.key, seg.size);
           s = rd.Open();
           if (!s.ok()) return s;
           for (const auto& e : rd.index())
-            if (e.ts_ms <= o.timestamp_ms && (e.flags & kBlockTxEnd)) best = std::max(best, e.txid);
+            if (e.ts_ms <= *o.timestamp_ms && (e.flags & kBlockTxEnd)) best = std::max(best, e.txid);
           // Everything before this segment is at or before T too.
           if (best < seg.first_txid - 1 && seg.first_txid > 0) best = std::max(best, seg.first_txid - 1);
         }
       }
     }
+    // The next generation was created at or before T, so every txid of this
+    // one was captured before T, the missing last ones too.
+    if (best == cat.max_txid() && end[g] > best && gens[g + 1].created_ms <= *o.timestamp_ms) best = end[g];
     return PlanInGeneration(cat, best, where, o.stop_at_last_good, plan);
   }
   if (o.txid != 0) return Status::NotFound("txid " + std::to_string(o.txid) + " is not in any generation at " + where);
-  if (o.timestamp_ms != 0)
-    return Status::NotFound("nothing at " + where + " was captured at or before " + FormatRfc3339(o.timestamp_ms));
+  if (o.timestamp_ms)
+    return Status::NotFound("nothing at " + where + " was captured at or before " + FormatRfc3339(*o.timestamp_ms));
   return Status::NotFound("no generation with a snapshot at " + where);
 }
 
@@ -472,7 +505,7 @@ Status Restore(const std::string& replica_url, const std::string& output_path, c
   ReplicaUrl url;
   Status s = ParseReplicaUrl(replica_url, &url);
   if (!s.ok()) return s;
-  if (o.txid != 0 && o.timestamp_ms != 0) return Status::InvalidArgument("restore: give a txid or a timestamp, not both");
+  if (o.txid != 0 && o.timestamp_ms) return Status::InvalidArgument("restore: give a txid or a timestamp, not both");
   const std::string out = AbsolutePath(output_path);
   if (FileExists(out) && !o.overwrite)
     return Status::AlreadyExists("restore target " + out + " exists (choose another output path or pass overwrite)");
@@ -583,13 +616,15 @@ Status ParseRfc3339(const std::string& t, int64_t* ms) {
 }
 
 std::string FormatRfc3339(int64_t ms) {
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  int64_t frac = ms % 1000;  // floored, so that times before 1970 print right
+  if (frac < 0) frac += 1000;
+  std::time_t t = static_cast<std::time_t>((ms - frac) / 1000);
   std::tm tm;
   gmtime_r(&t, &tm);
   char buf[40];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(frac));
   return out;
 }
 

@@ -43,7 +43,7 @@ class FileStore final : public ObjectStore {
     if (!s.ok()) return s;
     const std::string tmp = path + TempSuffix();
     ScopedFd out;
-    s = OpenFile(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, &out);
+    s = OpenFile(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600, &out);
     if (!s.ok()) return s;
     std::string buf(1 << 20, '\0');
     uint64_t off = 0;

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <set>
 
+#include "util/redact.h"
+
 namespace replite {
 namespace {
 
@@ -41,7 +43,7 @@ std::string TrimSlashes(const std::string& s) {
 Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
   *out = ReplicaUrl();
   auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument("replica URL '" + url + "': " + why);
+    return Status::InvalidArgument("replica URL '" + RedactUrl(url) + "': " + why);
   };
   size_t colon = url.find("://");
   if (colon == std::string::npos || colon == 0)

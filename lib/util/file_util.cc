@@ -101,10 +101,20 @@ Status FSyncDir(const std::string& dir) {
 }
 
 Status MakeDirs(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return ErrnoStatus("create directory " + dir, ec.value());
-  return Status::OK();
+  // One mkdir when the directory exists (the common case: every Put of a
+  // file:// store), the missing parents first otherwise.
+  if (dir.empty() || dir == "/" || dir == ".") return Status::OK();
+  if (::mkdir(dir.c_str(), 0700) == 0) return Status::OK();
+  int err = errno;
+  if (err == EEXIST) return Status::OK();
+  if (err == ENOENT) {
+    Status s = MakeDirs(DirName(dir));
+    if (!s.ok()) return s;
+    if (::mkdir(dir.c_str(), 0700) == 0) return Status::OK();
+    err = errno;
+    if (err == EEXIST) return Status::OK();
+  }
+  return ErrnoStatus("create directory " + dir, err);
 }
 
 Status ReadFileToString(const std::string& path, std::string* out) {
@@ -160,7 +170,7 @@ std::string TempSuffix() {
 Status WriteFileAtomic(const std::string& path, const std::string& data) {
   const std::string tmp = path + TempSuffix();
   ScopedFd fd;
-  Status s = OpenFile(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, &fd);
+  Status s = OpenFile(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600, &fd);
   if (!s.ok()) return s;
   s = WriteAll(fd.get(), data.data(), data.size(), tmp);
   if (s.ok()) s = FSync(fd.get(), tmp);

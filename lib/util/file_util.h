@@ -44,9 +44,11 @@ Status PWriteAll(int fd, const void* buf, size_t n, uint64_t offset, const std::
 Status WriteAll(int fd, const void* buf, size_t n, const std::string& path);
 Status FSync(int fd, const std::string& path);
 Status FSyncDir(const std::string& dir);
-Status MakeDirs(const std::string& dir);  // mkdir -p
+// mkdir -p; the directories it creates are 0700 (they hold database
+// content: spool, state, file:// replicas); existing ones are left as they are.
+Status MakeDirs(const std::string& dir);
 Status ReadFileToString(const std::string& path, std::string* out);
-// temp file in the same directory + fsync + rename + fsync(dir).
+// temp file in the same directory + fsync + rename + fsync(dir); mode 0600.
 Status WriteFileAtomic(const std::string& path, const std::string& data);
 bool FileExists(const std::string& path);
 std::string DirName(const std::string& path);

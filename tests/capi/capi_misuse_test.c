@@ -143,7 +143,10 @@ static void test_bad_options(void) {
       {"spool-cap", "12X", "K, M or G"},
       {"snapshot-interval", "5y", "duration"},
       {"snapshot-interval", "h", "duration"},
-      {"snapshot-interval", "0", "positive"},
+      {"snapshot-interval", "0s", "positive"},
+      {"snapshot-interval", "86400000", "with a unit"}, /* only the -ms keys take bare milliseconds */
+      {"retention", "24", "with a unit"},
+      {"state-dir", "", "\"state-dir\""},
       {"retention", "-1h", "\"retention\""},
       {"sync-interval-ms", "fast", "\"sync-interval-ms\""},
       {"enable-wal", "maybe", "0 or 1"},

@@ -148,7 +148,7 @@ static void test_option_keys(void) {
       {"replica-url", "file:///tmp/replite-capi-keys"}, {"state-dir", "/tmp/x"}, {"worker-threads", "3"},
       {"max-connections", "8"}, {"max-connections-per-host", "4"}, {"sync-interval-ms", "20"},
       {"poll-interval-ms", "0"}, {"snapshot-interval", "90s"}, {"snapshot-interval", "500ms"},
-      {"snapshot-interval", "86400000"}, {"retention", "24h"}, {"retention", "7d"}, {"checkpoint-pages", "500"},
+      {"snapshot-interval", "86400s"}, {"retention", "24h"}, {"retention", "7d"}, {"checkpoint-pages", "500"},
       {"truncate-pages", "10000"}, {"fd-budget", "64"}, {"memory-cap", "64M"}, {"memory-cap", "1G"},
       {"memory-cap", "4096"}, {"memory-cap", "512KiB"}, {"spool-cap", "2G"}, {"metrics-group", "tier-1"}, {"enable-wal", "1"},
       {"enable-wal", "0"}, {"compression-level", "3"}, {"ca-file", ""}, {"verify-tls", "0"},
