@@ -57,6 +57,8 @@ struct DbSlot {
   bool removed = false;
   bool notify_pending = false;
   bool notified = false;        // Notify/Attach seen: never polled again
+  bool watched = false;         // its directory has an inotify watch (core/dir_watch.h)
+  bool wake_pending = false;    // a change wakeup is armed (batched like Notify)
   bool want_snapshot = false, want_checkpoint = false, want_truncate = false, want_probe = false;
   bool has_error = false;
   // pos is known not to lag the store: this process shipped from it, started

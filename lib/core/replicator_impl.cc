@@ -28,6 +28,7 @@
 
 #include "core/conn_cache.h"
 #include "core/db_slot.h"
+#include "core/dir_watch.h"
 #include "core/instance.h"
 #include "core/lease.h"
 #include "core/manifest_update.h"
@@ -90,6 +91,7 @@ Status CheckDatabaseHeader(const std::string& path, bool enable_wal) {
 
 constexpr uint64_t kNotifyTimer = 1ull << 63;    // timer seq bit: a Notify batch is due
 constexpr uint64_t kQuietTimer = 1ull << 62;     // timer seq bit: wake up, the job decides (quiet checkpoint, retry)
+constexpr uint64_t kWakeTimer = 1ull << 61;      // timer seq bit: a change wakeup (inotify) batch is due
 constexpr int kStripes = 64;
 constexpr int kFdsPerJob = 16;                   // upper bound of descriptors one sync job opens
 constexpr int64_t kMaxPollMs = 30000;            // idle databases back off to this
@@ -162,6 +164,8 @@ class ReplicatorImpl final : public Replicator {
           std::to_string(upload_spool_.bytes()) + " bytes) from an earlier run: they are uploaded first");
     timers_.At(NowMono() + opts_.position_flush_ms * 1000, 0, 0);
     leases_->Start([this](const std::string& line) { Log(line); });
+    s = watch_.Start([this](const std::string& dir, const char* name) { OnDirEvent(dir, name); });
+    if (!s.ok()) Log("change wakeups are off, databases are only polled: " + s.ToString());
     return Status::OK();
   }
 
@@ -298,6 +302,14 @@ class ReplicatorImpl final : public Replicator {
       by_url_.emplace(url_hash, slot->id);
       by_file_.emplace(file_hash, slot->id);
     }
+    if (o.poll_interval_ms > 0) {
+      // A write to the database's WAL wakes it at once (polling remains the
+      // fallback, e.g. past the kernel's watch limit).
+      std::string why;
+      slot->watched = watch_.Watch(DirName(path), &why);
+      if (!slot->watched && !watch_warned_.exchange(true))
+        Log("change wakeups unavailable for " + DirName(path) + " (" + why + "): polled only");
+    }
     // Segments an earlier process spooled but did not upload: they are not
     // durable yet and go to the store first.
     const SpoolBacklog backlog = upload_spool_.TakeBacklog(path, url);
@@ -349,6 +361,7 @@ class ReplicatorImpl final : public Replicator {
     // Not durable yet: adding the database again must upload it first.
     if (spooled) upload_spool_.ReturnBacklog(slot->path, UrlOf(*slot));
     ReleaseLease(*slot);
+    if (slot->watched) watch_.Unwatch(DirName(slot->path));
     {
       std::unique_lock<std::shared_mutex> l(reg_mu_);
       by_path_.erase(std::string_view(slot->path));
@@ -389,6 +402,22 @@ class ReplicatorImpl final : public Replicator {
   // A commit happened: sync after the batching window (one timer entry
   // whatever the number of commits in the window). The database is no
   // longer polled.
+  // A file changed in a watched directory: a commit to a database's WAL wakes
+  // that database after the batching window (its job then compares the
+  // WAL's stat, as a poll does). Every other file is ignored.
+  void OnDirEvent(const std::string& dir, const char* name) {
+    std::string db_name;
+    if (!DatabaseOfWalName(name, &db_name)) return;
+    SlotPtr s = Find(dir + "/" + db_name);
+    if (!s) return;
+    {
+      std::lock_guard<std::mutex> l(Stripe(*s));
+      if (s->removed || closed_ || s->notified || s->wake_pending) return;
+      s->wake_pending = true;
+    }
+    timers_.At(NowMono() + s->cfg->opts.sync_interval_ms * 1000, s->id, kWakeTimer);
+  }
+
   void NotifySlot(DbSlot& slot) {
     std::lock_guard<std::mutex> l(Stripe(slot));
     if (slot.removed || closed_) return;
@@ -659,6 +688,7 @@ class ReplicatorImpl final : public Replicator {
       }
       Unhook(hooks);
     }
+    watch_.Stop();
     timers_.Stop();
     pool_.Drain();
     // Successors may take the replicas over at once.
@@ -795,7 +825,7 @@ class ReplicatorImpl final : public Replicator {
 
   void ArmPoll(DbSlot& s, int64_t delay_ms) {
     if (s.removed || closed_ || s.notified || s.cfg->opts.poll_interval_ms <= 0) return;
-    s.timer_seq = next_timer_seq_.fetch_add(1) & ~(kNotifyTimer | kQuietTimer);
+    s.timer_seq = next_timer_seq_.fetch_add(1) & ~(kNotifyTimer | kQuietTimer | kWakeTimer);
     timers_.At(NowMono() + delay_ms * 1000, s.id, s.timer_seq);
   }
 
@@ -834,13 +864,17 @@ class ReplicatorImpl final : public Replicator {
         if (!s->notify_pending) return;
         s->notify_pending = false;
         bump = true;  // a commit happened: sync for sure
+      } else if (seq == kWakeTimer) {
+        if (!s->wake_pending) return;
+        s->wake_pending = false;  // the job compares the WAL's stat, as a poll does
       } else if (seq == kQuietTimer) {
         // fall through: the job decides whether a quiet checkpoint is due
       } else if (s->timer_seq != seq) {
         return;  // cancelled or re-armed
       }
     }
-    m_.Add("replite_polls_total", {{"outcome", seq == kNotifyTimer ? "notified" : "timer"}});
+    m_.Add("replite_polls_total",
+           {{"outcome", seq == kNotifyTimer ? "notified" : seq == kWakeTimer ? "wakeup" : "timer"}});
     Kick(s, bump);
   }
 
@@ -1552,6 +1586,8 @@ class ReplicatorImpl final : public Replicator {
   };
   std::unordered_map<ObjectStore*, Wrapped> wrapped_;
   UploadSpool upload_spool_;
+  DirWatch watch_;                       // stopped in Close, before the timers
+  std::atomic<bool> watch_warned_{false};
   Instance instance_;                    // holds state_dir/lock
   std::unique_ptr<LeaseKeeper> leases_;  // after the stores it points to
 

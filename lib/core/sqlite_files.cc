@@ -126,4 +126,11 @@ Status ReadDatabaseHeader(const std::string& path, unsigned char header[100], si
   return s;
 }
 
+bool DatabaseOfWalName(const char* file_name, std::string* db_name) {
+  const size_t n = std::strlen(file_name);
+  if (n <= 4 || std::strcmp(file_name + n - 4, "-wal") != 0) return false;
+  db_name->assign(file_name, n - 4);
+  return true;
+}
+
 }  // namespace replite

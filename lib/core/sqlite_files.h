@@ -65,4 +65,8 @@ bool ReadBackfillAttempted(sqlite3* db, uint32_t* attempted);
 // for an empty file.
 Status ReadDatabaseHeader(const std::string& path, unsigned char header[100], size_t* got);
 
+// If `file_name` (no directory) is a database's WAL file name, true and
+// the database's file name in *db_name (names only: nothing is opened).
+bool DatabaseOfWalName(const char* file_name, std::string* db_name);
+
 }  // namespace replite
