@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include "replite/replite.h"
@@ -136,4 +137,50 @@ TEST_CASE("replite replicate beside exiting writer processes keeps one generatio
   const auto lines = std::count(out.begin(), out.end(), '\n');
   CHECK(lines == 2);  // the header and one generation
   CHECK(test::DumpContent(db) == test::RestoreContent(url, dir / "restored.db", 0));
+}
+
+TEST_CASE("polling beside 100 sqlite3 writer processes on SQLite's defaults reports no corruption", "[locks]") {
+  // Issue 13, item 4: this logged "database disk image is malformed" from
+  // replite's reads while the database was fine (the writers' exits took
+  // the WAL away from under replite once its locks were dropped).
+  test::TempDir dir;
+  const std::string db = dir / "app.db";
+  {
+    test::Writer w(db, /*autocheckpoint=*/1000);
+    w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  }
+  std::mutex mu;
+  std::vector<std::string> log;
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.defaults.replica_url = dir.url("replica");
+  o.defaults.poll_interval_ms = 20;
+  o.logger = [&](const std::string& l) {
+    std::lock_guard<std::mutex> g(mu);
+    log.push_back(l);
+  };
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  REQUIRE(r->Add(db).ok());
+  REQUIRE(r->Sync(db).ok());
+  for (int i = 0; i < 100; i++) {
+    std::string out;
+    int rc = test::Sqlite3(db, "INSERT INTO t(v) VALUES ('writer " + std::to_string(i) + "');", &out);
+    INFO(out);
+    REQUIRE(rc == 0);
+  }
+  REQUIRE(r->Sync(db).ok());
+  DatabaseStatus st;
+  REQUIRE(r->GetStatus(db, &st).ok());
+  CHECK(st.generations_started == 1);
+  REQUIRE(r->Close().ok());
+  {
+    std::lock_guard<std::mutex> g(mu);
+    for (const auto& l : log) {
+      INFO(l);
+      CHECK(l.find("malformed") == std::string::npos);
+      CHECK(l.find("Corruption") == std::string::npos);
+    }
+  }
+  CHECK(test::DumpContent(db) == test::RestoreContent(dir.url("replica"), dir / "restored.db", 0));
 }

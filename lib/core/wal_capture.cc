@@ -272,7 +272,15 @@ class Capture {
         lock = true;
         continue;
       }
-      if (s.code() == Code::kUnavailable && attempt < 2 && s.message().find("will retry") != std::string::npos) continue;
+      // Transient: the WAL moved under the read, or a lock was busy (every
+      // kUnavailable here is one of those). A corruption report from a
+      // read is retried once on a fresh connection before it is believed.
+      if (s.code() == Code::kUnavailable && attempt < 2) continue;
+      if (s.code() == Code::kCorruption && !retried_corruption_) {
+        retried_corruption_ = true;
+        conn_.Close();
+        continue;
+      }
       return s;
     }
     return Status::Unavailable("database " + req_.db_path + ": WAL kept changing during capture (will retry)");
@@ -925,6 +933,7 @@ class Capture {
   SqliteConn& conn_;  // req_.conn (kept by the caller between captures) or own_conn_
   SqliteConn snap_conn_, ckpt_conn_;
   bool full_checkpoint_ = false;  // our checkpoint copied every captured frame
+  bool retried_corruption_ = false;
   DbFile db_;
   WalFile wal_;
 };
