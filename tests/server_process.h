@@ -1,0 +1,34 @@
+// What the test servers (moto, azurite) share: a free loopback port, a
+// child process started with its output in a log file and killed with the
+// test process, and the tail of that log for failure messages.
+//
+// Thread-safety: stateless functions.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace replite::testing {
+
+// A TCP port on 127.0.0.1 that was free a moment ago; 0 if none.
+int FreePort();
+
+// Forks and execs argv (argv[0] looked up in PATH) with stdout and stderr
+// in log_path, stdin from /dev/null, SIGKILL when the test process dies,
+// and its working directory `cwd` ("" = ours). Returns the pid, or -1 (and
+// *why).
+pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_path, std::string* why,
+                  const std::string& cwd = "");
+
+// True while the child runs; false once it exited (and is reaped).
+bool ChildRunning(pid_t pid);
+
+// SIGTERM, up to 1 s to exit, then SIGKILL; reaps it.
+void StopChild(pid_t pid);
+
+// The last 1500 bytes of a file (a server's log).
+std::string Tail(const std::string& path);
+
+}  // namespace replite::testing
