@@ -1,0 +1,270 @@
+// [abs] The Azure Blob Storage backend beyond the conformance suite: its
+// replica URLs and credential sources, blocks for large files, the registry
+// opening it from the environment, and replicate + restore end to end
+// through abs:// on azurite (which verifies every Shared Key signature).
+// azurite that cannot start FAILS these tests.
+#include <catch2/catch.hpp>
+#include <unistd.h>
+
+#include <map>
+#include <random>
+
+#include "azurite_server.h"
+#include "http/http_client.h"
+#include "replite/replite.h"
+#include "store/azure/azure_credentials.h"
+#include "store/azure/azure_store.h"
+#include "store/replica_url.h"
+#include "store/store_registry.h"
+#include "test_util.h"
+
+using namespace replite;
+using replite::testing::AzuriteServer;
+
+namespace {
+
+AzuriteServer* Azurite() {
+  std::string why;
+  AzuriteServer* a = AzuriteServer::Shared(&why);
+  if (!a) FAIL("azurite cannot start (CI must not skip the Azure suite): " << why);
+  return a;
+}
+
+// Only the variables named here are set for the duration of a test.
+void ClearAzureEnv() {
+  for (const char* v : {"AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN",
+                        "AZURE_STORAGE_ACCOUNT"})
+    unsetenv(v);
+}
+
+ReplicaUrl Url(const std::string& s) {
+  ReplicaUrl u;
+  Status st = ParseReplicaUrl(s, &u);
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+  return u;
+}
+
+std::string Container(AzuriteServer* a, const std::string& name) {
+  std::shared_ptr<HttpClient> http;
+  REQUIRE(HttpClient::Open(HttpClientOptions(), &http).ok());
+  const std::string url = std::string("abs://") + AzuriteServer::kAccount + "@" + name + "?endpoint=" + a->endpoint();
+  REQUIRE(CreateAzureContainer(Url(url), a->Credentials(), http, StoreConfig()).ok());
+  return url;
+}
+
+}  // namespace
+
+TEST_CASE("abs: replica URLs name the account and the container", "[abs]") {
+  ReplicaUrl u = Url("abs://myaccount@my-container/tenants/app?endpoint=http://127.0.0.1:10000");
+  CHECK(u.scheme == "abs");
+  CHECK(u.account == "myaccount");
+  CHECK(u.bucket == "my-container");
+  CHECK(u.prefix == "tenants/app");
+  CHECK(u.ToString() == "abs://myaccount@my-container/tenants/app?endpoint=http://127.0.0.1:10000");
+  CHECK(Url(u.ToString()).StoreIdentity() == u.StoreIdentity());
+  CHECK(Url("abs://other@my-container/x").StoreIdentity() != Url("abs://myaccount@my-container/x").StoreIdentity());
+  CHECK(u.Child("db1").prefix == "tenants/app/db1");
+  ReplicaUrl bare = Url("abs://my-container/p");  // the account comes from the environment
+  CHECK(bare.account.empty());
+  CHECK(bare.bucket == "my-container");
+
+  for (const char* bad : {"abs://myaccount@My_Container/p", "abs://myaccount@ab/p", "abs://my-account@cont/p",
+                          "abs://myaccount@-cont/p", "abs://myaccount@co--nt/p", "abs://myaccount@/p",
+                          "abs://myaccount@cont/p?region=us", "abs://myaccount@cont/p?endpoint=ftp://x"}) {
+    ReplicaUrl out;
+    Status s = ParseReplicaUrl(bad, &out);
+    INFO(bad << ": " << s.ToString());
+    CHECK(s.code() == Code::kInvalidArgument);
+  }
+}
+
+TEST_CASE("abs: credentials from a connection string, a key or a SAS token, errors name the fix", "[abs]") {
+  ClearAzureEnv();
+  azure::Credentials c;
+  std::string source;
+  Status s = azure::LoadCredentials("acct", &c, &source);
+  CHECK(s.code() == Code::kUnauthenticated);
+  CHECK(s.message().find("AZURE_STORAGE_KEY") != std::string::npos);
+  CHECK(s.message().find("AZURE_STORAGE_SAS_TOKEN") != std::string::npos);
+  CHECK(s.message().find("AZURE_STORAGE_CONNECTION_STRING") != std::string::npos);
+  CHECK(azure::LoadCredentials("", &c, &source).message().find("abs://ACCOUNT@CONTAINER") != std::string::npos);
+
+  const std::string key = "c2VjcmV0LWtleS1ub3QtdG8tbGVhay0wMTIzNDU2Nzg5";
+  setenv("AZURE_STORAGE_KEY", key.c_str(), 1);
+  REQUIRE(azure::LoadCredentials("acct", &c, &source).ok());
+  CHECK(c.account == "acct");
+  CHECK(c.key == key);
+  CHECK(source == "AZURE_STORAGE_KEY");
+  setenv("AZURE_STORAGE_KEY", "not base64 !!! secret-value", 1);
+  s = azure::LoadCredentials("acct", &c, &source);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK(s.message().find("secret-value") == std::string::npos);
+  unsetenv("AZURE_STORAGE_KEY");
+
+  setenv("AZURE_STORAGE_SAS_TOKEN", "?sv=2019-12-12&sig=SECRETSIG", 1);
+  setenv("AZURE_STORAGE_ACCOUNT", "envacct", 1);
+  REQUIRE(azure::LoadCredentials("", &c, &source).ok());
+  CHECK(c.account == "envacct");
+  CHECK(c.sas_token == "sv=2019-12-12&sig=SECRETSIG");
+  CHECK(source == "AZURE_STORAGE_SAS_TOKEN");
+  ClearAzureEnv();
+
+  setenv("AZURE_STORAGE_CONNECTION_STRING",
+         ("DefaultEndpointsProtocol=https;AccountName=csacct;AccountKey=" + key + ";EndpointSuffix=core.chinacloudapi.cn")
+             .c_str(),
+         1);
+  REQUIRE(azure::LoadCredentials("", &c, &source).ok());
+  CHECK(c.account == "csacct");
+  CHECK(c.key == key);
+  CHECK(c.blob_endpoint == "https://csacct.blob.core.chinacloudapi.cn");
+  s = azure::LoadCredentials("otheracct", &c, &source);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK(s.message().find(key) == std::string::npos);
+  CHECK(s.message().find("'csacct'") != std::string::npos);
+  setenv("AZURE_STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true", 1);
+  REQUIRE(azure::LoadCredentials("", &c, &source).ok());
+  CHECK(c.account == "devstoreaccount1");
+  CHECK(c.blob_endpoint == "http://127.0.0.1:10000/devstoreaccount1");
+  setenv("AZURE_STORAGE_CONNECTION_STRING", "AccountName=x;Nonsense", 1);
+  CHECK(azure::LoadCredentials("", &c, &source).code() == Code::kInvalidArgument);
+  ClearAzureEnv();
+}
+
+TEST_CASE("abs: PutFile above the threshold goes in blocks, in parallel, conditions on the block list", "[abs]") {
+  AzuriteServer* a = Azurite();
+  const std::string url = Container(a, "blocks");
+  std::shared_ptr<HttpClient> http;
+  REQUIRE(HttpClient::Open(HttpClientOptions(), &http).ok());
+  StoreConfig cfg;
+  cfg.multipart_threshold = 5ull << 20;
+  cfg.multipart_part_size = 5ull << 20;
+  std::shared_ptr<ObjectStore> store;
+  REQUIRE(OpenAzureStoreWithCredentials(Url(url), a->Credentials(), http, nullptr, cfg, &store).ok());
+  std::mt19937_64 rng(5);
+  std::string big((11ull << 20) + 5, '\0');
+  for (auto& ch : big) ch = static_cast<char>(rng());
+  test::TempDir dir;
+  const std::string path = dir / "big";
+  {
+    FILE* f = fopen(path.c_str(), "wb");
+    REQUIRE(f);
+    REQUIRE(fwrite(big.data(), 1, big.size(), f) == big.size());
+    fclose(f);
+  }
+  PutOptions create;
+  create.if_none_match = true;
+  const uint64_t before = http->Stats().requests;
+  Status s = store->PutFile("big/obj", path, create);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  CHECK(http->Stats().requests - before == 4);  // 3 Put Block + 1 Put Block List
+  std::string got;
+  REQUIRE(store->Get("big/obj", &got).ok());
+  CHECK(got == big);
+  REQUIRE(store->Get("big/obj", &got, (5ull << 20) - 3, 10).ok());  // across a block boundary
+  CHECK(got == big.substr((5ull << 20) - 3, 10));
+  s = store->PutFile("big/obj", path, create);  // exists now
+  CHECK(s.code() == Code::kFailedPrecondition);
+  // A size parameter in the URL overrides the configured one.
+  std::shared_ptr<ObjectStore> tuned;
+  REQUIRE(OpenAzureStoreWithCredentials(Url(url + "&multipart-threshold=6M&multipart-part-size=6M"),
+                                        a->Credentials(), http, nullptr, cfg, &tuned)
+              .ok());
+  const uint64_t before2 = http->Stats().requests;
+  REQUIRE(tuned->PutFile("big/obj2", path).ok());
+  CHECK(http->Stats().requests - before2 == 3);  // 2 blocks + the list
+}
+
+TEST_CASE("abs: the registry opens abs URLs from the environment, one store per identity", "[abs]") {
+  AzuriteServer* a = Azurite();
+  Container(a, "registry");
+  ClearAzureEnv();
+  setenv("AZURE_STORAGE_CONNECTION_STRING", a->ConnectionString().c_str(), 1);
+  StoreRegistry reg(Env::Default(), StoreConfig());
+  std::shared_ptr<ObjectStore> s1, s2;
+  // No endpoint= in the URL: the connection string's BlobEndpoint is used.
+  REQUIRE(reg.Open(Url("abs://devstoreaccount1@registry/one"), &s1).ok());
+  REQUIRE(reg.Open(Url("abs://devstoreaccount1@registry/two"), &s2).ok());
+  CHECK(s1 == s2);
+  REQUIRE(s1->Put("one/x", "hello").ok());
+  std::string got;
+  REQUIRE(s2->Get("one/x", &got).ok());
+  CHECK(got == "hello");
+  CHECK(s1->Describe().find(a->Credentials().key) == std::string::npos);
+  CHECK(s1->Describe().find("abs://devstoreaccount1@registry") == 0);
+
+  ClearAzureEnv();
+  StoreRegistry none(Env::Default(), StoreConfig());
+  Status s = none.Open(Url("abs://devstoreaccount1@registry/one"), &s1);
+  CHECK(s.code() == Code::kUnauthenticated);
+  CHECK(s.message().find("AZURE_STORAGE_KEY") != std::string::npos);
+}
+
+TEST_CASE("abs: replicate a varied workload and restore it through abs on azurite", "[abs][e2e]") {
+  AzuriteServer* a = Azurite();
+  Container(a, "e2e");
+  ClearAzureEnv();
+  // The account key from the environment, the endpoint in the URL.
+  setenv("AZURE_STORAGE_KEY", a->Credentials().key.c_str(), 1);
+  const std::string url = "abs://devstoreaccount1@e2e/tenants/app?endpoint=" + a->endpoint();
+  test::TempDir dir;
+  const std::string db = dir / "app.db";
+  test::Writer w(db);
+  w.Exec("CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, n INTEGER, data BLOB)");
+  w.Exec("CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB)");
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.logger = [](const std::string&) {};
+  o.defaults.replica_url = url;
+  o.defaults.poll_interval_ms = 0;
+  o.defaults.checkpoint_pages = 50;  // several checkpoints inside 120 transactions
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  REQUIRE(r->Add(db).ok());
+  uint64_t txid = 0;
+  REQUIRE(r->Sync(db, &txid).ok());
+  std::map<uint64_t, std::pair<std::string, uint64_t>> points;  // txid -> (content, checksum)
+  std::mt19937 rng(11);
+  for (int i = 0; i < 120; i++) {
+    if (i == 60) {
+      w.Exec("VACUUM");
+    } else {
+      test::MutateVaried(w, rng, i);
+    }
+    txid++;
+    const bool sample = i % 29 == 0 || i == 60 || i == 119;
+    if (sample) points[txid] = {test::DumpContent(db), test::LiveChecksum(db)};
+    if (sample || rng() % 3 == 0) {
+      uint64_t got = 0;
+      REQUIRE(r->Sync(db, &got).ok());
+      REQUIRE(got == txid);
+    }
+  }
+  DatabaseStatus st;
+  REQUIRE(r->GetStatus(db, &st).ok());
+  CHECK(st.checkpoints > 0);
+  REQUIRE(r->Close().ok());
+  int n = 0;
+  for (const auto& [t, p] : points) {
+    RestoreOptions ro;
+    ro.txid = t;
+    const std::string out = dir / ("r" + std::to_string(n++) + ".db");
+    RestoreResult rr;
+    Status s = Restore(url, out, ro, &rr);
+    INFO("txid " << t << ": " << s.ToString());
+    REQUIRE(s.ok());
+    CHECK(rr.txid == t);
+    CHECK(rr.checksum_verified);
+    CHECK(rr.checksum == p.second);
+    CHECK(test::IntegrityCheck(out) == "ok\n");
+    CHECK(test::DumpContent(out) == p.first);
+  }
+  // Latest.
+  RestoreResult rr;
+  const std::string latest = dir / "latest.db";
+  REQUIRE(Restore(url, latest, RestoreOptions(), &rr).ok());
+  CHECK(rr.txid == txid);
+  CHECK(test::DumpContent(latest) == points.rbegin()->second.first);
+  ClearAzureEnv();
+}

@@ -1,0 +1,45 @@
+// AzuriteServer: a real Azure Blob Storage endpoint for tests. Starts
+// azurite's blob service (npm package azurite, installed by
+// scripts/install-deps.sh under .deps/azurite, or REPLITE_AZURITE_DIR) with
+// node on 127.0.0.1 and a free port, in memory, and kills it when
+// destroyed. azurite checks Shared Key and SAS signatures, so every request
+// the store signs is verified.
+//
+// Thread-safety: Shared() is safe to call from any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+
+#include "store/azure/azure_credentials.h"
+
+namespace replite::testing {
+
+class AzuriteServer {
+ public:
+  // azurite's well-known development account.
+  static constexpr const char* kAccount = "devstoreaccount1";
+
+  // Starts a new server; nullptr (and *why, naming the fix) on failure.
+  static std::unique_ptr<AzuriteServer> Start(std::string* why);
+  // The process-wide server (started on first call, stopped at exit).
+  static AzuriteServer* Shared(std::string* why);
+  ~AzuriteServer();
+
+  const std::string& endpoint() const { return endpoint_; }  // "http://127.0.0.1:PORT"
+  // The development account's Shared Key credentials for this server.
+  azure::Credentials Credentials() const;
+  // AccountName=...;AccountKey=...;BlobEndpoint=... for this server.
+  std::string ConnectionString() const;
+
+ private:
+  AzuriteServer() = default;
+  pid_t pid_ = -1;
+  std::string endpoint_;
+  std::string dir_;  // azurite's working directory (removed at the end)
+  std::string log_path_;
+};
+
+}  // namespace replite::testing
