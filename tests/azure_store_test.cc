@@ -23,12 +23,6 @@ using replite::testing::AzuriteServer;
 
 namespace {
 
-AzuriteServer* Azurite() {
-  std::string why;
-  AzuriteServer* a = AzuriteServer::Shared(&why);
-  if (!a) FAIL("azurite cannot start (CI must not skip the Azure suite): " << why);
-  return a;
-}
 
 // Only the variables named here are set for the duration of a test.
 void ClearAzureEnv() {
@@ -37,35 +31,29 @@ void ClearAzureEnv() {
     unsetenv(v);
 }
 
-ReplicaUrl Url(const std::string& s) {
-  ReplicaUrl u;
-  Status st = ParseReplicaUrl(s, &u);
-  INFO(st.ToString());
-  REQUIRE(st.ok());
-  return u;
-}
 
 std::string Container(AzuriteServer* a, const std::string& name) {
   std::shared_ptr<HttpClient> http;
   REQUIRE(HttpClient::Open(HttpClientOptions(), &http).ok());
   const std::string url = std::string("abs://") + AzuriteServer::kAccount + "@" + name + "?endpoint=" + a->endpoint();
-  REQUIRE(CreateAzureContainer(Url(url), a->Credentials(), http, StoreConfig()).ok());
+  REQUIRE(CreateAzureContainer(test::ParsedUrl(url), a->Credentials(), http, StoreConfig()).ok());
   return url;
 }
 
 }  // namespace
 
 TEST_CASE("abs: replica URLs name the account and the container", "[abs]") {
-  ReplicaUrl u = Url("abs://myaccount@my-container/tenants/app?endpoint=http://127.0.0.1:10000");
+  ReplicaUrl u = test::ParsedUrl("abs://myaccount@my-container/tenants/app?endpoint=http://127.0.0.1:10000");
   CHECK(u.scheme == "abs");
   CHECK(u.account == "myaccount");
   CHECK(u.bucket == "my-container");
   CHECK(u.prefix == "tenants/app");
   CHECK(u.ToString() == "abs://myaccount@my-container/tenants/app?endpoint=http://127.0.0.1:10000");
-  CHECK(Url(u.ToString()).StoreIdentity() == u.StoreIdentity());
-  CHECK(Url("abs://other@my-container/x").StoreIdentity() != Url("abs://myaccount@my-container/x").StoreIdentity());
+  CHECK(test::ParsedUrl(u.ToString()).StoreIdentity() == u.StoreIdentity());
+  CHECK(test::ParsedUrl("abs://other@my-container/x").StoreIdentity() !=
+        test::ParsedUrl("abs://myaccount@my-container/x").StoreIdentity());
   CHECK(u.Child("db1").prefix == "tenants/app/db1");
-  ReplicaUrl bare = Url("abs://my-container/p");  // the account comes from the environment
+  ReplicaUrl bare = test::ParsedUrl("abs://my-container/p");  // the account comes from the environment
   CHECK(bare.account.empty());
   CHECK(bare.bucket == "my-container");
 
@@ -132,7 +120,7 @@ TEST_CASE("abs: credentials from a connection string, a key or a SAS token, erro
 }
 
 TEST_CASE("abs: PutFile above the threshold goes in blocks, in parallel, conditions on the block list", "[abs]") {
-  AzuriteServer* a = Azurite();
+  AzuriteServer* a = test::AzuriteForTest();
   const std::string url = Container(a, "blocks");
   std::shared_ptr<HttpClient> http;
   REQUIRE(HttpClient::Open(HttpClientOptions(), &http).ok());
@@ -140,7 +128,7 @@ TEST_CASE("abs: PutFile above the threshold goes in blocks, in parallel, conditi
   cfg.multipart_threshold = 5ull << 20;
   cfg.multipart_part_size = 5ull << 20;
   std::shared_ptr<ObjectStore> store;
-  REQUIRE(OpenAzureStoreWithCredentials(Url(url), a->Credentials(), http, nullptr, cfg, &store).ok());
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(url), a->Credentials(), http, nullptr, cfg, &store).ok());
   std::mt19937_64 rng(5);
   std::string big((11ull << 20) + 5, '\0');
   for (auto& ch : big) ch = static_cast<char>(rng());
@@ -168,7 +156,7 @@ TEST_CASE("abs: PutFile above the threshold goes in blocks, in parallel, conditi
   CHECK(s.code() == Code::kFailedPrecondition);
   // A size parameter in the URL overrides the configured one.
   std::shared_ptr<ObjectStore> tuned;
-  REQUIRE(OpenAzureStoreWithCredentials(Url(url + "&multipart-threshold=6M&multipart-part-size=6M"),
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(url + "&multipart-threshold=6M&multipart-part-size=6M"),
                                         a->Credentials(), http, nullptr, cfg, &tuned)
               .ok());
   const uint64_t before2 = http->Stats().requests;
@@ -177,15 +165,15 @@ TEST_CASE("abs: PutFile above the threshold goes in blocks, in parallel, conditi
 }
 
 TEST_CASE("abs: the registry opens abs URLs from the environment, one store per identity", "[abs]") {
-  AzuriteServer* a = Azurite();
+  AzuriteServer* a = test::AzuriteForTest();
   Container(a, "registry");
   ClearAzureEnv();
   setenv("AZURE_STORAGE_CONNECTION_STRING", a->ConnectionString().c_str(), 1);
   StoreRegistry reg(Env::Default(), StoreConfig());
   std::shared_ptr<ObjectStore> s1, s2;
   // No endpoint= in the URL: the connection string's BlobEndpoint is used.
-  REQUIRE(reg.Open(Url("abs://devstoreaccount1@registry/one"), &s1).ok());
-  REQUIRE(reg.Open(Url("abs://devstoreaccount1@registry/two"), &s2).ok());
+  REQUIRE(reg.Open(test::ParsedUrl("abs://devstoreaccount1@registry/one"), &s1).ok());
+  REQUIRE(reg.Open(test::ParsedUrl("abs://devstoreaccount1@registry/two"), &s2).ok());
   CHECK(s1 == s2);
   REQUIRE(s1->Put("one/x", "hello").ok());
   std::string got;
@@ -196,13 +184,13 @@ TEST_CASE("abs: the registry opens abs URLs from the environment, one store per 
 
   ClearAzureEnv();
   StoreRegistry none(Env::Default(), StoreConfig());
-  Status s = none.Open(Url("abs://devstoreaccount1@registry/one"), &s1);
+  Status s = none.Open(test::ParsedUrl("abs://devstoreaccount1@registry/one"), &s1);
   CHECK(s.code() == Code::kUnauthenticated);
   CHECK(s.message().find("AZURE_STORAGE_KEY") != std::string::npos);
 }
 
 TEST_CASE("abs: replicate a varied workload and restore it through abs on azurite", "[abs][e2e]") {
-  AzuriteServer* a = Azurite();
+  AzuriteServer* a = test::AzuriteForTest();
   Container(a, "e2e");
   ClearAzureEnv();
   // The account key from the environment, the endpoint in the URL.

@@ -71,34 +71,15 @@ std::unique_ptr<AzuriteServer> AzuriteServer::Start(std::string* why) {
                          "--inMemoryPersistence", "--disableTelemetry", "--silent"},
                         a->log_path_, why, a->dir_);
   if (a->pid_ < 0) return nullptr;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (Answers(a->endpoint_ + "/" + kAccount)) return a;
-    if (!ChildRunning(a->pid_)) {
-      a->pid_ = -1;
-      *why = "azurite (node " + main_js + ") exited at start-up; is Node.js installed (scripts/install-deps.sh)? log: " +
-             Tail(a->log_path_);
-      return nullptr;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  *why = "azurite did not answer on " + a->endpoint_ + " within 60 s: " + Tail(a->log_path_);
+  auto up = [&] { return Answers(a->endpoint_ + "/" + kAccount); };
+  if (WaitUntilUp(a->pid_, up, "azurite (node " + main_js + ")", "is Node.js installed (scripts/install-deps.sh)?",
+                  a->log_path_, why))
+    return a;
+  if (!ChildRunning(a->pid_)) a->pid_ = -1;
   return nullptr;
 }
 
-AzuriteServer* AzuriteServer::Shared(std::string* why) {
-  static std::mutex mu;
-  static std::unique_ptr<AzuriteServer> shared;
-  static std::string error;
-  static bool tried = false;
-  std::lock_guard<std::mutex> l(mu);
-  if (!tried) {
-    tried = true;
-    shared = Start(&error);
-  }
-  if (!shared) *why = error;
-  return shared.get();
-}
+AzuriteServer* AzuriteServer::Shared(std::string* why) { return SharedServer<AzuriteServer>(why); }
 
 AzuriteServer::~AzuriteServer() {
   StopChild(pid_);

@@ -149,35 +149,18 @@ std::unique_ptr<MotoServer> MotoServer::Start(std::string* why, bool tls) {
   pid_t pid = SpawnLogged(argv, m->log_path_, why);
   if (pid < 0) return nullptr;
   m->pid_ = pid;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
+  auto up = [&] {
     long code = 0;
-    if (m->Request("GET", "/moto-api/", "", &code, nullptr).ok() && code == 200) return m;
-    if (!ChildRunning(pid)) {
-      m->pid_ = -1;
-      *why = "moto (python3 running moto.server.main) exited at start-up; is moto installed (pip install 'moto[server]')? log: " +
-             Tail(m->log_path_);
-      return nullptr;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  *why = "moto did not answer GET /moto-api/ within 60 s: " + Tail(m->log_path_);
+    return m->Request("GET", "/moto-api/", "", &code, nullptr).ok() && code == 200;
+  };
+  if (WaitUntilUp(pid, up, "moto (python3 running moto.server.main)",
+                  "is moto installed (pip install 'moto[server]')?", m->log_path_, why))
+    return m;
+  if (!ChildRunning(pid)) m->pid_ = -1;
   return nullptr;
 }
 
-MotoServer* MotoServer::Shared(std::string* why) {
-  static std::mutex mu;
-  static std::unique_ptr<MotoServer> shared;
-  static std::string error;
-  static bool tried = false;
-  std::lock_guard<std::mutex> l(mu);
-  if (!tried) {
-    tried = true;
-    shared = Start(&error);
-  }
-  if (!shared) *why = error;
-  return shared.get();
-}
+MotoServer* MotoServer::Shared(std::string* why) { return SharedServer<MotoServer>(why); }
 
 MotoServer::~MotoServer() {
   StopChild(pid_);

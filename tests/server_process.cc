@@ -84,4 +84,19 @@ std::string Tail(const std::string& path) {
   return s.size() > 1500 ? s.substr(s.size() - 1500) : s;
 }
 
+bool WaitUntilUp(pid_t pid, const std::function<bool()>& up, const std::string& what, const std::string& exit_hint,
+                 const std::string& log_path, std::string* why) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (up()) return true;
+    if (!ChildRunning(pid)) {
+      *why = what + " exited at start-up; " + exit_hint + " log: " + Tail(log_path);
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  *why = what + " did not come up within 60 s: " + Tail(log_path);
+  return false;
+}
+
 }  // namespace replite::testing

@@ -7,6 +7,9 @@
 
 #include <sys/types.h>
 
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,5 +33,28 @@ void StopChild(pid_t pid);
 
 // The last 1500 bytes of a file (a server's log).
 std::string Tail(const std::string& path);
+
+// Polls up() every 100 ms for up to 60 s. False (and *why, with the tail of
+// the log) when the child exits first (`exit_hint` says what to check) or
+// does not come up in time.
+bool WaitUntilUp(pid_t pid, const std::function<bool()>& up, const std::string& what, const std::string& exit_hint,
+                 const std::string& log_path, std::string* why);
+
+// The process-wide instance of a test server: Server::Start(&why) on the
+// first call, stopped at exit; nullptr (and *why) if it cannot start.
+template <typename Server>
+Server* SharedServer(std::string* why) {
+  static std::mutex mu;
+  static std::unique_ptr<Server> shared;
+  static std::string error;
+  static bool tried = false;
+  std::lock_guard<std::mutex> l(mu);
+  if (!tried) {
+    tried = true;
+    shared = Server::Start(&error);
+  }
+  if (!shared) *why = error;
+  return shared.get();
+}
 
 }  // namespace replite::testing

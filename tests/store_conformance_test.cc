@@ -35,20 +35,7 @@ StoreConfig SmallPages() {
   return cfg;
 }
 
-ReplicaUrl Url(const std::string& s) {
-  ReplicaUrl u;
-  Status st = ParseReplicaUrl(s, &u);
-  INFO(st.ToString());
-  REQUIRE(st.ok());
-  return u;
-}
 
-AzuriteServer* Azurite() {
-  std::string why;
-  AzuriteServer* a = AzuriteServer::Shared(&why);
-  if (!a) FAIL("azurite cannot start (CI must not skip the Azure suite): " << why);
-  return a;
-}
 
 }  // namespace
 
@@ -69,13 +56,13 @@ TEST_CASE("store conformance: s3 on moto", "[conformance][s3]") {
   auto http = NewClient();
   const std::string base = "?endpoint=" + m->endpoint() + "&region=us-east-1";
   ConformanceTarget t;
-  REQUIRE(OpenS3StoreWithCredentials(Url("s3://replite-conf" + base), {"AKIDREPLITETEST", secret, ""}, http,
+  REQUIRE(OpenS3StoreWithCredentials(test::ParsedUrl("s3://replite-conf" + base), {"AKIDREPLITETEST", secret, ""}, http,
                                      nullptr, SmallPages(), &t.store)
               .ok());
-  REQUIRE(OpenS3StoreWithCredentials(Url("s3://replite-conf" + base), {"AKIDUNKNOWN0000", secret, ""}, http,
+  REQUIRE(OpenS3StoreWithCredentials(test::ParsedUrl("s3://replite-conf" + base), {"AKIDUNKNOWN0000", secret, ""}, http,
                                      nullptr, SmallPages(), &t.bad_auth)
               .ok());
-  REQUIRE(OpenS3StoreWithCredentials(Url("s3://no-such-bucket" + base), {"AKIDREPLITETEST", secret, ""}, http,
+  REQUIRE(OpenS3StoreWithCredentials(test::ParsedUrl("s3://no-such-bucket" + base), {"AKIDREPLITETEST", secret, ""}, http,
                                      nullptr, SmallPages(), &t.missing)
               .ok());
   t.prefix = "conf";
@@ -88,20 +75,20 @@ TEST_CASE("store conformance: s3 on moto", "[conformance][s3]") {
 }
 
 TEST_CASE("store conformance: abs on azurite with a Shared Key", "[conformance][abs]") {
-  AzuriteServer* a = Azurite();
+  AzuriteServer* a = test::AzuriteForTest();
   auto http = NewClient();
   const std::string base = std::string("abs://") + AzuriteServer::kAccount + "@";
   const std::string ep = "?endpoint=" + a->endpoint();
   const azure::Credentials creds = a->Credentials();
-  REQUIRE(CreateAzureContainer(Url(base + "conf-key" + ep), creds, http, StoreConfig()).ok());
+  REQUIRE(CreateAzureContainer(test::ParsedUrl(base + "conf-key" + ep), creds, http, StoreConfig()).ok());
   azure::Credentials wrong = creds;
   wrong.key = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktMDEyMzQ1Njc4OQ==";
   ConformanceTarget t;
-  REQUIRE(OpenAzureStoreWithCredentials(Url(base + "conf-key" + ep), creds, http, nullptr, SmallPages(), &t.store)
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(base + "conf-key" + ep), creds, http, nullptr, SmallPages(), &t.store)
               .ok());
-  REQUIRE(OpenAzureStoreWithCredentials(Url(base + "conf-key" + ep), wrong, http, nullptr, SmallPages(), &t.bad_auth)
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(base + "conf-key" + ep), wrong, http, nullptr, SmallPages(), &t.bad_auth)
               .ok());
-  REQUIRE(OpenAzureStoreWithCredentials(Url(base + "no-such-container" + ep), creds, http, nullptr, SmallPages(),
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(base + "no-such-container" + ep), creds, http, nullptr, SmallPages(),
                                         &t.missing)
               .ok());
   t.prefix = "conf";
@@ -113,18 +100,18 @@ TEST_CASE("store conformance: abs on azurite with a Shared Key", "[conformance][
 }
 
 TEST_CASE("store conformance: abs on azurite with a SAS token", "[conformance][abs]") {
-  AzuriteServer* a = Azurite();
+  AzuriteServer* a = test::AzuriteForTest();
   auto http = NewClient();
   const std::string url = std::string("abs://") + AzuriteServer::kAccount + "@conf-sas?endpoint=" + a->endpoint();
   const azure::Credentials key = a->Credentials();
-  REQUIRE(CreateAzureContainer(Url(url), key, http, StoreConfig()).ok());
+  REQUIRE(CreateAzureContainer(test::ParsedUrl(url), key, http, StoreConfig()).ok());
   azure::Credentials sas, bad;
   sas.account = bad.account = AzuriteServer::kAccount;
   sas.sas_token = testing::AccountSas(key, "2030-01-01T00:00:00Z");
   bad.sas_token = testing::AccountSas({key.account, "c29tZS1vdGhlci1rZXk=", "", ""}, "2030-01-01T00:00:00Z");
   ConformanceTarget t;
-  REQUIRE(OpenAzureStoreWithCredentials(Url(url), sas, http, nullptr, SmallPages(), &t.store).ok());
-  REQUIRE(OpenAzureStoreWithCredentials(Url(url), bad, http, nullptr, SmallPages(), &t.bad_auth).ok());
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(url), sas, http, nullptr, SmallPages(), &t.store).ok());
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(url), bad, http, nullptr, SmallPages(), &t.bad_auth).ok());
   t.prefix = "conf";
   t.requests = [http] { return http->Stats().requests; };
   t.auth_fix = {"AZURE_STORAGE_SAS_TOKEN"};

@@ -16,6 +16,11 @@
 
 namespace replite::testing {
 class MotoServer;
+class AzuriteServer;
+}  // namespace replite::testing
+
+namespace replite {
+struct ReplicaUrl;
 }
 
 namespace replite::test {
@@ -24,6 +29,13 @@ namespace replite::test {
 // (secret: `secret`). FAILs the test when moto cannot start, unless
 // REPLITE_ALLOW_S3_SKIP=1 (then WARNs and returns nullptr: skip).
 testing::MotoServer* MotoForTest(const std::string& secret = "replite-test-secret");
+
+// The shared azurite server; FAILs the test when it cannot start (there is
+// no skip: install it with scripts/install-deps.sh).
+testing::AzuriteServer* AzuriteForTest();
+
+// A replica URL that must parse (REQUIREd).
+ReplicaUrl ParsedUrl(const std::string& url);
 
 
 // A fresh directory under $TMPDIR, removed at destruction.

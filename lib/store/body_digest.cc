@@ -35,6 +35,13 @@ void BodyDigest::Finish(std::string* sha_hex, std::string* md5_b64) {
   *md5_b64 = Base64Encode(std::string_view(reinterpret_cast<char*>(md), len));
 }
 
+std::string ContentMd5(const std::string& body) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(body.data(), body.size(), md, &len, EVP_md5(), nullptr);
+  return Base64Encode(std::string_view(reinterpret_cast<char*>(md), len));
+}
+
 Status DigestFileRange(const std::string& path, uint64_t off, uint64_t len, std::string* sha_hex,
                        std::string* md5_b64) {
   ScopedFd fd;

@@ -31,6 +31,9 @@ class BodyDigest {
   evp_md_ctx_st* md5_;
 };
 
+// The base64 MD5 of a body held in memory (a Content-MD5 value).
+std::string ContentMd5(const std::string& body);
+
 // Digests [off, off+len) of the file at `path`.
 Status DigestFileRange(const std::string& path, uint64_t off, uint64_t len, std::string* sha_hex,
                        std::string* md5_b64);

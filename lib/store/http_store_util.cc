@@ -1,7 +1,13 @@
 #include "store/http_store_util.h"
 
+#include <sys/stat.h>
+
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <ctime>
+
+#include "util/file_util.h"
 
 namespace replite {
 
@@ -54,6 +60,53 @@ Status SizeParam(const char* name, const std::string& v, uint64_t* out) {
   return Status::OK();
 }
 
+
+Status LocalFileSize(const std::string& path, uint64_t* size) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return ErrnoStatus("stat " + path, errno);
+  *size = static_cast<uint64_t>(st.st_size);
+  return Status::OK();
+}
+
+void AddPutConditions(const PutOptions& opts, std::vector<std::pair<std::string, std::string>>* headers) {
+  if (opts.if_none_match) headers->emplace_back("if-none-match", "*");
+  if (!opts.if_match.empty()) headers->emplace_back("if-match", opts.if_match);
+}
+
+std::string RangeValue(uint64_t offset, uint64_t length) {
+  if (offset == 0 && length == UINT64_MAX) return "";
+  std::string range = "bytes=" + std::to_string(offset) + "-";
+  if (length != UINT64_MAX) range += std::to_string(offset + length - 1);
+  return range;
+}
+
+void TakeRange(HttpResponse* r, uint64_t offset, uint64_t length, std::string* out) {
+  out->clear();
+  if (r->status == 416) return;  // the range starts past the end: no bytes
+  *out = std::move(r->body);
+  const bool ranged = offset > 0 || length != UINT64_MAX;
+  if (ranged && r->status == 200) {
+    // The server ignored the range and sent the whole object: cut it here.
+    *out = offset >= out->size() ? std::string()
+                                 : out->substr(offset, length == UINT64_MAX ? std::string::npos : length);
+  }
+}
+
+void InfoFromHeaders(const std::string& key, const HttpResponse& r, ObjectInfo* out) {
+  *out = ObjectInfo();
+  out->key = key;
+  out->size = std::strtoull(r.Header("content-length").c_str(), nullptr, 10);
+  out->etag = r.Header("etag");
+  out->mtime_ms = ParseHttpDateMs(r.Header("last-modified"));
+}
+
+std::string RedactSecrets(std::string msg, std::initializer_list<const std::string*> secrets) {
+  for (const std::string* secret : secrets) {
+    if (secret->size() < 4) continue;
+    for (size_t p; (p = msg.find(*secret)) != std::string::npos;) msg.replace(p, secret->size(), "[redacted]");
+  }
+  return msg;
+}
 
 int64_t ParseHttpDateMs(const std::string& s) {
   struct tm tm = {};

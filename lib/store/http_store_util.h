@@ -7,9 +7,14 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "http/http_client.h"
 #include "replite/status.h"
+#include "replite/sys/object_store.h"
 #include "store/replica_url.h"
 
 namespace replite {
@@ -36,6 +41,26 @@ bool IsIpOrLocalhost(const std::string& host);
 // suffix (powers of 1024), from S3's 5 MiB minimum part to its 5 GiB
 // maximum. Empty: *out keeps the configured value.
 Status SizeParam(const char* name, const std::string& v, uint64_t* out);
+
+// The size of a local file (PutFile), or an error naming it.
+Status LocalFileSize(const std::string& path, uint64_t* size);
+
+// If-None-Match: * / If-Match: ETAG for a conditional put (S3 and Azure
+// spell them alike), appended to lower-case `headers`.
+void AddPutConditions(const PutOptions& opts, std::vector<std::pair<std::string, std::string>>* headers);
+
+// A ranged read: the "bytes=A-B" value of a Range (or x-ms-range) header,
+// "" for a whole-object read; then the body cut to what was asked when the
+// server ignored the range (200) or the range began past the end (416).
+std::string RangeValue(uint64_t offset, uint64_t length);
+void TakeRange(HttpResponse* r, uint64_t offset, uint64_t length, std::string* out);
+
+// ObjectInfo from a HEAD response's Content-Length, ETag, Last-Modified.
+void InfoFromHeaders(const std::string& key, const HttpResponse& r, ObjectInfo* out);
+
+// msg with every occurrence of each secret (4 characters or more) replaced
+// by "[redacted]".
+std::string RedactSecrets(std::string msg, std::initializer_list<const std::string*> secrets);
 
 // "Sun, 06 Nov 1994 08:49:37 GMT" → ms since the epoch; 0 if unparsable.
 int64_t ParseHttpDateMs(const std::string& s);

@@ -1,9 +1,6 @@
 #include "store/azure/azure_store.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
@@ -57,17 +54,16 @@ class AzureStore final : public ObjectStore {
         ca_file_(std::move(ca_file)),
         verify_tls_(verify_tls),
         retry_(config) {
+    // A SAS's signature alone (sig=...) is as secret as the whole token.
+    if (size_t p = creds_.sas_token.find("sig="); p != std::string::npos)
+      sas_sig_ = creds_.sas_token.substr(p + 4, creds_.sas_token.find('&', p) - (p + 4));
     describe_ = "abs://" + creds_.account + "@" + container_ + " (endpoint " + scheme_authority_ + base_path_ +
                 ", " + (raw_key_.empty() ? "SAS" : "Shared Key") + ")";
   }
 
   Status Put(const std::string& key, const std::string& data, const PutOptions& opts, std::string* etag) override {
     Call c = BlobCall("PutBlob", "PUT", key);
-    BodyDigest d;
-    d.Update(data.data(), data.size());
-    std::string sha, md5;
-    d.Finish(&sha, &md5);
-    c.headers.emplace_back("content-md5", md5);
+    c.headers.emplace_back("content-md5", ContentMd5(data));
     c.headers.emplace_back("x-ms-blob-type", "BlockBlob");
     AddConditions(opts, &c);
     c.body = &data;
@@ -78,14 +74,14 @@ class AzureStore final : public ObjectStore {
   }
 
   Status PutFile(const std::string& key, const std::string& local_path, const PutOptions& opts) override {
-    struct stat st;
-    if (stat(local_path.c_str(), &st) != 0) return ErrnoStatus("stat " + local_path, errno);
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    uint64_t size = 0;
+    Status s = LocalFileSize(local_path, &size);
+    if (!s.ok()) return s;
     if (size > config_.multipart_threshold && size > config_.multipart_part_size)
       return PutBlocks(key, local_path, size, opts);
     Call c = BlobCall("PutBlob", "PUT", key);
     std::string sha, md5;
-    Status s = DigestFileRange(local_path, 0, size, &sha, &md5);
+    s = DigestFileRange(local_path, 0, size, &sha, &md5);
     if (!s.ok()) return s;
     c.headers.emplace_back("content-md5", md5);
     c.headers.emplace_back("x-ms-blob-type", "BlockBlob");
@@ -103,36 +99,20 @@ class AzureStore final : public ObjectStore {
       return Head(key, &info);  // keeps the kNotFound contract for empty reads
     }
     Call c = BlobCall("GetBlob", "GET", key);
-    const bool ranged = offset > 0 || length != UINT64_MAX;
-    if (ranged) {
-      std::string range = "bytes=" + std::to_string(offset) + "-";
-      if (length != UINT64_MAX) range += std::to_string(offset + length - 1);
-      c.headers.emplace_back("x-ms-range", range);
-    }
+    const std::string range = RangeValue(offset, length);
+    if (!range.empty()) c.headers.emplace_back("x-ms-range", range);
     HttpResponse r;
     Status s = Do(c, &r, /*ok_416=*/true);
-    if (!s.ok()) return s;
-    if (r.status == 416) return Status::OK();  // range starts past the end: no bytes
-    *out = std::move(r.body);
-    if (ranged && r.status == 200) {
-      // The server ignored the range and sent the whole blob: cut it here.
-      *out = offset >= out->size() ? std::string()
-                                   : out->substr(offset, length == UINT64_MAX ? std::string::npos : length);
-    }
-    return Status::OK();
+    if (s.ok()) TakeRange(&r, offset, length, out);
+    return s;
   }
 
   Status Head(const std::string& key, ObjectInfo* out) override {
     Call c = BlobCall("GetBlobProperties", "HEAD", key);
     HttpResponse r;
     Status s = Do(c, &r);
-    if (!s.ok()) return s;
-    *out = ObjectInfo();
-    out->key = key;
-    out->size = std::strtoull(r.Header("content-length").c_str(), nullptr, 10);
-    out->etag = r.Header("etag");
-    out->mtime_ms = ParseHttpDateMs(r.Header("last-modified"));
-    return Status::OK();
+    if (s.ok()) InfoFromHeaders(key, r, out);
+    return s;
   }
 
   Status List(const std::string& prefix, std::vector<ObjectInfo>* out) override {
@@ -200,25 +180,14 @@ class AzureStore final : public ObjectStore {
     return c;
   }
 
-  static void AddConditions(const PutOptions& opts, Call* c) {
-    if (opts.if_none_match) c->headers.emplace_back("if-none-match", "*");
-    if (!opts.if_match.empty()) c->headers.emplace_back("if-match", opts.if_match);
-  }
+  static void AddConditions(const PutOptions& opts, Call* c) { AddPutConditions(opts, &c->headers); }
 
   std::string Container() const { return "abs://" + creds_.account + "@" + container_; }
   std::string Where(const Call& c) const { return c.op + " " + Container() + (c.key.empty() ? "" : "/" + c.key); }
 
   // Removes any credential material an error text might echo back.
   std::string Redact(std::string msg) const {
-    std::vector<std::string> secrets = {creds_.key, creds_.sas_token};
-    // A SAS's signature alone (sig=...) is as secret as the whole token.
-    if (size_t p = creds_.sas_token.find("sig="); p != std::string::npos)
-      secrets.push_back(creds_.sas_token.substr(p + 4, creds_.sas_token.find('&', p) - (p + 4)));
-    for (const std::string& secret : secrets) {
-      if (secret.size() < 4) continue;
-      for (size_t p; (p = msg.find(secret)) != std::string::npos;) msg.replace(p, secret.size(), "[redacted]");
-    }
-    return msg;
+    return RedactSecrets(std::move(msg), {&creds_.key, &creds_.sas_token, &sas_sig_});
   }
 
   // Builds and signs the HTTP request for one attempt.
@@ -363,11 +332,7 @@ class AzureStore final : public ObjectStore {
     const std::string body = azure::BuildBlockList(ids);
     Call commit = BlobCall("PutBlockList", "PUT", key);
     commit.query = {{"comp", "blocklist"}};
-    BodyDigest d;
-    d.Update(body.data(), body.size());
-    std::string sha, md5;
-    d.Finish(&sha, &md5);
-    commit.headers.emplace_back("content-md5", md5);
+    commit.headers.emplace_back("content-md5", ContentMd5(body));
     commit.headers.emplace_back("content-type", "application/xml");
     AddConditions(opts, &commit);
     commit.body = &body;
@@ -387,6 +352,7 @@ class AzureStore final : public ObjectStore {
   const std::string ca_file_;
   const bool verify_tls_;
   HttpRetry retry_;
+  std::string sas_sig_;  // the sig= value of the SAS token, redacted too
   std::string describe_;
 };
 

@@ -1,7 +1,6 @@
 #include "store/s3/s3_store.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -79,14 +78,14 @@ class S3Store final : public ObjectStore {
   }
 
   Status PutFile(const std::string& key, const std::string& local_path, const PutOptions& opts) override {
-    struct stat st;
-    if (stat(local_path.c_str(), &st) != 0) return ErrnoStatus("stat " + local_path, errno);
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    uint64_t size = 0;
+    Status s = LocalFileSize(local_path, &size);
+    if (!s.ok()) return s;
     if (size > config_.multipart_threshold && size > config_.multipart_part_size)
       return PutMultipart(key, local_path, size, opts);
     Call c = BaseCall("PutObject", "PUT", key);
     std::string md5;
-    Status s = DigestFileRange(local_path, 0, size, &c.payload_hash, &md5);
+    s = DigestFileRange(local_path, 0, size, &c.payload_hash, &md5);
     if (!s.ok()) return s;
     c.headers.emplace_back("content-md5", md5);
     AddConditions(opts, &c);
@@ -103,39 +102,20 @@ class S3Store final : public ObjectStore {
       return Head(key, &info);  // keeps the kNotFound contract for empty reads
     }
     Call c = BaseCall("GetObject", "GET", key);
-    const bool ranged = offset > 0 || length != UINT64_MAX;
-    if (ranged) {
-      std::string range = "bytes=" + std::to_string(offset) + "-";
-      if (length != UINT64_MAX) range += std::to_string(offset + length - 1);
-      c.headers.emplace_back("range", range);
-    }
+    const std::string range = RangeValue(offset, length);
+    if (!range.empty()) c.headers.emplace_back("range", range);
     HttpResponse r;
     Status s = Do(c, &r, /*ok_416=*/true);
-    if (!s.ok()) return s;
-    if (r.status == 416) return Status::OK();  // range starts past the end: no bytes
-    *out = std::move(r.body);
-    if (ranged && r.status == 200) {
-      // The server ignored Range and sent the whole object: cut it here.
-      if (offset >= out->size()) {
-        out->clear();
-      } else {
-        *out = out->substr(offset, length == UINT64_MAX ? std::string::npos : length);
-      }
-    }
-    return Status::OK();
+    if (s.ok()) TakeRange(&r, offset, length, out);
+    return s;
   }
 
   Status Head(const std::string& key, ObjectInfo* out) override {
     Call c = BaseCall("HeadObject", "HEAD", key);
     HttpResponse r;
     Status s = Do(c, &r);
-    if (!s.ok()) return s;
-    *out = ObjectInfo();
-    out->key = key;
-    out->size = std::strtoull(r.Header("content-length").c_str(), nullptr, 10);
-    out->etag = r.Header("etag");
-    out->mtime_ms = ParseHttpDateMs(r.Header("last-modified"));
-    return Status::OK();
+    if (s.ok()) InfoFromHeaders(key, r, out);
+    return s;
   }
 
   Status List(const std::string& prefix, std::vector<ObjectInfo>* out) override {
@@ -203,10 +183,7 @@ class S3Store final : public ObjectStore {
     return c;
   }
 
-  static void AddConditions(const PutOptions& opts, Call* c) {
-    if (opts.if_none_match) c->headers.emplace_back("if-none-match", "*");
-    if (!opts.if_match.empty()) c->headers.emplace_back("if-match", opts.if_match);
-  }
+  static void AddConditions(const PutOptions& opts, Call* c) { AddPutConditions(opts, &c->headers); }
 
   std::string Where(const Call& c) const {
     return c.op + " s3://" + bucket_ + (c.key.empty() ? "" : "/" + c.key);
@@ -215,11 +192,7 @@ class S3Store final : public ObjectStore {
   // Removes any credential material an error text might echo back (some
   // servers quote the access key id; nothing may quote the secret).
   std::string Redact(std::string msg) const {
-    for (const std::string* secret : {&creds_.secret_access_key, &creds_.session_token, &creds_.access_key_id}) {
-      if (secret->size() < 4) continue;
-      for (size_t p; (p = msg.find(*secret)) != std::string::npos;) msg.replace(p, secret->size(), "[redacted]");
-    }
-    return msg;
+    return RedactSecrets(std::move(msg), {&creds_.secret_access_key, &creds_.session_token, &creds_.access_key_id});
   }
 
   // Builds and signs the HTTP request for one attempt.
