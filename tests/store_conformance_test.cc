@@ -108,7 +108,7 @@ TEST_CASE("store conformance: abs on azurite with a SAS token", "[conformance][a
   azure::Credentials sas, bad;
   sas.account = bad.account = AzuriteServer::kAccount;
   sas.sas_token = testing::AccountSas(key, "2030-01-01T00:00:00Z");
-  bad.sas_token = testing::AccountSas({key.account, "c29tZS1vdGhlci1rZXk=", "", ""}, "2030-01-01T00:00:00Z");
+  bad.sas_token = testing::AccountSas(azure::Credentials{key.account, "c29tZS1vdGhlci1rZXk=", "", "", {}}, "2030-01-01T00:00:00Z");
   ConformanceTarget t;
   REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(url), sas, http, nullptr, SmallPages(), &t.store).ok());
   REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(url), bad, http, nullptr, SmallPages(), &t.bad_auth).ok());

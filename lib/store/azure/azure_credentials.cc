@@ -112,9 +112,32 @@ Status LoadCredentials(const std::string& url_account, Credentials* out, std::st
     *source = "AZURE_STORAGE_SAS_TOKEN";
     return Status::OK();
   }
+  out->entra.client_id = GetEnv("AZURE_CLIENT_ID");
+  out->entra.federated_token_file = GetEnv("AZURE_FEDERATED_TOKEN_FILE");
+  if (!out->entra.federated_token_file.empty()) {
+    *source = "Entra workload identity (AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID, AZURE_TENANT_ID)";
+    out->entra.flow = EntraConfig::Flow::kWorkloadIdentity;
+    out->entra.tenant_id = GetEnv("AZURE_TENANT_ID");
+    out->entra.authority_host = GetEnv("AZURE_AUTHORITY_HOST");
+    if (out->entra.client_id.empty() || out->entra.tenant_id.empty())
+      return Status::InvalidArgument("AZURE_FEDERATED_TOKEN_FILE is set but AZURE_CLIENT_ID or AZURE_TENANT_ID is "
+                                     "not: workload identity needs all three");
+    return Status::OK();
+  }
+  const std::string auth = GetEnv("AZURE_STORAGE_AUTH");
+  if (auth == "managed-identity") {
+    *source = "Entra managed identity (AZURE_STORAGE_AUTH=managed-identity, AZURE_CLIENT_ID)";
+    out->entra.flow = EntraConfig::Flow::kManagedIdentity;
+    out->entra.imds_endpoint = GetEnv("AZURE_IMDS_ENDPOINT");
+    return Status::OK();
+  }
+  if (!auth.empty())
+    return Status::InvalidArgument("AZURE_STORAGE_AUTH='" + auth + "' is not known: the only value is "
+                                   "managed-identity");
   return Status::Unauthenticated("no Azure credentials for storage account '" + out->account +
-                                 "': set AZURE_STORAGE_KEY (Shared Key), AZURE_STORAGE_SAS_TOKEN or "
-                                 "AZURE_STORAGE_CONNECTION_STRING");
+                                 "': set AZURE_STORAGE_KEY (Shared Key), AZURE_STORAGE_SAS_TOKEN, "
+                                 "AZURE_STORAGE_CONNECTION_STRING, AZURE_FEDERATED_TOKEN_FILE with AZURE_CLIENT_ID "
+                                 "and AZURE_TENANT_ID (workload identity), or AZURE_STORAGE_AUTH=managed-identity");
 }
 
 }  // namespace replite::azure

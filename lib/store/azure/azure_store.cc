@@ -40,12 +40,14 @@ struct Call {
 class AzureStore final : public ObjectStore {
  public:
   AzureStore(std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config, azure::Credentials creds,
+             std::unique_ptr<azure::EntraTokenSource> tokens,
              std::string raw_key, std::string source, std::string container, std::string scheme_authority,
              std::string base_path, std::string ca_file, bool verify_tls)
       : http_(std::move(http)),
         env_(env),
         config_(config),
         creds_(std::move(creds)),
+        tokens_(std::move(tokens)),
         raw_key_(std::move(raw_key)),
         source_(std::move(source)),
         container_(std::move(container)),
@@ -58,7 +60,7 @@ class AzureStore final : public ObjectStore {
     if (size_t p = creds_.sas_token.find("sig="); p != std::string::npos)
       sas_sig_ = creds_.sas_token.substr(p + 4, creds_.sas_token.find('&', p) - (p + 4));
     describe_ = "abs://" + creds_.account + "@" + container_ + " (endpoint " + scheme_authority_ + base_path_ +
-                ", " + (raw_key_.empty() ? "SAS" : "Shared Key") + ")";
+                ", " + (tokens_ ? "Entra token" : raw_key_.empty() ? "SAS" : "Shared Key") + ")";
   }
 
   Status Put(const std::string& key, const std::string& data, const PutOptions& opts, std::string* etag) override {
@@ -150,8 +152,7 @@ class AzureStore final : public ObjectStore {
         http_.get(), keys.size(), std::min(16, std::max(1, config_.max_connections_per_host)),
         [&](size_t i, int attempt, HttpRequest* req) {
           if (attempt == 0) calls[i] = BlobCall("DeleteBlob", "DELETE", keys[i]);
-          Build(calls[i], req);
-          return Status::OK();
+          return BuildWithToken(calls[i], req);
         },
         [&](size_t i, const Status& t, const HttpResponse& r) {
           Status s = Classify(calls[i], t, r);
@@ -191,7 +192,7 @@ class AzureStore final : public ObjectStore {
   }
 
   // Builds and signs the HTTP request for one attempt.
-  void Build(const Call& c, HttpRequest* req) const {
+  void Build(const Call& c, const std::string& bearer, HttpRequest* req) const {
     std::string path = base_path_ + "/" + s3::UriEncode(container_, false);
     if (!c.key.empty()) path += "/" + s3::UriEncode(c.key, true);
     std::string query;
@@ -201,7 +202,9 @@ class AzureStore final : public ObjectStore {
     req->headers = c.headers;
     req->headers.emplace_back("x-ms-date", HttpDate(env_->NowMicros()));
     req->headers.emplace_back("x-ms-version", kApiVersion);
-    if (!raw_key_.empty()) {
+    if (tokens_) {
+      req->headers.emplace_back("authorization", "Bearer " + bearer);
+    } else if (!raw_key_.empty()) {
       const std::string to_sign =
           azure::SharedKeyStringToSign(c.method, req->headers, c.BodySize(), creds_.account, path, c.query);
       req->headers.emplace_back("authorization", azure::SharedKeyAuthorization(creds_.account, raw_key_, to_sign));
@@ -218,6 +221,16 @@ class AzureStore final : public ObjectStore {
       req->body_offset = c.file_off;
       req->body_length = c.file_len;
     }
+  }
+
+  Status BuildWithToken(const Call& c, HttpRequest* req) const {
+    std::string bearer;
+    if (tokens_) {
+      Status ts = tokens_->Token(&bearer);
+      if (!ts.ok()) return ts.Annotate(Where(c) + ": ");
+    }
+    Build(c, bearer, req);
+    return Status::OK();
   }
 
   // The service's error code: the x-ms-error-code header (also on HEAD,
@@ -286,8 +299,13 @@ class AzureStore final : public ObjectStore {
   // One request with retries (HttpRetry's rules). *r receives the last
   // response.
   Status Do(const Call& c, HttpResponse* r, bool ok_416 = false) {
+    std::string bearer;
+    if (tokens_) {
+      Status ts = tokens_->Token(&bearer);  // valid for minutes: enough for every retry
+      if (!ts.ok()) return ts.Annotate(Where(c) + ": ");
+    }
     return retry_.Do(
-        http_.get(), [&](HttpRequest* req) { Build(c, req); },
+        http_.get(), [&](HttpRequest* req) { Build(c, bearer, req); },
         [&](const Status& t, const HttpResponse& resp) { return Classify(c, t, resp, ok_416); }, r);
   }
 
@@ -321,8 +339,7 @@ class AzureStore final : public ObjectStore {
         if (!ds.ok()) return ds;
         c.headers.emplace_back("content-md5", md5);
       }
-      Build(c, req);  // the body is a file range: nothing big to copy
-      return Status::OK();
+      return BuildWithToken(c, req);  // the body is a file range: nothing big to copy
     };
     Status s = retry_.RunConcurrent(
         http_.get(), n, config_.multipart_concurrency, prepare,
@@ -344,7 +361,8 @@ class AzureStore final : public ObjectStore {
   Env* env_;
   const StoreConfig config_;
   const azure::Credentials creds_;
-  const std::string raw_key_;  // decoded Shared Key; "" with a SAS
+  const std::unique_ptr<azure::EntraTokenSource> tokens_;  // Entra auth; nullptr with a key or SAS
+  const std::string raw_key_;  // decoded Shared Key; "" with a SAS or a token
   const std::string source_;   // where the credentials came from, for messages
   const std::string container_;
   const std::string scheme_authority_;  // "https://acct.blob.core.windows.net" or "http://127.0.0.1:10000"
@@ -372,7 +390,13 @@ Status Open(const ReplicaUrl& url, const azure::Credentials& creds_in, const std
   if (!creds.key.empty() && !Base64Decode(creds.key, &raw_key))
     return Status::InvalidArgument("the Shared Key for storage account '" + creds.account +
                                    "' is not base64: copy the account's access key exactly");
-  if (raw_key.empty() && creds.sas_token.empty())
+  std::unique_ptr<azure::EntraTokenSource> tokens;
+  if (raw_key.empty() && creds.sas_token.empty() && creds.entra.flow != azure::EntraConfig::Flow::kNone) {
+    azure::EntraConfig entra = creds.entra;
+    if (entra.ca_file.empty()) entra.ca_file = UrlParam(url, "ca-file");
+    tokens = std::make_unique<azure::EntraTokenSource>(entra, http, env);
+  }
+  if (raw_key.empty() && creds.sas_token.empty() && !tokens)
     return Status::Unauthenticated("no Shared Key and no SAS token for storage account '" + creds.account +
                                    "': set AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or "
                                    "AZURE_STORAGE_CONNECTION_STRING");
@@ -392,7 +416,8 @@ Status Open(const ReplicaUrl& url, const azure::Credentials& creds_in, const std
   s = SizeParam("multipart-threshold", UrlParam(url, "multipart-threshold"), &cfg.multipart_threshold);
   if (s.ok()) s = SizeParam("multipart-part-size", UrlParam(url, "multipart-part-size"), &cfg.multipart_part_size);
   if (!s.ok()) return s;
-  *out = std::make_unique<AzureStore>(std::move(http), env ? env : Env::Default(), cfg, creds, raw_key, source,
+  *out = std::make_unique<AzureStore>(std::move(http), env ? env : Env::Default(), cfg, creds, std::move(tokens),
+                                      raw_key, source,
                                       url.bucket, ep.scheme + "://" + ep.authority, base_path,
                                       UrlParam(url, "ca-file"), skip != "true");
   return Status::OK();
@@ -404,8 +429,10 @@ Status OpenAzureStoreWithCredentials(const ReplicaUrl& url, const azure::Credent
                                      std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
                                      std::shared_ptr<ObjectStore>* out) {
   std::unique_ptr<AzureStore> store;
-  Status s = Open(url, creds, creds.key.empty() ? "the SAS token" : "the Shared Key", std::move(http), env, config,
-                  &store);
+  const std::string source = !creds.key.empty()         ? "the Shared Key"
+                             : !creds.sas_token.empty() ? "the SAS token"
+                                                        : "Entra " + creds.entra.Describe();
+  Status s = Open(url, creds, source, std::move(http), env, config, &store);
   if (s.ok()) *out = std::move(store);
   return s;
 }
