@@ -23,12 +23,17 @@ class AzuriteServer {
   static constexpr const char* kAccount = "devstoreaccount1";
 
   // Starts a new server; nullptr (and *why, naming the fix) on failure.
-  static std::unique_ptr<AzuriteServer> Start(std::string* why);
+  // With tls_oauth it serves https with a self-signed certificate for
+  // 127.0.0.1 (cert_path(); clients pass it as ca-file=) and accepts Entra
+  // Bearer tokens (--oauth basic: issuer, audience and lifetime checked, not
+  // the token's signature).
+  static std::unique_ptr<AzuriteServer> Start(std::string* why, bool tls_oauth = false);
   // The process-wide server (started on first call, stopped at exit).
   static AzuriteServer* Shared(std::string* why);
   ~AzuriteServer();
 
-  const std::string& endpoint() const { return endpoint_; }  // "http://127.0.0.1:PORT"
+  const std::string& endpoint() const { return endpoint_; }  // "http[s]://127.0.0.1:PORT"
+  const std::string& cert_path() const { return cert_path_; }  // "" without TLS
   // The development account's Shared Key credentials for this server.
   azure::Credentials Credentials() const;
   // AccountName=...;AccountKey=...;BlobEndpoint=... for this server.
@@ -40,6 +45,7 @@ class AzuriteServer {
   std::string endpoint_;
   std::string dir_;  // azurite's working directory (removed at the end)
   std::string log_path_;
+  std::string cert_path_;
 };
 
 }  // namespace replite::testing

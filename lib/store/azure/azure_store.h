@@ -18,8 +18,8 @@
 // Blobs pages with markers (StoreConfig::list_max_keys per page). Delete
 // sends one Delete Blob per key, several in flight at once.
 //
-// Auth: Shared Key, SAS or connection string (see azure_credentials.h),
-// x-ms-version 2021-08-06. Retries: transport failures, 5xx, 429,
+// Auth: Shared Key, SAS, connection string or Microsoft Entra tokens (see
+// azure_credentials.h and entra_token.h), x-ms-version 2021-08-06. Retries: transport failures, 5xx, 429,
 // ServerBusy and OperationTimedOut are retried with HttpRetry's backoff;
 // auth, permission, missing container and precondition failures are not.
 // Credentials never appear in errors, logs or Describe().
