@@ -22,8 +22,7 @@ constexpr const char* kDevKey =
 
 // azurite's blob entry point, or "" (and *why).
 std::string FindAzurite(std::string* why) {
-  const char* env = std::getenv("REPLITE_AZURITE_DIR");
-  const std::string dir = env && *env ? env : std::string(REPLITE_SOURCE_DIR) + "/.deps/azurite";
+  const std::string dir = AzuriteServer::InstallDir();
   const std::string main_js = dir + "/node_modules/azurite/dist/src/blob/main.js";
   struct stat st;
   if (stat(main_js.c_str(), &st) == 0) return main_js;
@@ -50,6 +49,11 @@ bool Answers(const std::string& url) {
 }
 
 }  // namespace
+
+std::string AzuriteServer::InstallDir() {
+  const char* env = std::getenv("REPLITE_AZURITE_DIR");
+  return env && *env ? env : std::string(REPLITE_SOURCE_DIR) + "/.deps/azurite";
+}
 
 std::unique_ptr<AzuriteServer> AzuriteServer::Start(std::string* why, bool tls_oauth) {
   curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -28,6 +28,9 @@ class AzuriteServer {
   // Bearer tokens (--oauth basic: issuer, audience and lifetime checked, not
   // the token's signature).
   static std::unique_ptr<AzuriteServer> Start(std::string* why, bool tls_oauth = false);
+  // Where azurite (and @azure/storage-blob, the independent reader) are
+  // installed: REPLITE_AZURITE_DIR, else .deps/azurite in the source tree.
+  static std::string InstallDir();
   // The process-wide server (started on first call, stopped at exit).
   static AzuriteServer* Shared(std::string* why);
   ~AzuriteServer();
