@@ -42,6 +42,31 @@ std::string Container(AzuriteServer* a, const std::string& name) {
   return url;
 }
 
+// A Shared Key store whose PutFile goes in 5 MiB blocks above 5 MiB; *http
+// receives its HTTP client (to count requests).
+std::shared_ptr<ObjectStore> OpenWith5MBlocks(AzuriteServer* a, const std::string& url,
+                                              std::shared_ptr<HttpClient>* http) {
+  REQUIRE(HttpClient::Open(HttpClientOptions(), http).ok());
+  StoreConfig cfg;
+  cfg.multipart_threshold = 5ull << 20;
+  cfg.multipart_part_size = 5ull << 20;
+  std::shared_ptr<ObjectStore> store;
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(url), a->Credentials(), *http, nullptr, cfg, &store).ok());
+  return store;
+}
+
+// Writes `size` random bytes (from `seed`) to `path` and returns them.
+std::string RandomFile(const std::string& path, size_t size, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string data(size, '\0');
+  for (auto& ch : data) ch = static_cast<char>(rng());
+  FILE* f = fopen(path.c_str(), "wb");
+  REQUIRE(f);
+  REQUIRE(fwrite(data.data(), 1, data.size(), f) == data.size());
+  fclose(f);
+  return data;
+}
+
 }  // namespace
 
 TEST_CASE("abs: replica URLs name the account and the container", "[abs]") {
@@ -125,23 +150,10 @@ TEST_CASE("abs: PutFile above the threshold goes in blocks, in parallel, conditi
   AzuriteServer* a = test::AzuriteForTest();
   const std::string url = Container(a, "blocks");
   std::shared_ptr<HttpClient> http;
-  REQUIRE(HttpClient::Open(HttpClientOptions(), &http).ok());
-  StoreConfig cfg;
-  cfg.multipart_threshold = 5ull << 20;
-  cfg.multipart_part_size = 5ull << 20;
-  std::shared_ptr<ObjectStore> store;
-  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(url), a->Credentials(), http, nullptr, cfg, &store).ok());
-  std::mt19937_64 rng(5);
-  std::string big((11ull << 20) + 5, '\0');
-  for (auto& ch : big) ch = static_cast<char>(rng());
+  auto store = OpenWith5MBlocks(a, url, &http);
   test::TempDir dir;
   const std::string path = dir / "big";
-  {
-    FILE* f = fopen(path.c_str(), "wb");
-    REQUIRE(f);
-    REQUIRE(fwrite(big.data(), 1, big.size(), f) == big.size());
-    fclose(f);
-  }
+  const std::string big = RandomFile(path, (11ull << 20) + 5, 5);
   PutOptions create;
   create.if_none_match = true;
   const uint64_t before = http->Stats().requests;
@@ -159,7 +171,7 @@ TEST_CASE("abs: PutFile above the threshold goes in blocks, in parallel, conditi
   // A size parameter in the URL overrides the configured one.
   std::shared_ptr<ObjectStore> tuned;
   REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(url + "&multipart-threshold=6M&multipart-part-size=6M"),
-                                        a->Credentials(), http, nullptr, cfg, &tuned)
+                                        a->Credentials(), http, nullptr, StoreConfig(), &tuned)
               .ok());
   const uint64_t before2 = http->Stats().requests;
   REQUIRE(tuned->PutFile("big/obj2", path).ok());
@@ -173,25 +185,12 @@ TEST_CASE("abs: Azure's JavaScript SDK reads back what we wrote (independent cli
   AzuriteServer* a = test::AzuriteForTest();
   const std::string url = Container(a, "indep");
   std::shared_ptr<HttpClient> http;
-  REQUIRE(HttpClient::Open(HttpClientOptions(), &http).ok());
-  StoreConfig cfg;
-  cfg.multipart_threshold = 5ull << 20;
-  cfg.multipart_part_size = 5ull << 20;
-  std::shared_ptr<ObjectStore> store;
-  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(url), a->Credentials(), http, nullptr, cfg, &store).ok());
+  auto store = OpenWith5MBlocks(a, url, &http);
   std::map<std::string, std::string> wrote = {
       {"in/plain", "plain"}, {"in/sp ace+plus=&q", "odd"}, {"in/ütf8/ключ", "utf8"}, {"in/empty", ""}};
   for (const auto& [k, v] : wrote) REQUIRE(store->Put(k, v).ok());
   test::TempDir dir;
-  std::mt19937_64 rng(9);
-  std::string big((6ull << 20) + 3, '\0');
-  for (auto& ch : big) ch = static_cast<char>(rng());
-  {
-    FILE* f = fopen((dir / "big").c_str(), "wb");
-    REQUIRE(f);
-    REQUIRE(fwrite(big.data(), 1, big.size(), f) == big.size());
-    fclose(f);
-  }
+  const std::string big = RandomFile(dir / "big", (6ull << 20) + 3, 9);
   REQUIRE(store->PutFile("in/blocks", dir / "big").ok());  // two blocks
   wrote["in/blocks"] = big;
 
@@ -297,16 +296,7 @@ TEST_CASE("abs: replicate a varied workload and restore it through abs on azurit
   for (const auto& [t, p] : points) {
     RestoreOptions ro;
     ro.txid = t;
-    const std::string out = dir / ("r" + std::to_string(n++) + ".db");
-    RestoreResult rr;
-    Status s = Restore(url, out, ro, &rr);
-    INFO("txid " << t << ": " << s.ToString());
-    REQUIRE(s.ok());
-    CHECK(rr.txid == t);
-    CHECK(rr.checksum_verified);
-    CHECK(rr.checksum == p.second);
-    CHECK(test::IntegrityCheck(out) == "ok\n");
-    CHECK(test::DumpContent(out) == p.first);
+    test::CheckRestore(url, dir / ("r" + std::to_string(n++) + ".db"), ro, t, p.second, p.first);
   }
   // Latest.
   RestoreResult rr;

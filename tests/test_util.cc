@@ -196,6 +196,19 @@ testing::AzuriteServer* AzuriteForTest() {
   return a;
 }
 
+void CheckRestore(const std::string& url, const std::string& out, const RestoreOptions& ro, uint64_t txid,
+                  uint64_t checksum, const std::string& content) {
+  RestoreResult rr;
+  Status s = Restore(url, out, ro, &rr);
+  INFO("txid " << txid << ": " << s.ToString());
+  REQUIRE(s.ok());
+  CHECK(rr.txid == txid);
+  CHECK(rr.checksum_verified);
+  CHECK(rr.checksum == checksum);
+  CHECK(IntegrityCheck(out) == "ok\n");
+  CHECK(DumpContent(out) == content);
+}
+
 ReplicaUrl ParsedUrl(const std::string& url) {
   ReplicaUrl u;
   Status st = ParseReplicaUrl(url, &u);

@@ -75,6 +75,11 @@ std::string DumpContent(const std::string& db_path);
 // success, CHECKs integrity_check, and returns the restored content.
 std::string RestoreContent(const std::string& url, const std::string& out, uint64_t txid,
                            RestoreResult* res = nullptr);
+// Restores `url` with `ro` into `out` and checks it is exactly the recorded
+// commit: txid, verified checksum, PRAGMA integrity_check and content.
+void CheckRestore(const std::string& url, const std::string& out, const RestoreOptions& ro, uint64_t txid,
+                  uint64_t checksum, const std::string& content);
+
 // Sum of every series of metric `name` in Prometheus text; FAILs if the text
 // does not export `name` at all (so a renamed metric cannot pass "== 0").
 double MetricSum(const std::string& text, const std::string& name);
