@@ -6,11 +6,13 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <random>
 
 #include "azurite_server.h"
+#include "fault_proxy.h"
 #include "http/http_client.h"
 #include "replite/replite.h"
 #include "store/azure/azure_credentials.h"
@@ -221,6 +223,55 @@ const crypto = require("crypto");
   std::string got;
   REQUIRE(store->Get("in-sdk/hello", &got).ok());
   CHECK(got == "written by the SDK");
+}
+
+// The same retry rules as s3 (HttpRetry): 503s, 500s and connection resets
+// from a fault-injecting proxy in front of azurite are retried and lose
+// nothing; an outage ends in kUnavailable after the configured attempts.
+TEST_CASE("abs: 503s, 500s and resets are retried, an outage is kUnavailable after bounded attempts", "[abs][fault]") {
+  AzuriteServer* a = test::AzuriteForTest();
+  Container(a, "faults");
+  std::string why;
+  const int azurite_port = std::atoi(a->endpoint().substr(a->endpoint().rfind(':') + 1).c_str());
+  auto proxy = test::FaultProxy::Start(azurite_port, &why);
+  if (!proxy) FAIL("fault proxy: " << why);
+  std::shared_ptr<HttpClient> http;
+  REQUIRE(HttpClient::Open(HttpClientOptions(), &http).ok());
+  StoreConfig cfg;
+  cfg.retry_base_delay_ms = 1;
+  cfg.max_retries = 3;
+  std::shared_ptr<ObjectStore> store;
+  const std::string url = "abs://devstoreaccount1@faults/p?endpoint=http://127.0.0.1:" + std::to_string(proxy->port());
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(url), a->Credentials(), http, nullptr, cfg, &store).ok());
+
+  proxy->Set("mode=slowdown&n=2&method=PUT");
+  Status s = store->Put("p/a", "after two 503s");
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  proxy->Set("mode=error500&n=2&method=GET");
+  std::string got;
+  REQUIRE(store->Get("p/a", &got).ok());
+  CHECK(got == "after two 503s");
+  proxy->Set("mode=reset&n=1&method=PUT");
+  const std::string body(200000, 'r');
+  REQUIRE(store->Put("p/b", body).ok());  // reset mid-body, sent again
+  REQUIRE(store->Get("p/b", &got).ok());
+  CHECK(got == body);
+  const std::string stats = proxy->Control("/stats");
+  INFO(stats);
+  CHECK(stats.find("\"slowdown\": 2") != std::string::npos);
+  CHECK(stats.find("\"error500\": 2") != std::string::npos);
+  CHECK(stats.find("\"reset\": 1") != std::string::npos);
+
+  proxy->Set("mode=outage&t=0");
+  const uint64_t before = http->Stats().requests;
+  s = store->Put("p/c", "x");
+  CHECK(s.code() == Code::kUnavailable);
+  CHECK(s.message().find("after 4 attempts") != std::string::npos);
+  CHECK(s.message().find("PutBlob abs://devstoreaccount1@faults/p/c") != std::string::npos);
+  CHECK(http->Stats().requests - before == 4);
+  proxy->Set("mode=pass");
+  REQUIRE(store->Put("p/c", "x").ok());
 }
 
 TEST_CASE("abs: the registry opens abs URLs from the environment, one store per identity", "[abs]") {
