@@ -94,6 +94,11 @@ TEST_CASE("abs: replica URLs name the account and the container", "[abs]") {
     INFO(bad << ": " << s.ToString());
     CHECK(s.code() == Code::kInvalidArgument);
   }
+  ReplicaUrl out;
+  Status s = ParseReplicaUrl("abs://myaccount@cont/p?endpoint=http://user:pw-SECRET@127.0.0.1:1", &out);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK(s.message().find("AZURE_STORAGE_KEY") != std::string::npos);
+  CHECK(s.message().find("pw-SECRET") == std::string::npos);
 }
 
 TEST_CASE("abs: credentials from a connection string, a key or a SAS token, errors name the fix", "[abs]") {

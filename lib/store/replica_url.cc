@@ -154,9 +154,12 @@ Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
       const std::string rest = sep == std::string::npos ? "" : v.substr(sep + 3);
       const std::string authority = rest.substr(0, rest.find_first_of("/?#"));
       if (authority.find('@') != std::string::npos)
-        return Status::InvalidArgument("replica URL: the endpoint holds user:password@ credentials, which are "
-                                       "never sent that way: remove them and give the keys through the "
-                                       "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or a profile");
+        return Status::InvalidArgument(
+            "replica URL: the endpoint holds user:password@ credentials, which are never sent that way: remove "
+            "them and give the keys through the environment " +
+            std::string(scheme == "abs" ? "(AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or "
+                                          "AZURE_STORAGE_CONNECTION_STRING)"
+                                        : "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or a profile"));
       bool ok = (ep_scheme == "http" || ep_scheme == "https") && !authority.empty() && authority[0] != ':';
       for (char c : v) ok &= static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
       if (!ok) return bad(kEndpointForm + " (e.g. endpoint=http://127.0.0.1:9000)");
