@@ -48,6 +48,7 @@
 // A real S3 endpoint on 127.0.0.1 for --s3 moto (keep-alive enabled; see
 // tests/moto_server.h).
 #include "../tests/moto_server.cc"
+#include "../tests/server_process.cc"
 
 extern char** environ;
 namespace fs = std::filesystem;

@@ -27,6 +27,7 @@
 // The moto launcher is test code and must not ship in the library; bench
 // targets link only the library, so it is compiled in here.
 #include "../tests/moto_server.cc"
+#include "../tests/server_process.cc"
 
 using namespace replite;
 

@@ -16,3 +16,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# azurite (Azure Blob Storage emulator) for the abs:// tests, and Azure's
+# own JavaScript SDK as the independent client that reads back what replite
+# wrote (as boto3 does for S3), from the npm registry into .deps/azurite
+# (git-ignored; tests/azurite_server.cc looks there, or in
+# REPLITE_AZURITE_DIR). azurite 3.35 and @azure/storage-blob 12.29 are the
+# newest that run on Node.js 20 (later ones want Node.js 22).
+AZURITE_VERSION=3.35.0
+AZURE_BLOB_SDK_VERSION=12.29.0
+AZURITE_DIR="$(cd "$(dirname "$0")/.." && pwd)/.deps/azurite"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "install-deps: installing nodejs npm"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+npm_version() { node -p "require('$AZURITE_DIR/node_modules/$1/package.json').version" 2>/dev/null || true; }
+if [ "$(npm_version azurite)" != "$AZURITE_VERSION" ] ||
+   [ "$(npm_version @azure/storage-blob)" != "$AZURE_BLOB_SDK_VERSION" ]; then
+  echo "install-deps: installing azurite $AZURITE_VERSION and @azure/storage-blob $AZURE_BLOB_SDK_VERSION into $AZURITE_DIR"
+  mkdir -p "$AZURITE_DIR"
+  npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --loglevel=error \
+    "azurite@$AZURITE_VERSION" "@azure/storage-blob@$AZURE_BLOB_SDK_VERSION"
+fi

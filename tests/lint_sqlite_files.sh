@@ -21,8 +21,9 @@ allowed=(
   lib/core/instance.cc           # state_dir/lock and state_dir/instance-id
   lib/core/snapshot_check.cc     # the scratch copy of a snapshot in the spool dir
   lib/store/file_store.cc        # replica objects of file:// stores
-  lib/store/s3/s3_store.cc       # upload bodies staged in the spool dir
+  lib/store/body_digest.cc       # digests of upload bodies staged in the spool dir
   lib/store/s3/s3_credentials.cc # the AWS credentials file
+  lib/store/azure/entra_token.cc # the Kubernetes federated token file (AZURE_FEDERATED_TOKEN_FILE)
   lib/http/http_client.cc        # request bodies from spool files
   lib/restore/restore.cc         # the restore's own temporary target
 )

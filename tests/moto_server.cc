@@ -1,21 +1,16 @@
 #include "moto_server.h"
 
 #include <curl/curl.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <mutex>
-#include <sstream>
 #include <thread>
+#include <vector>
+
+#include "server_process.h"
 
 namespace replite::testing {
 namespace {
@@ -81,33 +76,9 @@ ms.run_simple = lambda host, port, app, **kw: _run_simple(host, port, _wrap(app)
 ms.main(sys.argv[1:])
 )PY";
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
 size_t Append(char* p, size_t s, size_t n, void* ud) {
   static_cast<std::string*>(ud)->append(p, s * n);
   return s * n;
-}
-
-std::string Tail(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  return s.size() > 1500 ? s.substr(s.size() - 1500) : s;
 }
 
 }  // namespace
@@ -173,71 +144,26 @@ std::unique_ptr<MotoServer> MotoServer::Start(std::string* why, bool tls) {
     }
   }
   const std::string port = std::to_string(m->port_);
-  pid_t pid = fork();
-  if (pid < 0) {
-    *why = std::string("fork: ") + std::strerror(errno);
-    return nullptr;
-  }
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test process
-    int log = open(m->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (log >= 0) {
-      dup2(log, 1);
-      dup2(log, 2);
-    }
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, 0);
-    if (tls)
-      execlp("python3", "python3", m->script_path_.c_str(), "-H", "127.0.0.1", "-p", port.c_str(), "-s",
-             static_cast<char*>(nullptr));
-    else
-      execlp("python3", "python3", m->script_path_.c_str(), "-H", "127.0.0.1", "-p", port.c_str(),
-             static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  std::vector<std::string> argv = {"python3", m->script_path_, "-H", "127.0.0.1", "-p", port};
+  if (tls) argv.push_back("-s");
+  pid_t pid = SpawnLogged(argv, m->log_path_, why);
+  if (pid < 0) return nullptr;
   m->pid_ = pid;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
+  auto up = [&] {
     long code = 0;
-    if (m->Request("GET", "/moto-api/", "", &code, nullptr).ok() && code == 200) return m;
-    int st = 0;
-    if (waitpid(pid, &st, WNOHANG) == pid) {
-      m->pid_ = -1;
-      *why = "moto (python3 running moto.server.main) exited at start-up; is moto installed (pip install 'moto[server]')? log: " +
-             Tail(m->log_path_);
-      return nullptr;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  *why = "moto did not answer GET /moto-api/ within 60 s: " + Tail(m->log_path_);
+    return m->Request("GET", "/moto-api/", "", &code, nullptr).ok() && code == 200;
+  };
+  if (WaitUntilUp(pid, up, "moto (python3 running moto.server.main)",
+                  "is moto installed (pip install 'moto[server]')?", m->log_path_, why))
+    return m;
+  if (!ChildRunning(pid)) m->pid_ = -1;
   return nullptr;
 }
 
-MotoServer* MotoServer::Shared(std::string* why) {
-  static std::mutex mu;
-  static std::unique_ptr<MotoServer> shared;
-  static std::string error;
-  static bool tried = false;
-  std::lock_guard<std::mutex> l(mu);
-  if (!tried) {
-    tried = true;
-    shared = Start(&error);
-  }
-  if (!shared) *why = error;
-  return shared.get();
-}
+MotoServer* MotoServer::Shared(std::string* why) { return SharedServer<MotoServer>(why); }
 
 MotoServer::~MotoServer() {
-  if (pid_ > 0) {
-    kill(pid_, SIGTERM);
-    int st = 0;
-    for (int i = 0; i < 50 && waitpid(pid_, &st, WNOHANG) == 0; i++)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (waitpid(pid_, &st, WNOHANG) == 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &st, 0);
-    }
-  }
+  StopChild(pid_);
   if (!script_path_.empty()) unlink(script_path_.c_str());
   if (!log_path_.empty()) unlink(log_path_.c_str());
 }

@@ -97,16 +97,7 @@ TEST_CASE("s3: replicate a varied workload, restore by txid and time, also after
     RestoreOptions ro;
     if (n % 2) ro.txid = t;
     else ro.timestamp_ms = p.ts + 500;
-    const std::string out = dir / ("r" + std::to_string(n++) + ".db");
-    RestoreResult rr;
-    Status s = Restore(url, out, ro, &rr);
-    INFO("txid " << t << ": " << s.ToString());
-    REQUIRE(s.ok());
-    CHECK(rr.txid == t);
-    CHECK(rr.checksum_verified);
-    CHECK(rr.checksum == p.checksum);
-    CHECK(test::IntegrityCheck(out) == "ok\n");
-    CHECK(test::DumpContent(out) == p.content);
+    test::CheckRestore(url, dir / ("r" + std::to_string(n++) + ".db"), ro, t, p.checksum, p.content);
   }
 }
 

@@ -11,7 +11,9 @@
 #include <sstream>
 
 #include "core/wal_capture.h"
+#include "azurite_server.h"
 #include "moto_server.h"
+#include "store/replica_url.h"
 
 extern char** environ;
 
@@ -185,6 +187,34 @@ testing::MotoServer* MotoForTest(const std::string& secret) {
     FAIL("moto_server cannot start (CI must not skip the S3 suite): " << why);
   }
   return m;
+}
+
+testing::AzuriteServer* AzuriteForTest() {
+  std::string why;
+  testing::AzuriteServer* a = testing::AzuriteServer::Shared(&why);
+  if (!a) FAIL("azurite cannot start (CI must not skip the Azure suite): " << why);
+  return a;
+}
+
+void CheckRestore(const std::string& url, const std::string& out, const RestoreOptions& ro, uint64_t txid,
+                  uint64_t checksum, const std::string& content) {
+  RestoreResult rr;
+  Status s = Restore(url, out, ro, &rr);
+  INFO("txid " << txid << ": " << s.ToString());
+  REQUIRE(s.ok());
+  CHECK(rr.txid == txid);
+  CHECK(rr.checksum_verified);
+  CHECK(rr.checksum == checksum);
+  CHECK(IntegrityCheck(out) == "ok\n");
+  CHECK(DumpContent(out) == content);
+}
+
+ReplicaUrl ParsedUrl(const std::string& url) {
+  ReplicaUrl u;
+  Status st = ParseReplicaUrl(url, &u);
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+  return u;
 }
 
 uint64_t LiveChecksum(const std::string& db_path) {

@@ -16,6 +16,11 @@
 
 namespace replite::testing {
 class MotoServer;
+class AzuriteServer;
+}  // namespace replite::testing
+
+namespace replite {
+struct ReplicaUrl;
 }
 
 namespace replite::test {
@@ -24,6 +29,13 @@ namespace replite::test {
 // (secret: `secret`). FAILs the test when moto cannot start, unless
 // REPLITE_ALLOW_S3_SKIP=1 (then WARNs and returns nullptr: skip).
 testing::MotoServer* MotoForTest(const std::string& secret = "replite-test-secret");
+
+// The shared azurite server; FAILs the test when it cannot start (there is
+// no skip: install it with scripts/install-deps.sh).
+testing::AzuriteServer* AzuriteForTest();
+
+// A replica URL that must parse (REQUIREd).
+ReplicaUrl ParsedUrl(const std::string& url);
 
 
 // A fresh directory under $TMPDIR, removed at destruction.
@@ -63,6 +75,11 @@ std::string DumpContent(const std::string& db_path);
 // success, CHECKs integrity_check, and returns the restored content.
 std::string RestoreContent(const std::string& url, const std::string& out, uint64_t txid,
                            RestoreResult* res = nullptr);
+// Restores `url` with `ro` into `out` and checks it is exactly the recorded
+// commit: txid, verified checksum, PRAGMA integrity_check and content.
+void CheckRestore(const std::string& url, const std::string& out, const RestoreOptions& ro, uint64_t txid,
+                  uint64_t checksum, const std::string& content);
+
 // Sum of every series of metric `name` in Prometheus text; FAILs if the text
 // does not export `name` at all (so a renamed metric cannot pass "== 0").
 double MetricSum(const std::string& text, const std::string& name);

@@ -47,6 +47,7 @@ int Usage(FILE* f = stderr) {
                "  replite demo [-dir DIR]\n"
                "  replite version\n"
                "REPLICA_URL: file:///abs/path or s3://bucket/prefix[?endpoint=URL&region=R&force-path-style=true]\n"
+               "             or abs://ACCOUNT@CONTAINER/prefix[?endpoint=URL] (Azure Blob Storage)\n"
                "DUR: 90s, 15m, 24h, 7d\n");
   return f == stderr ? 2 : 0;
 }

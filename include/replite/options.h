@@ -49,8 +49,8 @@ struct DatabaseOptions {
 
 struct ReplicatorOptions {
   // Root replica URL for databases added without their own
-  // (file:///abs/dir, s3://bucket/prefix?...). Default: "" (each database
-  // must then name its replica_url).
+  // (file:///abs/dir, s3://bucket/prefix?..., abs://ACCOUNT@CONTAINER/prefix).
+  // Default: "" (each database must then name its replica_url).
   std::string replica_url;
   // Cap on the shared worker threads for every database. Workers start on
   // demand (a job that finds none idle starts one) and end after a minute

@@ -38,6 +38,38 @@ std::string TrimSlashes(const std::string& s) {
   return s.substr(b, e - b);
 }
 
+bool AllOf(const std::string& s, bool (*ok)(char)) {
+  for (char c : s)
+    if (!ok(c)) return false;
+  return true;
+}
+
+// abs://[ACCOUNT@]CONTAINER[/PREFIX] (Litestream's form), with Azure's
+// naming rules: an account is 3-24 lower-case letters and digits; a
+// container 3-63 lower-case letters, digits and single hyphens, starting
+// and ending with a letter or digit.
+Status ParseAbsAuthority(const std::string& path, ReplicaUrl* out) {
+  const size_t slash = path.find('/');
+  std::string authority = path.substr(0, slash);
+  if (size_t at = authority.find('@'); at != std::string::npos) {
+    out->account = authority.substr(0, at);
+    authority = authority.substr(at + 1);
+    if (out->account.size() < 3 || out->account.size() > 24 ||
+        !AllOf(out->account, [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }))
+      return Status::InvalidArgument("storage account name must be 3 to 24 lower-case letters and digits: "
+                                     "abs://ACCOUNT@CONTAINER/prefix");
+  }
+  out->bucket = authority;
+  if (authority.empty()) return Status::InvalidArgument("missing container: abs://ACCOUNT@CONTAINER/prefix");
+  if (authority.size() < 3 || authority.size() > 63 ||
+      !AllOf(authority, [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }) ||
+      authority.front() == '-' || authority.back() == '-' || authority.find("--") != std::string::npos)
+    return Status::InvalidArgument("container name must be 3 to 63 lower-case letters, digits and single hyphens, "
+                                   "starting and ending with a letter or digit");
+  if (slash != std::string::npos) out->prefix = TrimSlashes(path.substr(slash));
+  return Status::OK();
+}
+
 }  // namespace
 
 Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
@@ -78,8 +110,11 @@ Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
             c == '-' || c == '.' || c == '_'))
         return bad("bucket name may hold only lower-case letters, digits, '-', '.' and '_'");
     if (slash != std::string::npos) out->prefix = TrimSlashes(path.substr(slash));
+  } else if (scheme == "abs") {
+    Status s = ParseAbsAuthority(path, out);
+    if (!s.ok()) return bad(s.message());
   } else {
-    return bad("unknown scheme '" + scheme + "' (supported: file, s3, gs)");
+    return bad("unknown scheme '" + scheme + "' (supported: file, s3, gs, abs)");
   }
   for (const auto& seg : std::set<std::string>{".", ".."}) {
     std::string p = "/" + out->prefix + "/";
@@ -107,6 +142,9 @@ Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
                  "' (known: endpoint, region, force-path-style, ca-file, insecure-skip-verify, profile, "
                  "multipart-threshold, multipart-part-size)");
     if (scheme == "file") return bad("file URLs take no parameters");
+    if (scheme == "abs" && (k == "region" || k == "force-path-style" || k == "profile"))
+      return bad("'" + k + "' is for s3:// URLs; abs:// takes endpoint, ca-file, insecure-skip-verify, "
+                 "multipart-threshold and multipart-part-size");
     if (k == "endpoint") {
       // http(s)://HOST[:PORT][/PATH], no credentials: an endpoint is where
       // requests go, never how they are signed (keys come from the
@@ -118,9 +156,12 @@ Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
       const std::string rest = sep == std::string::npos ? "" : v.substr(sep + 3);
       const std::string authority = rest.substr(0, rest.find_first_of("/?#"));
       if (authority.find('@') != std::string::npos)
-        return Status::InvalidArgument("replica URL: the endpoint holds user:password@ credentials, which are "
-                                       "never sent that way: remove them and give the keys through the "
-                                       "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or a profile");
+        return Status::InvalidArgument(
+            "replica URL: the endpoint holds user:password@ credentials, which are never sent that way: remove "
+            "them and give the keys through the environment " +
+            std::string(scheme == "abs" ? "(AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or "
+                                          "AZURE_STORAGE_CONNECTION_STRING)"
+                                        : "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or a profile"));
       bool ok = (ep_scheme == "http" || ep_scheme == "https") && !authority.empty() && authority[0] != ':';
       for (char c : v) ok &= static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
       if (!ok) return bad(kEndpointForm + " (e.g. endpoint=http://127.0.0.1:9000)");
@@ -153,6 +194,7 @@ std::string ReplicaUrl::ToString() const {
   if (scheme == "file") {
     s += "/" + Escape(prefix, false);
   } else {
+    if (!account.empty()) s += account + "@";
     s += bucket;
     if (!prefix.empty()) s += "/" + Escape(prefix, false);
   }
@@ -171,7 +213,7 @@ ReplicaUrl ReplicaUrl::Child(const std::string& name) const {
 }
 
 std::string ReplicaUrl::StoreIdentity() const {
-  std::string id = scheme + "|" + bucket;
+  std::string id = scheme + "|" + account + "|" + bucket;
   for (const auto& [k, v] : params) id += "|" + k + "=" + v;
   return id;
 }

@@ -1,5 +1,7 @@
 // Replica URLs: file:///abs/path, s3://bucket/prefix?endpoint=...&region=...
-// &force-path-style=true, gs://bucket/prefix (S3 XML API alias).
+// &force-path-style=true, gs://bucket/prefix (S3 XML API alias),
+// abs://ACCOUNT@CONTAINER/prefix?endpoint=... (Azure Blob Storage; ACCOUNT@
+// may be left out when the environment names the account).
 //
 // Parsing is strict: an unknown scheme, a relative file path, an empty
 // bucket or an unknown query parameter is kInvalidArgument naming the fix.
@@ -13,8 +15,9 @@
 namespace replite {
 
 struct ReplicaUrl {
-  std::string scheme;  // "file", "s3", "gs"
-  std::string bucket;  // s3/gs bucket; empty for file
+  std::string scheme;   // "file", "s3", "gs", "abs"
+  std::string bucket;   // s3/gs bucket, abs container; empty for file
+  std::string account;  // abs storage account ("" = from the environment); empty otherwise
   // Key prefix inside the store, without leading or trailing '/'. For
   // file:///var/backups/app this is "var/backups/app" (the file store's
   // root is "/").
@@ -26,7 +29,7 @@ struct ReplicaUrl {
   std::string ToString() const;
   // A child URL: same store, prefix + "/" + name.
   ReplicaUrl Child(const std::string& name) const;
-  // Identity of the store (scheme, bucket, endpoint, region, style): URLs
+  // Identity of the store (scheme, account, bucket, endpoint, region, style): URLs
   // with the same identity share one ObjectStore instance.
   std::string StoreIdentity() const;
 };

@@ -1,6 +1,7 @@
 #include "store/store_registry.h"
 
 #include "http/http_client.h"
+#include "store/azure/azure_store.h"
 #include "store/file_store.h"
 #include "store/s3/s3_store.h"
 
@@ -24,7 +25,7 @@ Status StoreRegistry::Open(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* 
   std::shared_ptr<ObjectStore> store;
   if (url.scheme == "file") {
     store = NewFileStore("/");
-  } else if (url.scheme == "s3" || url.scheme == "gs") {
+  } else if (url.scheme == "s3" || url.scheme == "gs" || url.scheme == "abs") {
     // Every HTTP store shares one client: one thread, one connection pool.
     if (!http_) {
       HttpClientOptions o;
@@ -37,7 +38,8 @@ Status StoreRegistry::Open(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* 
       Status s = HttpClient::Open(o, &http_);
       if (!s.ok()) return s;
     }
-    Status s = OpenS3Store(url, http_, env_, config_, &store);
+    Status s = url.scheme == "abs" ? OpenAzureStore(url, http_, env_, config_, &store)
+                                   : OpenS3Store(url, http_, env_, config_, &store);
     if (!s.ok()) return s;
   } else {
     return Status::NotSupported("replica URL scheme '" + url.scheme + "' is not built into this version");

@@ -1,23 +1,17 @@
 #include "store/s3/s3_store.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
-#include <condition_variable>
 #include <cstdlib>
 #include <ctime>
-#include <deque>
-#include <mutex>
-#include <random>
-#include <thread>
 
-#include "store/attempt_scope.h"
 #include "http/http_client.h"
+#include "store/body_digest.h"
+#include "store/http_retry.h"
+#include "store/http_store_util.h"
 #include "store/s3/s3_credentials.h"
 #include "store/s3/s3_xml.h"
 #include "util/file_util.h"
@@ -26,78 +20,6 @@ namespace replite {
 namespace {
 
 using s3::KeyValues;
-
-std::string Base64(const unsigned char* p, size_t n) {
-  std::string out(4 * ((n + 2) / 3) + 1, '\0');
-  int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), p, static_cast<int>(n));
-  out.resize(len > 0 ? static_cast<size_t>(len) : 0);
-  return out;
-}
-
-// SHA-256 (hex, for x-amz-content-sha256) and MD5 (base64, for
-// Content-MD5) of a body, computed in one pass. Content-MD5 is the
-// integrity check every S3-compatible service verifies; the signed SHA-256
-// is the one AWS verifies.
-class BodyDigest {
- public:
-  BodyDigest() : sha_(EVP_MD_CTX_new()), md5_(EVP_MD_CTX_new()) {
-    EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr);
-    EVP_DigestInit_ex(md5_, EVP_md5(), nullptr);
-  }
-  ~BodyDigest() {
-    EVP_MD_CTX_free(sha_);
-    EVP_MD_CTX_free(md5_);
-  }
-  void Update(const void* p, size_t n) {
-    EVP_DigestUpdate(sha_, p, n);
-    EVP_DigestUpdate(md5_, p, n);
-  }
-  void Finish(std::string* sha_hex, std::string* md5_b64) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(sha_, md, &len);
-    *sha_hex = s3::HexEncode(std::string_view(reinterpret_cast<char*>(md), len));
-    EVP_DigestFinal_ex(md5_, md, &len);
-    *md5_b64 = Base64(md, len);
-  }
-
- private:
-  EVP_MD_CTX* sha_;
-  EVP_MD_CTX* md5_;
-};
-
-// Reads [off, off+len) of a file in 256 KiB pieces to digest it: a part or
-// a snapshot is never held whole in memory.
-Status DigestFileRange(const std::string& path, uint64_t off, uint64_t len, std::string* sha_hex,
-                       std::string* md5_b64) {
-  ScopedFd fd;
-  Status s = OpenFile(path, O_RDONLY | O_CLOEXEC, 0, &fd);
-  if (!s.ok()) return s;
-  BodyDigest d;
-  std::string buf(256 << 10, '\0');
-  uint64_t done = 0;
-  while (done < len) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), len - done));
-    size_t got = 0;
-    if (!(s = PRead(fd.get(), buf.data(), want, off + done, &got, path)).ok()) return s;
-    if (got == 0) return Status::IOError("read " + path + ": file shrank while being uploaded");
-    d.Update(buf.data(), got);
-    done += got;
-  }
-  d.Finish(sha_hex, md5_b64);
-  return Status::OK();
-}
-
-int64_t ParseHttpDateMs(const std::string& s) {
-  struct tm tm = {};
-  if (!strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S", &tm)) return 0;
-  return static_cast<int64_t>(timegm(&tm)) * 1000;
-}
-
-bool IsIpOrLocalhost(const std::string& host) {
-  if (host == "localhost" || host.front() == '[') return true;
-  return host.find_first_not_of("0123456789.") == std::string::npos;
-}
 
 std::string GetEnv(const char* name) {
   const char* v = std::getenv(name);
@@ -135,7 +57,7 @@ class S3Store final : public ObjectStore {
         ca_file_(std::move(ca_file)),
         verify_tls_(verify_tls),
         signer_(region, "s3"),
-        rng_(std::random_device{}()) {
+        retry_(config) {
     describe_ = std::string(gcs ? "gs://" : "s3://") + bucket_ + " (endpoint " + scheme_host_ +
                 (path_style_ ? ", path style" : "") + ", region " + region + ")";
   }
@@ -156,14 +78,14 @@ class S3Store final : public ObjectStore {
   }
 
   Status PutFile(const std::string& key, const std::string& local_path, const PutOptions& opts) override {
-    struct stat st;
-    if (stat(local_path.c_str(), &st) != 0) return ErrnoStatus("stat " + local_path, errno);
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    uint64_t size = 0;
+    Status s = LocalFileSize(local_path, &size);
+    if (!s.ok()) return s;
     if (size > config_.multipart_threshold && size > config_.multipart_part_size)
       return PutMultipart(key, local_path, size, opts);
     Call c = BaseCall("PutObject", "PUT", key);
     std::string md5;
-    Status s = DigestFileRange(local_path, 0, size, &c.payload_hash, &md5);
+    s = DigestFileRange(local_path, 0, size, &c.payload_hash, &md5);
     if (!s.ok()) return s;
     c.headers.emplace_back("content-md5", md5);
     AddConditions(opts, &c);
@@ -180,39 +102,20 @@ class S3Store final : public ObjectStore {
       return Head(key, &info);  // keeps the kNotFound contract for empty reads
     }
     Call c = BaseCall("GetObject", "GET", key);
-    const bool ranged = offset > 0 || length != UINT64_MAX;
-    if (ranged) {
-      std::string range = "bytes=" + std::to_string(offset) + "-";
-      if (length != UINT64_MAX) range += std::to_string(offset + length - 1);
-      c.headers.emplace_back("range", range);
-    }
+    const std::string range = RangeValue(offset, length);
+    if (!range.empty()) c.headers.emplace_back("range", range);
     HttpResponse r;
     Status s = Do(c, &r, /*ok_416=*/true);
-    if (!s.ok()) return s;
-    if (r.status == 416) return Status::OK();  // range starts past the end: no bytes
-    *out = std::move(r.body);
-    if (ranged && r.status == 200) {
-      // The server ignored Range and sent the whole object: cut it here.
-      if (offset >= out->size()) {
-        out->clear();
-      } else {
-        *out = out->substr(offset, length == UINT64_MAX ? std::string::npos : length);
-      }
-    }
-    return Status::OK();
+    if (s.ok()) TakeRange(&r, offset, length, out);
+    return s;
   }
 
   Status Head(const std::string& key, ObjectInfo* out) override {
     Call c = BaseCall("HeadObject", "HEAD", key);
     HttpResponse r;
     Status s = Do(c, &r);
-    if (!s.ok()) return s;
-    *out = ObjectInfo();
-    out->key = key;
-    out->size = std::strtoull(r.Header("content-length").c_str(), nullptr, 10);
-    out->etag = r.Header("etag");
-    out->mtime_ms = ParseHttpDateMs(r.Header("last-modified"));
-    return Status::OK();
+    if (s.ok()) InfoFromHeaders(key, r, out);
+    return s;
   }
 
   Status List(const std::string& prefix, std::vector<ObjectInfo>* out) override {
@@ -280,10 +183,7 @@ class S3Store final : public ObjectStore {
     return c;
   }
 
-  static void AddConditions(const PutOptions& opts, Call* c) {
-    if (opts.if_none_match) c->headers.emplace_back("if-none-match", "*");
-    if (!opts.if_match.empty()) c->headers.emplace_back("if-match", opts.if_match);
-  }
+  static void AddConditions(const PutOptions& opts, Call* c) { AddPutConditions(opts, &c->headers); }
 
   std::string Where(const Call& c) const {
     return c.op + " s3://" + bucket_ + (c.key.empty() ? "" : "/" + c.key);
@@ -292,11 +192,7 @@ class S3Store final : public ObjectStore {
   // Removes any credential material an error text might echo back (some
   // servers quote the access key id; nothing may quote the secret).
   std::string Redact(std::string msg) const {
-    for (const std::string* secret : {&creds_.secret_access_key, &creds_.session_token, &creds_.access_key_id}) {
-      if (secret->size() < 4) continue;
-      for (size_t p; (p = msg.find(*secret)) != std::string::npos;) msg.replace(p, secret->size(), "[redacted]");
-    }
-    return msg;
+    return RedactSecrets(std::move(msg), {&creds_.secret_access_key, &creds_.session_token, &creds_.access_key_id});
   }
 
   // Builds and signs the HTTP request for one attempt.
@@ -382,32 +278,12 @@ class S3Store final : public ObjectStore {
     return Status::InvalidArgument(msg(""));
   }
 
-  int64_t BackoffMs(int attempt) {
-    const int64_t cap = std::min<int64_t>(config_.retry_max_delay_ms,
-                                          static_cast<int64_t>(config_.retry_base_delay_ms) << std::min(attempt, 20));
-    if (cap <= 0) return 0;
-    std::lock_guard<std::mutex> l(rng_mu_);
-    return std::uniform_int_distribution<int64_t>(0, cap)(rng_);  // full jitter
-  }
-
-  // Attempts per request: one inside a SingleAttemptScope (a probe).
-  int MaxAttempts() const { return SingleAttemptScope::active() ? 1 : 1 + std::max(0, config_.max_retries); }
-
-  // One request with retries. *r receives the last response.
+  // One request with retries (HttpRetry's rules). *r receives the last
+  // response.
   Status Do(const Call& c, HttpResponse* r, bool ok_416 = false) {
-    Status s;
-    const int attempts = MaxAttempts();
-    for (int i = 0; i < attempts; i++) {
-      if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(BackoffMs(i - 1)));
-      HttpRequest req;
-      Build(c, &req);
-      *r = HttpResponse();
-      Status t = http_->Perform(req, r);
-      s = Classify(c, t, *r, ok_416);
-      if (s.ok() || !s.retryable()) return s;
-      if (t.code() == Code::kIOError) return s;  // our own file failed to read: retrying will not help
-    }
-    return s.Annotate("after " + std::to_string(attempts) + " attempts: ");
+    return retry_.Do(
+        http_.get(), [&](HttpRequest* req) { Build(c, req); },
+        [&](const Status& t, const HttpResponse& resp) { return Classify(c, t, resp, ok_416); }, r);
   }
 
   // Multipart: parts are submitted asynchronously, up to
@@ -451,93 +327,28 @@ class S3Store final : public ObjectStore {
     if (n > 10000)
       return Status::InvalidArgument("PutFile s3://" + bucket_ + "/" + key + ": " + std::to_string(n) +
                                      " parts exceed the S3 limit of 10000: raise multipart-part-size= in the replica URL");
-    struct Part {
-      Call call;
-      int attempts = 0;
-      std::string etag;
-    };
-    std::vector<Part> parts(n);
-    struct Shared {
-      std::mutex mu;
-      std::condition_variable cv;
-      std::deque<std::tuple<size_t, Status, HttpResponse>> done;
-    };
-    // Shared with the completion callbacks, which may run after an early
-    // return of ours only if we returned with parts in flight (we do not).
-    auto shared = std::make_shared<Shared>();
-
-    std::deque<std::pair<int64_t, size_t>> ready;  // (not-before ms, part index)
-    for (size_t i = 0; i < n; i++) ready.emplace_back(0, i);
-    const int window = std::max(1, config_.multipart_concurrency);
-    const int attempts_max = MaxAttempts();
-    int in_flight = 0;
-    size_t finished = 0;
-    Status failure;
-    auto now_ms = [] {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-          .count();
-    };
-
-    while (finished < n && (failure.ok() || in_flight > 0)) {
-      // Start what may start.
-      while (failure.ok() && in_flight < window && !ready.empty() && ready.front().first <= now_ms()) {
-        size_t i = ready.front().second;
-        ready.pop_front();
-        Part& p = parts[i];
-        if (p.attempts == 0) {
-          p.call = BaseCall("UploadPart", "PUT", key);
-          p.call.query = {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}};
-          p.call.file = path;
-          p.call.file_off = i * part;
-          p.call.file_len = std::min<uint64_t>(part, size - i * part);
-          std::string md5;
-          Status ds = DigestFileRange(path, p.call.file_off, p.call.file_len, &p.call.payload_hash, &md5);
-          if (!ds.ok()) {
-            failure = ds;
-            break;
-          }
-          p.call.headers.emplace_back("content-md5", md5);
-        }
-        p.attempts++;
-        HttpRequest req;  // the body is a file range: nothing big to copy
-        Build(p.call, &req);
-        in_flight++;
-        http_->Submit(std::move(req), [shared, i](Status st, HttpResponse&& resp) {
-          std::lock_guard<std::mutex> l(shared->mu);
-          shared->done.emplace_back(i, std::move(st), std::move(resp));
-          shared->cv.notify_one();
-        });
+    std::vector<Call> calls(n);
+    etags->assign(n, std::string());
+    auto prepare = [&](size_t i, int attempt, HttpRequest* req) {
+      Call& c = calls[i];
+      if (attempt == 0) {  // digest the part only when it first starts
+        c = BaseCall("UploadPart", "PUT", key);
+        c.query = {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}};
+        c.file = path;
+        c.file_off = i * part;
+        c.file_len = std::min<uint64_t>(part, size - i * part);
+        std::string md5;
+        Status ds = DigestFileRange(path, c.file_off, c.file_len, &c.payload_hash, &md5);
+        if (!ds.ok()) return ds;
+        c.headers.emplace_back("content-md5", md5);
       }
-      if (in_flight == 0 && (!failure.ok() || (ready.empty() && finished == n))) break;
-      // Wait for a completion (or for the next retry to come due).
-      std::unique_lock<std::mutex> l(shared->mu);
-      if (shared->done.empty()) {
-        int64_t wait_ms = 1000;
-        if (failure.ok() && !ready.empty() && in_flight < window)
-          wait_ms = std::max<int64_t>(0, ready.front().first - now_ms());
-        shared->cv.wait_for(l, std::chrono::milliseconds(wait_ms), [&] { return !shared->done.empty(); });
-      }
-      while (!shared->done.empty()) {
-        auto [i, st, resp] = std::move(shared->done.front());
-        shared->done.pop_front();
-        in_flight--;
-        Part& p = parts[i];
-        Status cs = Classify(p.call, st, resp, false);
-        if (cs.ok()) {
-          p.etag = resp.Header("etag");
-          finished++;
-        } else if (cs.retryable() && st.code() != Code::kIOError && p.attempts < attempts_max) {
-          ready.emplace_back(now_ms() + BackoffMs(p.attempts - 1), i);
-          std::sort(ready.begin(), ready.end());
-        } else if (failure.ok()) {
-          failure = p.attempts > 1 ? cs.Annotate("after " + std::to_string(p.attempts) + " attempts: ") : cs;
-        }
-      }
-    }
-    if (!failure.ok()) return failure;
-    etags->clear();
-    for (auto& p : parts) etags->push_back(std::move(p.etag));
-    return Status::OK();
+      Build(c, req);  // the body is a file range: nothing big to copy
+      return Status::OK();
+    };
+    return retry_.RunConcurrent(
+        http_.get(), n, config_.multipart_concurrency, prepare,
+        [&](size_t i, const Status& t, const HttpResponse& resp) { return Classify(calls[i], t, resp, false); },
+        [&](size_t i, const HttpResponse& resp) { (*etags)[i] = resp.Header("etag"); });
   }
 
   std::shared_ptr<HttpClient> http_;
@@ -552,27 +363,8 @@ class S3Store final : public ObjectStore {
   const bool verify_tls_;      // false only with insecure-skip-verify=true
   s3::SigV4Signer signer_;
   std::string describe_;
-  std::mutex rng_mu_;
-  std::mt19937_64 rng_;
+  HttpRetry retry_;
 };
-
-// A replica URL's multipart size: bytes, or a number with a K, M or G
-// suffix (powers of 1024), from S3's 5 MiB minimum part to its 5 GiB
-// maximum. Empty: *out keeps the configured value.
-Status SizeParam(const char* name, const std::string& v, uint64_t* out) {
-  if (v.empty()) return Status::OK();
-  size_t digits = 0;
-  while (digits < v.size() && digits < 12 && std::isdigit(static_cast<unsigned char>(v[digits]))) digits++;
-  const std::string unit = v.substr(digits);
-  const uint64_t shift = unit.empty() ? 0 : unit == "K" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : 64;
-  const uint64_t n = digits ? std::stoull(v.substr(0, digits)) : 0;
-  if (digits == 0 || shift == 64 || n > (5ull << 30) >> shift || (n << shift) < (5ull << 20) ||
-      (n << shift) > (5ull << 30))
-    return Status::InvalidArgument(std::string(name) + " must be a size from 5M to 5G (bytes, or with a K, M or G "
-                                   "suffix), not '" + v + "'");
-  *out = n << shift;
-  return Status::OK();
-}
 
 }  // namespace
 
@@ -582,34 +374,22 @@ Status OpenS3StoreWithCredentials(const ReplicaUrl& url, const s3::AwsCredential
   if (url.scheme != "s3" && url.scheme != "gs")
     return Status::InvalidArgument("not an s3:// or gs:// URL: " + url.ToString());
   if (!http) return Status::InvalidArgument("OpenS3Store: no HTTP client");
-  auto param = [&](const char* k) {
-    auto it = url.params.find(k);
-    return it == url.params.end() ? std::string() : it->second;
-  };
+  auto param = [&](const char* k) { return UrlParam(url, k); };
   const bool gcs = url.scheme == "gs";
   std::string region = param("region");
   if (region.empty()) region = GetEnv("AWS_REGION");
   if (region.empty()) region = GetEnv("AWS_DEFAULT_REGION");
   if (region.empty()) region = gcs ? "auto" : "us-east-1";
 
-  std::string endpoint = param("endpoint");
-  if (endpoint.empty()) endpoint = gcs ? "https://storage.googleapis.com" : "https://s3." + region + ".amazonaws.com";
-  std::string scheme = "https";
-  if (size_t p = endpoint.find("://"); p != std::string::npos) {
-    scheme = endpoint.substr(0, p);
-    endpoint = endpoint.substr(p + 3);
-  }
-  if (scheme != "http" && scheme != "https")
-    return Status::InvalidArgument("endpoint '" + param("endpoint") + "': use http:// or https://");
-  while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
-  if (endpoint.empty() || endpoint.find('/') != std::string::npos)
-    return Status::InvalidArgument("endpoint '" + param("endpoint") + "': expected SCHEME://HOST[:PORT] without a path");
-  std::string host_only = endpoint;
-  if (host_only.front() == '[') {
-    host_only = host_only.substr(0, host_only.find(']') + 1);
-  } else if (size_t c = host_only.rfind(':'); c != std::string::npos) {
-    host_only = host_only.substr(0, c);
-  }
+  std::string endpoint_value = param("endpoint");
+  if (endpoint_value.empty())
+    endpoint_value = gcs ? "https://storage.googleapis.com" : "https://s3." + region + ".amazonaws.com";
+  Endpoint ep;
+  Status es = ParseEndpoint(endpoint_value, &ep);
+  if (es.ok() && !ep.path.empty())
+    es = Status::InvalidArgument("endpoint '" + endpoint_value + "': expected SCHEME://HOST[:PORT] without a path");
+  if (!es.ok()) return es;
+  const std::string scheme = ep.scheme, endpoint = ep.authority, host_only = ep.host;
   const std::string fps = param("force-path-style");
   if (!fps.empty() && fps != "true" && fps != "false")
     return Status::InvalidArgument("force-path-style must be true or false, not '" + fps + "'");

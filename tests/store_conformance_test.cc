@@ -1,0 +1,120 @@
+// [conformance] The store conformance suite (store_conformance.h) against
+// every backend: file://, s3:// on moto, abs:// on azurite with a Shared Key
+// and with a SAS token. The servers start on 127.0.0.1; a server that
+// cannot start FAILS the test (moto: unless REPLITE_ALLOW_S3_SKIP=1).
+#include <catch2/catch.hpp>
+
+#include "azure_sas.h"
+#include "azurite_server.h"
+#include "http/http_client.h"
+#include "moto_server.h"
+#include "store/azure/azure_store.h"
+#include "store/file_store.h"
+#include "store/replica_url.h"
+#include "store/s3/s3_store.h"
+#include "store_conformance.h"
+#include "test_util.h"
+
+using namespace replite;
+using replite::testing::AzuriteServer;
+using replite::testing::ConformanceTarget;
+using replite::testing::kConformancePageSize;
+
+namespace {
+
+std::shared_ptr<HttpClient> NewClient() {
+  std::shared_ptr<HttpClient> c;
+  REQUIRE(HttpClient::Open(HttpClientOptions(), &c).ok());
+  return c;
+}
+
+StoreConfig SmallPages() {
+  StoreConfig cfg;
+  cfg.list_max_keys = kConformancePageSize;
+  cfg.retry_base_delay_ms = 1;
+  return cfg;
+}
+
+
+
+}  // namespace
+
+TEST_CASE("store conformance: file", "[conformance][file]") {
+  test::TempDir dir;
+  ConformanceTarget t;
+  t.store = NewFileStore("/");
+  t.prefix = (dir / "replica").substr(1);  // keys are relative to "/"
+  testing::RunStoreConformance(t);
+}
+
+TEST_CASE("store conformance: s3 on moto", "[conformance][s3]") {
+  const std::string secret = "replite-conformance-secret-0123456789";
+  testing::MotoServer* m = test::MotoForTest(secret);
+  if (!m) return;
+  REQUIRE(m->SetAuthAfter("inf").ok());
+  REQUIRE(m->CreateBucket("replite-conf").ok());
+  auto http = NewClient();
+  const std::string base = "?endpoint=" + m->endpoint() + "&region=us-east-1";
+  ConformanceTarget t;
+  REQUIRE(OpenS3StoreWithCredentials(test::ParsedUrl("s3://replite-conf" + base), {"AKIDREPLITETEST", secret, ""}, http,
+                                     nullptr, SmallPages(), &t.store)
+              .ok());
+  REQUIRE(OpenS3StoreWithCredentials(test::ParsedUrl("s3://replite-conf" + base), {"AKIDUNKNOWN0000", secret, ""}, http,
+                                     nullptr, SmallPages(), &t.bad_auth)
+              .ok());
+  REQUIRE(OpenS3StoreWithCredentials(test::ParsedUrl("s3://no-such-bucket" + base), {"AKIDREPLITETEST", secret, ""}, http,
+                                     nullptr, SmallPages(), &t.missing)
+              .ok());
+  t.prefix = "conf";
+  t.requests = [http] { return http->Stats().requests; };
+  t.auth_fix = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"};
+  t.enforce_auth = [m](bool on) { REQUIRE(m->SetAuthAfter(on ? "0" : "inf").ok()); };
+  t.missing_fix = "create it or fix the URL";
+  t.secrets = {secret};
+  testing::RunStoreConformance(t);
+}
+
+TEST_CASE("store conformance: abs on azurite with a Shared Key", "[conformance][abs]") {
+  AzuriteServer* a = test::AzuriteForTest();
+  auto http = NewClient();
+  const std::string base = std::string("abs://") + AzuriteServer::kAccount + "@";
+  const std::string ep = "?endpoint=" + a->endpoint();
+  const azure::Credentials creds = a->Credentials();
+  REQUIRE(CreateAzureContainer(test::ParsedUrl(base + "conf-key" + ep), creds, http, StoreConfig()).ok());
+  azure::Credentials wrong = creds;
+  wrong.key = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktMDEyMzQ1Njc4OQ==";
+  ConformanceTarget t;
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(base + "conf-key" + ep), creds, http, nullptr, SmallPages(), &t.store)
+              .ok());
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(base + "conf-key" + ep), wrong, http, nullptr, SmallPages(), &t.bad_auth)
+              .ok());
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(base + "no-such-container" + ep), creds, http, nullptr, SmallPages(),
+                                        &t.missing)
+              .ok());
+  t.prefix = "conf";
+  t.requests = [http] { return http->Stats().requests; };
+  t.auth_fix = {"AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING"};
+  t.missing_fix = "container 'no-such-container' does not exist in storage account 'devstoreaccount1': create it";
+  t.secrets = {creds.key, wrong.key};
+  testing::RunStoreConformance(t);
+}
+
+TEST_CASE("store conformance: abs on azurite with a SAS token", "[conformance][abs]") {
+  AzuriteServer* a = test::AzuriteForTest();
+  auto http = NewClient();
+  const std::string url = std::string("abs://") + AzuriteServer::kAccount + "@conf-sas?endpoint=" + a->endpoint();
+  const azure::Credentials key = a->Credentials();
+  REQUIRE(CreateAzureContainer(test::ParsedUrl(url), key, http, StoreConfig()).ok());
+  azure::Credentials sas, bad;
+  sas.account = bad.account = AzuriteServer::kAccount;
+  sas.sas_token = testing::AccountSas(key, "2030-01-01T00:00:00Z");
+  bad.sas_token = testing::AccountSas(azure::Credentials{key.account, "c29tZS1vdGhlci1rZXk=", "", "", {}}, "2030-01-01T00:00:00Z");
+  ConformanceTarget t;
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(url), sas, http, nullptr, SmallPages(), &t.store).ok());
+  REQUIRE(OpenAzureStoreWithCredentials(test::ParsedUrl(url), bad, http, nullptr, SmallPages(), &t.bad_auth).ok());
+  t.prefix = "conf";
+  t.requests = [http] { return http->Stats().requests; };
+  t.auth_fix = {"AZURE_STORAGE_SAS_TOKEN"};
+  t.secrets = {key.key, sas.sas_token, bad.sas_token, sas.sas_token.substr(sas.sas_token.find("sig=") + 4)};
+  testing::RunStoreConformance(t);
+}
