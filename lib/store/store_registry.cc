@@ -2,6 +2,7 @@
 
 #include "http/http_client.h"
 #include "store/file_store.h"
+#include "store/s3/credential_provider.h"
 #include "store/s3/s3_store.h"
 
 namespace replite {
@@ -37,7 +38,8 @@ Status StoreRegistry::Open(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* 
       Status s = HttpClient::Open(o, &http_);
       if (!s.ok()) return s;
     }
-    Status s = OpenS3Store(url, http_, env_, config_, &store);
+    if (!s3_credentials_) s3_credentials_ = std::make_shared<s3::CredentialCache>();
+    Status s = OpenS3Store(url, http_, env_, config_, s3_credentials_.get(), &store);
     if (!s.ok()) return s;
   } else {
     return Status::NotSupported("replica URL scheme '" + url.scheme + "' is not built into this version");

@@ -18,6 +18,7 @@
 
 #include "store/attempt_scope.h"
 #include "http/http_client.h"
+#include "store/s3/credential_provider.h"
 #include "store/s3/s3_credentials.h"
 #include "store/s3/s3_xml.h"
 #include "util/file_util.h"
@@ -123,7 +124,7 @@ class S3Store final : public ObjectStore {
  public:
   S3Store(std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config, std::string bucket,
           std::string region, std::string scheme_host, std::string host, bool path_style, bool gcs,
-          s3::AwsCredentials creds, std::string ca_file, bool verify_tls)
+          std::shared_ptr<s3::CredentialProvider> creds, std::string ca_file, bool verify_tls)
       : http_(std::move(http)),
         env_(env),
         config_(config),
@@ -291,16 +292,16 @@ class S3Store final : public ObjectStore {
 
   // Removes any credential material an error text might echo back (some
   // servers quote the access key id; nothing may quote the secret).
-  std::string Redact(std::string msg) const {
-    for (const std::string* secret : {&creds_.secret_access_key, &creds_.session_token, &creds_.access_key_id}) {
-      if (secret->size() < 4) continue;
-      for (size_t p; (p = msg.find(*secret)) != std::string::npos;) msg.replace(p, secret->size(), "[redacted]");
-    }
-    return msg;
-  }
+  std::string Redact(std::string msg) const { return creds_->Redact(std::move(msg)); }
 
-  // Builds and signs the HTTP request for one attempt.
-  void Build(const Call& c, HttpRequest* req) {
+  // Builds and signs the HTTP request for one attempt. Fails only when no
+  // valid credentials can be had (the provider's error, which names its
+  // source); *key_id receives the access key id signed with.
+  Status Build(const Call& c, HttpRequest* req, std::string* key_id = nullptr) {
+    s3::AwsCredentials creds;
+    Status cs = creds_->Get(&creds);
+    if (!cs.ok()) return Status(cs.code(), Redact(Where(c) + ": " + cs.message()));
+    if (key_id) *key_id = creds.access_key_id;
     std::string path;
     if (path_style_) {
       path = "/" + bucket_ + (c.key.empty() ? "" : "/" + c.key);
@@ -315,7 +316,7 @@ class S3Store final : public ObjectStore {
     sr.headers.emplace_back("host", host_);
     sr.payload_hash = c.payload_hash;
     s3::SignedRequest signed_req;
-    signer_.SignHeaders(creds_, env_->NowMicros(), sr, {}, &signed_req);
+    signer_.SignHeaders(creds, env_->NowMicros(), sr, {}, &signed_req);
 
     *req = HttpRequest();
     req->method = c.method;
@@ -332,6 +333,7 @@ class S3Store final : public ObjectStore {
       req->body_offset = c.file_off;
       req->body_length = c.file_len;
     }
+    return Status::OK();
   }
 
   // Maps the outcome of one attempt to a Status with a message that names
@@ -355,8 +357,9 @@ class S3Store final : public ObjectStore {
                                      where + ": " + detail + ")"));
     if (code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "ExpiredToken" ||
         code == "InvalidToken" || code == "TokenRefreshRequired" || code == "InvalidSecurity" || st == 401)
-      return Status::Unauthenticated(msg(
-          "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and that the clock is right"));
+      return Status::Unauthenticated(msg("credentials from " + creds_->Describe() +
+                                         ": check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile, or the "
+                                         "role) and that the clock is right"));
     if (code == "AuthorizationHeaderMalformed" || code == "PermanentRedirect" || code == "IllegalLocationConstraintException" ||
         st == 301) {
       std::string region = r.Header("x-amz-bucket-region");
@@ -382,6 +385,13 @@ class S3Store final : public ObjectStore {
     return Status::InvalidArgument(msg(""));
   }
 
+  static bool RejectedAsExpired(const HttpResponse& r) {
+    s3::S3Error e;
+    if (r.body.empty() || !s3::ParseS3Error(r.body, &e)) return false;
+    return e.code == "ExpiredToken" || e.code == "TokenRefreshRequired" || e.code == "InvalidToken" ||
+           e.code == "InvalidAccessKeyId";
+  }
+
   int64_t BackoffMs(int attempt) {
     const int64_t cap = std::min<int64_t>(config_.retry_max_delay_ms,
                                           static_cast<int64_t>(config_.retry_base_delay_ms) << std::min(attempt, 20));
@@ -397,13 +407,26 @@ class S3Store final : public ObjectStore {
   Status Do(const Call& c, HttpResponse* r, bool ok_416 = false) {
     Status s;
     const int attempts = MaxAttempts();
+    bool refreshed = false;
     for (int i = 0; i < attempts; i++) {
       if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(BackoffMs(i - 1)));
       HttpRequest req;
-      Build(c, &req);
+      std::string key_id;
+      s = Build(c, &req, &key_id);
+      if (!s.ok()) {
+        if (s.retryable()) continue;  // e.g. instance metadata unreachable for a moment
+        return s;
+      }
       *r = HttpResponse();
       Status t = http_->Perform(req, r);
       s = Classify(c, t, *r, ok_416);
+      // Temporary credentials the server calls expired (clock skew, or
+      // revoked early): fetch fresh ones and try once more at once.
+      if (s.code() == Code::kUnauthenticated && !refreshed && RejectedAsExpired(*r) && creds_->Invalidate(key_id)) {
+        refreshed = true;
+        i--;
+        continue;
+      }
       if (s.ok() || !s.retryable()) return s;
       if (t.code() == Code::kIOError) return s;  // our own file failed to read: retrying will not help
     }
@@ -500,7 +523,10 @@ class S3Store final : public ObjectStore {
         }
         p.attempts++;
         HttpRequest req;  // the body is a file range: nothing big to copy
-        Build(p.call, &req);
+        if (Status bs = Build(p.call, &req); !bs.ok()) {
+          failure = bs;
+          break;
+        }
         in_flight++;
         http_->Submit(std::move(req), [shared, i](Status st, HttpResponse&& resp) {
           std::lock_guard<std::mutex> l(shared->mu);
@@ -547,7 +573,7 @@ class S3Store final : public ObjectStore {
   const std::string scheme_host_;  // "https://bucket.s3.us-east-1.amazonaws.com" or "http://127.0.0.1:9000"
   const std::string host_;         // Host header, signed
   const bool path_style_;
-  const s3::AwsCredentials creds_;
+  const std::shared_ptr<s3::CredentialProvider> creds_;  // shared by every store of the Replicator
   const std::string ca_file_;  // URL ca-file=, "" = the client's default
   const bool verify_tls_;      // false only with insecure-skip-verify=true
   s3::SigV4Signer signer_;
@@ -576,9 +602,18 @@ Status SizeParam(const char* name, const std::string& v, uint64_t* out) {
 
 }  // namespace
 
-Status OpenS3StoreWithCredentials(const ReplicaUrl& url, const s3::AwsCredentials& creds,
-                                  std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
-                                  std::shared_ptr<ObjectStore>* out) {
+namespace {
+
+std::string UrlParam(const ReplicaUrl& url, const char* k) {
+  auto it = url.params.find(k);
+  return it == url.params.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
+Status OpenS3StoreWithProvider(const ReplicaUrl& url, std::shared_ptr<s3::CredentialProvider> creds,
+                               std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
+                               std::shared_ptr<ObjectStore>* out) {
   if (url.scheme != "s3" && url.scheme != "gs")
     return Status::InvalidArgument("not an s3:// or gs:// URL: " + url.ToString());
   if (!http) return Status::InvalidArgument("OpenS3Store: no HTTP client");
@@ -626,19 +661,41 @@ Status OpenS3StoreWithCredentials(const ReplicaUrl& url, const s3::AwsCredential
   if (s.ok()) s = SizeParam("multipart-part-size", param("multipart-part-size"), &cfg.multipart_part_size);
   if (!s.ok()) return s;
   *out = std::make_shared<S3Store>(std::move(http), env ? env : Env::Default(), cfg, url.bucket, region,
-                                   scheme + "://" + host, host, path_style, gcs, creds, param("ca-file"),
+                                   scheme + "://" + host, host, path_style, gcs, std::move(creds), param("ca-file"),
                                    skip != "true");
   return Status::OK();
 }
 
+Status OpenS3StoreWithCredentials(const ReplicaUrl& url, const s3::AwsCredentials& creds,
+                                  std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
+                                  std::shared_ptr<ObjectStore>* out) {
+  auto provider = std::make_shared<s3::CredentialProvider>(s3::StaticCredentialSource(creds, "explicit keys"), env);
+  return OpenS3StoreWithProvider(url, std::move(provider), std::move(http), env, config, out);
+}
+
+Status OpenS3Store(const ReplicaUrl& url, std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
+                   s3::CredentialCache* cache, std::shared_ptr<ObjectStore>* out) {
+  if (!http) return Status::InvalidArgument("OpenS3Store: no HTTP client");
+  const std::string profile = UrlParam(url, "profile");
+  auto make = [&](std::shared_ptr<s3::CredentialProvider>* p) {
+    s3::ChainOptions o;
+    o.http = http;
+    o.env = env;
+    o.region = UrlParam(url, "region");
+    std::unique_ptr<s3::CredentialSource> source;
+    Status s = s3::ResolveCredentialSource(profile, o, &source);
+    if (s.ok()) *p = std::make_shared<s3::CredentialProvider>(std::move(source), env);
+    return s;
+  };
+  std::shared_ptr<s3::CredentialProvider> provider;
+  Status s = cache ? cache->Get(profile, make, &provider) : make(&provider);
+  if (!s.ok()) return s.Annotate(url.scheme + "://" + url.bucket + ": ");
+  return OpenS3StoreWithProvider(url, std::move(provider), std::move(http), env, config, out);
+}
+
 Status OpenS3Store(const ReplicaUrl& url, std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
                    std::shared_ptr<ObjectStore>* out) {
-  s3::AwsCredentials creds;
-  std::string source;
-  auto it = url.params.find("profile");
-  Status s = s3::LoadCredentials(it == url.params.end() ? "" : it->second, &creds, &source);
-  if (!s.ok()) return s.Annotate(url.scheme + "://" + url.bucket + ": ");
-  return OpenS3StoreWithCredentials(url, creds, std::move(http), env, config, out);
+  return OpenS3Store(url, std::move(http), env, config, nullptr, out);
 }
 
 }  // namespace replite
