@@ -28,6 +28,9 @@ namespace {
 
 using s3::KeyValues;
 
+// Metadata of a conditional write: a random id (see AddConditions).
+constexpr const char* kWriteIdHeader = "x-amz-meta-replite-write-id";
+
 std::string Base64(const unsigned char* p, size_t n) {
   std::string out(4 * ((n + 2) / 3) + 1, '\0');
   int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), p, static_cast<int>(n));
@@ -148,11 +151,13 @@ class S3Store final : public ObjectStore {
     std::string md5;
     d.Finish(&c.payload_hash, &md5);
     c.headers.emplace_back("content-md5", md5);
-    AddConditions(opts, &c);
+    const std::string token = AddConditions(opts, &c);
     c.body = &data;
     HttpResponse r;
     Status s = Do(c, &r);
-    if (s.ok() && etag) *etag = r.Header("etag");
+    std::string tag = r.Header("etag");
+    if (s.code() == Code::kFailedPrecondition) s = RecognizeOwnWrite(key, token, s, &tag);
+    if (s.ok() && etag) *etag = tag;
     return s;
   }
 
@@ -167,11 +172,14 @@ class S3Store final : public ObjectStore {
     Status s = DigestFileRange(local_path, 0, size, &c.payload_hash, &md5);
     if (!s.ok()) return s;
     c.headers.emplace_back("content-md5", md5);
-    AddConditions(opts, &c);
+    const std::string token = AddConditions(opts, &c);
     c.file = local_path;
     c.file_len = size;
     HttpResponse r;
-    return Do(c, &r);
+    s = Do(c, &r);
+    std::string tag;
+    if (s.code() == Code::kFailedPrecondition) s = RecognizeOwnWrite(key, token, s, &tag);
+    return s;
   }
 
   Status Get(const std::string& key, std::string* out, uint64_t offset, uint64_t length) override {
@@ -281,9 +289,48 @@ class S3Store final : public ObjectStore {
     return c;
   }
 
-  static void AddConditions(const PutOptions& opts, Call* c) {
+  // Adds the conditions of a conditional write, and a random write id in
+  // the object's metadata (returned; "" for an unconditional write). When
+  // an attempt's answer is lost (reset, timeout, 5xx; libcurl itself
+  // resends a request whose reused connection died, so we may never see
+  // the first attempt) and a retry is refused by its own condition, the id
+  // tells whether the object there is this very write (an earlier attempt
+  // won) or another writer's.
+  std::string AddConditions(const PutOptions& opts, Call* c) {
+    if (!opts.if_none_match && opts.if_match.empty()) return "";
+    AddConditionHeaders(opts, c);
+    const std::string id = NewWriteId();
+    c->headers.emplace_back(kWriteIdHeader, id);
+    return id;
+  }
+
+  static void AddConditionHeaders(const PutOptions& opts, Call* c) {
     if (opts.if_none_match) c->headers.emplace_back("if-none-match", "*");
     if (!opts.if_match.empty()) c->headers.emplace_back("if-match", opts.if_match);
+  }
+
+  std::string NewWriteId() {
+    std::string id;
+    {
+      std::lock_guard<std::mutex> l(rng_mu_);
+      id = s3::HexEncode(std::to_string(rng_()) + std::to_string(rng_()));
+    }
+    return id;
+  }
+
+  // A conditional write was refused: if the object now at `key` carries
+  // our write id, an earlier attempt of this write won and the write
+  // succeeded (*etag receives the object's ETag); otherwise `refused`
+  // stands. One HEAD, only on a refusal.
+  Status RecognizeOwnWrite(const std::string& key, const std::string& write_id, const Status& refused,
+                           std::string* etag) {
+    if (write_id.empty()) return refused;
+    Call head = BaseCall("HeadObject", "HEAD", key);
+    HttpResponse r;
+    Status s = Do(head, &r);
+    if (!s.ok() || r.Header(kWriteIdHeader) != write_id) return refused;
+    *etag = r.Header("etag");
+    return Status::OK();
   }
 
   std::string Where(const Call& c) const {
@@ -440,6 +487,10 @@ class S3Store final : public ObjectStore {
   Status PutMultipart(const std::string& key, const std::string& path, uint64_t size, const PutOptions& opts) {
     Call init = BaseCall("CreateMultipartUpload", "POST", key);
     init.query = {{"uploads", ""}};
+    // A conditional upload's write id goes in the object's metadata, set
+    // when the upload starts; the conditions go on the completion.
+    const std::string token = opts.if_none_match || !opts.if_match.empty() ? NewWriteId() : "";
+    if (!token.empty()) init.headers.emplace_back(kWriteIdHeader, token);
     HttpResponse r;
     Status s = Do(init, &r);
     if (!s.ok()) return s;
@@ -454,10 +505,12 @@ class S3Store final : public ObjectStore {
       done.query = {{"uploadId", upload_id}};
       done.payload_hash = s3::Sha256Hex(body);
       done.headers.emplace_back("content-type", "application/xml");
-      AddConditions(opts, &done);
+      AddConditionHeaders(opts, &done);
       done.body = &body;
       done.error_body_on_200 = true;
       s = Do(done, &r);
+      std::string tag;
+      if (s.code() == Code::kFailedPrecondition) s = RecognizeOwnWrite(key, token, s, &tag);
       if (s.ok()) return s;
     }
     Call abort = BaseCall("AbortMultipartUpload", "DELETE", key);

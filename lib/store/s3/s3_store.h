@@ -23,7 +23,11 @@
 // Keys are full keys inside the bucket (the caller composes prefix + "/...").
 // Retries: transport failures, 5xx, 429/SlowDown and RequestTimeout are
 // retried with exponential backoff and full jitter (StoreConfig::max_retries);
-// auth, permission, missing bucket and precondition failures are not.
+// auth, permission, missing bucket and precondition failures are not. A
+// conditional write carries a random id in its metadata
+// (x-amz-meta-replite-write-id): when it is refused, one HEAD tells whether
+// the object there is this very write (an attempt whose answer was lost
+// won: success) or another writer's (kFailedPrecondition).
 // Credentials never appear in errors, logs or object metadata.
 //
 // Thread-safety: an S3 store may be used from any number of threads.
