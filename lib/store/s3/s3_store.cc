@@ -278,6 +278,42 @@ class S3Store final : public ObjectStore {
     return Status::OK();
   }
 
+  // Multipart uploads under `prefix` started before `older_than_ms` and
+  // never completed: a writer killed mid-upload. Aborted, so their parts
+  // stop being billed. Pages through ListMultipartUploads.
+  Status RemoveAbandoned(const std::string& prefix, int64_t older_than_ms, uint64_t* removed) override {
+    if (removed) *removed = 0;
+    std::string key_marker, id_marker;
+    while (true) {
+      Call c = BaseCall("ListMultipartUploads", "GET", "");
+      c.query = {{"uploads", ""}, {"prefix", prefix}};
+      if (config_.list_max_keys > 0 && config_.list_max_keys != 1000)
+        c.query.emplace_back("max-uploads", std::to_string(config_.list_max_keys));
+      if (!key_marker.empty()) c.query.emplace_back("key-marker", key_marker);
+      if (!id_marker.empty()) c.query.emplace_back("upload-id-marker", id_marker);
+      HttpResponse r;
+      Status s = Do(c, &r);
+      if (!s.ok()) return s;
+      s3::UploadsPage page;
+      if (!(s = s3::ParseListMultipartUploads(r.body, &page)).ok()) return s;
+      for (const auto& u : page.uploads) {
+        if (u.initiated_ms == 0 || u.initiated_ms >= older_than_ms) continue;
+        Call abort = BaseCall("AbortMultipartUpload", "DELETE", u.key);
+        abort.query = {{"uploadId", u.upload_id}};
+        HttpResponse ar;
+        s = Do(abort, &ar);
+        if (s.code() == Code::kNotFound) continue;  // completed or aborted meanwhile
+        if (!s.ok()) return s;
+        if (removed) (*removed)++;
+      }
+      if (!page.truncated) return Status::OK();
+      if (page.next_key_marker == key_marker && page.next_upload_id_marker == id_marker)
+        return Status::Corruption("ListMultipartUploads s3://" + bucket_ + ": the listing does not advance");
+      key_marker = page.next_key_marker;
+      id_marker = page.next_upload_id_marker;
+    }
+  }
+
   std::string Describe() const override { return describe_; }
 
  private:
