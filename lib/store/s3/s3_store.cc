@@ -18,6 +18,7 @@
 
 #include "store/attempt_scope.h"
 #include "http/http_client.h"
+#include "store/s3/checksum.h"
 #include "store/s3/credential_provider.h"
 #include "store/s3/s3_credentials.h"
 #include "store/s3/s3_xml.h"
@@ -41,10 +42,12 @@ std::string Base64(const unsigned char* p, size_t n) {
 // SHA-256 (hex, for x-amz-content-sha256) and MD5 (base64, for
 // Content-MD5) of a body, computed in one pass. Content-MD5 is the
 // integrity check every S3-compatible service verifies; the signed SHA-256
-// is the one AWS verifies.
+// is the one AWS verifies. Optionally a CRC for an x-amz-checksum-* header
+// (see checksum.h).
 class BodyDigest {
  public:
-  BodyDigest() : sha_(EVP_MD_CTX_new()), md5_(EVP_MD_CTX_new()) {
+  explicit BodyDigest(s3::ChecksumAlgorithm crc = s3::ChecksumAlgorithm::kNone)
+      : sha_(EVP_MD_CTX_new()), md5_(EVP_MD_CTX_new()), crc_(crc) {
     EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr);
     EVP_DigestInit_ex(md5_, EVP_md5(), nullptr);
   }
@@ -55,7 +58,9 @@ class BodyDigest {
   void Update(const void* p, size_t n) {
     EVP_DigestUpdate(sha_, p, n);
     EVP_DigestUpdate(md5_, p, n);
+    crc_.Update(p, n);
   }
+  const s3::Crc& crc() const { return crc_; }
   void Finish(std::string* sha_hex, std::string* md5_b64) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
@@ -68,16 +73,18 @@ class BodyDigest {
  private:
   EVP_MD_CTX* sha_;
   EVP_MD_CTX* md5_;
+  s3::Crc crc_;
 };
 
 // Reads [off, off+len) of a file in 256 KiB pieces to digest it: a part or
 // a snapshot is never held whole in memory.
 Status DigestFileRange(const std::string& path, uint64_t off, uint64_t len, std::string* sha_hex,
-                       std::string* md5_b64) {
+                       std::string* md5_b64, s3::ChecksumAlgorithm crc_algo = s3::ChecksumAlgorithm::kNone,
+                       std::string* crc_b64 = nullptr) {
   ScopedFd fd;
   Status s = OpenFile(path, O_RDONLY | O_CLOEXEC, 0, &fd);
   if (!s.ok()) return s;
-  BodyDigest d;
+  BodyDigest d(crc_algo);
   std::string buf(256 << 10, '\0');
   uint64_t done = 0;
   while (done < len) {
@@ -89,6 +96,7 @@ Status DigestFileRange(const std::string& path, uint64_t off, uint64_t len, std:
     done += got;
   }
   d.Finish(sha_hex, md5_b64);
+  if (crc_b64) *crc_b64 = d.crc().HeaderValue();
   return Status::OK();
 }
 
@@ -127,7 +135,8 @@ class S3Store final : public ObjectStore {
  public:
   S3Store(std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config, std::string bucket,
           std::string region, std::string scheme_host, std::string host, bool path_style, bool gcs,
-          std::shared_ptr<s3::CredentialProvider> creds, std::string ca_file, bool verify_tls)
+          std::shared_ptr<s3::CredentialProvider> creds, std::string ca_file, bool verify_tls,
+          s3::ChecksumAlgorithm checksum)
       : http_(std::move(http)),
         env_(env),
         config_(config),
@@ -138,6 +147,7 @@ class S3Store final : public ObjectStore {
         creds_(std::move(creds)),
         ca_file_(std::move(ca_file)),
         verify_tls_(verify_tls),
+        checksum_(checksum),
         signer_(region, "s3"),
         rng_(std::random_device{}()) {
     describe_ = std::string(gcs ? "gs://" : "s3://") + bucket_ + " (endpoint " + scheme_host_ +
@@ -146,11 +156,12 @@ class S3Store final : public ObjectStore {
 
   Status Put(const std::string& key, const std::string& data, const PutOptions& opts, std::string* etag) override {
     Call c = BaseCall("PutObject", "PUT", key);
-    BodyDigest d;
+    BodyDigest d(checksum_);
     d.Update(data.data(), data.size());
     std::string md5;
     d.Finish(&c.payload_hash, &md5);
     c.headers.emplace_back("content-md5", md5);
+    AddChecksum(d.crc().HeaderValue(), &c);
     const std::string token = AddConditions(opts, &c);
     c.body = &data;
     HttpResponse r;
@@ -168,10 +179,11 @@ class S3Store final : public ObjectStore {
     if (size > config_.multipart_threshold && size > config_.multipart_part_size)
       return PutMultipart(key, local_path, size, opts);
     Call c = BaseCall("PutObject", "PUT", key);
-    std::string md5;
-    Status s = DigestFileRange(local_path, 0, size, &c.payload_hash, &md5);
+    std::string md5, crc;
+    Status s = DigestFileRange(local_path, 0, size, &c.payload_hash, &md5, checksum_, &crc);
     if (!s.ok()) return s;
     c.headers.emplace_back("content-md5", md5);
+    AddChecksum(crc, &c);
     const std::string token = AddConditions(opts, &c);
     c.file = local_path;
     c.file_len = size;
@@ -338,6 +350,16 @@ class S3Store final : public ObjectStore {
     const std::string id = NewWriteId();
     c->headers.emplace_back(kWriteIdHeader, id);
     return id;
+  }
+
+  // The x-amz-checksum-* header of a single-request PUT (and the SDK's
+  // algorithm header, which some services need to keep it), when enabled.
+  void AddChecksum(const std::string& value, Call* c) const {
+    if (checksum_ == s3::ChecksumAlgorithm::kNone) return;
+    const s3::Crc kind(checksum_);
+    c->headers.emplace_back(kind.HeaderName(), value);
+    c->headers.emplace_back("x-amz-sdk-checksum-algorithm",
+                            checksum_ == s3::ChecksumAlgorithm::kCrc32c ? "CRC32C" : "CRC64NVME");
   }
 
   static void AddConditionHeaders(const PutOptions& opts, Call* c) {
@@ -665,6 +687,7 @@ class S3Store final : public ObjectStore {
   const std::shared_ptr<s3::CredentialProvider> creds_;  // shared by every store of the Replicator
   const std::string ca_file_;  // URL ca-file=, "" = the client's default
   const bool verify_tls_;      // false only with insecure-skip-verify=true
+  const s3::ChecksumAlgorithm checksum_;  // URL checksum=; single-request PUTs only
   s3::SigV4Signer signer_;
   std::string describe_;
   std::mutex rng_mu_;
@@ -748,10 +771,12 @@ Status OpenS3StoreWithProvider(const ReplicaUrl& url, std::shared_ptr<s3::Creden
   StoreConfig cfg = config;
   Status s = SizeParam("multipart-threshold", param("multipart-threshold"), &cfg.multipart_threshold);
   if (s.ok()) s = SizeParam("multipart-part-size", param("multipart-part-size"), &cfg.multipart_part_size);
+  s3::ChecksumAlgorithm checksum = s3::ChecksumAlgorithm::kNone;
+  if (s.ok()) s = s3::ParseChecksumAlgorithm(param("checksum"), &checksum);
   if (!s.ok()) return s;
   *out = std::make_shared<S3Store>(std::move(http), env ? env : Env::Default(), cfg, url.bucket, region,
                                    scheme + "://" + host, host, path_style, gcs, std::move(creds), param("ca-file"),
-                                   skip != "true");
+                                   skip != "true", checksum);
   return Status::OK();
 }
 

@@ -18,7 +18,8 @@
 // plus ca-file=PATH for a private CA, insecure-skip-verify=true for test
 // endpoints only, profile=NAME for a shared config/credentials profile, and
 // multipart-threshold=SIZE / multipart-part-size=SIZE (5M..5G; they
-// override StoreConfig's).
+// override StoreConfig's), checksum=crc32c|crc64nvme for an additional
+// checksum header on single-request PUTs (see checksum.h; default none).
 //
 // Keys are full keys inside the bucket (the caller composes prefix + "/...").
 // Retries: transport failures, 5xx, 429/SlowDown and RequestTimeout are
