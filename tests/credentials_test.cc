@@ -30,6 +30,7 @@
 #include "store/s3/credential_provider.h"
 #include "store/s3/s3_credentials.h"
 #include "store/s3/s3_store.h"
+#include "store/store_registry.h"
 #include "test_util.h"
 
 using namespace replite;
@@ -614,4 +615,42 @@ TEST_CASE("credentials: replication across several expiries of IMDS keys loses n
     CHECK(all.find(id) == std::string::npos);
   }
   CHECK(n == fake->Stat("fetches"));
+}
+
+TEST_CASE("credentials: stores of one registry share one provider, and keys revoked early are replaced at once", "[credentials][s3]") {
+  testing::MotoServer* m = test::MotoForTest();
+  if (!m) return;
+  test::EnvVars guard(test::AwsCredentialVars());
+  REQUIRE(m->CreateBucket("replite-share-a").ok());
+  REQUIRE(m->CreateBucket("replite-share-b").ok());
+  const MotoIam iam = SetUpIam(m);
+  auto fake = StartFake({"--lifetime", "3600", "--moto", m->endpoint(), "--admin-id", iam.admin_id,
+                         "--admin-secret", iam.admin_secret});
+  setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", fake->endpoint().c_str(), 1);
+  setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+  setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+  AuthOn auth(m);
+  StoreRegistry reg(Env::Default(), StoreConfig{});
+  std::shared_ptr<ObjectStore> a, b;
+  ReplicaUrl ua, ub;
+  REQUIRE(ParseReplicaUrl("s3://replite-share-a/x?endpoint=" + m->endpoint() + "&region=us-east-1", &ua).ok());
+  REQUIRE(ParseReplicaUrl("s3://replite-share-b/y?endpoint=" + m->endpoint() + "&region=us-east-1", &ub).ok());
+  REQUIRE(reg.Open(ua, &a).ok());
+  REQUIRE(reg.Open(ub, &b).ok());
+  REQUIRE(a != b);
+  for (int i = 0; i < 5; i++) {
+    REQUIRE(a->Put("x/k" + std::to_string(i), "a").ok());
+    REQUIRE(b->Put("y/k" + std::to_string(i), "b").ok());
+  }
+  CHECK(fake->Stat("fetches") == 1);  // two stores, one provider, one fetch
+
+  // The keys are revoked long before their advertised expiry: the first
+  // request refused with InvalidAccessKeyId fetches new ones and is retried
+  // once, so the caller sees no error; both stores use the new keys.
+  REQUIRE(fake->Get("/revoke") == "ok");
+  Status s = a->Put("x/after-revoke", "a");
+  INFO(s.ToString());
+  CHECK(s.ok());
+  CHECK(b->Put("y/after-revoke", "b").ok());
+  CHECK(fake->Stat("fetches") == 2);
 }

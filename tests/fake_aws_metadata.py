@@ -18,7 +18,8 @@ ECS:     GET /ecs/credentials (Authorization must equal the token, read
          again from --ecs-token-file on every request)          -> JSON
 Control: GET /stats -> {"token_puts", "fetches", "unauthorized", "deleted",
          "live_keys"}; GET /set?delay_ms=N (delay every credential answer),
-         GET /set?fail=N (the next N credential answers are HTTP 500)
+         GET /set?fail=N (the next N credential answers are HTTP 500);
+         GET /revoke (with --moto: delete every key handed out, now)
 
 Without --moto the keys are random. With --moto each credential answer is a
 new access key of a real moto IAM user (users replite-rot-0..7, allowed
@@ -145,6 +146,16 @@ class Handler(BaseHTTPRequestHandler):
         if u.path == "/stats":
             with lock:
                 return self.reply(200, json.dumps(stats), "application/json")
+        if u.path == "/revoke":
+            with lock:
+                due = list(live)
+            for e in due:
+                iam.delete_access_key(UserName=e[1], AccessKeyId=e[2])
+                with lock:
+                    live.remove(e)
+                    stats["deleted"] += 1
+                    stats["live_keys"] = len(live)
+            return self.reply(200, "ok")
         if u.path == "/set":
             q = parse_qs(u.query)
             with lock:
