@@ -9,6 +9,7 @@
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <deque>
@@ -367,13 +368,18 @@ class S3Store final : public ObjectStore {
     if (!opts.if_match.empty()) c->headers.emplace_back("if-match", opts.if_match);
   }
 
+  // 128 random bits in hex.
   std::string NewWriteId() {
-    std::string id;
+    uint64_t a, b;
     {
       std::lock_guard<std::mutex> l(rng_mu_);
-      id = s3::HexEncode(std::to_string(rng_()) + std::to_string(rng_()));
+      a = rng_();
+      b = rng_();
     }
-    return id;
+    char buf[33];
+    std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(a),
+                  static_cast<unsigned long long>(b));
+    return buf;
   }
 
   // A conditional write was refused: if the object now at `key` carries
