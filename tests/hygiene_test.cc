@@ -1,14 +1,21 @@
 // [hygiene] What killed writers leave behind is removed, with retention:
-// S3 multipart uploads never completed (moto), file:// temporaries, and
+// S3 multipart uploads never completed (moto; paging against a small fake,
+// since moto ignores max-uploads), file:// temporaries, and
 // the Replicator doing it after a snapshot (never for an idle database).
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <mutex>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "http/http_client.h"
 #include "moto_server.h"
@@ -151,4 +158,109 @@ TEST_CASE("hygiene: a snapshot's retention pass removes a killed writer's old te
   CHECK_FALSE(Exists(obj_dir + "/dead.tmp-1-1"));
   CHECK(Exists(obj_dir + "/live.tmp-1-2"));
   REQUIRE(r->Close().ok());
+}
+
+namespace {
+
+// A loopback HTTP server that plays ListMultipartUploads in pages of two
+// (moto ignores max-uploads) over five uploads, old and new alternately,
+// and records the aborts. One request per connection.
+class FakeUploads {
+ public:
+  FakeUploads() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~FakeUploads() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<std::string> targets() {
+    std::lock_guard<std::mutex> l(mu_);
+    return targets_;
+  }
+
+ private:
+  void Serve() {
+    while (true) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string req;
+      char buf[4096];
+      ssize_t n;
+      while (req.find("\r\n\r\n") == std::string::npos && (n = ::read(c, buf, sizeof buf)) > 0) req.append(buf, size_t(n));
+      const std::string line = req.substr(0, req.find("\r\n"));
+      const std::string method = line.substr(0, line.find(' '));
+      const std::string target = line.substr(line.find(' ') + 1, line.rfind(' ') - line.find(' ') - 1);
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        targets_.push_back(method + " " + target);
+      }
+      std::string body, status = "204 No Content";
+      if (method == "GET") {
+        status = "200 OK";
+        size_t first = 0;
+        if (size_t p = target.find("key-marker=k"); p != std::string::npos) first = size_t(target[p + 12] - '0') + 1;
+        body = "<ListMultipartUploadsResult><Bucket>b</Bucket>";
+        for (size_t i = first; i < std::min<size_t>(first + 2, 5); i++)
+          body += "<Upload><Key>p/db/k" + std::to_string(i) + "</Key><UploadId>u" + std::to_string(i) +
+                  "</UploadId><Initiated>" + (i % 2 ? "2026-12-02T00:00:00.000Z" : "2020-01-01T00:00:00.000Z") +
+                  "</Initiated></Upload>";
+        const bool more = first + 2 < 5;
+        body += std::string("<IsTruncated>") + (more ? "true" : "false") + "</IsTruncated>";
+        if (more)
+          body += "<NextKeyMarker>k" + std::to_string(first + 1) + "</NextKeyMarker><NextUploadIdMarker>u" +
+                  std::to_string(first + 1) + "</NextUploadIdMarker>";
+        body += "</ListMultipartUploadsResult>";
+      }
+      const std::string resp = "HTTP/1.1 " + status + "\r\nContent-Length: " + std::to_string(body.size()) +
+                               "\r\nConnection: close\r\n\r\n" + body;
+      (void)!::write(c, resp.data(), resp.size());
+      ::close(c);
+    }
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> targets_;
+};
+
+}  // namespace
+
+TEST_CASE("hygiene: ListMultipartUploads is paged with key and upload-id markers, only old uploads aborted", "[hygiene][s3]") {
+  FakeUploads fake;
+  ReplicaUrl url;
+  REQUIRE(ParseReplicaUrl("s3://bkt/p?endpoint=" + fake.endpoint() + "&region=us-east-1", &url).ok());
+  std::shared_ptr<HttpClient> http;
+  REQUIRE(HttpClient::Open(HttpClientOptions(), &http).ok());
+  std::shared_ptr<ObjectStore> store;
+  REQUIRE(OpenS3StoreWithCredentials(url, {"AKIDHYGIENE", "hygiene-secret", ""}, http, nullptr, StoreConfig(), &store)
+              .ok());
+  uint64_t removed = 0;
+  // Older than 2026-06-01: the 2020 uploads (k0, k2, k4), not the 2026-12 ones.
+  Status s = store->RemoveAbandoned("p/db/", int64_t(1780272000) * 1000, &removed);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  CHECK(removed == 3);
+  const std::vector<std::string> want = {
+      "GET /bkt?prefix=p%2Fdb%2F&uploads=",
+      "DELETE /bkt/p/db/k0?uploadId=u0",
+      "GET /bkt?key-marker=k1&prefix=p%2Fdb%2F&upload-id-marker=u1&uploads=",
+      "DELETE /bkt/p/db/k2?uploadId=u2",
+      "GET /bkt?key-marker=k3&prefix=p%2Fdb%2F&upload-id-marker=u3&uploads=",
+      "DELETE /bkt/p/db/k4?uploadId=u4",
+  };
+  CHECK(fake.targets() == want);
 }
