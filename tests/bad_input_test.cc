@@ -277,6 +277,12 @@ TEST_CASE("bad input: wrong credentials are named with the fix, leak no secret, 
   testing::MotoServer* m = Moto();
   if (!m) return;
   const std::string secret = std::getenv("AWS_SECRET_ACCESS_KEY");
+  // A session token is a secret too.
+  const std::string token = "replite-bad-input-session-token-0123456789";
+  setenv("AWS_SESSION_TOKEN", token.c_str(), 1);
+  struct TokenOff {
+    ~TokenOff() { unsetenv("AWS_SESSION_TOKEN"); }
+  } token_off;
   REQUIRE(m->SetAuthAfter("inf").ok());
   const std::string bucket = "replite-bad-creds";
   REQUIRE(m->CreateBucket(bucket).ok());
@@ -308,9 +314,12 @@ TEST_CASE("bad input: wrong credentials are named with the fix, leak no secret, 
     CHECK(ds.last_error.find("AWS_ACCESS_KEY_ID") != std::string::npos);  // the fix is named
     CHECK(ds.last_error.find(bucket) != std::string::npos);
     CHECK(ds.last_error.find(secret) == std::string::npos);
+    CHECK(ds.last_error.find(token) == std::string::npos);
   }
+  CHECK(s.message().find(token) == std::string::npos);
   const std::string all = log.All() + r->Metrics();
   CHECK(all.find(secret) == std::string::npos);  // never in logs or metrics
+  CHECK(all.find(token) == std::string::npos);
   CHECK(test::IntegrityCheck(dir / "app.db") == "ok\n");
   // Credentials accepted again: replication resumes.
   REQUIRE(m->SetAuthAfter("inf").ok());

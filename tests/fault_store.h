@@ -65,6 +65,9 @@ class FaultStore : public ObjectStore {
   Status Head(const std::string& key, ObjectInfo* out) override;
   Status List(const std::string& prefix, std::vector<ObjectInfo>* out) override;
   Status Delete(const std::vector<std::string>& keys) override;
+  Status RemoveAbandoned(const std::string& prefix, int64_t older_than_ms, uint64_t* removed) override {
+    return inner_->RemoveAbandoned(prefix, older_than_ms, removed);
+  }
   std::string Describe() const override { return "fault(" + inner_->Describe() + ")"; }
 
  private:

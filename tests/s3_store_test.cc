@@ -838,10 +838,13 @@ TEST_CASE("s3 credentials: environment, profiles, clear errors", "[s3]") {
   const char* old_file = std::getenv("AWS_SHARED_CREDENTIALS_FILE");
   std::string saved = old_file ? old_file : "";
   setenv("AWS_SHARED_CREDENTIALS_FILE", file.c_str(), 1);
-  std::string source;
-  REQUIRE(s3::LoadCredentials("prod", &c, &source).ok());
-  CHECK(c.access_key_id == "AKIDPROD");
-  CHECK(source.find("prod") != std::string::npos);
+  std::unique_ptr<s3::CredentialSource> source;
+  REQUIRE(s3::ResolveCredentialSource("prod", {}, &source).ok());
+  s3::TimedCredentials t;
+  REQUIRE(source->Fetch(&t).ok());
+  CHECK(t.creds.access_key_id == "AKIDPROD");
+  CHECK(t.expires_ms == 0);
+  CHECK(source->Describe().find("prod") != std::string::npos);
   if (old_file) setenv("AWS_SHARED_CREDENTIALS_FILE", saved.c_str(), 1);
   else unsetenv("AWS_SHARED_CREDENTIALS_FILE");
   unlink(file.c_str());

@@ -1273,9 +1273,10 @@ class ReplicatorImpl final : public Replicator {
                                   [&] { return leases_->VerifyHeld(store, prefix); });
       if (!rst.ok()) {
         Log("database " + s.path + ": retention: " + rst.ToString());
-      } else if (rs.objects_deleted > 0) {
+      } else if (rs.objects_deleted > 0 || rs.abandoned_removed > 0) {
         Log("database " + s.path + ": retention deleted " + std::to_string(rs.objects_deleted) + " objects (" +
-            std::to_string(rs.generations_deleted) + " generations)");
+            std::to_string(rs.generations_deleted) + " generations) and " + std::to_string(rs.abandoned_removed) +
+            " abandoned uploads");
       }
     }
     return store_err;

@@ -20,9 +20,10 @@ Status ReadObjectTimes(ObjectStore* store, const std::string& key, int64_t* firs
   return Status::OK();
 }
 
-Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now_ms, int64_t retention_ms,
-                      RetentionStats* stats, const std::function<Status()>& fence) {
-  *stats = RetentionStats();
+namespace {
+
+Status DeleteExpired(ObjectStore* store, const std::string& prefix, int64_t now_ms, int64_t retention_ms,
+                     RetentionStats* stats, const std::function<Status()>& fence) {
   Manifest manifest;
   std::vector<GenerationEntry> gens;
   Status s = LoadGenerations(store, prefix, &gens, &manifest);
@@ -103,6 +104,16 @@ Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now
   }
   stats->objects_deleted = doomed.size();
   return Status::OK();
+}
+
+}  // namespace
+
+Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now_ms, int64_t retention_ms,
+                      RetentionStats* stats, const std::function<Status()>& fence) {
+  *stats = RetentionStats();
+  Status s = DeleteExpired(store, prefix, now_ms, retention_ms, stats, fence);
+  if (!s.ok()) return s;
+  return store->RemoveAbandoned(prefix + "/", now_ms - kAbandonedAfterMs, &stats->abandoned_removed);
 }
 
 }  // namespace replite

@@ -2,9 +2,13 @@
 // The newest snapshot taken at or before (now - retention) is the oldest
 // restore base still needed; everything older than it (older snapshots,
 // segments ending at or before it, whole older generations) goes. Without
-// such a snapshot nothing is deleted. Runs after a snapshot, never for an
-// idle database. Manifest changes are conditional (core/manifest_update.h)
-// and run `fence` (the lease check) first.
+// such a snapshot nothing is deleted. Then what killed writers left under
+// the database's prefix more than kAbandonedAfterMs ago is removed (S3
+// multipart uploads never completed, file:// temporaries; see
+// ObjectStore::RemoveAbandoned). Runs after a snapshot, never for an idle
+// database, so an idle database makes no request. Manifest changes are
+// conditional (core/manifest_update.h) and run `fence` (the lease check)
+// first.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +23,12 @@ namespace replite {
 struct RetentionStats {
   uint64_t objects_deleted = 0;
   uint64_t generations_deleted = 0;
+  uint64_t abandoned_removed = 0;  // multipart uploads aborted, temporaries removed
 };
+
+// A write unfinished for this long is abandoned (the lifecycle rule the
+// README recommends uses the same day).
+constexpr int64_t kAbandonedAfterMs = 24 * 3600 * 1000;
 
 Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now_ms, int64_t retention_ms,
                       RetentionStats* stats, const std::function<Status()>& fence = nullptr);

@@ -11,7 +11,7 @@
 
 namespace replite {
 
-BodyDigest::BodyDigest() : sha_(EVP_MD_CTX_new()), md5_(EVP_MD_CTX_new()) {
+BodyDigest::BodyDigest(s3::ChecksumAlgorithm crc) : sha_(EVP_MD_CTX_new()), md5_(EVP_MD_CTX_new()), crc_(crc) {
   EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr);
   EVP_DigestInit_ex(md5_, EVP_md5(), nullptr);
 }
@@ -24,6 +24,7 @@ BodyDigest::~BodyDigest() {
 void BodyDigest::Update(const void* p, size_t n) {
   EVP_DigestUpdate(sha_, p, n);
   EVP_DigestUpdate(md5_, p, n);
+  crc_.Update(p, n);
 }
 
 void BodyDigest::Finish(std::string* sha_hex, std::string* md5_b64) {
@@ -43,11 +44,11 @@ std::string ContentMd5(const std::string& body) {
 }
 
 Status DigestFileRange(const std::string& path, uint64_t off, uint64_t len, std::string* sha_hex,
-                       std::string* md5_b64) {
+                       std::string* md5_b64, s3::ChecksumAlgorithm crc_algo, std::string* crc_b64) {
   ScopedFd fd;
   Status s = OpenFile(path, O_RDONLY | O_CLOEXEC, 0, &fd);
   if (!s.ok()) return s;
-  BodyDigest d;
+  BodyDigest d(crc_algo);
   std::string buf(256 << 10, '\0');
   uint64_t done = 0;
   while (done < len) {
@@ -59,6 +60,7 @@ Status DigestFileRange(const std::string& path, uint64_t off, uint64_t len, std:
     done += got;
   }
   d.Finish(sha_hex, md5_b64);
+  if (crc_b64) *crc_b64 = d.crc().HeaderValue();
   return Status::OK();
 }
 

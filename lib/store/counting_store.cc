@@ -25,6 +25,9 @@ class CountingStore final : public ObjectStore {
     return Count("list", inner_->List(prefix, out), 0);
   }
   Status Delete(const std::vector<std::string>& keys) override { return Count("delete", inner_->Delete(keys), 0); }
+  Status RemoveAbandoned(const std::string& prefix, int64_t older_than_ms, uint64_t* removed) override {
+    return Count("remove_abandoned", inner_->RemoveAbandoned(prefix, older_than_ms, removed), 0);
+  }
   std::string Describe() const override { return inner_->Describe(); }
 
  private:

@@ -106,6 +106,23 @@ class FileStore final : public ObjectStore {
     return s;
   }
 
+  // Temporary files (".tmp-" names) of writes that never finished: a
+  // writer killed between creating and renaming one.
+  Status RemoveAbandoned(const std::string& prefix, int64_t older_than_ms, uint64_t* removed) override {
+    if (removed) *removed = 0;
+    std::vector<ObjectInfo> temps;
+    std::string dir_key = prefix.substr(0, prefix.find_last_of('/') == std::string::npos ? 0 : prefix.find_last_of('/') + 1);
+    Status s = Walk(dir_key, prefix, &temps, /*temporaries=*/true);
+    if (!s.ok()) return s;
+    for (const auto& t : temps) {
+      if (t.mtime_ms >= older_than_ms) continue;  // maybe a write in progress
+      const std::string path = root_ + t.key;
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("remove abandoned " + path, errno);
+      if (removed) (*removed)++;
+    }
+    return Status::OK();
+  }
+
   Status Delete(const std::vector<std::string>& keys) override {
     for (const auto& k : keys) {
       const std::string path = Path(k);
@@ -140,7 +157,10 @@ class FileStore final : public ObjectStore {
     return Status::OK();
   }
 
-  Status Walk(const std::string& dir_key, const std::string& prefix, std::vector<ObjectInfo>* out) {
+  // Objects under `prefix`; with `temporaries`, the unfinished writes'
+  // temporary files instead.
+  Status Walk(const std::string& dir_key, const std::string& prefix, std::vector<ObjectInfo>* out,
+              bool temporaries = false) {
     const std::string dir = root_ + dir_key;
     DIR* d = ::opendir(dir.c_str());
     if (!d) {
@@ -151,7 +171,7 @@ class FileStore final : public ObjectStore {
     while (struct dirent* e = ::readdir(d)) {
       std::string name = e->d_name;
       if (name == "." || name == "..") continue;
-      if (name.find(".tmp-") != std::string::npos) continue;  // an unfinished write
+      const bool temp = name.find(".tmp-") != std::string::npos;  // an unfinished write
       std::string key = dir_key + name;
       struct stat st;
       if (::stat((root_ + key).c_str(), &st) != 0) continue;  // deleted meanwhile
@@ -159,10 +179,10 @@ class FileStore final : public ObjectStore {
         std::string sub = key + "/";
         // Descend only where the prefix can still match.
         if (sub.compare(0, std::min(sub.size(), prefix.size()), prefix, 0, std::min(sub.size(), prefix.size())) == 0) {
-          s = Walk(sub, prefix, out);
+          s = Walk(sub, prefix, out, temporaries);
           if (!s.ok()) break;
         }
-      } else if (key.compare(0, prefix.size(), prefix) == 0) {
+      } else if (temp == temporaries && key.compare(0, prefix.size(), prefix) == 0) {
         ObjectInfo info;
         info.key = key;
         info.size = static_cast<uint64_t>(st.st_size);

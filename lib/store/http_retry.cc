@@ -28,16 +28,27 @@ int64_t HttpRetry::BackoffMs(int attempt) {
   return std::uniform_int_distribution<int64_t>(0, cap)(rng_);  // full jitter
 }
 
-Status HttpRetry::Do(HttpClient* http, const Build& build, const Classify& classify, HttpResponse* r) {
+Status HttpRetry::Do(HttpClient* http, const Build& build, const Classify& classify, HttpResponse* r,
+                     const std::function<bool(const HttpResponse&)>& refresh) {
   Status s;
   const int attempts = MaxAttempts();
+  bool refreshed = false;
   for (int i = 0; i < attempts; i++) {
     if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(BackoffMs(i - 1)));
     HttpRequest req;
-    build(&req);
+    s = build(&req);
+    if (!s.ok()) {
+      if (s.retryable()) continue;  // e.g. instance metadata unreachable for a moment
+      return s;
+    }
     *r = HttpResponse();
     Status t = http->Perform(req, r);
     s = classify(t, *r);
+    if (s.code() == Code::kUnauthenticated && refresh && !refreshed && refresh(*r)) {
+      refreshed = true;
+      i--;
+      continue;
+    }
     if (s.ok() || !s.retryable()) return s;
     if (t.code() == Code::kIOError) return s;  // our own file failed to read: retrying will not help
   }

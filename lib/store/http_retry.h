@@ -35,14 +35,19 @@ class HttpRetry {
   // The pause before retry number attempt+1 (attempt counts from 0).
   int64_t BackoffMs(int attempt);
 
-  // Fills the request for one attempt (fresh signature each time).
-  using Build = std::function<void(HttpRequest*)>;
+  // Fills the request for one attempt (fresh signature each time); a
+  // failure (e.g. credentials that cannot be fetched) ends the attempt,
+  // retried when retryable.
+  using Build = std::function<Status(HttpRequest*)>;
   // Maps the outcome of one attempt (transport status, response) to a
   // Status; OK ends the loop, a retryable code is retried.
   using Classify = std::function<Status(const Status& transport, const HttpResponse&)>;
 
-  // One request with retries. *r receives the last response.
-  Status Do(HttpClient* http, const Build& build, const Classify& classify, HttpResponse* r);
+  // One request with retries. *r receives the last response. When an
+  // attempt is refused as unauthenticated and `refresh` (optional) says it
+  // renewed the credentials, the request is tried again at once, once.
+  Status Do(HttpClient* http, const Build& build, const Classify& classify, HttpResponse* r,
+            const std::function<bool(const HttpResponse&)>& refresh = nullptr);
 
   // n independent requests, at most `window` in flight. prepare(i, attempt,
   // req) fills request i for its attempt (attempt 0 first; a failure ends

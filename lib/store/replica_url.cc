@@ -125,7 +125,7 @@ Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
 
   static const std::set<std::string> kKnown = {"endpoint",     "region",  "force-path-style",    "ca-file",
                                                "insecure-skip-verify", "profile", "multipart-threshold",
-                                               "multipart-part-size"};
+                                               "multipart-part-size", "checksum"};
   size_t pos = 0;
   while (pos < query.size()) {
     size_t amp = query.find('&', pos);
@@ -140,7 +140,7 @@ Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
     if (!kKnown.count(k))
       return bad("unknown parameter '" + k +
                  "' (known: endpoint, region, force-path-style, ca-file, insecure-skip-verify, profile, "
-                 "multipart-threshold, multipart-part-size)");
+                 "multipart-threshold, multipart-part-size, checksum)");
     if (scheme == "file") return bad("file URLs take no parameters");
     if (scheme == "abs" && (k == "region" || k == "force-path-style" || k == "profile"))
       return bad("'" + k + "' is for s3:// URLs; abs:// takes endpoint, ca-file, insecure-skip-verify, "

@@ -3,6 +3,7 @@
 #include "http/http_client.h"
 #include "store/azure/azure_store.h"
 #include "store/file_store.h"
+#include "store/s3/credential_provider.h"
 #include "store/s3/s3_store.h"
 
 namespace replite {
@@ -38,8 +39,13 @@ Status StoreRegistry::Open(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* 
       Status s = HttpClient::Open(o, &http_);
       if (!s.ok()) return s;
     }
-    Status s = url.scheme == "abs" ? OpenAzureStore(url, http_, env_, config_, &store)
-                                   : OpenS3Store(url, http_, env_, config_, &store);
+    Status s;
+    if (url.scheme == "abs") {
+      s = OpenAzureStore(url, http_, env_, config_, &store);
+    } else {
+      if (!s3_credentials_) s3_credentials_ = std::make_shared<s3::CredentialCache>();
+      s = OpenS3Store(url, http_, env_, config_, s3_credentials_.get(), &store);
+    }
     if (!s.ok()) return s;
   } else {
     return Status::NotSupported("replica URL scheme '" + url.scheme + "' is not built into this version");

@@ -19,6 +19,9 @@
 namespace replite {
 
 class HttpClient;  // lib/http: one CURLM thread shared by every HTTP store
+namespace s3 {
+class CredentialCache;  // lib/store/s3: one credential refresh shared by every S3 store
+}
 
 // Settings for stores that talk HTTP. Defaults suit one process replicating
 // many databases to one provider.
@@ -59,6 +62,7 @@ class StoreRegistry {
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<ObjectStore>> stores_;
   std::shared_ptr<HttpClient> http_;  // created with its complete type in the .cc
+  std::shared_ptr<s3::CredentialCache> s3_credentials_;
 };
 
 }  // namespace replite

@@ -65,6 +65,18 @@ class REPLITE_EXPORT ObjectStore {
   // batch (S3: up to 1000 per request).
   virtual Status Delete(const std::vector<std::string>& keys) = 0;
 
+  // Removes what writers killed mid-write left under `prefix` (keys that
+  // start with it) and started before `older_than_ms` (ms since the
+  // epoch): S3 multipart uploads never completed or aborted, file://
+  // temporary files. List and Get never show them, but they take space
+  // (and S3 bills their parts). *removed (if non-null) receives how many
+  // were removed. Default: a backend with no such leftovers does nothing.
+  virtual Status RemoveAbandoned(const std::string& prefix, int64_t older_than_ms, uint64_t* removed) {
+    (void)prefix;
+    (void)older_than_ms;
+    if (removed) *removed = 0;
+    return Status::OK();
+  }
   // A description for logs and errors, never containing credentials
   // (e.g. "file:///var/backups", "s3://bucket (endpoint http://127.0.0.1:9000)").
   virtual std::string Describe() const = 0;

@@ -305,7 +305,11 @@ class AzureStore final : public ObjectStore {
       if (!ts.ok()) return ts.Annotate(Where(c) + ": ");
     }
     return retry_.Do(
-        http_.get(), [&](HttpRequest* req) { Build(c, bearer, req); },
+        http_.get(),
+        [&](HttpRequest* req) {
+          Build(c, bearer, req);
+          return Status::OK();
+        },
         [&](const Status& t, const HttpResponse& resp) { return Classify(c, t, resp, ok_416); }, r);
   }
 

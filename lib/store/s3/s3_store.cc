@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 
@@ -12,6 +15,8 @@
 #include "store/body_digest.h"
 #include "store/http_retry.h"
 #include "store/http_store_util.h"
+#include "store/s3/checksum.h"
+#include "store/s3/credential_provider.h"
 #include "store/s3/s3_credentials.h"
 #include "store/s3/s3_xml.h"
 #include "util/file_util.h"
@@ -20,6 +25,9 @@ namespace replite {
 namespace {
 
 using s3::KeyValues;
+
+// Metadata of a conditional write: a random id (see AddConditions).
+constexpr const char* kWriteIdHeader = "x-amz-meta-replite-write-id";
 
 std::string GetEnv(const char* name) {
   const char* v = std::getenv(name);
@@ -45,7 +53,8 @@ class S3Store final : public ObjectStore {
  public:
   S3Store(std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config, std::string bucket,
           std::string region, std::string scheme_host, std::string host, bool path_style, bool gcs,
-          s3::AwsCredentials creds, std::string ca_file, bool verify_tls)
+          std::shared_ptr<s3::CredentialProvider> creds, std::string ca_file, bool verify_tls,
+          s3::ChecksumAlgorithm checksum)
       : http_(std::move(http)),
         env_(env),
         config_(config),
@@ -56,6 +65,7 @@ class S3Store final : public ObjectStore {
         creds_(std::move(creds)),
         ca_file_(std::move(ca_file)),
         verify_tls_(verify_tls),
+        checksum_(checksum),
         signer_(region, "s3"),
         retry_(config) {
     describe_ = std::string(gcs ? "gs://" : "s3://") + bucket_ + " (endpoint " + scheme_host_ +
@@ -64,16 +74,19 @@ class S3Store final : public ObjectStore {
 
   Status Put(const std::string& key, const std::string& data, const PutOptions& opts, std::string* etag) override {
     Call c = BaseCall("PutObject", "PUT", key);
-    BodyDigest d;
+    BodyDigest d(checksum_);
     d.Update(data.data(), data.size());
     std::string md5;
     d.Finish(&c.payload_hash, &md5);
     c.headers.emplace_back("content-md5", md5);
-    AddConditions(opts, &c);
+    AddChecksum(d.crc().HeaderValue(), &c);
+    const std::string token = AddConditions(opts, &c);
     c.body = &data;
     HttpResponse r;
     Status s = Do(c, &r);
-    if (s.ok() && etag) *etag = r.Header("etag");
+    std::string tag = r.Header("etag");
+    if (s.code() == Code::kFailedPrecondition) s = RecognizeOwnWrite(key, token, s, &tag);
+    if (s.ok() && etag) *etag = tag;
     return s;
   }
 
@@ -84,15 +97,19 @@ class S3Store final : public ObjectStore {
     if (size > config_.multipart_threshold && size > config_.multipart_part_size)
       return PutMultipart(key, local_path, size, opts);
     Call c = BaseCall("PutObject", "PUT", key);
-    std::string md5;
-    s = DigestFileRange(local_path, 0, size, &c.payload_hash, &md5);
+    std::string md5, crc;
+    s = DigestFileRange(local_path, 0, size, &c.payload_hash, &md5, checksum_, &crc);
     if (!s.ok()) return s;
     c.headers.emplace_back("content-md5", md5);
-    AddConditions(opts, &c);
+    AddChecksum(crc, &c);
+    const std::string token = AddConditions(opts, &c);
     c.file = local_path;
     c.file_len = size;
     HttpResponse r;
-    return Do(c, &r);
+    s = Do(c, &r);
+    std::string tag;
+    if (s.code() == Code::kFailedPrecondition) s = RecognizeOwnWrite(key, token, s, &tag);
+    return s;
   }
 
   Status Get(const std::string& key, std::string* out, uint64_t offset, uint64_t length) override {
@@ -172,6 +189,42 @@ class S3Store final : public ObjectStore {
     return Status::OK();
   }
 
+  // Multipart uploads under `prefix` started before `older_than_ms` and
+  // never completed: a writer killed mid-upload. Aborted, so their parts
+  // stop being billed. Pages through ListMultipartUploads.
+  Status RemoveAbandoned(const std::string& prefix, int64_t older_than_ms, uint64_t* removed) override {
+    if (removed) *removed = 0;
+    std::string key_marker, id_marker;
+    while (true) {
+      Call c = BaseCall("ListMultipartUploads", "GET", "");
+      c.query = {{"uploads", ""}, {"prefix", prefix}};
+      if (config_.list_max_keys > 0 && config_.list_max_keys != 1000)
+        c.query.emplace_back("max-uploads", std::to_string(config_.list_max_keys));
+      if (!key_marker.empty()) c.query.emplace_back("key-marker", key_marker);
+      if (!id_marker.empty()) c.query.emplace_back("upload-id-marker", id_marker);
+      HttpResponse r;
+      Status s = Do(c, &r);
+      if (!s.ok()) return s;
+      s3::UploadsPage page;
+      if (!(s = s3::ParseListMultipartUploads(r.body, &page)).ok()) return s;
+      for (const auto& u : page.uploads) {
+        if (u.initiated_ms == 0 || u.initiated_ms >= older_than_ms) continue;
+        Call abort = BaseCall("AbortMultipartUpload", "DELETE", u.key);
+        abort.query = {{"uploadId", u.upload_id}};
+        HttpResponse ar;
+        s = Do(abort, &ar);
+        if (s.code() == Code::kNotFound) continue;  // completed or aborted meanwhile
+        if (!s.ok()) return s;
+        if (removed) (*removed)++;
+      }
+      if (!page.truncated) return Status::OK();
+      if (page.next_key_marker == key_marker && page.next_upload_id_marker == id_marker)
+        return Status::Corruption("ListMultipartUploads s3://" + bucket_ + ": the listing does not advance");
+      key_marker = page.next_key_marker;
+      id_marker = page.next_upload_id_marker;
+    }
+  }
+
   std::string Describe() const override { return describe_; }
 
  private:
@@ -183,7 +236,59 @@ class S3Store final : public ObjectStore {
     return c;
   }
 
-  static void AddConditions(const PutOptions& opts, Call* c) { AddPutConditions(opts, &c->headers); }
+  // Adds the conditions of a conditional write, and a random write id in
+  // the object's metadata (returned; "" for an unconditional write). When
+  // an attempt's answer is lost (reset, timeout, 5xx; libcurl itself
+  // resends a request whose reused connection died, so we may never see
+  // the first attempt) and a retry is refused by its own condition, the id
+  // tells whether the object there is this very write (an earlier attempt
+  // won) or another writer's.
+  std::string AddConditions(const PutOptions& opts, Call* c) {
+    if (!opts.if_none_match && opts.if_match.empty()) return "";
+    AddPutConditions(opts, &c->headers);
+    const std::string id = NewWriteId();
+    c->headers.emplace_back(kWriteIdHeader, id);
+    return id;
+  }
+
+  // The x-amz-checksum-* header of a single-request PUT (and the SDK's
+  // algorithm header, which some services need to keep it), when enabled.
+  void AddChecksum(const std::string& value, Call* c) const {
+    if (checksum_ == s3::ChecksumAlgorithm::kNone) return;
+    const s3::Crc kind(checksum_);
+    c->headers.emplace_back(kind.HeaderName(), value);
+    c->headers.emplace_back("x-amz-sdk-checksum-algorithm",
+                            checksum_ == s3::ChecksumAlgorithm::kCrc32c ? "CRC32C" : "CRC64NVME");
+  }
+
+  // 128 random bits in hex.
+  std::string NewWriteId() {
+    uint64_t a, b;
+    {
+      std::lock_guard<std::mutex> l(rng_mu_);
+      a = rng_();
+      b = rng_();
+    }
+    char buf[33];
+    std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(a),
+                  static_cast<unsigned long long>(b));
+    return buf;
+  }
+
+  // A conditional write was refused: if the object now at `key` carries
+  // our write id, an earlier attempt of this write won and the write
+  // succeeded (*etag receives the object's ETag); otherwise `refused`
+  // stands. One HEAD, only on a refusal.
+  Status RecognizeOwnWrite(const std::string& key, const std::string& write_id, const Status& refused,
+                           std::string* etag) {
+    if (write_id.empty()) return refused;
+    Call head = BaseCall("HeadObject", "HEAD", key);
+    HttpResponse r;
+    Status s = Do(head, &r);
+    if (!s.ok() || r.Header(kWriteIdHeader) != write_id) return refused;
+    *etag = r.Header("etag");
+    return Status::OK();
+  }
 
   std::string Where(const Call& c) const {
     return c.op + " s3://" + bucket_ + (c.key.empty() ? "" : "/" + c.key);
@@ -191,12 +296,16 @@ class S3Store final : public ObjectStore {
 
   // Removes any credential material an error text might echo back (some
   // servers quote the access key id; nothing may quote the secret).
-  std::string Redact(std::string msg) const {
-    return RedactSecrets(std::move(msg), {&creds_.secret_access_key, &creds_.session_token, &creds_.access_key_id});
-  }
+  std::string Redact(std::string msg) const { return creds_->Redact(std::move(msg)); }
 
-  // Builds and signs the HTTP request for one attempt.
-  void Build(const Call& c, HttpRequest* req) {
+  // Builds and signs the HTTP request for one attempt. Fails only when no
+  // valid credentials can be had (the provider's error, which names its
+  // source); *key_id receives the access key id signed with.
+  Status Build(const Call& c, HttpRequest* req, std::string* key_id = nullptr) {
+    s3::AwsCredentials creds;
+    Status cs = creds_->Get(&creds);
+    if (!cs.ok()) return Status(cs.code(), Redact(Where(c) + ": " + cs.message()));
+    if (key_id) *key_id = creds.access_key_id;
     std::string path;
     if (path_style_) {
       path = "/" + bucket_ + (c.key.empty() ? "" : "/" + c.key);
@@ -211,7 +320,7 @@ class S3Store final : public ObjectStore {
     sr.headers.emplace_back("host", host_);
     sr.payload_hash = c.payload_hash;
     s3::SignedRequest signed_req;
-    signer_.SignHeaders(creds_, env_->NowMicros(), sr, {}, &signed_req);
+    signer_.SignHeaders(creds, env_->NowMicros(), sr, {}, &signed_req);
 
     *req = HttpRequest();
     req->method = c.method;
@@ -228,6 +337,7 @@ class S3Store final : public ObjectStore {
       req->body_offset = c.file_off;
       req->body_length = c.file_len;
     }
+    return Status::OK();
   }
 
   // Maps the outcome of one attempt to a Status with a message that names
@@ -251,8 +361,9 @@ class S3Store final : public ObjectStore {
                                      where + ": " + detail + ")"));
     if (code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "ExpiredToken" ||
         code == "InvalidToken" || code == "TokenRefreshRequired" || code == "InvalidSecurity" || st == 401)
-      return Status::Unauthenticated(msg(
-          "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and that the clock is right"));
+      return Status::Unauthenticated(msg("credentials from " + creds_->Describe() +
+                                         ": check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile, or the "
+                                         "role) and that the clock is right"));
     if (code == "AuthorizationHeaderMalformed" || code == "PermanentRedirect" || code == "IllegalLocationConstraintException" ||
         st == 301) {
       std::string region = r.Header("x-amz-bucket-region");
@@ -278,12 +389,23 @@ class S3Store final : public ObjectStore {
     return Status::InvalidArgument(msg(""));
   }
 
+  static bool RejectedAsExpired(const HttpResponse& r) {
+    s3::S3Error e;
+    if (r.body.empty() || !s3::ParseS3Error(r.body, &e)) return false;
+    return e.code == "ExpiredToken" || e.code == "TokenRefreshRequired" || e.code == "InvalidToken" ||
+           e.code == "InvalidAccessKeyId";
+  }
+
   // One request with retries (HttpRetry's rules). *r receives the last
-  // response.
+  // response. Temporary credentials the server calls expired (clock skew,
+  // or revoked early) are fetched again and the request tried once more at
+  // once.
   Status Do(const Call& c, HttpResponse* r, bool ok_416 = false) {
+    std::string key_id;
     return retry_.Do(
-        http_.get(), [&](HttpRequest* req) { Build(c, req); },
-        [&](const Status& t, const HttpResponse& resp) { return Classify(c, t, resp, ok_416); }, r);
+        http_.get(), [&](HttpRequest* req) { return Build(c, req, &key_id); },
+        [&](const Status& t, const HttpResponse& resp) { return Classify(c, t, resp, ok_416); }, r,
+        [&](const HttpResponse& resp) { return RejectedAsExpired(resp) && creds_->Invalidate(key_id); });
   }
 
   // Multipart: parts are submitted asynchronously, up to
@@ -293,6 +415,10 @@ class S3Store final : public ObjectStore {
   Status PutMultipart(const std::string& key, const std::string& path, uint64_t size, const PutOptions& opts) {
     Call init = BaseCall("CreateMultipartUpload", "POST", key);
     init.query = {{"uploads", ""}};
+    // A conditional upload's write id goes in the object's metadata, set
+    // when the upload starts; the conditions go on the completion.
+    const std::string token = opts.if_none_match || !opts.if_match.empty() ? NewWriteId() : "";
+    if (!token.empty()) init.headers.emplace_back(kWriteIdHeader, token);
     HttpResponse r;
     Status s = Do(init, &r);
     if (!s.ok()) return s;
@@ -307,10 +433,12 @@ class S3Store final : public ObjectStore {
       done.query = {{"uploadId", upload_id}};
       done.payload_hash = s3::Sha256Hex(body);
       done.headers.emplace_back("content-type", "application/xml");
-      AddConditions(opts, &done);
+      AddPutConditions(opts, &done.headers);
       done.body = &body;
       done.error_body_on_200 = true;
       s = Do(done, &r);
+      std::string tag;
+      if (s.code() == Code::kFailedPrecondition) s = RecognizeOwnWrite(key, token, s, &tag);
       if (s.ok()) return s;
     }
     Call abort = BaseCall("AbortMultipartUpload", "DELETE", key);
@@ -342,8 +470,7 @@ class S3Store final : public ObjectStore {
         if (!ds.ok()) return ds;
         c.headers.emplace_back("content-md5", md5);
       }
-      Build(c, req);  // the body is a file range: nothing big to copy
-      return Status::OK();
+      return Build(c, req);  // the body is a file range: nothing big to copy
     };
     return retry_.RunConcurrent(
         http_.get(), n, config_.multipart_concurrency, prepare,
@@ -358,19 +485,26 @@ class S3Store final : public ObjectStore {
   const std::string scheme_host_;  // "https://bucket.s3.us-east-1.amazonaws.com" or "http://127.0.0.1:9000"
   const std::string host_;         // Host header, signed
   const bool path_style_;
-  const s3::AwsCredentials creds_;
+  const std::shared_ptr<s3::CredentialProvider> creds_;  // shared by every store of the Replicator
   const std::string ca_file_;  // URL ca-file=, "" = the client's default
   const bool verify_tls_;      // false only with insecure-skip-verify=true
+  const s3::ChecksumAlgorithm checksum_;  // URL checksum=; single-request PUTs only
   s3::SigV4Signer signer_;
   std::string describe_;
   HttpRetry retry_;
+  std::mutex rng_mu_;  // write ids of conditional writes
+  std::mt19937_64 rng_{std::random_device{}()};
 };
 
 }  // namespace
 
-Status OpenS3StoreWithCredentials(const ReplicaUrl& url, const s3::AwsCredentials& creds,
-                                  std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
-                                  std::shared_ptr<ObjectStore>* out) {
+namespace {
+
+}  // namespace
+
+Status OpenS3StoreWithProvider(const ReplicaUrl& url, std::shared_ptr<s3::CredentialProvider> creds,
+                               std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
+                               std::shared_ptr<ObjectStore>* out) {
   if (url.scheme != "s3" && url.scheme != "gs")
     return Status::InvalidArgument("not an s3:// or gs:// URL: " + url.ToString());
   if (!http) return Status::InvalidArgument("OpenS3Store: no HTTP client");
@@ -404,21 +538,45 @@ Status OpenS3StoreWithCredentials(const ReplicaUrl& url, const s3::AwsCredential
   StoreConfig cfg = config;
   Status s = SizeParam("multipart-threshold", param("multipart-threshold"), &cfg.multipart_threshold);
   if (s.ok()) s = SizeParam("multipart-part-size", param("multipart-part-size"), &cfg.multipart_part_size);
+  s3::ChecksumAlgorithm checksum = s3::ChecksumAlgorithm::kNone;
+  if (s.ok()) s = s3::ParseChecksumAlgorithm(param("checksum"), &checksum);
   if (!s.ok()) return s;
   *out = std::make_shared<S3Store>(std::move(http), env ? env : Env::Default(), cfg, url.bucket, region,
-                                   scheme + "://" + host, host, path_style, gcs, creds, param("ca-file"),
-                                   skip != "true");
+                                   scheme + "://" + host, host, path_style, gcs, std::move(creds), param("ca-file"),
+                                   skip != "true", checksum);
   return Status::OK();
+}
+
+Status OpenS3StoreWithCredentials(const ReplicaUrl& url, const s3::AwsCredentials& creds,
+                                  std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
+                                  std::shared_ptr<ObjectStore>* out) {
+  auto provider = std::make_shared<s3::CredentialProvider>(s3::StaticCredentialSource(creds, "explicit keys"), env);
+  return OpenS3StoreWithProvider(url, std::move(provider), std::move(http), env, config, out);
+}
+
+Status OpenS3Store(const ReplicaUrl& url, std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
+                   s3::CredentialCache* cache, std::shared_ptr<ObjectStore>* out) {
+  if (!http) return Status::InvalidArgument("OpenS3Store: no HTTP client");
+  const std::string profile = UrlParam(url, "profile");
+  auto make = [&](std::shared_ptr<s3::CredentialProvider>* p) {
+    s3::ChainOptions o;
+    o.http = http;
+    o.env = env;
+    o.region = UrlParam(url, "region");
+    std::unique_ptr<s3::CredentialSource> source;
+    Status s = s3::ResolveCredentialSource(profile, o, &source);
+    if (s.ok()) *p = std::make_shared<s3::CredentialProvider>(std::move(source), env);
+    return s;
+  };
+  std::shared_ptr<s3::CredentialProvider> provider;
+  Status s = cache ? cache->Get(profile, make, &provider) : make(&provider);
+  if (!s.ok()) return s.Annotate(url.scheme + "://" + url.bucket + ": ");
+  return OpenS3StoreWithProvider(url, std::move(provider), std::move(http), env, config, out);
 }
 
 Status OpenS3Store(const ReplicaUrl& url, std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
                    std::shared_ptr<ObjectStore>* out) {
-  s3::AwsCredentials creds;
-  std::string source;
-  auto it = url.params.find("profile");
-  Status s = s3::LoadCredentials(it == url.params.end() ? "" : it->second, &creds, &source);
-  if (!s.ok()) return s.Annotate(url.scheme + "://" + url.bucket + ": ");
-  return OpenS3StoreWithCredentials(url, creds, std::move(http), env, config, out);
+  return OpenS3Store(url, std::move(http), env, config, nullptr, out);
 }
 
 }  // namespace replite

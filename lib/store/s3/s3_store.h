@@ -16,14 +16,19 @@
 //   Tigris     s3://bucket/prefix?endpoint=https://fly.storage.tigris.dev&region=auto
 //   GCS        gs://bucket/prefix  (XML API with HMAC keys in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)
 // plus ca-file=PATH for a private CA, insecure-skip-verify=true for test
-// endpoints only, profile=NAME for a ~/.aws/credentials profile, and
+// endpoints only, profile=NAME for a shared config/credentials profile, and
 // multipart-threshold=SIZE / multipart-part-size=SIZE (5M..5G; they
-// override StoreConfig's).
+// override StoreConfig's), checksum=crc32c|crc64nvme for an additional
+// checksum header on single-request PUTs (see checksum.h; default none).
 //
 // Keys are full keys inside the bucket (the caller composes prefix + "/...").
 // Retries: transport failures, 5xx, 429/SlowDown and RequestTimeout are
 // retried with exponential backoff and full jitter (StoreConfig::max_retries);
-// auth, permission, missing bucket and precondition failures are not.
+// auth, permission, missing bucket and precondition failures are not. A
+// conditional write carries a random id in its metadata
+// (x-amz-meta-replite-write-id): when it is refused, one HEAD tells whether
+// the object there is this very write (an attempt whose answer was lost
+// won: success) or another writer's (kFailedPrecondition).
 // Credentials never appear in errors, logs or object metadata.
 //
 // Thread-safety: an S3 store may be used from any number of threads.
@@ -35,6 +40,7 @@
 #include "replite/sys/env.h"
 #include "replite/sys/object_store.h"
 #include "store/replica_url.h"
+#include "store/s3/credential_provider.h"
 #include "store/s3/sigv4.h"
 #include "store/store_registry.h"
 
@@ -42,16 +48,26 @@ namespace replite {
 
 class HttpClient;
 
-// Opens the store for an s3:// or gs:// URL with credentials from the
-// environment or a profile (see s3_credentials.h). The store keeps `http`
-// alive. No request is made here: a wrong bucket shows on first use.
+// Opens the store for an s3:// or gs:// URL with credentials from the AWS
+// default chain (see s3_credentials.h), refreshed before they expire (see
+// credential_provider.h). With a `cache`, every store opened with the same
+// credential configuration shares one provider, so one refresh serves all
+// of them. The store keeps `http` alive. No request is made here: a wrong
+// bucket or an unreachable credential endpoint shows on first use.
+Status OpenS3Store(const ReplicaUrl& url, std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
+                   s3::CredentialCache* cache, std::shared_ptr<ObjectStore>* out);
+// Same with a provider of its own.
 Status OpenS3Store(const ReplicaUrl& url, std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
                    std::shared_ptr<ObjectStore>* out);
 
-// Same with explicit credentials (embedders with their own secret source;
-// tests).
+// Same with explicit credentials that never expire (embedders with their
+// own secret source; tests).
 Status OpenS3StoreWithCredentials(const ReplicaUrl& url, const s3::AwsCredentials& creds,
                                   std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
                                   std::shared_ptr<ObjectStore>* out);
+// Same with a provider (tests: a source whose credentials expire).
+Status OpenS3StoreWithProvider(const ReplicaUrl& url, std::shared_ptr<s3::CredentialProvider> creds,
+                               std::shared_ptr<HttpClient> http, Env* env, const StoreConfig& config,
+                               std::shared_ptr<ObjectStore>* out);
 
 }  // namespace replite

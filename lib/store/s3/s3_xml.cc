@@ -275,6 +275,31 @@ int64_t ParseIso8601Ms(std::string_view s) {
   return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
 }
 
+Status ParseListMultipartUploads(std::string_view doc, UploadsPage* out) {
+  *out = UploadsPage();
+  XmlNode root;
+  Status s = ParseXml(doc, &root);
+  if (!s.ok()) return s;
+  if (root.name != "ListMultipartUploadsResult")
+    return Status::Corruption("ListMultipartUploads: expected <ListMultipartUploadsResult>, got <" + root.name + ">");
+  for (const auto& c : root.children) {
+    if (c.name != "Upload") continue;
+    MultipartUpload u;
+    u.key = c.ChildText("Key");
+    u.upload_id = c.ChildText("UploadId");
+    u.initiated_ms = ParseIso8601Ms(c.ChildText("Initiated"));
+    if (u.key.empty() || u.upload_id.empty())
+      return Status::Corruption("ListMultipartUploads: an <Upload> without <Key> or <UploadId>");
+    out->uploads.push_back(std::move(u));
+  }
+  out->truncated = root.ChildText("IsTruncated") == "true";
+  out->next_key_marker = root.ChildText("NextKeyMarker");
+  out->next_upload_id_marker = root.ChildText("NextUploadIdMarker");
+  if (out->truncated && out->next_key_marker.empty())
+    return Status::Corruption("ListMultipartUploads: truncated page without <NextKeyMarker>");
+  return Status::OK();
+}
+
 Status ParseListObjectsV2(std::string_view doc, ListPage* out) {
   *out = ListPage();
   XmlNode root;

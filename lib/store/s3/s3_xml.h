@@ -58,6 +58,19 @@ Status ParseDeleteResult(std::string_view doc, std::vector<std::string>* errors)
 
 std::string BuildCompleteMultipartUpload(const std::vector<std::string>& part_etags);
 
+// ListMultipartUploads result, one page.
+struct MultipartUpload {
+  std::string key;
+  std::string upload_id;
+  int64_t initiated_ms = 0;
+};
+struct UploadsPage {
+  std::vector<MultipartUpload> uploads;
+  bool truncated = false;
+  std::string next_key_marker, next_upload_id_marker;
+};
+Status ParseListMultipartUploads(std::string_view doc, UploadsPage* out);
+
 // "2009-10-12T17:50:30.000Z" → ms since the epoch; 0 if unparsable.
 int64_t ParseIso8601Ms(std::string_view s);
 
