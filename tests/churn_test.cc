@@ -14,18 +14,14 @@ TEST_CASE("a database starting generations in quick succession is reported and i
   const std::string db = dir / "app.db";
   test::Writer w(db);
   w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
-  std::mutex mu;
-  std::vector<std::string> log;
+  test::LogCapture log;
   ReplicatorOptions o;
   o.state_dir = dir / "state";
   o.defaults.replica_url = dir.url("backup");
   o.defaults.poll_interval_ms = 0;
   o.worker_threads = 1;
   o.fd_budget = 16;  // no kept connection, so no read mark: frames can be lost
-  o.logger = [&](const std::string& l) {
-    std::lock_guard<std::mutex> g(mu);
-    log.push_back(l);
-  };
+  o.logger = log.Logger();
   std::unique_ptr<Replicator> r;
   REQUIRE(Replicator::Open(o, &r).ok());
   REQUIRE(r->Add(db).ok());
@@ -54,9 +50,8 @@ TEST_CASE("a database starting generations in quick succession is reported and i
   CHECK(r->GetSummary().with_generation_churn == 1);
   CHECK(test::MetricSum(r->Metrics(), "replite_generation_churn_total") == 1);
   {
-    std::lock_guard<std::mutex> g(mu);
     size_t reports = 0;
-    for (const auto& l : log)
+    for (const auto& l : log.Lines())
       if (l.find("3 generations in a row") != std::string::npos) {
         reports++;
         CHECK(l.find("last cause:") != std::string::npos);

@@ -33,24 +33,6 @@ std::string Slurp(const std::string& path) {
   return s;
 }
 
-// Collects a Replicator's log lines.
-struct LogLines {
-  std::mutex mu;
-  std::vector<std::string> lines;
-  std::function<void(const std::string&)> fn() {
-    return [this](const std::string& l) {
-      std::lock_guard<std::mutex> g(mu);
-      lines.push_back(l);
-    };
-  }
-  bool Has(const std::string& needle) {
-    std::lock_guard<std::mutex> g(mu);
-    for (const auto& l : lines)
-      if (l.find(needle) != std::string::npos) return true;
-    return false;
-  }
-};
-
 void Insert(test::Writer& w, int from, int n) {
   for (int i = from; i < from + n; i++) w.Exec("INSERT INTO t(v) VALUES ('row " + std::to_string(i) + "')");
 }
@@ -149,15 +131,15 @@ TEST_CASE("leases: a second instance is refused while the first writes, and take
   test::Writer w(db, /*autocheckpoint=*/1000);  // SQLite's default
   w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
   Insert(w, 0, 10);
-  LogLines la, lb;
+  test::LogCapture la, lb;
   ReplicatorOptions oa;
   oa.state_dir = dir / "a";
   oa.replica_url = dir.url("backup");
   oa.defaults.poll_interval_ms = 0;
-  oa.logger = la.fn();
+  oa.logger = la.Logger();
   ReplicatorOptions ob = oa;
   ob.state_dir = dir / "b";
-  ob.logger = lb.fn();
+  ob.logger = lb.Logger();
   std::unique_ptr<Replicator> a, b;
   REQUIRE(Replicator::Open(oa, &a).ok());
   REQUIRE(a->Add(db).ok());
@@ -225,13 +207,13 @@ TEST_CASE("leases: a killed holder's lease is taken over once its heartbeat expi
   REQUIRE(FileExists(dir / ("backup/.replite/instances/" + a_id)));  // a killed holder leaves its heartbeat
 
   Insert(w, 20, 20);
-  LogLines lb;
+  test::LogCapture lb;
   ReplicatorOptions ob;
   ob.state_dir = dir / "b";
   ob.defaults.replica_url = url;
   ob.defaults.poll_interval_ms = 0;
   ob.lease_ttl_ms = 2000;
-  ob.logger = lb.fn();
+  ob.logger = lb.Logger();
   std::unique_ptr<Replicator> b;
   REQUIRE(Replicator::Open(ob, &b).ok());
   REQUIRE(b->Add(db).ok());
@@ -344,39 +326,9 @@ TEST_CASE("restore takes the highest txid when two writers' generations overlap,
 }
 
 TEST_CASE("retention's manifest update keeps a generation another writer added meanwhile", "[lease]") {
-  test::TempDir dir;
-  const std::string db = dir / "a.db", url = dir.url("replica");
-  test::ManualClockEnv env(int64_t(1767225600) * 1000000);
-  test::Writer w(db);
-  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
-  const int64_t kMin = 60 * 1000;
-  ReplicatorOptions o;
-  o.state_dir = dir / "state";
-  o.env = &env;
-  o.logger = [](const std::string&) {};
-  o.defaults.replica_url = url;
-  o.defaults.poll_interval_ms = 0;
-  o.defaults.retention_ms = 60 * kMin;
-  std::unique_ptr<Replicator> r;
-  auto open = [&] {
-    REQUIRE(Replicator::Open(o, &r).ok());
-    REQUIRE(r->Add(db).ok());
-    REQUIRE(r->Sync(db).ok());
-  };
-  open();  // generation A
-  REQUIRE(r->Close().ok());
-  w.Exec("INSERT INTO t(v) VALUES (randomblob(2000))");
-  std::string out;
-  REQUIRE(test::Sqlite3(db, "PRAGMA wal_checkpoint(TRUNCATE);", &out) == 0);  // frames lost: generation B
-  env.Advance(10 * kMin * 1000);
-  open();
-  env.Advance(2 * 60 * kMin * 1000);  // B's snapshot is now the restore base: A goes
-  w.Exec("INSERT INTO t(v) VALUES (randomblob(2000))");
-  REQUIRE(r->Sync(db).ok());
-  REQUIRE(r->Close().ok());
-  std::vector<GenerationInfo> gens;
-  REQUIRE(ListGenerations(url, &gens).ok());
-  REQUIRE(gens.size() == 2);
+  test::TwoGenerationReplica rep;
+  test::TempDir& dir = rep.dir;
+  const std::vector<GenerationInfo>& gens = rep.gens;
 
   // Another writer appends generation C between retention's read of the
   // manifest and its write.
@@ -389,7 +341,7 @@ TEST_CASE("retention's manifest update keeps a generation another writer added m
     REQUIRE(file_store->Put("replica/manifest", text).ok());
   });
   RetentionStats rs;
-  REQUIRE(ApplyRetention(racing.get(), "replica", env.NowMicros() / 1000, o.defaults.retention_ms, &rs).ok());
+  REQUIRE(ApplyRetention(racing.get(), "replica", rep.now_ms(), rep.retention_ms, &rs).ok());
   CHECK(rs.generations_deleted == 1);
   std::string manifest;
   REQUIRE(ReadFileToString(dir / "replica/manifest", &manifest).ok());

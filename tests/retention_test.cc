@@ -72,52 +72,21 @@ TEST_CASE("retention keeps the window restorable and deletes what is older", "[r
 // next runs read only the manifest. The manifest now names them as being
 // deleted until the deletes are done.
 TEST_CASE("retention stopped between the manifest and the deletes leaves nothing behind", "[retention]") {
-  test::TempDir dir;
-  const std::string db = dir / "a.db", url = dir.url("replica");
-  test::ManualClockEnv env(int64_t(1767225600) * 1000000);
-  test::Writer w(db);
-  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
-  const int64_t kMin = 60 * 1000;
-  ReplicatorOptions o;
-  o.state_dir = dir / "state";
-  o.env = &env;
-  o.logger = [](const std::string&) {};
-  o.defaults.replica_url = url;
-  o.defaults.poll_interval_ms = 0;
-  o.defaults.retention_ms = 60 * kMin;
-  std::unique_ptr<Replicator> r;
-  auto open = [&] {
-    REQUIRE(Replicator::Open(o, &r).ok());
-    REQUIRE(r->Add(db).ok());
-    REQUIRE(r->Sync(db).ok());
-  };
-  open();  // generation A
-  w.Exec("INSERT INTO t(v) VALUES (randomblob(2000))");
-  REQUIRE(r->Sync(db).ok());
-  REQUIRE(r->Close().ok());
-  // Frames lost while replite is stopped: generation B starts.
-  w.Exec("INSERT INTO t(v) VALUES (randomblob(2000))");
-  std::string out;
-  REQUIRE(test::Sqlite3(db, "PRAGMA wal_checkpoint(TRUNCATE);", &out) == 0);
-  env.Advance(10 * kMin * 1000);
-  open();
-  std::vector<GenerationInfo> gens;
-  REQUIRE(ListGenerations(url, &gens).ok());
-  REQUIRE(gens.size() == 2);
+  test::TwoGenerationReplica rep;
+  test::TempDir& dir = rep.dir;
+  const std::string& db = rep.db;
+  const std::string& url = rep.url;
+  std::vector<GenerationInfo> gens = rep.gens;
   const std::string old_gen = gens[0].id;
-  env.Advance(2 * 60 * kMin * 1000);  // B's snapshot is now the restore base
-  w.Exec("INSERT INTO t(v) VALUES (randomblob(2000))");
-  REQUIRE(r->Sync(db).ok());
-  REQUIRE(r->Close().ok());
-  const int64_t now = env.NowMicros() / 1000;
+  const int64_t now = rep.now_ms();
   auto file_store = NewFileStore(dir.path());
   auto faulty = std::make_shared<test::FaultStore>(file_store);
   faulty->FailOp(test::StoreOp::kDelete, Code::kUnavailable, 1);
   RetentionStats rs;
-  CHECK(!ApplyRetention(faulty.get(), "replica", now, o.defaults.retention_ms, &rs).ok());  // stops after the manifest
+  CHECK(!ApplyRetention(faulty.get(), "replica", now, rep.retention_ms, &rs).ok());  // stops after the manifest
   REQUIRE(ListGenerations(url, &gens).ok());
   CHECK(gens.size() == 1);  // A is gone from the manifest, its objects not yet
-  REQUIRE(ApplyRetention(file_store.get(), "replica", now, o.defaults.retention_ms, &rs).ok());
+  REQUIRE(ApplyRetention(file_store.get(), "replica", now, rep.retention_ms, &rs).ok());
   size_t left = 0;
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(dir / ("replica/generations/" + old_gen), ec);

@@ -149,16 +149,12 @@ TEST_CASE("polling beside 100 sqlite3 writer processes on SQLite's defaults repo
     test::Writer w(db, /*autocheckpoint=*/1000);
     w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
   }
-  std::mutex mu;
-  std::vector<std::string> log;
+  test::LogCapture log;
   ReplicatorOptions o;
   o.state_dir = dir / "state";
   o.defaults.replica_url = dir.url("replica");
   o.defaults.poll_interval_ms = 20;
-  o.logger = [&](const std::string& l) {
-    std::lock_guard<std::mutex> g(mu);
-    log.push_back(l);
-  };
+  o.logger = log.Logger();
   std::unique_ptr<Replicator> r;
   REQUIRE(Replicator::Open(o, &r).ok());
   REQUIRE(r->Add(db).ok());
@@ -174,13 +170,10 @@ TEST_CASE("polling beside 100 sqlite3 writer processes on SQLite's defaults repo
   REQUIRE(r->GetStatus(db, &st).ok());
   CHECK(st.generations_started == 1);
   REQUIRE(r->Close().ok());
-  {
-    std::lock_guard<std::mutex> g(mu);
-    for (const auto& l : log) {
-      INFO(l);
-      CHECK(l.find("malformed") == std::string::npos);
-      CHECK(l.find("Corruption") == std::string::npos);
-    }
+  for (const auto& l : log.Lines()) {
+    INFO(l);
+    CHECK(l.find("malformed") == std::string::npos);
+    CHECK(l.find("Corruption") == std::string::npos);
   }
   CHECK(test::DumpContent(db) == test::RestoreContent(dir.url("replica"), dir / "restored.db", 0));
 }

@@ -13,6 +13,7 @@
 #include "core/wal_capture.h"
 #include "azurite_server.h"
 #include "moto_server.h"
+#include "replite/replite.h"
 #include "store/replica_url.h"
 
 extern char** environ;
@@ -260,6 +261,60 @@ double MetricSum(const std::string& text, const std::string& name) {
   INFO("metric " << name);
   if (!known) FAIL("metric " << name << " is not exported at all (renamed or removed?): a sum of 0 would prove nothing");
   return sum;
+}
+
+std::function<void(const std::string&)> LogCapture::Logger() {
+  return [this](const std::string& line) {
+    std::lock_guard<std::mutex> l(mu_);
+    lines_.push_back(line);
+  };
+}
+
+bool LogCapture::Has(const std::string& needle) const {
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& line : lines_)
+    if (line.find(needle) != std::string::npos) return true;
+  return false;
+}
+
+std::vector<std::string> LogCapture::Lines() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return lines_;
+}
+
+TwoGenerationReplica::TwoGenerationReplica() : db(dir / "a.db"), url(dir.url("replica")) {
+  Writer w(db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+  const int64_t kMin = 60 * 1000;
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.env = &env;
+  o.logger = [](const std::string&) {};
+  o.defaults.replica_url = url;
+  o.defaults.poll_interval_ms = 0;
+  o.defaults.retention_ms = retention_ms;
+  std::unique_ptr<Replicator> r;
+  auto open = [&] {
+    REQUIRE(Replicator::Open(o, &r).ok());
+    REQUIRE(r->Add(db).ok());
+    REQUIRE(r->Sync(db).ok());
+  };
+  open();  // generation A
+  w.Exec("INSERT INTO t(v) VALUES (randomblob(2000))");
+  REQUIRE(r->Sync(db).ok());
+  REQUIRE(r->Close().ok());
+  // Frames lost while replite is stopped: generation B starts.
+  w.Exec("INSERT INTO t(v) VALUES (randomblob(2000))");
+  std::string out;
+  REQUIRE(Sqlite3(db, "PRAGMA wal_checkpoint(TRUNCATE);", &out) == 0);
+  env.Advance(10 * kMin * 1000);
+  open();
+  REQUIRE(ListGenerations(url, &gens).ok());
+  REQUIRE(gens.size() == 2);
+  env.Advance(2 * 60 * kMin * 1000);  // B's snapshot is now the restore base
+  w.Exec("INSERT INTO t(v) VALUES (randomblob(2000))");
+  REQUIRE(r->Sync(db).ok());
+  REQUIRE(r->Close().ok());
 }
 
 }  // namespace replite::test

@@ -5,6 +5,8 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <functional>
+#include <mutex>
 #include <random>
 #include <cstdint>
 #include <string>
@@ -107,6 +109,31 @@ class ManualClockEnv : public EnvWrapper {
 
  private:
   std::atomic<int64_t> now_;
+};
+
+// Collects a Replicator's log lines (ReplicatorOptions::logger).
+class LogCapture {
+ public:
+  std::function<void(const std::string&)> Logger();
+  bool Has(const std::string& needle) const;
+  std::vector<std::string> Lines() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+// A replica ("replica" under dir) of dir/a.db with two generations, A then
+// B, where B's first snapshot is older than the 60-minute retention window
+// on the manual clock, so that retention drops A (the retention tests).
+struct TwoGenerationReplica {
+  TempDir dir;
+  std::string db, url;
+  ManualClockEnv env{int64_t(1767225600) * 1000000};
+  int64_t retention_ms = 60 * 60 * 1000;
+  std::vector<GenerationInfo> gens;  // A and B, as listed before retention
+  TwoGenerationReplica();
+  int64_t now_ms() { return env.NowMicros() / 1000; }
 };
 
 }  // namespace replite::test
