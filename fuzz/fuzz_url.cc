@@ -1,5 +1,5 @@
 // libFuzzer harness for replica URLs (lib/store/replica_url.h) and the
-// object layout (lib/format/layout.h: DecodeManifest, ParseObjectKey).
+// object layout (lib/format/layout.h: ParseObjectKey; lib/replica/manifest.h: DecodeManifest).
 //
 // The input is tried as a replica URL, as a manifest text and as an object
 // key. Invariants:
@@ -20,6 +20,7 @@
 
 #include "format/layout.h"
 #include "fuzz_check.h"
+#include "replica/manifest.h"
 #include "store/replica_url.h"
 
 using namespace replite;

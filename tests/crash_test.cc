@@ -53,6 +53,7 @@
 #include "fault_proxy.h"
 #include "format/layout.h"
 #include "moto_server.h"
+#include "replica/catalog.h"
 #include "replite/replite.h"
 #include "restore/object_reader.h"
 #include "store/replica_url.h"

@@ -24,11 +24,12 @@
 #include <random>
 #include <thread>
 
-#include "core/retention.h"
 #include "fault_proxy.h"
 #include "fault_store.h"
 #include "format/layout.h"
 #include "moto_server.h"
+#include "replica/catalog.h"
+#include "replica/retention.h"
 #include "replite/replite.h"
 #include "restore/object_reader.h"
 #include "store/file_store.h"

@@ -10,9 +10,9 @@
 #include <mutex>
 #include <thread>
 
-#include "core/lease.h"
-#include "core/retention.h"
 #include "format/layout.h"
+#include "replica/lease.h"
+#include "replica/retention.h"
 #include "replite/replite.h"
 #include "moto_server.h"
 #include "store/file_store.h"

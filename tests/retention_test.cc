@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <map>
 
-#include "core/retention.h"
+#include "replica/retention.h"
 #include "fault_store.h"
 #include "replite/replite.h"
 #include "store/file_store.h"

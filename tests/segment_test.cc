@@ -5,6 +5,7 @@
 
 #include "format/layout.h"
 #include "format/segment.h"
+#include "replica/manifest.h"
 
 using namespace replite;
 

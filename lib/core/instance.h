@@ -3,7 +3,7 @@
 // state_dir/lock: two processes sharing one state dir would share positions
 // and a lease identity, so the second is refused with an error naming the
 // first's pid) and a random instance id persisted in state_dir/instance-id,
-// so that a restarted process keeps the leases it held (see lease.h).
+// so that a restarted process keeps the leases it held (see replica/lease.h).
 #pragma once
 
 #include <string>

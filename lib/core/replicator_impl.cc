@@ -30,13 +30,9 @@
 #include "core/db_slot.h"
 #include "core/dir_watch.h"
 #include "core/instance.h"
-#include "core/lease.h"
-#include "core/manifest_update.h"
 #include "core/position_store.h"
-#include "core/retention.h"
 #include "core/sqlite_conn.h"
 #include "core/sqlite_files.h"
-#include "core/upload_spool.h"
 #include "core/wal_capture.h"
 #include "exec/thread_pool.h"
 #include "exec/timer_queue.h"
@@ -45,6 +41,10 @@
 #include "replite/replite.h"
 #include "replite/sys/env.h"
 #include "http/http_client.h"
+#include "replica/lease.h"
+#include "replica/manifest_update.h"
+#include "replica/retention.h"
+#include "replica/upload_spool.h"
 #include "store/attempt_scope.h"
 #include "store/counting_store.h"
 #include "store/store_registry.h"
@@ -1336,7 +1336,7 @@ class ReplicatorImpl final : public Replicator {
         "application). The next generation waits " + std::to_string(wait_s) + " s (doubling, up to 15 min).");
   }
 
-  // Takes or confirms the replica's lease (core/lease.h): no request while
+  // Takes or confirms the replica's lease (replica/lease.h): no request while
   // the lease is known good, which is every sync but the first after Add or
   // after a heartbeat lapse.
   Status EnsureLease(DbSlot& s) {

@@ -14,8 +14,8 @@
 #include <deque>
 #include <future>
 
-#include "core/retention.h"
 #include "format/layout.h"
+#include "replica/catalog.h"
 #include "restore/object_reader.h"
 #include "replite/sys/env.h"
 #include "store/store_registry.h"

@@ -7,7 +7,7 @@
 // multipart uploads never completed, file:// temporaries; see
 // ObjectStore::RemoveAbandoned). Runs after a snapshot, never for an idle
 // database, so an idle database makes no request. Manifest changes are
-// conditional (core/manifest_update.h) and run `fence` (the lease check)
+// conditional (replica/manifest_update.h) and run `fence` (the lease check)
 // first.
 #pragma once
 
@@ -32,9 +32,5 @@ constexpr int64_t kAbandonedAfterMs = 24 * 3600 * 1000;
 
 Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now_ms, int64_t retention_ms,
                       RetentionStats* stats, const std::function<Status()>& fence = nullptr);
-
-// Reads the capture time of a snapshot or segment from its header
-// (one ranged read of 128 bytes).
-Status ReadObjectTimes(ObjectStore* store, const std::string& key, int64_t* first_ms, int64_t* last_ms);
 
 }  // namespace replite

@@ -1,4 +1,4 @@
-#include "core/upload_spool.h"
+#include "replica/upload_spool.h"
 
 #include <dirent.h>
 #include <fcntl.h>

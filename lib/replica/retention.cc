@@ -1,24 +1,12 @@
-#include "core/retention.h"
+#include "replica/retention.h"
 
 #include <algorithm>
 
-#include "core/manifest_update.h"
 #include "format/layout.h"
-#include "format/segment.h"
+#include "replica/catalog.h"
+#include "replica/manifest_update.h"
 
 namespace replite {
-
-Status ReadObjectTimes(ObjectStore* store, const std::string& key, int64_t* first_ms, int64_t* last_ms) {
-  std::string head;
-  Status s = store->Get(key, &head, 0, kSegHeaderSize);
-  if (!s.ok()) return s;
-  SegmentHeader h;
-  s = DecodeSegmentHeader(head, &h);
-  if (!s.ok()) return s.Annotate("object " + key + ": ");
-  *first_ms = h.first_ts_ms;
-  *last_ms = h.last_ts_ms;
-  return Status::OK();
-}
 
 namespace {
 

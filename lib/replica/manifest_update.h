@@ -3,14 +3,14 @@
 // exist), re-reading and re-editing on a lost race. Two writers can then
 // never silently drop each other's changes (a generation one of them
 // appended, or the `deleting` list of a retention run). Before each write
-// `fence` runs (the lease check of core/lease.h): a writer that lost its
+// `fence` runs (the lease check of replica/lease.h): a writer that lost its
 // lease stops instead of writing.
 #pragma once
 
 #include <functional>
 #include <string>
 
-#include "format/layout.h"
+#include "replica/manifest.h"
 #include "replite/status.h"
 #include "replite/sys/object_store.h"
 

@@ -1,4 +1,4 @@
-#include "core/lease.h"
+#include "replica/lease.h"
 
 #include <chrono>
 #include <ctime>

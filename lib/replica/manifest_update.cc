@@ -1,4 +1,7 @@
-#include "core/manifest_update.h"
+#include "replica/manifest_update.h"
+
+#include "format/layout.h"
+#include "replica/catalog.h"
 
 namespace replite {
 
