@@ -43,6 +43,7 @@
 #include "http/http_client.h"
 #include "replica/lease.h"
 #include "replica/manifest_update.h"
+#include "replica/replica_ref.h"
 #include "replica/retention.h"
 #include "replica/upload_spool.h"
 #include "store/attempt_scope.h"
@@ -769,11 +770,16 @@ class ReplicatorImpl final : public Replicator {
   static Code last_code_of(const DbSlot& s) { return s.extra ? s.extra->last_code : Code::kInternal; }
 
   static uint64_t FileHash(const DbSlot& s) { return s.file_ino * 0x9e3779b97f4a7c15ull ^ s.file_dev; }
-  std::string UrlOf(const DbSlot& s) const { return s.target ? s.target->url_str : s.cfg->root.Child(ReplicaNameFor(s.path)).ToString(); }
-  std::string PrefixOf(const DbSlot& s) const {
-    return s.target ? s.target->url.prefix : s.cfg->root.Child(ReplicaNameFor(s.path)).prefix;
+  // Where a database's replica lives. The prefix and URL of a database
+  // under the replica root are built from its path: a job resolves them
+  // once (DoSync) and passes the ReplicaRef down.
+  ReplicaRef RefOf(const DbSlot& s) const {
+    if (s.target) return {s.target->store.get(), s.target->health.get(), s.target->url.prefix, s.target->url_str};
+    const ReplicaUrl url = s.cfg->root.Child(ReplicaNameFor(s.path));
+    return {s.cfg->store.get(), s.cfg->health.get(), url.prefix, url.ToString()};
   }
-  ObjectStore* StoreOf(const DbSlot& s) const { return s.target ? s.target->store.get() : s.cfg->store.get(); }
+  std::string UrlOf(const DbSlot& s) const { return RefOf(s).url; }
+  // The store's circuit breaker alone (no string built: an idle poll needs only this).
   StoreHealth& HealthOf(const DbSlot& s) const { return s.target ? *s.target->health : *s.cfg->health; }
 
   SlotPtr Find(const std::string& path) {
@@ -980,10 +986,10 @@ class ReplicatorImpl final : public Replicator {
   // manifest write was interrupted is only found by listing. One LIST of
   // the replica's generations, done only when a generation is about to
   // start (never for an idle database or a plain restart).
-  Status ResolveTxidFloor(DbSlot& s, uint64_t* floor) {
+  Status ResolveTxidFloor(DbSlot& s, const ReplicaRef& ref, uint64_t* floor) {
     std::vector<ObjectInfo> objs;
-    const std::string prefix = PrefixOf(s);
-    Status st = StoreOf(s)->List(GenerationsPrefix(prefix), &objs);
+    const std::string& prefix = ref.prefix;
+    Status st = ref.store->List(GenerationsPrefix(prefix), &objs);
     if (!st.ok()) return st;
     uint64_t max_txid = 0;
     for (const auto& o : objs) {
@@ -993,7 +999,7 @@ class ReplicatorImpl final : public Replicator {
     // Spooled segments are on their way to the store (after a crash they
     // may even be ahead of the saved position).
     std::vector<SpoolEntry> spooled;
-    st = upload_spool_.List(s.path, UrlOf(s), &spooled);
+    st = upload_spool_.List(s.path, ref.url, &spooled);
     if (!st.ok()) return st;
     for (const auto& e : spooled) max_txid = std::max(max_txid, e.last_txid);
     *floor = max_txid;
@@ -1064,12 +1070,14 @@ class ReplicatorImpl final : public Replicator {
       m_.Add("replite_polls_total", {{"outcome", "unchanged"}});
       return Status::OK();
     }
+    // Work to do: where the replica lives, resolved once for this job.
+    const ReplicaRef ref = RefOf(s);
     // The replica's lease: held by another live instance, nothing is
     // captured (its status names the holder). A failing store only delays
     // the check: capture spools as in any outage, and nothing reaches the
     // store before the lease is confirmed (Upload, DrainSpool).
     if (!health.down() || sr.probe) {
-      Status ls = EnsureLease(s);
+      Status ls = EnsureLease(s, ref);
       if (!ls.ok() && !ls.retryable()) return ls;
       if (!ls.ok()) health.Failure(NowMono());
     }
@@ -1078,7 +1086,7 @@ class ReplicatorImpl final : public Replicator {
       // our spooled segments may collide with it: drop them (never
       // durable; the new generation's snapshot holds their changes) and
       // start a new generation above the replica's last txid.
-      Status ds = DropSpooled(s);
+      Status ds = DropSpooled(s, ref);
       if (!ds.ok()) return ds;
       spooled = 0;
       pos.gen = 0;
@@ -1087,7 +1095,7 @@ class ReplicatorImpl final : public Replicator {
     // The backlog goes first: segments reach the store in txid order.
     Status store_err;
     if (spooled > 0) {
-      store_err = DrainSpool(s, health, sr.probe);
+      store_err = DrainSpool(s, ref, sr.probe);
       if (nothing_new) return store_err;
     }
     *captured = true;
@@ -1152,7 +1160,7 @@ class ReplicatorImpl final : public Replicator {
       // txid is the position's, else continue after the store in a new
       // generation (one LIST, only on this rare path).
       uint64_t floor = 0;
-      cs = ResolveTxidFloor(s, &floor);
+      cs = ResolveTxidFloor(s, ref, &floor);
       if (!cs.ok()) return cs;
       if (floor <= pos.txid) {
         pos_checked = req.may_adopt_epoch = true;
@@ -1185,7 +1193,7 @@ class ReplicatorImpl final : public Replicator {
       // Continue after the replica's last txid, then capture again (the
       // situation may have changed meanwhile; the decision is redone).
       uint64_t floor = 0;
-      cs = ResolveTxidFloor(s, &floor);
+      cs = ResolveTxidFloor(s, ref, &floor);
       if (!cs.ok()) return cs;
       pos.txid = std::max(pos.txid, floor);
       req.allow_new_generation = true;
@@ -1197,13 +1205,13 @@ class ReplicatorImpl final : public Replicator {
     // ForgetExpectedRestart); those of the restarted epoch are safe.
     if (pos.expect_restart && res.has_segment && !res.new_generation && res.pos.has_wal &&
         res.pos.salt1 == pos.salt1 && res.pos.salt2 == pos.salt2) {
-      cs = ForgetExpectedRestart(s, pos, cached_size, cached_mtime);
+      cs = ForgetExpectedRestart(s, ref, pos, cached_size, cached_mtime);
       if (!cs.ok()) {
         CleanupCapture(res);
         return cs;
       }
     }
-    cs = Ship(s, health, sr.probe, res, &store_err);
+    cs = Ship(s, ref, sr.probe, res, &store_err);
     CleanupCapture(res);
     if (!cs.ok()) return cs;
     // Durable now: the application learns it before the checkpoint below
@@ -1222,7 +1230,7 @@ class ReplicatorImpl final : public Replicator {
       CountEpochChecksum(s, tail);
       if (!ts.ok()) conn.reset();
       if (ts.ok() && !tail.new_generation && !tail.drift) {
-        ts = Ship(s, health, sr.probe, tail, &store_err);
+        ts = Ship(s, ref, sr.probe, tail, &store_err);
         if (ts.ok()) {
           res.pos = tail.pos;
           res.checkpointed_frames = tail.checkpointed_frames;
@@ -1256,7 +1264,7 @@ class ReplicatorImpl final : public Replicator {
       }
     }
     if (churn >= kChurnReport && (churn & (churn - 1)) == 0) ReportChurn(s, churn, res.reason, now);
-    positions_.Put(s.path, UrlOf(s), res.pos, wal_size, wal_mtime);
+    positions_.Put(s.path, ref.url, res.pos, wal_size, wal_mtime);
     const Labels group{{"group", o.metrics_group}};
     if (res.pos.txid > pos.txid && !res.new_generation)
       m_.Add("replite_transactions_total", group, double(res.pos.txid - pos.txid));
@@ -1267,10 +1275,8 @@ class ReplicatorImpl final : public Replicator {
     // replica's first generation (a new database).
     if (res.has_snapshot && !(res.new_generation && pos.txid == 0)) {
       RetentionStats rs;
-      ObjectStore* store = StoreOf(s);
-      const std::string prefix = PrefixOf(s);
-      Status rst = ApplyRetention(store, prefix, now, o.retention_ms, &rs,
-                                  [&] { return leases_->VerifyHeld(store, prefix); });
+      Status rst = ApplyRetention(ref.store, ref.prefix, now, o.retention_ms, &rs,
+                                  [&] { return leases_->VerifyHeld(ref.store, ref.prefix); });
       if (!rst.ok()) {
         Log("database " + s.path + ": retention: " + rst.ToString());
       } else if (rs.objects_deleted > 0 || rs.abandoned_removed > 0) {
@@ -1295,9 +1301,9 @@ class ReplicatorImpl final : public Replicator {
   // taken for a certain one. After a crash the epoch is then verified
   // (TryAdoptEpoch), and a clean restart keeps trusting the expectation
   // without reading the database.
-  Status ForgetExpectedRestart(DbSlot& s, Position pos, int64_t wal_size, int64_t wal_mtime) {
+  Status ForgetExpectedRestart(DbSlot& s, const ReplicaRef& ref, Position pos, int64_t wal_size, int64_t wal_mtime) {
     pos.expect_restart = false;
-    positions_.Put(s.path, UrlOf(s), pos, wal_size, wal_mtime);
+    positions_.Put(s.path, ref.url, pos, wal_size, wal_mtime);
     Status st = positions_.Flush();
     if (!st.ok()) return Status(st.code(), "saving the position before shipping past a WAL restart: " + st.message());
     return st;
@@ -1339,20 +1345,18 @@ class ReplicatorImpl final : public Replicator {
   // Takes or confirms the replica's lease (replica/lease.h): no request while
   // the lease is known good, which is every sync but the first after Add or
   // after a heartbeat lapse.
-  Status EnsureLease(DbSlot& s) {
+  Status EnsureLease(DbSlot& s, const ReplicaRef& ref) {
     uint32_t epoch;
     {
       std::lock_guard<std::mutex> l(Stripe(s));
       epoch = s.lease_epoch;
     }
-    ObjectStore* store = StoreOf(s);
-    const std::string prefix = PrefixOf(s);
-    if (leases_->Usable(store, prefix, epoch)) return Status::OK();
+    if (leases_->Usable(ref.store, ref.prefix, epoch)) return Status::OK();
     std::string from;
-    Status st = leases_->Acquire(store, prefix, &epoch, &from);
+    Status st = leases_->Acquire(ref.store, ref.prefix, &epoch, &from);
     if (!st.ok()) return st;
     if (!from.empty())
-      Log("database " + s.path + ": took over the lease of " + UrlOf(s) + " from replite instance " + from +
+      Log("database " + s.path + ": took over the lease of " + ref.url + " from replite instance " + from +
           " (it stopped, or its heartbeat expired): a new generation starts above what it wrote");
     std::lock_guard<std::mutex> l(Stripe(s));
     s.lease_epoch = epoch;
@@ -1368,9 +1372,9 @@ class ReplicatorImpl final : public Replicator {
   }
 
   // Forgets the database's spooled segments (after a lease takeover).
-  Status DropSpooled(DbSlot& s) {
+  Status DropSpooled(DbSlot& s, const ReplicaRef& ref) {
     std::vector<SpoolEntry> entries;
-    Status st = upload_spool_.List(s.path, UrlOf(s), &entries);
+    Status st = upload_spool_.List(s.path, ref.url, &entries);
     if (!st.ok()) return st;
     for (const auto& e : entries) upload_spool_.Remove(e);
     if (!entries.empty())
@@ -1386,9 +1390,8 @@ class ReplicatorImpl final : public Replicator {
   // another instance may take the replica without waiting (best effort).
   void ReleaseLease(DbSlot& s) {
     if (!leases_->enabled() || s.lease_epoch == 0) return;
-    ObjectStore* store = StoreOf(s);
-    const std::string prefix = PrefixOf(s);
-    if (leases_->VerifyHeld(store, prefix).ok()) store->Delete({LeaseKey(prefix)});
+    const ReplicaRef ref = RefOf(s);
+    if (leases_->VerifyHeld(ref.store, ref.prefix).ok()) ref.store->Delete({LeaseKey(ref.prefix)});
   }
 
   // Records that `txid` is in the store (unless older segments are still
@@ -1426,8 +1429,9 @@ class ReplicatorImpl final : public Replicator {
   // position may advance and its frames may be checkpointed; *store_err
   // then says whether the store has it yet. A snapshot or a new generation
   // is never spooled: it is retried from the WAL once the store answers.
-  Status Ship(DbSlot& s, StoreHealth& health, bool probe, CaptureResult& res, Status* store_err) {
+  Status Ship(DbSlot& s, const ReplicaRef& ref, bool probe, CaptureResult& res, Status* store_err) {
     if (!res.has_segment && !res.has_snapshot && !res.new_generation) return Status::OK();
+    StoreHealth& health = *ref.health;
     uint32_t spooled;
     {
       std::lock_guard<std::mutex> l(Stripe(s));
@@ -1436,7 +1440,7 @@ class ReplicatorImpl final : public Replicator {
     const bool was_down = health.down();
     if (spooled == 0 && store_err->ok() && (health.MayTry(NowMono()) || probe)) {
       SingleAttemptScope fail_fast(was_down);  // a probe of a failing store
-      Status u = Upload(s, res);
+      Status u = Upload(s, ref, res);
       if (u.ok()) {
         health.Success();
         return u;
@@ -1444,11 +1448,12 @@ class ReplicatorImpl final : public Replicator {
       health.Failure(NowMono());
       *store_err = u;
     } else if (store_err->ok()) {
-      *store_err = StoreDownStatus(s, health);
+      *store_err = StoreDownStatus(ref);
     }
     if (!res.has_segment || res.has_snapshot || res.new_generation) return *store_err;
     const Labels group{{"group", s.cfg->opts.metrics_group}};
-    Status a = upload_spool_.Append(s.path, UrlOf(s), res.segment_header, res.segment_path.empty() ? &res.segment : nullptr,
+    Status a = upload_spool_.Append(s.path, ref.url, res.segment_header,
+                                    res.segment_path.empty() ? &res.segment : nullptr,
                                     res.segment_path.empty() ? nullptr : &res.segment_path);
     if (!a.ok()) {
       if (a.code() == Code::kResourceExhausted) m_.Add("replite_spool_full_total", group);
@@ -1462,30 +1467,30 @@ class ReplicatorImpl final : public Replicator {
     return Status::OK();
   }
 
-  Status StoreDownStatus(DbSlot& s, StoreHealth& health) {
-    const int64_t wait_ms = std::max<int64_t>(0, (health.retry_at_us() - NowMono()) / 1000);
-    return Status::Unavailable("store " + UrlOf(s) + " is failing; next attempt in " + std::to_string(wait_ms) +
+  Status StoreDownStatus(const ReplicaRef& ref) {
+    const int64_t wait_ms = std::max<int64_t>(0, (ref.health->retry_at_us() - NowMono()) / 1000);
+    return Status::Unavailable("store " + ref.url + " is failing; next attempt in " + std::to_string(wait_ms) +
                                " ms; captured changes are spooled locally meanwhile");
   }
 
   // Uploads the database's spooled segments, oldest first; stops at the
   // first failure (the rest stay spooled, in order).
-  Status DrainSpool(DbSlot& s, StoreHealth& health, bool probe) {
+  Status DrainSpool(DbSlot& s, const ReplicaRef& ref, bool probe) {
+    StoreHealth& health = *ref.health;
     const bool was_down = health.down();
-    if (!health.MayTry(NowMono()) && !probe) return StoreDownStatus(s, health);
+    if (!health.MayTry(NowMono()) && !probe) return StoreDownStatus(ref);
     SingleAttemptScope fail_fast(was_down);  // a probe of a failing store
-    Status st = EnsureLease(s);
+    Status st = EnsureLease(s, ref);
     if (!st.ok()) {
       if (st.retryable()) health.Failure(NowMono());
       return st;
     }
     std::vector<SpoolEntry> entries;
-    st = upload_spool_.List(s.path, UrlOf(s), &entries);
+    st = upload_spool_.List(s.path, ref.url, &entries);
     if (!st.ok()) return st;
-    const std::string prefix = PrefixOf(s);
     const Labels group{{"group", s.cfg->opts.metrics_group}};
     for (const auto& e : entries) {
-      st = StoreOf(s)->PutFile(SegmentKey(prefix, e.generation, e.first_txid, e.last_txid), e.path);
+      st = ref.store->PutFile(SegmentKey(ref.prefix, e.generation, e.first_txid, e.last_txid), e.path);
       if (!st.ok()) {
         health.Failure(NowMono());
         return st;
@@ -1510,11 +1515,11 @@ class ReplicatorImpl final : public Replicator {
     return Status::OK();
   }
 
-  Status Upload(DbSlot& s, const CaptureResult& res) {
-    Status ls = EnsureLease(s);
+  Status Upload(DbSlot& s, const ReplicaRef& ref, const CaptureResult& res) {
+    Status ls = EnsureLease(s, ref);
     if (!ls.ok()) return ls;
-    const std::string prefix = PrefixOf(s);
-    ObjectStore* store = StoreOf(s);
+    const std::string& prefix = ref.prefix;
+    ObjectStore* store = ref.store;
     const Labels group{{"group", s.cfg->opts.metrics_group}};
     if (res.new_generation) {
       Log("database " + s.path + ": new generation " + res.pos.generation() + " at txid " +

@@ -1,0 +1,28 @@
+// ReplicaRef: where one database's replica lives — its store, that store's
+// health, the key prefix (format/layout.h) and the replica URL — resolved
+// once per sync job by the Replicator and passed to what ships, uploads,
+// drains the spool, updates the manifest and resolves the txid floor,
+// instead of each rebuilding the prefix from the database path.
+//
+// The pointers are borrowed from the database's slot (its config, or its own
+// replica URL), which outlives the job.
+#pragma once
+
+#include <string>
+
+#include "replite/sys/object_store.h"
+
+namespace replite {
+
+// The circuit breaker shared by every database on one store
+// (core/store_health.h; not included here: lib/replica/ sits below core).
+class StoreHealth;
+
+struct ReplicaRef {
+  ObjectStore* store = nullptr;
+  StoreHealth* health = nullptr;
+  std::string prefix;  // of every key of this replica (format/layout.h)
+  std::string url;     // the replica URL: status, saved positions and the upload spool are keyed by it
+};
+
+}  // namespace replite
