@@ -42,8 +42,8 @@
 #include "replite/sys/env.h"
 #include "http/http_client.h"
 #include "replica/lease.h"
-#include "replica/manifest_update.h"
 #include "replica/replica_ref.h"
+#include "replica/replica_writer.h"
 #include "replica/retention.h"
 #include "replica/upload_spool.h"
 #include "store/attempt_scope.h"
@@ -987,15 +987,9 @@ class ReplicatorImpl final : public Replicator {
   // the replica's generations, done only when a generation is about to
   // start (never for an idle database or a plain restart).
   Status ResolveTxidFloor(DbSlot& s, const ReplicaRef& ref, uint64_t* floor) {
-    std::vector<ObjectInfo> objs;
-    const std::string& prefix = ref.prefix;
-    Status st = ref.store->List(GenerationsPrefix(prefix), &objs);
-    if (!st.ok()) return st;
     uint64_t max_txid = 0;
-    for (const auto& o : objs) {
-      ObjectRef r;
-      if (ParseObjectKey(prefix, o, &r)) max_txid = std::max(max_txid, r.last_txid);
-    }
+    Status st = ReplicaWriter(ref).LastStoredTxid(&max_txid);
+    if (!st.ok()) return st;
     // Spooled segments are on their way to the store (after a crash they
     // may even be ahead of the saved position).
     std::vector<SpoolEntry> spooled;
@@ -1489,8 +1483,9 @@ class ReplicatorImpl final : public Replicator {
     st = upload_spool_.List(s.path, ref.url, &entries);
     if (!st.ok()) return st;
     const Labels group{{"group", s.cfg->opts.metrics_group}};
+    ReplicaWriter writer(ref);
     for (const auto& e : entries) {
-      st = ref.store->PutFile(SegmentKey(ref.prefix, e.generation, e.first_txid, e.last_txid), e.path);
+      st = writer.PutSpooled(e);
       if (!st.ok()) {
         health.Failure(NowMono());
         return st;
@@ -1518,25 +1513,15 @@ class ReplicatorImpl final : public Replicator {
   Status Upload(DbSlot& s, const ReplicaRef& ref, const CaptureResult& res) {
     Status ls = EnsureLease(s, ref);
     if (!ls.ok()) return ls;
-    const std::string& prefix = ref.prefix;
-    ObjectStore* store = ref.store;
+    ReplicaWriter writer(ref);
     const Labels group{{"group", s.cfg->opts.metrics_group}};
     if (res.new_generation) {
       Log("database " + s.path + ": new generation " + res.pos.generation() + " at txid " +
           std::to_string(res.pos.txid) + ": " + res.reason);
     }
     if (res.has_segment) {
-      const auto& h = res.segment_header;
-      const std::string key = SegmentKey(prefix, h.generation, h.first_txid, h.last_txid);
-      uint64_t size = res.segment.size();
-      Status st;
-      if (!res.segment_path.empty()) {
-        st = store->PutFile(key, res.segment_path);
-        struct stat fst;
-        size = ::stat(res.segment_path.c_str(), &fst) == 0 ? uint64_t(fst.st_size) : 0;
-      } else {
-        st = store->Put(key, res.segment);
-      }
+      uint64_t size = 0;
+      Status st = writer.PutSegment(res.segment_header, res.segment, res.segment_path, &size);
       if (!st.ok()) return st;
       m_.Add("replite_uploaded_bytes_total", group, double(size));
       m_.Add("replite_segments_uploaded_total", group);
@@ -1545,11 +1530,9 @@ class ReplicatorImpl final : public Replicator {
       s.bytes += size;
     }
     if (res.has_snapshot) {
-      const auto& h = res.snapshot_header;
-      Status st = store->PutFile(SnapshotKey(prefix, h.generation, h.first_txid), res.snapshot_path);
+      uint64_t size = 0;
+      Status st = writer.PutSnapshot(res.snapshot_header, res.snapshot_path, &size);
       if (!st.ok()) return st;
-      struct stat fst;
-      uint64_t size = ::stat(res.snapshot_path.c_str(), &fst) == 0 ? uint64_t(fst.st_size) : 0;
       m_.Add("replite_uploaded_bytes_total", group, double(size));
       m_.Add("replite_snapshots_uploaded_total", group);
       std::lock_guard<std::mutex> l(Stripe(s));
@@ -1559,16 +1542,9 @@ class ReplicatorImpl final : public Replicator {
     if (res.new_generation) {
       // The manifest names the generation only once its snapshot is stored
       // (a conditional update, by the lease holder only).
-      Status st = UpdateManifest(
-          store, prefix,
-          [&](Manifest* m) {
-            m->page_size = res.snapshot_header.page_size;
-            bool listed = false;
-            for (const auto& g : m->generations) listed |= g.id == res.pos.generation();
-            if (!listed) m->generations.push_back({res.pos.generation(), res.pos.txid, res.pos.txid_ts_ms});
-            return true;
-          },
-          [&] { return leases_->VerifyHeld(store, prefix); });
+      Status st = writer.AddGeneration({res.pos.generation(), res.pos.txid, res.pos.txid_ts_ms},
+                                       res.snapshot_header.page_size,
+                                       [&] { return leases_->VerifyHeld(ref.store, ref.prefix); });
       if (!st.ok()) return st;
     }
     return Status::OK();
