@@ -48,3 +48,5 @@ zbytes=$(sqlite3 "$d/app.db" "SELECT v FROM t" | zstd -1 -c | wc -c)
 echo "foreign writer: $commits commits at $RATE/s for ${SECS}s; $gens generation(s); last txid $last (first snapshot is txid 1);"
 echo "  latest restore has $own rows; replica $bytes bytes, zstd -1 of the rows $zbytes bytes"
 grep -c "new generation" "$d/replicate.log" | sed 's/^/  new generation log lines: /'
+# Segment bytes against zstd -1 of the WAL pages they carry (issue 13's figure).
+[ -x "$BUILD/bench/replica_bytes_bench" ] && "$BUILD/bench/replica_bytes_bench" "$d/replica" | sed 's/^/  /'

@@ -262,6 +262,9 @@ class Capture {
     // checkpoints) need it and restart under it.
     bool lock = req_.want_snapshot || req_.checkpoint || req_.truncate || !pos_.valid();
     for (int attempt = 0; attempt < 3; attempt++) {
+      // A retried attempt starts over: what the failed one staged goes.
+      if (!out_->snapshot_path.empty()) ::unlink(out_->snapshot_path.c_str());
+      if (!out_->segment_path.empty()) ::unlink(out_->segment_path.c_str());
       *out_ = CaptureResult();
       out_->pos = pos_;
       full_checkpoint_ = false;
@@ -276,7 +279,7 @@ class Capture {
       // kUnavailable here is one of those). A corruption report from a
       // read is retried once on a fresh connection before it is believed.
       if (s.code() == Code::kUnavailable && attempt < 2) continue;
-      if (s.code() == Code::kCorruption && !retried_corruption_) {
+      if (s.code() == Code::kCorruption && !retried_corruption_ && attempt < 2) {
         retried_corruption_ = true;
         conn_.Close();
         continue;
