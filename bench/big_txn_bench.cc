@@ -18,23 +18,14 @@
 #include <fstream>
 #include <string>
 
+#include "bench_util.h"
 #include "replite/replite.h"
 
 using namespace replite;
+using bench::Exec;
+using bench::Now;
 
 namespace {
-
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-void Exec(sqlite3* db, const std::string& sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::fprintf(stderr, "sqlite: %s: %s\n", sql.c_str(), err ? err : "?");
-    std::exit(1);
-  }
-}
 
 // Current resident set (VmRSS), MB.
 double RssMb() {

@@ -17,23 +17,14 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "replite/replite.h"
 
 using namespace replite;
+using bench::Exec;
+using bench::Now;
 
 namespace {
-
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-void Exec(sqlite3* db, const std::string& sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::fprintf(stderr, "sqlite: %s: %s\n", sql.c_str(), err ? err : "?");
-    std::exit(1);
-  }
-}
 
 double FirstSync(const std::string& db, const std::string& work, uint64_t verify_max) {
   std::filesystem::remove_all(work);

@@ -4,6 +4,8 @@
 #include <ctime>
 #include <sstream>
 
+#include "util/time_format.h"
+
 namespace replite {
 namespace {
 
@@ -17,15 +19,6 @@ int64_t WallMs() {
   timespec ts;
   ::clock_gettime(CLOCK_REALTIME, &ts);
   return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-std::string FormatMs(int64_t ms) {
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 std::string ParentOf(const std::string& prefix) {
@@ -180,7 +173,7 @@ Status LeaseKeeper::Acquire(ObjectStore* store, const std::string& prefix, uint3
       return Status::FailedPrecondition(
           "replica " + Describe(store, prefix) + " is being written by another replite instance " +
           lease.Get("instance") + " (host " + holder.Get("host") + ", pid " + holder.Get("pid") +
-          ", heartbeat valid until " + FormatMs(holder.Int("expires_ms")) +
+          ", heartbeat valid until " + FormatUtcMs(holder.Int("expires_ms")) +
           "): this database is not replicated until that instance stops (its lease is taken over at once when it "
           "closes, or when its heartbeat expires); if it should not replicate here, stop it");
     PutOptions po;

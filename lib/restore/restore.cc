@@ -20,6 +20,7 @@
 #include "replite/sys/env.h"
 #include "store/store_registry.h"
 #include "util/file_util.h"
+#include "util/time_format.h"
 #include "util/hash.h"
 
 namespace replite {
@@ -615,17 +616,6 @@ Status ParseRfc3339(const std::string& t, int64_t* ms) {
   return Status::OK();
 }
 
-std::string FormatRfc3339(int64_t ms) {
-  int64_t frac = ms % 1000;  // floored, so that times before 1970 print right
-  if (frac < 0) frac += 1000;
-  std::time_t t = static_cast<std::time_t>((ms - frac) / 1000);
-  std::tm tm;
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(frac));
-  return out;
-}
+std::string FormatRfc3339(int64_t ms) { return FormatUtcMs(ms); }
 
 }  // namespace replite
