@@ -122,7 +122,7 @@ TEST_CASE("replite replicate beside exiting writer processes keeps one generatio
   for (int i = 0; i < 6; i++) {
     std::string out;
     // autocheckpoint off: only an exit that believes it is last checkpoints.
-    int rc = test::Sqlite3(db, "PRAGMA wal_autocheckpoint=0; INSERT INTO t(v) VALUES ('writer " +
+    int rc = test::Sqlite3(db, "PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=0; INSERT INTO t(v) VALUES ('writer " +
                                    std::to_string(i) + "');", &out);
     INFO(out);
     REQUIRE(rc == 0);
@@ -161,7 +161,10 @@ TEST_CASE("polling beside 100 sqlite3 writer processes on SQLite's defaults repo
   REQUIRE(r->Sync(db).ok());
   for (int i = 0; i < 100; i++) {
     std::string out;
-    int rc = test::Sqlite3(db, "INSERT INTO t(v) VALUES ('writer " + std::to_string(i) + "');", &out);
+    // A busy timeout, as README asks of every writer sharing the database:
+    // replite's checkpoints take the write lock for a few milliseconds.
+    int rc = test::Sqlite3(db, "PRAGMA busy_timeout=5000; INSERT INTO t(v) VALUES ('writer " + std::to_string(i) + "');",
+                           &out);
     INFO(out);
     REQUIRE(rc == 0);
   }
