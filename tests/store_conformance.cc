@@ -78,6 +78,21 @@ void PutGetRanges(const ConformanceTarget& t, Messages* m) {
   REQUIRE(ps.ok());
   REQUIRE(s.Get(t.prefix + "/file", &got).ok());
   CHECK(got == file_data);
+
+  // A consumed source (the spool's files): the object outlives the file.
+  char path2[] = "/tmp/replite-conformance-XXXXXX";
+  fd = mkstemp(path2);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, file_data.data(), 1000) == 1000);
+  close(fd);
+  PutOptions consumed;
+  consumed.consumes_source = true;
+  ps = s.PutFile(t.prefix + "/consumed", path2, consumed);
+  unlink(path2);
+  INFO(ps.ToString());
+  REQUIRE(ps.ok());
+  REQUIRE(s.Get(t.prefix + "/consumed", &got).ok());
+  CHECK(got == file_data.substr(0, 1000));
 }
 
 // Readers racing an overwriting writer see one whole version or the other.

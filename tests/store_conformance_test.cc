@@ -3,6 +3,8 @@
 // and with a SAS token. The servers start on 127.0.0.1; a server that
 // cannot start FAILS the test (moto: unless REPLITE_ALLOW_S3_SKIP=1).
 #include <catch2/catch.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "azure_sas.h"
 #include "azurite_server.h"
@@ -14,6 +16,7 @@
 #include "store/s3/s3_store.h"
 #include "store_conformance.h"
 #include "test_util.h"
+#include "util/file_util.h"
 
 using namespace replite;
 using replite::testing::AzuriteServer;
@@ -45,6 +48,30 @@ TEST_CASE("store conformance: file", "[conformance][file]") {
   t.store = NewFileStore("/");
   t.prefix = (dir / "replica").substr(1);  // keys are relative to "/"
   testing::RunStoreConformance(t);
+}
+
+// The file store links a consumed file into place instead of copying it
+// (a 1 GB segment is written once, to the spool), and copies otherwise.
+TEST_CASE("file store: a consumed spool file becomes the object without a copy", "[conformance][file]") {
+  test::TempDir dir;
+  auto store = NewFileStore("/");
+  const std::string src = dir / "spool-file", prefix = (dir / "replica").substr(1);
+  REQUIRE(WriteFileAtomic(src, std::string(5000, 'x')).ok());
+  struct stat a, b, c;
+  REQUIRE(stat(src.c_str(), &a) == 0);
+  REQUIRE(store->PutFile(prefix + "/copied", src).ok());
+  PutOptions consumed;
+  consumed.consumes_source = true;
+  REQUIRE(store->PutFile(prefix + "/linked", src, consumed).ok());
+  REQUIRE(stat(("/" + prefix + "/copied").c_str(), &b) == 0);
+  REQUIRE(stat(("/" + prefix + "/linked").c_str(), &c) == 0);
+  CHECK(b.st_ino != a.st_ino);
+  CHECK(c.st_ino == a.st_ino);
+  CHECK((c.st_mode & 0777) == 0600);
+  REQUIRE(unlink(src.c_str()) == 0);
+  std::string got;
+  REQUIRE(store->Get(prefix + "/linked", &got).ok());
+  CHECK(got == std::string(5000, 'x'));
 }
 
 TEST_CASE("store conformance: s3 on moto", "[conformance][s3]") {

@@ -18,6 +18,13 @@ uint64_t FileSize(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
 }
 
+// Every file shipped from here is a spool file that is deleted once stored.
+PutOptions Consumed() {
+  PutOptions o;
+  o.consumes_source = true;
+  return o;
+}
+
 }  // namespace
 
 Status ReplicaWriter::PutSegment(const SegmentHeader& h, const std::string& data, const std::string& file,
@@ -27,20 +34,18 @@ Status ReplicaWriter::PutSegment(const SegmentHeader& h, const std::string& data
     *bytes = data.size();
     return ref_.store->Put(key, data);
   }
-  Status st = ref_.store->PutFile(key, file);
   *bytes = FileSize(file);
+  Status st = ref_.store->PutFile(key, file, Consumed());
   return st;
 }
 
 Status ReplicaWriter::PutSnapshot(const SegmentHeader& h, const std::string& file, uint64_t* bytes) {
-  Status st = ref_.store->PutFile(SnapshotKey(ref_.prefix, h.generation, h.first_txid), file);
-  if (!st.ok()) return st;
   *bytes = FileSize(file);
-  return st;
+  return ref_.store->PutFile(SnapshotKey(ref_.prefix, h.generation, h.first_txid), file, Consumed());
 }
 
 Status ReplicaWriter::PutSpooled(const SpoolEntry& e) {
-  return ref_.store->PutFile(SegmentKey(ref_.prefix, e.generation, e.first_txid, e.last_txid), e.path);
+  return ref_.store->PutFile(SegmentKey(ref_.prefix, e.generation, e.first_txid, e.last_txid), e.path, Consumed());
 }
 
 Status ReplicaWriter::AddGeneration(const GenerationEntry& g, uint32_t page_size,

@@ -42,6 +42,22 @@ class FileStore final : public ObjectStore {
     s = OpenFile(local_path, O_RDONLY, 0, &in);
     if (!s.ok()) return s;
     const std::string tmp = path + TempSuffix();
+    if (opts.consumes_source) {
+      // The caller's file becomes the object (no second copy of a segment
+      // that may be gigabytes): made durable, linked under a temporary
+      // name, renamed into place. Across filesystems (or where links are
+      // refused) the bytes are copied as below.
+      s = FSync(in.get(), local_path);
+      if (!s.ok()) return s;
+      if (::link(local_path.c_str(), tmp.c_str()) == 0) {
+        if (::rename(tmp.c_str(), path.c_str()) != 0) {
+          s = ErrnoStatus("rename " + tmp, errno);
+          ::unlink(tmp.c_str());
+          return s;
+        }
+        return FSyncDir(DirName(path));
+      }
+    }
     ScopedFd out;
     s = OpenFile(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600, &out);
     if (!s.ok()) return s;

@@ -31,6 +31,10 @@ struct PutOptions {
   // the condition does not hold.
   bool if_none_match = false;  // create only if the key does not exist
   std::string if_match;        // replace only if the current etag equals this
+  // PutFile only: the caller deletes `local_path` after a successful put
+  // and never writes to it again, so a store on the same filesystem
+  // (file://) may hard-link the file instead of copying its bytes.
+  bool consumes_source = false;
 };
 
 class REPLITE_EXPORT ObjectStore {
