@@ -3,7 +3,8 @@
 // Every input is decoded twice:
 //  1. as is, the way restore sees an object from the store: DecodeSegment,
 //     and separately the ranged-read path (DecodeSegmentTrailer ->
-//     DecodeSegmentIndex -> DecodeBlock per entry, as ObjectReader does).
+//     DecodeSegmentIndex -> BlockStreamDecoder per entry, as ObjectReader
+//     does).
 //     Both paths must agree.
 //  2. after "fixing up" the three checksums (header XXH64, each block's hash
 //     in the index, the trailer's hash of header+index), so that mutations
@@ -66,7 +67,7 @@ void CheckDecoded(const SegmentHeader& h, const std::vector<DecodedBlock>& block
 // Re-encodes a decoded object and checks it decodes to the same content.
 void CheckReencode(const SegmentHeader& h, const std::vector<DecodedBlock>& blocks) {
   StringSink sink;
-  SegmentBuilder b(&sink, h, 1);
+  SegmentBuilder b(&sink, h, 1, (h.flags & kSegFlagStream) != 0);
   FUZZ_CHECK(b.Start().ok(), "SegmentBuilder::Start failed");
   for (const auto& blk : blocks)
     FUZZ_CHECK(b.AddBlock(blk.txid, blk.ts_ms, blk.db_pages, blk.checksum_after, blk.flags, blk.pgnos, blk.pages)
@@ -98,12 +99,14 @@ Status DecodeRanged(const std::string& obj, SegmentHeader* h, std::vector<Decode
   if (!s.ok()) return s;
   FUZZ_CHECK(index.size() == h->block_count, "index size differs from the header's block count");
   blocks->clear();
-  for (const auto& e : index) {
+  BlockStreamDecoder dec(*h);
+  for (size_t i = 0; i < index.size(); i++) {
+    const BlockIndexEntry& e = index[i];
     FUZZ_CHECK(e.offset >= kSegHeaderSize && e.offset + e.comp_len <= t.index_offset, "index entry out of bounds");
     FUZZ_CHECK(e.raw_len == kSegBlockHeaderSize + uint64_t(e.page_count) * (4 + h->page_size),
                "index entry raw_len inconsistent");
     DecodedBlock b;
-    s = DecodeBlock(obj.substr(e.offset, e.comp_len), e, h->page_size, &b);
+    s = dec.Decode(i, obj.substr(e.offset, e.comp_len), e, &b);
     if (!s.ok()) return s;
     FUZZ_CHECK(b.pgnos.size() == e.page_count, "block page count differs from its index entry");
     blocks->push_back(std::move(b));

@@ -29,14 +29,14 @@ static std::string Page(uint32_t pgno, uint32_t page_size) {
   return p;
 }
 
-static std::string MakeObject(ObjectKind kind, int txs, uint32_t pages_per_tx, bool split) {
+static std::string MakeObject(ObjectKind kind, int txs, uint32_t pages_per_tx, bool split, bool stream = true) {
   const uint32_t ps = 512;
   SegmentHeader h;
   h.kind = kind;
   h.page_size = ps;
   h.generation = "018f2a3b4c5d0001";
   StringSink sink;
-  SegmentBuilder b(&sink, h, 3);
+  SegmentBuilder b(&sink, h, 3, stream);
   if (!b.Start().ok()) return "";
   uint64_t txid = 41;
   for (int t = 0; t < txs; t++) {
@@ -106,6 +106,7 @@ int main(int argc, char** argv) {
   ok &= WriteFile(dir + "/segment/segment_split_tx", MakeObject(ObjectKind::kSegment, 1, 4, true));
   ok &= WriteFile(dir + "/segment/snapshot", MakeObject(ObjectKind::kSnapshot, 1, 3, false));
   ok &= WriteFile(dir + "/segment/segment_empty", MakeObject(ObjectKind::kSegment, 0, 0, false));
+  ok &= WriteFile(dir + "/segment/segment_v1", MakeObject(ObjectKind::kSegment, 3, 2, true, /*stream=*/false));
 
   char tmpl[] = "/tmp/replite-fuzz-walXXXXXX";
   if (!mkdtemp(tmpl)) return 1;

@@ -62,7 +62,7 @@ Status StringSink::WriteAt(uint64_t offset, const std::string& d) {
 
 std::string EncodeSegmentHeader(const SegmentHeader& h) {
   std::string s(h.kind == ObjectKind::kSnapshot ? kMagicSnapshot : kMagicSegment, 8);
-  PutLE32(&s, kSegVersion);
+  PutLE32(&s, (h.flags & kSegFlagStream) ? kSegVersionStream : kSegVersion);
   PutLE32(&s, h.page_size);
   PutLE64(&s, h.first_txid);
   PutLE64(&s, h.last_txid);
@@ -94,7 +94,9 @@ Status DecodeSegmentHeader(const std::string& b, SegmentHeader* out) {
   }
   if (GetLE64(b.data() + 120) != XXH64(b.data(), 120, 0)) return Status::Corruption("object header checksum mismatch");
   uint32_t version = GetLE32(b.data() + 8);
-  if (version != kSegVersion) return Status::Corruption("unsupported object version " + std::to_string(version));
+  if (version != kSegVersion && version != kSegVersionStream)
+    return Status::Corruption("unsupported object version " + std::to_string(version) +
+                              " (written by a newer replite: restore with that version)");
   h.page_size = GetLE32(b.data() + 12);
   if (!ValidPageSize(h.page_size)) return Status::Corruption("bad page size in object header");
   h.first_txid = GetLE64(b.data() + 16);
@@ -107,6 +109,12 @@ Status DecodeSegmentHeader(const std::string& b, SegmentHeader* out) {
   h.pages_after = GetLE32(b.data() + 68);
   h.block_count = GetLE32(b.data() + 72);
   h.flags = GetLE32(b.data() + 76);
+  if ((h.flags & ~(kSegFlagZstd | kSegFlagStream)) != 0 || !(h.flags & kSegFlagZstd))
+    return Status::Corruption("object header: unknown flags " + std::to_string(h.flags) +
+                              " (written by a newer replite: restore with that version)");
+  if (((h.flags & kSegFlagStream) != 0) != (version == kSegVersionStream) ||
+      ((h.flags & kSegFlagStream) && h.kind != ObjectKind::kSegment))
+    return Status::Corruption("object header: version " + std::to_string(version) + " does not match its flags");
   h.generation.assign(b.data() + 80, 16);
   if (size_t z = h.generation.find('\0'); z != std::string::npos) h.generation.resize(z);
   if (h.first_txid > h.last_txid) return Status::Corruption("object header txid range reversed");
@@ -114,8 +122,12 @@ Status DecodeSegmentHeader(const std::string& b, SegmentHeader* out) {
   return Status::OK();
 }
 
-SegmentBuilder::SegmentBuilder(SegmentSink* sink, SegmentHeader header, int level)
-    : sink_(sink), header_(std::move(header)), level_(level), cctx_(ZSTD_createCCtx()) {}
+SegmentBuilder::SegmentBuilder(SegmentSink* sink, SegmentHeader header, int level, bool stream)
+    : sink_(sink), header_(std::move(header)), level_(level), cctx_(ZSTD_createCCtx()) {
+  stream_ = stream && header_.kind == ObjectKind::kSegment;
+  header_.flags = kSegFlagZstd | (stream_ ? kSegFlagStream : 0);
+  if (stream_) ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_compressionLevel, level_);
+}
 
 SegmentBuilder::~SegmentBuilder() { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_)); }
 
@@ -136,9 +148,27 @@ Status SegmentBuilder::AddBlock(uint64_t txid, int64_t ts_ms, uint32_t db_pages,
   PutLE32(&raw, 0);
   for (uint32_t p : pgnos) PutLE32(&raw, p);
   raw += pages;
-  std::string comp(ZSTD_compressBound(raw.size()), '\0');
-  size_t n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(cctx_), comp.data(), comp.size(), raw.data(), raw.size(), level_);
-  if (ZSTD_isError(n)) return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(n));
+  std::string comp;
+  size_t n = 0;
+  if (stream_) {
+    // The next piece of the segment's one stream, flushed so that it ends
+    // where this block ends.
+    ZSTD_CCtx* cx = static_cast<ZSTD_CCtx*>(cctx_);
+    ZSTD_inBuffer in{raw.data(), raw.size(), 0};
+    comp.resize(ZSTD_compressBound(raw.size()) + 64);
+    for (;;) {
+      if (comp.size() - n < ZSTD_CStreamOutSize()) comp.resize(comp.size() + ZSTD_CStreamOutSize());
+      ZSTD_outBuffer out{comp.data(), comp.size(), n};
+      const size_t rem = ZSTD_compressStream2(cx, &out, &in, ZSTD_e_flush);
+      if (ZSTD_isError(rem)) return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(rem));
+      n = out.pos;
+      if (rem == 0 && in.pos == in.size) break;
+    }
+  } else {
+    comp.resize(ZSTD_compressBound(raw.size()));
+    n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(cctx_), comp.data(), comp.size(), raw.data(), raw.size(), level_);
+    if (ZSTD_isError(n)) return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(n));
+  }
   comp.resize(n);
   BlockIndexEntry e;
   e.txid = txid;
@@ -162,6 +192,7 @@ Status SegmentBuilder::AddBlock(uint64_t txid, int64_t ts_ms, uint32_t db_pages,
 Status SegmentBuilder::Finish(const SegmentHeader& fh) {
   SegmentHeader h = fh;
   h.kind = header_.kind;
+  h.flags = header_.flags;
   h.page_size = header_.page_size;
   h.generation = header_.generation;
   h.block_count = static_cast<uint32_t>(index_.size());
@@ -226,16 +257,21 @@ Status DecodeSegmentIndex(const std::string& header_bytes, const std::string& in
   return Status::OK();
 }
 
-Status DecodeBlock(const std::string& comp, const BlockIndexEntry& e, uint32_t page_size, DecodedBlock* out) {
+namespace {
+
+// The checks every block passes before it is decompressed.
+Status CheckBlock(const std::string& comp, const BlockIndexEntry& e, uint32_t page_size) {
   if (comp.size() != e.comp_len) return Status::Corruption("block truncated");
   // Entries normally come from DecodeSegmentIndex, which checks this; a
   // caller with its own entry must not make us read past the buffer.
   if (e.page_count > kMaxPagesPerBlock || e.raw_len != kSegBlockHeaderSize + uint64_t(e.page_count) * (4 + page_size))
     return Status::Corruption("block sizes are inconsistent");
   if (XXH64(comp.data(), comp.size(), 0) != e.block_hash) return Status::Corruption("block checksum mismatch");
-  std::string raw(e.raw_len, '\0');
-  size_t n = ZSTD_decompress(raw.data(), raw.size(), comp.data(), comp.size());
-  if (ZSTD_isError(n) || n != e.raw_len) return Status::Corruption("block does not decompress to its recorded size");
+  return Status::OK();
+}
+
+// Parses a decompressed block and checks it against its index entry.
+Status ParseBlock(const std::string& raw, const BlockIndexEntry& e, uint32_t page_size, DecodedBlock* out) {
   const char* p = raw.data();
   out->txid = GetLE64(p);
   out->ts_ms = static_cast<int64_t>(GetLE64(p + 8));
@@ -255,6 +291,63 @@ Status DecodeBlock(const std::string& comp, const BlockIndexEntry& e, uint32_t p
   return Status::OK();
 }
 
+}  // namespace
+
+Status DecodeBlock(const std::string& comp, const BlockIndexEntry& e, uint32_t page_size, DecodedBlock* out) {
+  Status s = CheckBlock(comp, e, page_size);
+  if (!s.ok()) return s;
+  std::string raw(e.raw_len, '\0');
+  size_t n = ZSTD_decompress(raw.data(), raw.size(), comp.data(), comp.size());
+  if (ZSTD_isError(n) || n != e.raw_len) return Status::Corruption("block does not decompress to its recorded size");
+  return ParseBlock(raw, e, page_size, out);
+}
+
+BlockStreamDecoder::BlockStreamDecoder(const SegmentHeader& h)
+    : page_size_(h.page_size), stream_((h.flags & kSegFlagStream) != 0) {}
+
+BlockStreamDecoder::~BlockStreamDecoder() { ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_)); }
+
+void BlockStreamDecoder::Reset() {
+  next_ = 0;
+  broken_ = false;
+  if (dctx_) ZSTD_DCtx_reset(static_cast<ZSTD_DCtx*>(dctx_), ZSTD_reset_session_only);
+}
+
+Status BlockStreamDecoder::Decode(size_t i, const std::string& comp, const BlockIndexEntry& e, DecodedBlock* out) {
+  if (!stream_) {
+    Status s = DecodeBlock(comp, e, page_size_, out);
+    if (s.ok()) next_ = i + 1;
+    return s;
+  }
+  if (broken_) return Status::Corruption("block " + std::to_string(i) + " follows a damaged block of the same stream");
+  if (i != next_) return Status::Internal("stream block " + std::to_string(i) + " decoded out of order");
+  Status s = CheckBlock(comp, e, page_size_);
+  if (!s.ok()) {
+    broken_ = true;
+    return s;
+  }
+  if (!dctx_) dctx_ = ZSTD_createDCtx();
+  std::string raw(e.raw_len, '\0');
+  ZSTD_inBuffer in{comp.data(), comp.size(), 0};
+  ZSTD_outBuffer ob{raw.data(), raw.size(), 0};
+  for (;;) {
+    const size_t before_in = in.pos, before_out = ob.pos;
+    const size_t r = ZSTD_decompressStream(static_cast<ZSTD_DCtx*>(dctx_), &ob, &in);
+    if (ZSTD_isError(r)) {
+      broken_ = true;
+      return Status::Corruption(std::string("block does not decompress: ") + ZSTD_getErrorName(r));
+    }
+    if (in.pos == in.size && ob.pos == ob.size) break;
+    if (in.pos == before_in && ob.pos == before_out) break;  // no progress: too little or too much input
+  }
+  if (in.pos != in.size || ob.pos != ob.size) {
+    broken_ = true;
+    return Status::Corruption("block does not decompress to its recorded size");
+  }
+  next_ = i + 1;
+  return ParseBlock(raw, e, page_size_, out);
+}
+
 Status DecodeSegment(const std::string& obj, SegmentHeader* header, std::vector<DecodedBlock>* blocks) {
   SegmentTrailer t;
   Status s = DecodeSegmentTrailer(obj, &t);
@@ -267,9 +360,11 @@ Status DecodeSegment(const std::string& obj, SegmentHeader* header, std::vector<
                          header, &index);
   if (!s.ok()) return s;
   blocks->clear();
-  for (const auto& e : index) {
+  BlockStreamDecoder dec(*header);
+  for (size_t i = 0; i < index.size(); i++) {
+    const BlockIndexEntry& e = index[i];
     DecodedBlock b;
-    s = DecodeBlock(obj.substr(e.offset, e.comp_len), e, header->page_size, &b);
+    s = dec.Decode(i, obj.substr(e.offset, e.comp_len), e, &b);
     if (!s.ok()) return s;
     blocks->push_back(std::move(b));
   }

@@ -58,6 +58,20 @@ Status ObjectReader::Open() {
 }
 
 Status ObjectReader::ReadBlock(size_t i, DecodedBlock* out) {
+  if (i >= index_.size()) return Status::Internal("object " + key_ + ": block " + std::to_string(i) + " past the index");
+  if (!decoder_) decoder_ = std::make_unique<BlockStreamDecoder>(header_);
+  if (header_.flags & kSegFlagStream) {
+    if (i < decoder_->next()) decoder_->Reset();
+    DecodedBlock skipped;
+    while (decoder_->next() < i) {
+      Status s = DecodeAt(decoder_->next(), &skipped);
+      if (!s.ok()) return s;
+    }
+  }
+  return DecodeAt(i, out);
+}
+
+Status ObjectReader::DecodeAt(size_t i, DecodedBlock* out) {
   const BlockIndexEntry& e = index_[i];
   if (e.offset < batch_off_ || e.offset + e.comp_len > batch_off_ + batch_.size()) {
     // Fetch this block and as many following ones as fit in one batch.
@@ -68,7 +82,7 @@ Status ObjectReader::ReadBlock(size_t i, DecodedBlock* out) {
     if (!s.ok()) return s;
     batch_off_ = e.offset;
   }
-  Status s = DecodeBlock(batch_.substr(e.offset - batch_off_, e.comp_len), e, header_.page_size, out);
+  Status s = decoder_->Decode(i, batch_.substr(e.offset - batch_off_, e.comp_len), e, out);
   if (!s.ok()) return Status::Corruption("object " + key_ + " block " + std::to_string(i) + ": " + s.message());
   return Status::OK();
 }

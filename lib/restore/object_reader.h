@@ -6,6 +6,7 @@
 // Not thread-safe; one reader per object.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,17 +30,21 @@ class ObjectReader {
   Status Open();
   const SegmentHeader& header() const { return header_; }
   const std::vector<BlockIndexEntry>& index() const { return index_; }
-  // Decodes block i (reading ahead in batches).
+  // Decodes block i (reading ahead in batches). Blocks of a stream segment
+  // (kSegFlagStream) before i that were not read are decoded on the way;
+  // going back starts the stream over.
   Status ReadBlock(size_t i, DecodedBlock* out);
   const std::string& key() const { return key_; }
 
  private:
   Status GetRange(uint64_t off, uint64_t len, std::string* out);
+  Status DecodeAt(size_t i, DecodedBlock* out);
   ObjectStore* store_;
   std::string key_;
   uint64_t size_;
   SegmentHeader header_;
   std::vector<BlockIndexEntry> index_;
+  std::unique_ptr<BlockStreamDecoder> decoder_;
   std::string batch_;
   uint64_t batch_off_ = 0;
   std::string whole_;
