@@ -7,7 +7,8 @@
 #
 #   bench/foreign_writer.sh [BUILD_DIR]    # default BUILD_DIR: build
 #
-# Env: RATE (default 200), SECONDS_ (default 60).
+# Env: RATE (default 200), SECONDS_ (default 60), SAMPLES (restores at
+# random txids, default 20).
 set -euo pipefail
 BUILD=${1:-build}
 CLI="$BUILD/replite"
@@ -48,5 +49,18 @@ zbytes=$(sqlite3 "$d/app.db" "SELECT v FROM t" | zstd -1 -c | wc -c)
 echo "foreign writer: $commits commits at $RATE/s for ${SECS}s; $gens generation(s); last txid $last (first snapshot is txid 1);"
 echo "  latest restore has $own rows; replica $bytes bytes, zstd -1 of the rows $zbytes bytes"
 grep -c "new generation" "$d/replicate.log" | sed 's/^/  new generation log lines: /'
+# Restores at SAMPLES random txids of the last generation (and its last):
+# txid t holds exactly the first t-1 rows (one row per commit, the first
+# snapshot is txid 1), checked with SQLite's integrity_check.
+refused=0 wrong=0
+for t in $(python3 -c "import random,sys; n=int(sys.argv[1]); print(' '.join(map(str, sorted(set(random.randint(2, n) for _ in range(int(sys.argv[2]))) | {n}))))" "$last" "${SAMPLES:-20}"); do
+  rm -f "$d/t.db"
+  if ! "$CLI" restore -txid "$t" -o "$d/t.db" "file://$d/replica" > "$d/t.log" 2>&1; then
+    refused=$((refused + 1)); sed 's/^/    /' "$d/t.log"; continue
+  fi
+  got=$(sqlite3 "$d/t.db" "PRAGMA integrity_check; SELECT count(*), coalesce(max(id), 0) FROM t" | tr '\n' ' ')
+  [ "$got" = "ok $((t - 1))|$((t - 1)) " ] || { wrong=$((wrong + 1)); echo "    txid $t: $got"; }
+done
+echo "  sampled restores: ${SAMPLES:-20} random txids + the last: $refused refused, $wrong not the commit's state"
 # Segment bytes against zstd -1 of the WAL pages they carry (issue 13's figure).
 [ -x "$BUILD/bench/replica_bytes_bench" ] && "$BUILD/bench/replica_bytes_bench" "$d/replica" | sed 's/^/  /'
