@@ -12,6 +12,10 @@
 //  - our checkpoints run while our own connection holds the write lock, so
 //    no commit can be backfilled without being captured first.
 //
+// The WAL itself is read by lib/wal (wal_reader.h: header, frames, the
+// checksum chain; wal_index.h: page -> frame), through SQLite's own file
+// handles (core/sqlite_files.h); this file holds the capture's policy.
+//
 // Stateless between calls (everything lives in Position); one call at a
 // time per database. Opens its files per call and closes them before
 // returning; its main SQLite connection may be kept by the caller between

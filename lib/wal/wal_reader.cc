@@ -136,14 +136,4 @@ Status WalReader::ReadPage(uint64_t frame, uint32_t pgno, char* page) const {
   return Status::OK();
 }
 
-Status WalReader::ReadPgnos(uint64_t from, uint64_t to, std::vector<uint32_t>* pgnos) const {
-  for (uint64_t f = from; f < to; f++) {
-    WalFrameHeader fh;
-    Status s = ReadFrameHeader(f, &fh);
-    if (!s.ok()) return s;
-    pgnos->push_back(fh.pgno);
-  }
-  return Status::OK();
-}
-
 }  // namespace replite

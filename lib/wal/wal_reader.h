@@ -103,10 +103,6 @@ class WalReader {
   // if it was rewritten (a WAL restart since the scan).
   Status ReadPage(uint64_t frame, uint32_t pgno, char* page) const;
 
-  // Appends the page number of each frame in [from, to) to *pgnos, reading
-  // only frame headers. kUnavailable if the file shrank.
-  Status ReadPgnos(uint64_t from, uint64_t to, std::vector<uint32_t>* pgnos) const;
-
  private:
   Options opts_;
   const ReadableFile* file_ = nullptr;
