@@ -201,9 +201,12 @@ TEST_CASE("WalReader stops before a torn tail and an uncommitted transaction", "
   SECTION("a WAL shorter than its header has none") {
     StringFile tiny(f.data().substr(0, kWalHeaderSize - 1));
     WalReader r;
+    WalScan scan;
+    CHECK(r.ScanCommitted(0, WalChain{}, &scan).code() == Code::kInternal);  // not opened: no crash
     REQUIRE(r.Open(&tiny).ok());
     CHECK_FALSE(r.has_header());
     CHECK(r.FramesInFile() == 0);
+    CHECK(r.ScanCommitted(0, WalChain{}, &scan).code() == Code::kInternal);
   }
 }
 

@@ -6,6 +6,11 @@
 #include <string>
 
 namespace replite {
+namespace {
+
+Status NotOpen() { return Status::Internal("WAL reader used before Open"); }
+
+}  // namespace
 
 Status WalReader::Open(const ReadableFile* file) {
   file_ = file;
@@ -29,6 +34,7 @@ uint64_t WalReader::FramesInFile() const {
 }
 
 Status WalReader::ReadHeader(WalHeader* out) const {
+  if (file_ == nullptr) return NotOpen();
   unsigned char buf[kWalHeaderSize];
   size_t got = 0;
   Status s = file_->Read(buf, sizeof buf, 0, &got);
@@ -44,6 +50,7 @@ Status WalReader::ScanCommitted(uint64_t start, WalChain chain, WalScan* out) co
   out->chain = chain;
   out->verified_end = start;
   out->stop = WalScanEnd::kEndOfFile;
+  if (file_ == nullptr) return NotOpen();
   if (!has_header_) return Status::Internal("WAL " + file_->path() + " scanned without a valid header");
   const uint64_t fsz = kWalFrameHeaderSize + hdr_.page_size;
   // Every quantity below is bounded: a read is at most kChunkFrames frames
@@ -115,6 +122,7 @@ Status WalReader::ScanCommitted(uint64_t start, WalChain chain, WalScan* out) co
 }
 
 Status WalReader::ReadFrameHeader(uint64_t frame, WalFrameHeader* out) const {
+  if (file_ == nullptr) return NotOpen();
   unsigned char fh[kWalFrameHeaderSize];
   size_t got = 0;
   Status s = file_->Read(fh, sizeof fh, WalFrameOffset(hdr_.page_size, frame), &got);
@@ -125,6 +133,7 @@ Status WalReader::ReadFrameHeader(uint64_t frame, WalFrameHeader* out) const {
 }
 
 Status WalReader::ReadPage(uint64_t frame, uint32_t pgno, char* page) const {
+  if (file_ == nullptr) return NotOpen();
   std::string buf(kWalFrameHeaderSize + hdr_.page_size, '\0');
   size_t got = 0;
   Status s = file_->Read(buf.data(), buf.size(), WalFrameOffset(hdr_.page_size, frame), &got);
