@@ -124,7 +124,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (ParseInitiateMultipartUpload(doc, &id).ok()) FUZZ_CHECK(!id.empty(), "multipart upload without an id");
   std::string etag;
   (void)ParseCompleteMultipartUpload(doc, &etag);
-  std::vector<std::string> errors;
+  std::vector<DeleteError> errors;
   if (ParseDeleteResult(doc, &errors).ok()) {
     size_t n = 0;
     for (const auto& c : root.children) n += c.name == "Error";

@@ -11,6 +11,11 @@
 // frame that verifies has a non-zero page number and the header's salts, and
 // advances the running checksum to exactly the frame's stored checksum;
 // a frame that fails leaves the running checksum untouched.
+// 3. Both times also through WalReader (lib/wal/wal_reader.h) with a read
+//    size taken from the input: it must verify exactly the frames the plain
+//    scan verified, report only whole transactions ending in a commit frame,
+//    and never read more than its read size at once.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -19,6 +24,7 @@
 #include "fuzz_check.h"
 #include "util/coding.h"
 #include "wal/wal_format.h"
+#include "wal/wal_reader.h"
 
 using namespace replite;
 
@@ -100,11 +106,59 @@ size_t FixUp(std::vector<unsigned char>* w) {
   return expect;
 }
 
+// The input as a ReadableFile; records the largest read.
+class MemFile : public ReadableFile {
+ public:
+  MemFile(const unsigned char* d, size_t n) : d_(d), n_(n) {}
+  Status Size(uint64_t* size) const override {
+    *size = n_;
+    return Status::OK();
+  }
+  Status Read(void* buf, size_t n, uint64_t offset, size_t* got) const override {
+    max_read_ = std::max(max_read_, n);
+    *got = offset >= n_ ? 0 : static_cast<size_t>(std::min<uint64_t>(n, n_ - offset));
+    if (*got) std::memcpy(buf, d_ + offset, *got);
+    return Status::OK();
+  }
+  const std::string& path() const override { return path_; }
+  size_t max_read() const { return max_read_; }
+
+ private:
+  const unsigned char* d_;
+  size_t n_;
+  std::string path_ = "fuzz-wal";
+  mutable size_t max_read_ = 0;
+};
+
+void ReaderAgrees(const unsigned char* d, size_t n, size_t plain_frames) {
+  MemFile f(d, n);
+  WalReader::Options o;
+  o.max_read_bytes = n > 0 ? 1 + (size_t(d[n - 1]) << 10) : 1;  // 1 byte .. 255 KiB
+  WalReader r(o);
+  FUZZ_CHECK(r.Open(&f).ok(), "WalReader::Open failed on memory");
+  WalHeader h;
+  FUZZ_CHECK(r.has_header() == ParseWalHeader(d, n, &h).ok(), "WalReader and ParseWalHeader disagree");
+  if (!r.has_header()) return;
+  WalScan scan;
+  FUZZ_CHECK(r.ScanCommitted(0, r.header_chain(), &scan).ok(), "ScanCommitted failed on memory");
+  FUZZ_CHECK(scan.verified_end == plain_frames, "WalReader verified other frames than the plain scan");
+  FUZZ_CHECK(scan.end <= scan.verified_end && scan.pgnos.size() == scan.end, "scan end or page list is off");
+  uint64_t next = 0;
+  for (const WalTx& tx : scan.txs) {
+    FUZZ_CHECK(tx.first == next && tx.end > tx.first && tx.db_pages != 0, "transactions are not contiguous");
+    FUZZ_CHECK(GetBE32(d + WalFrameOffset(h.page_size, tx.end - 1) + 4) == tx.db_pages, "tx without its commit");
+    next = tx.end;
+  }
+  FUZZ_CHECK(next == scan.end, "scan end is not the last commit");
+  const size_t frame = kWalFrameHeaderSize + h.page_size;
+  FUZZ_CHECK(f.max_read() <= std::max(frame, o.max_read_bytes), "a read exceeded max_read_bytes");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > (1u << 20)) return 0;
-  Scan(data, size);
+  ReaderAgrees(data, size, Scan(data, size));
   // Short reads: the header parser must never read past n.
   if (size >= 1) {
     std::vector<unsigned char> shorter(data, data + std::min(size - 1, kWalHeaderSize - 1));
@@ -117,6 +171,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t got = Scan(w.data(), w.size());
     if (got != expect) std::fprintf(stderr, "verified %zu frames, expected %zu\n", got, expect);
     FUZZ_CHECK(got == expect, "a correctly checksummed frame failed to verify");
+    ReaderAgrees(w.data(), w.size(), got);
   }
   return 0;
 }

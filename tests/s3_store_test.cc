@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -645,6 +646,48 @@ class OkServer {
   std::thread thread_;
 };
 
+// Answers every request (after reading its body) with 200 and `body`.
+class FixedBodyServer {
+ public:
+  explicit FixedBodyServer(std::string body) : body_(std::move(body)) {
+    fd_ = ListenLoopback(16, &addr_);
+    thread_ = std::thread([this] {
+      int c;
+      while ((c = ::accept(fd_, nullptr, nullptr)) >= 0) {
+        std::string in;
+        char buf[4096];
+        ssize_t n;
+        size_t end;
+        while ((end = in.find("\r\n\r\n")) == std::string::npos && (n = read(c, buf, sizeof buf)) > 0)
+          in.append(buf, size_t(n));
+        size_t length = 0;
+        std::string lower = in.substr(0, end);
+        for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (size_t p = lower.find("content-length:"); p != std::string::npos)
+          length = std::strtoul(lower.c_str() + p + 15, nullptr, 10);
+        while (end != std::string::npos && in.size() < end + 4 + length && (n = read(c, buf, sizeof buf)) > 0)
+          in.append(buf, size_t(n));
+        const std::string out = "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: " +
+                                std::to_string(body_.size()) + "\r\nConnection: close\r\n\r\n" + body_;
+        (void)!write(c, out.data(), out.size());
+        close(c);
+      }
+    });
+  }
+  ~FixedBodyServer() {
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+  }
+  std::string url(const std::string& path) const { return LoopbackUrl(addr_, path); }
+
+ private:
+  std::string body_;
+  int fd_ = -1;
+  sockaddr_in addr_;
+  std::thread thread_;
+};
+
 // A client whose watchdog abandons stalled transfers after 1.5 s while
 // libcurl's own limits stay far away (connect 20 s, low speed 60 s): what
 // ends the exchanges below can only be the watchdog.
@@ -678,6 +721,39 @@ void ExpectAbandoned(HttpClient* http, const HttpRequest& req, const std::string
 }
 
 }  // namespace
+
+// Regression (issue 13): whether a failed DeleteObjects is retried was
+// decided by searching the error's text for "AccessDenied", so a key named
+// like that turned a transient error into a permanent refusal.
+TEST_CASE("s3: a DeleteObjects error is classified by its code and not by a key that names another code", "[s3]") {
+  auto http = NewClient();
+  auto open = [&](const FixedBodyServer& srv, std::shared_ptr<ObjectStore>* store) {
+    ReplicaUrl url;
+    REQUIRE(ParseReplicaUrl("s3://bkt/p?endpoint=" + srv.url("") + "&region=us-east-1", &url).ok());
+    StoreConfig cfg;
+    cfg.max_retries = 0;
+    REQUIRE(OpenS3StoreWithCredentials(url, {"AKID", kSecret, ""}, http, nullptr, cfg, store).ok());
+  };
+  {
+    FixedBodyServer srv("<DeleteResult><Error><Key>p/AccessDenied.db</Key><Code>InternalError</Code>"
+                        "<Message>We encountered an internal error</Message></Error></DeleteResult>");
+    std::shared_ptr<ObjectStore> store;
+    open(srv, &store);
+    Status s = store->Delete({"p/AccessDenied.db"});
+    INFO(s.ToString());
+    CHECK(s.code() == Code::kUnavailable);
+    CHECK(s.retryable());
+  }
+  {
+    FixedBodyServer srv("<DeleteResult><Error><Key>p/k</Key><Code>AccessDenied</Code>"
+                        "<Message>Access Denied</Message></Error></DeleteResult>");
+    std::shared_ptr<ObjectStore> store;
+    open(srv, &store);
+    Status s = store->Delete({"p/k"});
+    INFO(s.ToString());
+    CHECK(s.code() == Code::kPermissionDenied);
+  }
+}
 
 TEST_CASE("http: a transfer that never ends is abandoned by the watchdog, named, once", "[s3][http]") {
   auto http = WatchdogClient();
@@ -810,10 +886,14 @@ TEST_CASE("s3 xml: documents and malformed input", "[s3][xml]") {
   REQUIRE(s3::ParseS3Error("<Error><Code>NoSuchKey</Code><Message>gone</Message><RequestId>r</RequestId></Error>", &e));
   CHECK(e.code == "NoSuchKey");
   CHECK(!s3::ParseS3Error("<html>bad gateway</html>", &e));
-  std::vector<std::string> errors;
+  std::vector<s3::DeleteError> errors;
   REQUIRE(s3::ParseDeleteResult("<DeleteResult><Error><Key>k</Key><Code>AccessDenied</Code><Message>no</Message>"
                                 "</Error></DeleteResult>", &errors).ok());
-  CHECK(errors == std::vector<std::string>{"k: AccessDenied: no"});
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].key == "k");
+  CHECK(errors[0].code == "AccessDenied");
+  CHECK(errors[0].message == "no");
+  CHECK(errors[0].Text() == "k: AccessDenied: no");
   CHECK(s3::BuildDeleteObjects({"a<&>"}, 0, 1).find("<Key>a&lt;&amp;&gt;</Key>") != std::string::npos);
 }
 

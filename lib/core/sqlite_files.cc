@@ -73,7 +73,7 @@ Status SqliteFileRef::Read(void* buf, size_t n, uint64_t offset, size_t* got) co
   return Status::OK();
 }
 
-bool ReadBackfillAttempted(sqlite3* db, uint32_t* attempted) {
+bool ReadWalIndexInfo(sqlite3* db, WalIndexInfo* info) {
   sqlite3_file* f = nullptr;
   if (!FilePointer(db, SQLITE_FCNTL_FILE_POINTER, "", &f).ok()) return false;
   if (f->pMethods->iVersion < 2 || f->pMethods->xShmMap == nullptr) return false;
@@ -81,11 +81,9 @@ bool ReadBackfillAttempted(sqlite3* db, uint32_t* attempted) {
   // Region 0 (32 KiB) holds the header; bExtend=0: only an existing mapping.
   if (f->pMethods->xShmMap(f, 0, 32 * 1024, 0, &region) != SQLITE_OK || region == nullptr) return false;
   f->pMethods->xShmBarrier(f);
-  // WalCkptInfo starts at byte 96: nBackfill, aReadMark[5], aLock[8], then
-  // nBackfillAttempted (native byte order).
-  uint32_t v;
-  std::memcpy(&v, const_cast<const char*>(static_cast<volatile char*>(region)) + 96 + 32, sizeof v);
-  *attempted = v;
+  unsigned char hdr[kWalIndexHeaderSize];
+  std::memcpy(hdr, const_cast<const char*>(static_cast<volatile char*>(region)), sizeof hdr);
+  *info = ParseWalIndexHeader(hdr);
   return true;
 }
 

@@ -26,23 +26,26 @@
 #include <string>
 
 #include "replite/status.h"
+#include "wal/readable_file.h"
+#include "wal/wal_shm.h"
 
 struct sqlite3;
 struct sqlite3_file;
 
 namespace replite {
 
-// A file handle owned by a SQLite connection, borrowed for reads. Valid while
-// that connection stays open.
-class SqliteFileRef {
+// A file handle owned by a SQLite connection, borrowed for reads (by the
+// WAL reader, lib/wal/wal_reader.h, among others). Valid while that
+// connection stays open.
+class SqliteFileRef : public ReadableFile {
  public:
   SqliteFileRef() = default;
   bool valid() const { return f_ != nullptr; }
-  const std::string& path() const { return path_; }
-  Status Size(uint64_t* size) const;
+  const std::string& path() const override { return path_; }
+  Status Size(uint64_t* size) const override;
   // Reads up to n bytes at offset; *got is what the file held there (short
   // at its end).
-  Status Read(void* buf, size_t n, uint64_t offset, size_t* got) const;
+  Status Read(void* buf, size_t n, uint64_t offset, size_t* got) const override;
 
   // The database file of `db`'s main schema.
   static Status Database(sqlite3* db, const std::string& db_path, SqliteFileRef* out);
@@ -55,10 +58,11 @@ class SqliteFileRef {
   std::string path_;
 };
 
-// nBackfillAttempted of the wal-index (https://www.sqlite.org/walformat.html),
-// read from `db`'s own shared-memory mapping; false if it has none. The
-// connection must be in WAL mode and should be inside a transaction.
-bool ReadBackfillAttempted(sqlite3* db, uint32_t* attempted);
+// The wal-index header's counters (wal/wal_shm.h: mxFrame, nBackfill,
+// nBackfillAttempted), read from `db`'s own shared-memory mapping; false if
+// it has none. The connection must be in WAL mode and should be inside a
+// transaction.
+bool ReadWalIndexInfo(sqlite3* db, WalIndexInfo* info);
 
 // Reads up to 100 bytes of the database header of `path`, which may not be
 // open in this process, through SQLite's default VFS (see above). *got = 0

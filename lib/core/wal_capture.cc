@@ -6,8 +6,6 @@
 
 #include <cstring>
 #include <map>
-#include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include "core/sqlite_conn.h"
@@ -18,6 +16,9 @@
 #include "util/file_util.h"
 #include "util/hash.h"
 #include "wal/wal_format.h"
+#include "wal/wal_index.h"
+#include "wal/wal_reader.h"
+#include "wal/wal_shm.h"
 
 namespace replite {
 namespace {
@@ -25,35 +26,27 @@ namespace {
 // ---- files -----------------------------------------------------------------
 // Read only through the handles of our own SQLite connection (see
 // core/sqlite_files.h: a raw descriptor's close would drop this process's
-// locks on the file).
+// locks on the file); the WAL through lib/wal's reader over such a handle.
 
 struct WalFile {
   SqliteFileRef f;
-  bool valid = false;  // exists and has a valid header
-  uint64_t size = 0;
-  WalHeader hdr;
+  WalReader r;  // reads `f`, so a WalFile is never copied
+  WalFile() = default;
+  WalFile(const WalFile&) = delete;
+  WalFile& operator=(const WalFile&) = delete;
+  // Exists and has a valid header (else SQLite treats the WAL as empty).
+  bool valid() const { return r.has_header(); }
+  const WalHeader& hdr() const { return r.header(); }
 };
-
-// The header at the start of the WAL; false if it is short or does not
-// verify (SQLite then treats the WAL as empty).
-bool ReadWalHeader(const WalFile& w, WalHeader* h, Status* io) {
-  unsigned char buf[kWalHeaderSize];
-  size_t got = 0;
-  *io = w.f.Read(buf, sizeof buf, 0, &got);
-  return io->ok() && got == sizeof buf && ParseWalHeader(buf, got, h).ok();
-}
 
 // `conn` must be inside a transaction (SQLite opens the WAL at its first
 // read in WAL mode).
 Status OpenWal(SqliteConn& conn, const std::string& db_path, WalFile* w) {
-  *w = WalFile();
+  w->f = SqliteFileRef();
+  w->r = WalReader();
   Status s = SqliteFileRef::Wal(conn.raw(), db_path, &w->f);
   if (!s.ok()) return s;
-  s = w->f.Size(&w->size);
-  if (!s.ok()) return s;
-  if (w->size < kWalHeaderSize) return Status::OK();
-  w->valid = ReadWalHeader(*w, &w->hdr, &s);
-  return s;
+  return w->r.Open(&w->f);
 }
 
 struct DbFile {
@@ -89,81 +82,13 @@ Status OpenDb(SqliteConn& conn, const std::string& path, DbFile* d) {
   return Status::OK();
 }
 
-// ---- WAL scanning ------------------------------------------------------------
-
-struct TxRange {
-  uint64_t first = 0, end = 0;  // frames [first, end)
-  uint32_t db_pages = 0;
-};
-
-struct ScanResult {
-  std::vector<TxRange> txs;
-  std::vector<uint32_t> pgnos;  // pgno of frames [start, end)
-  uint64_t end = 0;             // frame after the last commit
-  uint32_t s1 = 0, s2 = 0;      // chain after `end`
-};
-
-// Reads forward from frame `start` (chain (s1, s2) before it) and collects
-// every complete, verified transaction. Stops at the first frame that is
-// torn, has other salts (left over from an older epoch) or breaks the
-// checksum chain: SQLite itself ignores everything from there on.
-Status ScanCommitted(WalFile& w, uint64_t start, uint32_t s1, uint32_t s2, ScanResult* out) {
-  const uint32_t ps = w.hdr.page_size;
-  const size_t fsz = kWalFrameHeaderSize + ps;
-  out->txs.clear();
-  out->pgnos.clear();
-  out->end = start;
-  out->s1 = s1;
-  out->s2 = s2;
-  // Reads grow from a few frames to 1 MiB: after a WAL restart the file
-  // keeps its old size while a sync usually finds one or two new frames at
-  // the front, and reading (and zeroing) a whole 1 MiB chunk each time cost
-  // more than the rest of the sync.
-  std::unique_ptr<char[]> buf;
-  // `want` doubles up to the chunk size and stays there (an uncapped
-  // doubling overflowed to 0 after ~61 MiB and ended the scan silently).
-  const size_t kChunkFrames = std::max<size_t>(1, (1u << 20) / fsz);
-  size_t buf_frames = 0, want = std::min<size_t>(8, kChunkFrames);
-  uint64_t frame = start, tx_first = start;
-  uint32_t a = s1, b = s2;
-  std::vector<uint32_t> pending;
-  for (;;) {
-    uint64_t off = WalFrameOffset(ps, frame);
-    if (off + fsz > w.size) break;
-    size_t n = std::min<uint64_t>(want, (w.size - off) / fsz);
-    want = std::min(want * 2, kChunkFrames);
-    if (n > buf_frames) {
-      buf.reset(new char[n * fsz]);  // not zeroed: pread fills it
-      buf_frames = n;
-    }
-    size_t got = 0;
-    Status s = w.f.Read(buf.get(), n * fsz, off, &got);
-    if (!s.ok()) return s;
-    n = got / fsz;
-    if (n == 0) break;
-    bool stop = false;
-    for (size_t i = 0; i < n; i++) {
-      const unsigned char* f = reinterpret_cast<const unsigned char*>(buf.get()) + i * fsz;
-      if (!VerifyWalFrame(w.hdr, f, &a, &b)) {
-        stop = true;
-        break;
-      }
-      WalFrameHeader fh = ParseWalFrameHeader(f);
-      pending.push_back(fh.pgno);
-      frame++;
-      if (fh.commit_size != 0) {
-        out->txs.push_back({tx_first, frame, fh.commit_size});
-        out->pgnos.insert(out->pgnos.end(), pending.begin(), pending.end());
-        pending.clear();
-        tx_first = frame;
-        out->end = frame;
-        out->s1 = a;
-        out->s2 = b;
-      }
-    }
-    if (stop) break;
-  }
-  return Status::OK();
+// nBackfillAttempted of the wal-index, through `db`'s own mapping; false if
+// it cannot be read.
+bool BackfillAttempted(sqlite3* db, uint32_t* attempted) {
+  WalIndexInfo info;
+  if (!ReadWalIndexInfo(db, &info)) return false;
+  *attempted = info.n_backfill_attempted;
+  return true;
 }
 
 // ---- page versions -------------------------------------------------------------
@@ -173,24 +98,15 @@ Status ScanCommitted(WalFile& w, uint64_t start, uint32_t s1, uint32_t s2, ScanR
 // size are zeros by definition; see FORMAT.md "content checksum").
 class PageSource {
  public:
-  PageSource(WalFile* wal, DbFile* db, uint32_t page_size, uint32_t db_pages)
+  PageSource(const WalReader* wal, DbFile* db, uint32_t page_size, uint32_t db_pages)
       : wal_(wal), db_(db), ps_(page_size), pages_(db_pages), zero_(page_size, '\0') {}
 
   // Indexes frames [from, to) by reading their headers.
   // Also appends each frame's page number to `pgnos` if given.
   Status IndexFrames(uint64_t from, uint64_t to, std::vector<uint32_t>* pgnos = nullptr) {
-    unsigned char fh[kWalFrameHeaderSize];
-    for (uint64_t f = from; f < to; f++) {
-      size_t got = 0;
-      Status s = wal_->f.Read(fh, sizeof fh, WalFrameOffset(ps_, f), &got);
-      if (!s.ok()) return s;
-      if (got != sizeof fh) return Status::Unavailable("WAL shrank while reading " + wal_->f.path() + " (will retry)");
-      idx_[GetBE32(fh)] = f;
-      if (pgnos) pgnos->push_back(GetBE32(fh));
-    }
-    return Status::OK();
+    return idx_.AddFrames(*wal_, from, to, pgnos);
   }
-  void SetFrame(uint32_t pgno, uint64_t frame) { idx_[pgno] = frame; }
+  void SetFrame(uint32_t pgno, uint64_t frame) { idx_.Set(pgno, frame); }
   void SetPages(uint32_t n) { pages_ = n; }
   uint32_t pages() const { return pages_; }
   bool read_db_file() const { return read_db_file_; }
@@ -201,26 +117,12 @@ class PageSource {
       std::memcpy(out->data(), zero_.data(), ps_);
       return Status::OK();
     }
-    if (auto it = idx_.find(pgno); it != idx_.end()) return ReadFrame(it->second, pgno, out->data());
+    if (uint64_t frame = 0; idx_.Find(pgno, &frame)) return wal_->ReadPage(frame, pgno, out->data());
     read_db_file_ = true;
     size_t got = 0;
     Status s = db_->f.Read(out->data(), ps_, uint64_t(pgno - 1) * ps_, &got);
     if (!s.ok()) return s;
     if (got < ps_) std::memset(out->data() + got, 0, ps_ - got);
-    return Status::OK();
-  }
-
-  // Reads the page of one frame, checking that the frame still belongs to
-  // this WAL epoch (a restart would have rewritten it with other salts).
-  Status ReadFrame(uint64_t frame, uint32_t expect_pgno, char* page) {
-    std::string buf(kWalFrameHeaderSize + ps_, '\0');
-    size_t got = 0;
-    Status s = wal_->f.Read(buf.data(), buf.size(), WalFrameOffset(ps_, frame), &got);
-    if (!s.ok()) return s;
-    WalFrameHeader fh = ParseWalFrameHeader(reinterpret_cast<const unsigned char*>(buf.data()));
-    if (got != buf.size() || fh.salt1 != wal_->hdr.salt1 || fh.salt2 != wal_->hdr.salt2 || fh.pgno != expect_pgno)
-      return Status::Unavailable("WAL " + wal_->f.path() + " was rewritten during capture (will retry)");
-    std::memcpy(page, buf.data() + kWalFrameHeaderSize, ps_);
     return Status::OK();
   }
 
@@ -238,18 +140,33 @@ class PageSource {
   }
 
  private:
-  WalFile* wal_;
+  const WalReader* wal_;
   DbFile* db_;
   uint32_t ps_;
   uint32_t pages_;
   std::string zero_;
-  std::unordered_map<uint32_t, uint64_t> idx_;
+  WalPageIndex idx_;
   bool read_db_file_ = false;
 };
 
 // ---- the capture itself ------------------------------------------------------------
 
 enum class Epoch { kSame, kExpectedRestart, kNoWal, kUnknown };
+
+// The lock an attempt holds on the database while it reads the WAL.
+enum class Lock { kRead, kWrite };
+
+// What an attempt ended with, when it returned OK.
+enum class Outcome {
+  kDone,
+  kNeedWriteLock,  // what it found can only be handled under the write lock: start over with it
+};
+
+// Which snapshot WriteSnapshot takes.
+enum class SnapshotKind {
+  kNewGeneration,   // a generation's first: checked by SQLite (core/snapshot_check.h)
+  kSameGeneration,  // a scheduled one: compared with the captured state's checksum
+};
 
 class Capture {
  public:
@@ -260,7 +177,7 @@ class Capture {
     // First try without the write lock; some situations (an application
     // checkpoint raced the position, an unknown WAL epoch, snapshots and
     // checkpoints) need it and restart under it.
-    bool lock = req_.want_snapshot || req_.checkpoint || req_.truncate || !pos_.valid();
+    Lock lock = req_.want_snapshot || req_.checkpoint || req_.truncate || !pos_.valid() ? Lock::kWrite : Lock::kRead;
     for (int attempt = 0; attempt < 3; attempt++) {
       // A retried attempt starts over: what the failed one staged goes.
       if (!out_->snapshot_path.empty()) ::unlink(out_->snapshot_path.c_str());
@@ -268,11 +185,11 @@ class Capture {
       *out_ = CaptureResult();
       out_->pos = pos_;
       full_checkpoint_ = false;
-      bool need_lock = false;
-      Status s = Attempt(lock, &need_lock);
+      Outcome outcome = Outcome::kDone;
+      Status s = Attempt(lock, &outcome);
       Cleanup();
-      if (s.ok() && need_lock && !lock) {
-        lock = true;
+      if (s.ok() && outcome == Outcome::kNeedWriteLock && lock == Lock::kRead) {
+        lock = Lock::kWrite;
         continue;
       }
       // Transient: the WAL moved under the read, or a lock was busy (every
@@ -297,7 +214,7 @@ class Capture {
     else conn_.End();  // the caller keeps it, out of any transaction
   }
 
-  Status Attempt(bool lock, bool* need_lock) {
+  Status Attempt(Lock lock, Outcome* outcome) {
     Status s;
     if (!conn_.is_open()) {
       s = conn_.Open(req_.db_path, req_.enable_wal, req_.busy_timeout_ms);
@@ -306,16 +223,16 @@ class Capture {
       sqlite3_file_control(conn_.raw(), "main", SQLITE_FCNTL_PERSIST_WAL, &one);
     }
     Pin();  // before our transaction: its mark is at or before what we capture
-    s = lock ? conn_.BeginWrite() : conn_.BeginRead();
+    s = lock == Lock::kWrite ? conn_.BeginWrite() : conn_.BeginRead();
     if (!s.ok()) return s;
     s = OpenDb(conn_, req_.db_path, &db_);
     if (!s.ok()) return s;
     s = OpenWal(conn_, req_.db_path, &wal_);
     if (!s.ok()) return s;
-    const uint32_t ps = wal_.valid ? wal_.hdr.page_size : db_.page_size;
+    const uint32_t ps = wal_.valid() ? wal_.hdr().page_size : db_.page_size;
     if (pos_.valid() && pos_.page_size != ps) {
-      if (!lock) {
-        *need_lock = true;
+      if (lock == Lock::kRead) {
+        *outcome = Outcome::kNeedWriteLock;
         return Status::OK();
       }
       return NewGeneration("page size changed from " + std::to_string(pos_.page_size) + " to " + std::to_string(ps));
@@ -325,11 +242,11 @@ class Capture {
                                           : "starting over after the previous generation was abandoned");
 
     uint64_t start = 0;
-    uint32_t c1 = 0, c2 = 0;
-    Epoch e = Classify(&start, &c1, &c2);
+    WalChain chain;
+    Epoch e = Classify(&start, &chain);
     if (e == Epoch::kUnknown) {
-      if (!lock) {
-        *need_lock = true;
+      if (lock == Lock::kRead) {
+        *outcome = Outcome::kNeedWriteLock;
         return Status::OK();
       }
       if (!req_.may_adopt_epoch) {
@@ -348,12 +265,9 @@ class Capture {
         return NewGeneration(
             "the WAL was restarted or truncated by another connection before all frames were captured "
             "(salt/checkpoint sequence changed and the database no longer matches the captured state)");
-      e = wal_.valid ? Epoch::kExpectedRestart : Epoch::kNoWal;
+      e = wal_.valid() ? Epoch::kExpectedRestart : Epoch::kNoWal;
       start = 0;
-      if (wal_.valid) {
-        c1 = wal_.hdr.cksum1;
-        c2 = wal_.hdr.cksum2;
-      }
+      if (wal_.valid()) chain = wal_.r.header_chain();
     }
 
     Position np = pos_;
@@ -364,32 +278,27 @@ class Capture {
       np.frames = 0;
     } else {
       np.has_wal = true;
-      np.salt1 = wal_.hdr.salt1;
-      np.salt2 = wal_.hdr.salt2;
-      np.ckpt_seq = wal_.hdr.ckpt_seq;
+      np.salt1 = wal_.hdr().salt1;
+      np.salt2 = wal_.hdr().salt2;
+      np.ckpt_seq = wal_.hdr().ckpt_seq;
       if (e == Epoch::kExpectedRestart) {
         np.frames = 0;
-        np.cksum1 = c1;
-        np.cksum2 = c2;
+        np.cksum1 = chain.s1;
+        np.cksum2 = chain.s2;
       }
     }
     if (e != Epoch::kNoWal) {
-      ScanResult scan;
-      s = ScanCommitted(wal_, start, c1, c2, &scan);
+      WalScan scan;
+      s = wal_.r.ScanCommitted(start, chain, &scan);
       if (!s.ok()) return s;
       if (!scan.txs.empty()) {
-        bool fallback_needed = false;
-        s = EncodeSegment(start, scan, lock, &np, &fallback_needed);
-        if (!s.ok()) return s;
-        if (fallback_needed) {
-          *need_lock = true;
-          return Status::OK();
-        }
+        s = EncodeSegment(start, scan, lock, &np, outcome);
+        if (!s.ok() || *outcome == Outcome::kNeedWriteLock) return s;
         RememberFrames(start, scan);
       }
       np.frames = scan.end;
-      np.cksum1 = scan.s1;
-      np.cksum2 = scan.s2;
+      np.cksum1 = scan.chain.s1;
+      np.cksum2 = scan.chain.s2;
     } else if (pos_.expect_restart) {
       np.expect_restart = true;  // still waiting for the restart we caused
     }
@@ -403,18 +312,18 @@ class Capture {
     // Checkpoint only what is already durable: if this attempt captured
     // new transactions (not yet uploaded), the checkpoint waits for the
     // next call, so a failed upload can always be retried from the WAL.
-    const bool checkpoint = lock && (req_.checkpoint || req_.truncate) && np.has_wal && np.frames > 0 &&
+    const bool checkpoint = lock == Lock::kWrite && (req_.checkpoint || req_.truncate) && np.has_wal && np.frames > 0 &&
                             !out_->has_segment && !req_.want_snapshot;
     if (checkpoint) {
       Unpin();  // our checkpoint copies every captured frame, and may restart the WAL
       s = CheckpointUnderLock();
       if (!s.ok()) return s;
-    } else if (lock) {
+    } else if (lock == Lock::kWrite) {
       RePin();  // under the write lock the WAL's end is what we captured
     }
     conn_.End();
     if (req_.want_snapshot) {
-      s = WriteSnapshot(out_->pos.txid, /*new_generation=*/false);
+      s = WriteSnapshot(out_->pos.txid, SnapshotKind::kSameGeneration);
       if (!s.ok()) return s;
     }
     if (full_checkpoint_ && req_.truncate) {
@@ -473,8 +382,7 @@ class Capture {
     ckpt_conn_.SetBusyTimeout(req_.busy_timeout_ms);
     if (!ok || l < 0 || l != c || uint64_t(l) != out_->pos.frames) return false;
     WalHeader h;
-    Status io;
-    if (!ReadWalHeader(wal_, &h, &io)) return false;
+    if (!wal_.r.ReadHeader(&h).ok()) return false;
     const Position& p = out_->pos;
     return h.salt1 == p.salt1 && h.salt2 == p.salt2 && h.ckpt_seq == p.ckpt_seq;
   }
@@ -483,27 +391,23 @@ class Capture {
   // and the chain checksum we saved after it? (An I/O error counts as no:
   // the epoch is then verified under the write lock.)
   bool PositionFrameMatches() {
-    unsigned char fh[kWalFrameHeaderSize];
-    size_t got = 0;
-    if (!wal_.f.Read(fh, sizeof fh, WalFrameOffset(wal_.hdr.page_size, pos_.frames - 1), &got).ok() ||
-        got != sizeof fh)
-      return false;
-    const WalFrameHeader h = ParseWalFrameHeader(fh);
+    WalFrameHeader h;
+    if (!wal_.r.ReadFrameHeader(pos_.frames - 1, &h).ok()) return false;
     return h.commit_size != 0 && h.salt1 == pos_.salt1 && h.salt2 == pos_.salt2 && h.cksum1 == pos_.cksum1 &&
            h.cksum2 == pos_.cksum2;
   }
 
-  Epoch Classify(uint64_t* start, uint32_t* c1, uint32_t* c2) {
-    if (!wal_.valid) {
+  Epoch Classify(uint64_t* start, WalChain* chain) {
+    if (!wal_.valid()) {
       // No WAL (or an empty one): nothing to capture. It is the same state
       // only if we were not inside an epoch with frames and the database
       // file was not written since (a WAL that came and went).
       if ((!pos_.has_wal || pos_.frames == 0) && db_.mtime_ns == pos_.db_mtime_ns) return Epoch::kNoWal;
       return Epoch::kUnknown;
     }
-    const WalHeader& h = wal_.hdr;
+    const WalHeader& h = wal_.hdr();
     if (pos_.has_wal && h.salt1 == pos_.salt1 && h.salt2 == pos_.salt2 && h.ckpt_seq == pos_.ckpt_seq) {
-      if (WalFrameOffset(h.page_size, pos_.frames) > wal_.size) return Epoch::kUnknown;  // shorter file
+      if (WalFrameOffset(h.page_size, pos_.frames) > wal_.r.file_size()) return Epoch::kUnknown;  // shorter file
       // Same salts do not prove the same frames: a tail rewritten under
       // them (power loss with synchronous=NORMAL, a volume snapshot rolled
       // back, db and WAL copied back) breaks the chain at our position, and
@@ -511,13 +415,7 @@ class Capture {
       // before the position must still carry the chain we saved.
       if (pos_.frames > 0 && !PositionFrameMatches()) return Epoch::kUnknown;
       *start = pos_.frames;
-      if (pos_.frames == 0) {
-        *c1 = h.cksum1;
-        *c2 = h.cksum2;
-      } else {
-        *c1 = pos_.cksum1;
-        *c2 = pos_.cksum2;
-      }
+      *chain = pos_.frames == 0 ? wal_.r.header_chain() : WalChain{pos_.cksum1, pos_.cksum2};
       return Epoch::kSame;
     }
     // One restart since our epoch: SQLite's restart writes salt1 + 1 and,
@@ -527,8 +425,7 @@ class Capture {
     // whose salts are random.
     if (pos_.has_wal && pos_.expect_restart && h.salt1 == pos_.salt1 + 1 && h.ckpt_seq != 0) {
       *start = 0;
-      *c1 = h.cksum1;
-      *c2 = h.cksum2;
+      *chain = wal_.r.header_chain();
       return Epoch::kExpectedRestart;
     }
     return Epoch::kUnknown;
@@ -540,21 +437,21 @@ class Capture {
   Status TryAdoptEpoch(bool* adopted) {
     *adopted = false;
     uint32_t attempted = 0;
-    if (wal_.valid && (!ReadBackfillAttempted(conn_.raw(), &attempted) || attempted != 0)) return Status::OK();
-    PageSource src(&wal_, &db_, pos_.page_size, db_.header_pages);
+    if (wal_.valid() && (!BackfillAttempted(conn_.raw(), &attempted) || attempted != 0)) return Status::OK();
+    PageSource src(&wal_.r, &db_, pos_.page_size, db_.header_pages);
     if (db_.header_pages != pos_.db_pages) return Status::OK();
     uint64_t c = 0;
     Status s = src.FullChecksum(&c);
     if (!s.ok()) return s;
-    if (wal_.valid && (!ReadBackfillAttempted(conn_.raw(), &attempted) || attempted != 0)) return Status::OK();
+    if (wal_.valid() && (!BackfillAttempted(conn_.raw(), &attempted) || attempted != 0)) return Status::OK();
     *adopted = c == pos_.checksum;
-    out_->epoch_checksum = *adopted ? 1 : 2;
+    out_->epoch_checksum = *adopted ? CaptureResult::kEpochAdopted : CaptureResult::kEpochMismatch;
     return Status::OK();
   }
 
-  Status EncodeSegment(uint64_t start, const ScanResult& scan, bool locked, Position* np, bool* fallback_needed) {
-    const uint32_t ps = wal_.hdr.page_size;
-    PageSource src(&wal_, &db_, ps, pos_.db_pages);
+  Status EncodeSegment(uint64_t start, const WalScan& scan, Lock lock, Position* np, Outcome* outcome) {
+    const uint32_t ps = wal_.hdr().page_size;
+    PageSource src(&wal_.r, &db_, ps, pos_.db_pages);
     Status s = IndexPrefix(&src, start);
     if (!s.ok()) return s;
     SegmentHeader h;
@@ -572,14 +469,13 @@ class Capture {
     uint64_t txid = pos_.txid;
     const int64_t ts = req_.now_ms;
     std::string oldp, newp;
-    size_t pg_i = 0;
     std::vector<uint32_t> blk_pgnos;
     std::string blk_pages;
     for (size_t t = 0; t < scan.txs.size(); t++) {
-      const TxRange& tx = scan.txs[t];
+      const WalTx& tx = scan.txs[t];
       txid++;
       std::map<uint32_t, uint64_t> pages;  // pgno -> last frame in the tx
-      for (uint64_t f = tx.first; f < tx.end; f++) pages[scan.pgnos[pg_i++]] = f;
+      TxPages(scan, tx, &pages);
       const uint32_t n_before = src.pages(), n_after = tx.db_pages;
       // Pages cut off by a shrink leave the checksum.
       for (uint32_t p = n_after + 1; p <= n_before; p++) {
@@ -596,7 +492,7 @@ class Capture {
           if (!s.ok()) return s;
         }
         newp.resize(ps);
-        s = src.ReadFrame(frame, pgno, newp.data());
+        s = wal_.r.ReadPage(frame, pgno, newp.data());
         if (!s.ok()) return s;
         // A page past the old size was not part of the old checksum.
         if (pgno <= n_before) c ^= PageHash(pgno, oldp.data(), ps);
@@ -628,10 +524,10 @@ class Capture {
     bool fallback = false;
     if (src.read_db_file()) {
       uint32_t attempted = 0;
-      if (!ReadBackfillAttempted(conn_.raw(), &attempted) || attempted > start) fallback = true;
+      if (!BackfillAttempted(conn_.raw(), &attempted) || attempted > start) fallback = true;
     }
-    if (fallback && !locked) {
-      *fallback_needed = true;
+    if (fallback && lock == Lock::kRead) {
+      *outcome = Outcome::kNeedWriteLock;
       return Status::OK();
     }
     if (fallback) {
@@ -654,7 +550,7 @@ class Capture {
   // (and filling the caller's index for next time).
   Status IndexPrefix(PageSource* src, uint64_t start) {
     WalFrameIndex* fi = req_.frame_index;
-    if (fi && fi->salt1 == wal_.hdr.salt1 && fi->salt2 == wal_.hdr.salt2 && fi->pgnos.size() >= start) {
+    if (fi && fi->Covers(wal_.hdr(), start)) {
       for (uint64_t f = 0; f < start; f++) src->SetFrame(fi->pgnos[f], f);
       return Status::OK();
     }
@@ -666,8 +562,8 @@ class Capture {
     Status s = src->IndexFrames(0, start, collect);
     if (fi) {
       if (s.ok() && collect) {
-        fi->salt1 = wal_.hdr.salt1;
-        fi->salt2 = wal_.hdr.salt2;
+        fi->salt1 = wal_.hdr().salt1;
+        fi->salt2 = wal_.hdr().salt2;
       } else {
         fi->Reset();
       }
@@ -677,11 +573,10 @@ class Capture {
 
   // After a capture of frames [start, scan.end): extends the caller's frame
   // index if it covers [0, start) of this epoch.
-  void RememberFrames(uint64_t start, const ScanResult& scan) {
+  void RememberFrames(uint64_t start, const WalScan& scan) {
     WalFrameIndex* fi = req_.frame_index;
     if (!fi) return;
-    if (fi->salt1 != wal_.hdr.salt1 || fi->salt2 != wal_.hdr.salt2 || fi->pgnos.size() < start ||
-        scan.end > WalFrameIndex::kMaxFrames) {
+    if (!fi->Covers(wal_.hdr(), start) || scan.end > WalFrameIndex::kMaxFrames) {
       fi->Reset();
       return;
     }
@@ -717,9 +612,9 @@ class Capture {
 
   // Encodes the same transactions again with checksums marked absent except
   // the last one, which is `final_checksum`.
-  Status Reencode(const ScanResult& scan, uint64_t final_checksum, Position* np) {
-    const uint32_t ps = wal_.hdr.page_size;
-    PageSource src(&wal_, &db_, ps, pos_.db_pages);
+  Status Reencode(const WalScan& scan, uint64_t final_checksum, Position* np) {
+    const uint32_t ps = wal_.hdr().page_size;
+    PageSource src(&wal_.r, &db_, ps, pos_.db_pages);
     SegmentHeader h;
     h.kind = ObjectKind::kSegment;
     h.page_size = ps;
@@ -731,20 +626,19 @@ class Capture {
     s = builder.Start();
     if (!s.ok()) return s;
     uint64_t txid = pos_.txid;
-    size_t pg_i = 0;
     std::string newp;
     for (size_t t = 0; t < scan.txs.size(); t++) {
-      const TxRange& tx = scan.txs[t];
+      const WalTx& tx = scan.txs[t];
       txid++;
-      std::map<uint32_t, uint64_t> pages;
-      for (uint64_t f = tx.first; f < tx.end; f++) pages[scan.pgnos[pg_i++]] = f;
+      std::map<uint32_t, uint64_t> pages;  // pgno -> last frame in the tx
+      TxPages(scan, tx, &pages);
       std::vector<uint32_t> pg;
       std::string data;
       const bool last = t + 1 == scan.txs.size();
       for (const auto& [pgno, frame] : pages) {
         if (pgno > tx.db_pages) continue;
         newp.resize(ps);
-        s = src.ReadFrame(frame, pgno, newp.data());
+        s = wal_.r.ReadPage(frame, pgno, newp.data());
         if (!s.ok()) return s;
         pg.push_back(pgno);
         data += newp;
@@ -790,24 +684,24 @@ class Capture {
     np.db_mtime_ns = db_.mtime_ns;
     np.txid = pos_.txid + 1;
     np.txid_ts_ms = req_.now_ms;
-    if (wal_.valid) {
-      ScanResult scan;
-      Status s = ScanCommitted(wal_, 0, wal_.hdr.cksum1, wal_.hdr.cksum2, &scan);
+    if (wal_.valid()) {
+      WalScan scan;
+      Status s = wal_.r.ScanCommitted(0, wal_.r.header_chain(), &scan);
       if (!s.ok()) return s;
       np.has_wal = true;
-      np.salt1 = wal_.hdr.salt1;
-      np.salt2 = wal_.hdr.salt2;
-      np.ckpt_seq = wal_.hdr.ckpt_seq;
+      np.salt1 = wal_.hdr().salt1;
+      np.salt2 = wal_.hdr().salt2;
+      np.ckpt_seq = wal_.hdr().ckpt_seq;
       np.frames = scan.end;
-      np.cksum1 = scan.s1;
-      np.cksum2 = scan.s2;
+      np.cksum1 = scan.chain.s1;
+      np.cksum2 = scan.chain.s2;
     }
     out_->pos = np;
     out_->wal_frames = np.frames;
     Status s = PinForSnapshot();
     if (!s.ok()) return s;
     conn_.End();  // no checkpoint before the snapshot is durable
-    return WriteSnapshot(np.txid, /*new_generation=*/true);
+    return WriteSnapshot(np.txid, SnapshotKind::kNewGeneration);
   }
 
   Status CheckpointUnderLock() {
@@ -824,20 +718,20 @@ class Capture {
   }
 
   // Streams every page of the state pinned by snap_conn_ into a spool file.
-  Status WriteSnapshot(uint64_t txid, bool new_generation) {
+  Status WriteSnapshot(uint64_t txid, SnapshotKind kind) {
+    const bool new_generation = kind == SnapshotKind::kNewGeneration;
     Position& np = out_->pos;
-    const uint32_t ps = wal_.valid ? wal_.hdr.page_size : db_.page_size;
+    const uint32_t ps = wal_.valid() ? wal_.hdr().page_size : db_.page_size;
     uint32_t pages = db_.header_pages;
-    PageSource src(&wal_, &db_, ps, 0);
-    if (wal_.valid && np.frames > 0) {
+    PageSource src(&wal_.r, &db_, ps, 0);
+    if (wal_.valid() && np.frames > 0) {
       Status s = src.IndexFrames(0, np.frames);
       if (!s.ok()) return s;
       // The size after the last commit frame in the epoch.
-      std::string fh(kWalFrameHeaderSize, '\0');
-      size_t got = 0;
-      s = wal_.f.Read(fh.data(), fh.size(), WalFrameOffset(ps, np.frames - 1), &got);
+      WalFrameHeader fh;
+      s = wal_.r.ReadFrameHeader(np.frames - 1, &fh);
       if (!s.ok()) return s;
-      pages = GetBE32(fh.data() + 4);
+      pages = fh.commit_size;
     }
     src.SetPages(pages);
     Status s = MakeDirs(req_.spool_dir);
@@ -968,12 +862,12 @@ Status ComputeDatabaseChecksum(const std::string& db_path, uint64_t* checksum, u
   s = OpenDb(conn, db_path, &db);
   if (s.ok()) s = OpenWal(conn, db_path, &wal);
   if (!s.ok()) return s;
-  uint32_t ps = wal.valid ? wal.hdr.page_size : db.page_size;
+  uint32_t ps = wal.valid() ? wal.hdr().page_size : db.page_size;
   uint32_t n = db.header_pages;
-  PageSource src(&wal, &db, ps, 0);
-  if (wal.valid) {
-    ScanResult scan;
-    s = ScanCommitted(wal, 0, wal.hdr.cksum1, wal.hdr.cksum2, &scan);
+  PageSource src(&wal.r, &db, ps, 0);
+  if (wal.valid()) {
+    WalScan scan;
+    s = wal.r.ScanCommitted(0, wal.r.header_chain(), &scan);
     if (!s.ok()) return s;
     if (scan.end > 0) {
       s = src.IndexFrames(0, scan.end);

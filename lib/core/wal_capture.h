@@ -12,6 +12,10 @@
 //  - our checkpoints run while our own connection holds the write lock, so
 //    no commit can be backfilled without being captured first.
 //
+// The WAL itself is read by lib/wal (wal_reader.h: header, frames, the
+// checksum chain; wal_index.h: page -> frame), through SQLite's own file
+// handles (core/sqlite_files.h); this file holds the capture's policy.
+//
 // Stateless between calls (everything lives in Position); one call at a
 // time per database. Opens its files per call and closes them before
 // returning; its main SQLite connection may be kept by the caller between
@@ -26,25 +30,11 @@
 #include "core/position.h"
 #include "format/segment.h"
 #include "replite/status.h"
+#include "wal/wal_index.h"  // WalFrameIndex
 
 namespace replite {
 
 class SqliteConn;
-
-// Page numbers of the WAL frames of one epoch (frame i holds page
-// pgnos[i]), kept by the caller between captures of a hot database so that
-// a capture does not re-read every frame header before its position to
-// find old page versions. Frames of an epoch never change once committed;
-// a restart changes the salts, which invalidates the index.
-struct WalFrameIndex {
-  static constexpr uint64_t kMaxFrames = 1 << 16;  // larger epochs are not indexed (256 KiB)
-  uint32_t salt1 = 0, salt2 = 0;
-  std::vector<uint32_t> pgnos;
-  void Reset() {
-    salt1 = salt2 = 0;
-    pgnos.clear();
-  }
-};
 
 struct CaptureRequest {
   std::string db_path;
@@ -120,10 +110,15 @@ struct CaptureResult {
   bool drift = false;
   bool checksum_fallback = false;  // an application checkpoint forced a full scan
   int checkpointed_frames = -1;  // result of our checkpoint (-1: none)
-  // An unknown WAL epoch was checked by reading the whole database (its
-  // content checksum under the write lock): 1 it matched (adopted), 2 it
-  // did not (a new generation follows); 0 none.
-  int epoch_checksum = 0;
+  // Whether an unknown WAL epoch was checked by reading the whole database
+  // (its content checksum under the write lock). The values are those of
+  // the int this field used to be (0, 1, 2), so comparisons with them hold.
+  enum EpochChecksum : int {
+    kEpochNotChecked = 0,
+    kEpochAdopted = 1,   // it matched: the epoch was adopted
+    kEpochMismatch = 2,  // it did not: a new generation follows
+  };
+  EpochChecksum epoch_checksum = kEpochNotChecked;
   uint64_t wal_frames = 0;       // frames in the WAL epoch after capture
 };
 

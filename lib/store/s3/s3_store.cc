@@ -177,12 +177,13 @@ class S3Store final : public ObjectStore {
       HttpResponse r;
       Status s = Do(c, &r);
       if (!s.ok()) return s;
-      std::vector<std::string> errors;
+      std::vector<s3::DeleteError> errors;
       if (!(s = s3::ParseDeleteResult(r.body, &errors)).ok()) return s;
       if (!errors.empty()) {
         std::string msg = "DeleteObjects s3://" + bucket_ + ": " + std::to_string(errors.size()) +
-                          " key(s) not deleted, first: " + errors[0];
-        if (errors[0].find("AccessDenied") != std::string::npos) return Status::PermissionDenied(Redact(msg));
+                          " key(s) not deleted, first: " + errors[0].Text();
+        // By the error code: a key may contain "AccessDenied" in its name.
+        if (errors[0].code == "AccessDenied") return Status::PermissionDenied(Redact(msg));
         return Status::Unavailable(Redact(msg));
       }
     }

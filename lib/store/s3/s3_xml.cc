@@ -364,7 +364,7 @@ std::string BuildDeleteObjects(const std::vector<std::string>& keys, size_t begi
   return x;
 }
 
-Status ParseDeleteResult(std::string_view doc, std::vector<std::string>* errors) {
+Status ParseDeleteResult(std::string_view doc, std::vector<DeleteError>* errors) {
   errors->clear();
   XmlNode root;
   Status s = ParseXml(doc, &root);
@@ -372,7 +372,7 @@ Status ParseDeleteResult(std::string_view doc, std::vector<std::string>* errors)
   if (!(s = Expect(root, "DeleteResult")).ok()) return s;
   for (const auto& c : root.children)
     if (c.name == "Error")
-      errors->push_back(c.ChildText("Key") + ": " + c.ChildText("Code") + ": " + c.ChildText("Message"));
+      errors->push_back({c.ChildText("Key"), c.ChildText("Code"), c.ChildText("Message")});
   return Status::OK();
 }
 

@@ -52,9 +52,13 @@ Status ParseInitiateMultipartUpload(std::string_view doc, std::string* upload_id
 Status ParseCompleteMultipartUpload(std::string_view doc, std::string* etag);
 
 // DeleteObjects: the request body (Quiet mode) and the per-key errors of the
-// result ("key: Code: Message").
+// result. Policy follows `code`, never the text (a key may contain anything).
+struct DeleteError {
+  std::string key, code, message;
+  std::string Text() const { return key + ": " + code + ": " + message; }
+};
 std::string BuildDeleteObjects(const std::vector<std::string>& keys, size_t begin, size_t end);
-Status ParseDeleteResult(std::string_view doc, std::vector<std::string>* errors);
+Status ParseDeleteResult(std::string_view doc, std::vector<DeleteError>* errors);
 
 std::string BuildCompleteMultipartUpload(const std::vector<std::string>& part_etags);
 

@@ -1,0 +1,148 @@
+#include "wal/wal_reader.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+
+namespace replite {
+namespace {
+
+Status NotOpen() { return Status::Internal("WAL reader used before Open"); }
+
+}  // namespace
+
+Status WalReader::Open(const ReadableFile* file) {
+  file_ = file;
+  size_ = 0;
+  has_header_ = false;
+  hdr_ = WalHeader();
+  Status s = file_->Size(&size_);
+  if (!s.ok() || size_ < kWalHeaderSize) return s;
+  unsigned char buf[kWalHeaderSize];
+  size_t got = 0;
+  s = file_->Read(buf, sizeof buf, 0, &got);
+  if (!s.ok()) return s;
+  has_header_ = got == sizeof buf && ParseWalHeader(buf, got, &hdr_).ok();
+  if (!has_header_) hdr_ = WalHeader();
+  return Status::OK();
+}
+
+uint64_t WalReader::FramesInFile() const {
+  if (!has_header_ || size_ < kWalHeaderSize) return 0;
+  return (size_ - kWalHeaderSize) / (kWalFrameHeaderSize + hdr_.page_size);
+}
+
+Status WalReader::ReadHeader(WalHeader* out) const {
+  if (file_ == nullptr) return NotOpen();
+  unsigned char buf[kWalHeaderSize];
+  size_t got = 0;
+  Status s = file_->Read(buf, sizeof buf, 0, &got);
+  if (!s.ok()) return s;
+  return ParseWalHeader(buf, got, out);
+}
+
+Status WalReader::ScanCommitted(uint64_t start, WalChain chain, WalScan* out) const {
+  out->start = start;
+  out->txs.clear();
+  out->pgnos.clear();
+  out->end = start;
+  out->chain = chain;
+  out->verified_end = start;
+  out->stop = WalScanEnd::kEndOfFile;
+  if (file_ == nullptr) return NotOpen();
+  if (!has_header_) return Status::Internal("WAL " + file_->path() + " scanned without a valid header");
+  const uint64_t fsz = kWalFrameHeaderSize + hdr_.page_size;
+  // Every quantity below is bounded: a read is at most kChunkFrames frames
+  // (`want` doubles up to it and stays there; an uncapped doubling once
+  // overflowed to 0 after ~61 MiB and ended a scan silently), and frame
+  // offsets are checked against the file size before any read.
+  const uint64_t kChunkFrames = std::max<uint64_t>(1, opts_.max_read_bytes / fsz);
+  uint64_t want = std::min<uint64_t>(8, kChunkFrames);
+  std::unique_ptr<unsigned char[]> buf;
+  uint64_t buf_frames = 0;
+  uint64_t frame = start, tx_first = start;
+  WalChain c = chain;
+  std::vector<uint32_t> pending;  // page numbers of the open transaction
+  for (;;) {
+    if (frame > (size_ - kWalHeaderSize) / fsz) break;  // start lies past the file
+    const uint64_t off = WalFrameOffset(hdr_.page_size, frame);
+    const uint64_t whole = (size_ - off) / fsz;
+    if (whole == 0) {
+      if (size_ > off) out->stop = WalScanEnd::kPartialFrame;
+      break;
+    }
+    uint64_t n = std::min(want, whole);
+    want = std::min(want * 2, kChunkFrames);
+    if (n > buf_frames) {
+      buf.reset(new unsigned char[n * fsz]);  // not zeroed: the read fills it
+      buf_frames = n;
+    }
+    size_t got = 0;
+    Status s = file_->Read(buf.get(), static_cast<size_t>(n * fsz), off, &got);
+    if (!s.ok()) return s;
+    const uint64_t read = got / fsz;
+    if (read == 0) {  // the file shrank under the read
+      if (got > 0) out->stop = WalScanEnd::kPartialFrame;
+      break;
+    }
+    bool stop = false;
+    for (uint64_t i = 0; i < read; i++) {
+      const unsigned char* f = buf.get() + i * fsz;
+      const WalFrameHeader fh = ParseWalFrameHeader(f);
+      if (fh.pgno == 0 || fh.salt1 != hdr_.salt1 || fh.salt2 != hdr_.salt2) {
+        out->stop = WalScanEnd::kForeignFrame;
+        stop = true;
+        break;
+      }
+      if (!VerifyWalFrame(hdr_, f, &c.s1, &c.s2)) {
+        out->stop = WalScanEnd::kBrokenChain;
+        stop = true;
+        break;
+      }
+      pending.push_back(fh.pgno);
+      frame++;
+      out->verified_end = frame;
+      if (fh.commit_size != 0) {
+        out->txs.push_back({tx_first, frame, fh.commit_size});
+        out->pgnos.insert(out->pgnos.end(), pending.begin(), pending.end());
+        pending.clear();
+        tx_first = frame;
+        out->end = frame;
+        out->chain = c;
+      }
+    }
+    if (stop) break;
+    if (read < n) {  // the file shrank under the read
+      if (got % fsz != 0) out->stop = WalScanEnd::kPartialFrame;
+      break;
+    }
+  }
+  return Status::OK();
+}
+
+Status WalReader::ReadFrameHeader(uint64_t frame, WalFrameHeader* out) const {
+  if (file_ == nullptr) return NotOpen();
+  unsigned char fh[kWalFrameHeaderSize];
+  size_t got = 0;
+  Status s = file_->Read(fh, sizeof fh, WalFrameOffset(hdr_.page_size, frame), &got);
+  if (!s.ok()) return s;
+  if (got != sizeof fh) return Status::Unavailable("WAL shrank while reading " + file_->path() + " (will retry)");
+  *out = ParseWalFrameHeader(fh);
+  return Status::OK();
+}
+
+Status WalReader::ReadPage(uint64_t frame, uint32_t pgno, char* page) const {
+  if (file_ == nullptr) return NotOpen();
+  std::string buf(kWalFrameHeaderSize + hdr_.page_size, '\0');
+  size_t got = 0;
+  Status s = file_->Read(buf.data(), buf.size(), WalFrameOffset(hdr_.page_size, frame), &got);
+  if (!s.ok()) return s;
+  const WalFrameHeader fh = ParseWalFrameHeader(reinterpret_cast<const unsigned char*>(buf.data()));
+  if (got != buf.size() || fh.salt1 != hdr_.salt1 || fh.salt2 != hdr_.salt2 || fh.pgno != pgno)
+    return Status::Unavailable("WAL " + file_->path() + " was rewritten during capture (will retry)");
+  std::memcpy(page, buf.data() + kWalFrameHeaderSize, hdr_.page_size);
+  return Status::OK();
+}
+
+}  // namespace replite
