@@ -1,7 +1,9 @@
 // DbSlot: everything a Replicator keeps per database, sized for 100,000 of
 // them: no thread, timer object, mutex, buffer or connection of its own.
 // Fields below `// guarded` are protected by the registry stripe lock of the
-// slot's id (see Registry); the rest is immutable after Add.
+// slot's id (DbRegistry::Stripe, core/db_registry.h); the rest is immutable
+// after Add. `state` changes only through ReplicatorImpl::SetJobState
+// (core/scheduler.cc).
 #pragma once
 
 #include <cstdint>
