@@ -3,7 +3,10 @@
 # jobs) and `restore` both sit above `replica` (one database's replica:
 # manifest, catalog, retention, lease, upload spool), so
 #  1. nothing under lib/restore/ or lib/replica/ includes a "core/" header;
-#  2. nothing under lib/replica/ includes a "restore/" header.
+#  2. nothing under lib/replica/ includes a "restore/" header;
+#  3. nothing under lib/store/ (object stores and their circuit breaker,
+#     store/store_health.h) includes a "core/", "replica/" or "restore/"
+#     header: both wings sit above the stores.
 # Usage: lint_layering.sh SOURCE_DIR
 set -euo pipefail
 cd "${1:?source dir}"
@@ -20,5 +23,8 @@ check() {  # check DIR LAYER WHY: DIR's files must not include "LAYER/..."
 check lib/restore core "restore reads a replica through lib/replica/, never through the replicator"
 check lib/replica core "the replica wing sits below core; move the shared part down into lib/replica/"
 check lib/replica restore "the replica wing sits below restore"
-[ $fail = 0 ] && echo "lint_layering: ok (restore and replica include nothing from core; replica nothing from restore)"
+for layer in core replica restore; do
+  check lib/store $layer "the stores sit below core, replica and restore"
+done
+[ $fail = 0 ] && echo "lint_layering: ok (restore and replica include nothing from core; replica nothing from restore; store nothing from core, replica or restore)"
 exit $fail

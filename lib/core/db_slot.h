@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/position.h"
-#include "core/store_health.h"
+#include "store/store_health.h"
 #include "replite/options.h"
 #include "replite/sys/object_store.h"
 #include "store/replica_url.h"
