@@ -77,7 +77,7 @@ struct DbSlot {
   uint32_t last_gen_s = 0;      // wall-clock second the last generation started (0: none yet)
   uint32_t spooled = 0;         // segments waiting in the upload spool (captured, not yet durable)
   uint32_t req_seq = 0, done_seq = 0;
-  uint64_t timer_seq = 0;       // the armed timer entry; stale entries carry another value
+  uint64_t timer_seq = 0;       // the armed poll timer entry (TimerKind::kPoll); stale entries carry another value
   int64_t wal_size = -1, wal_mtime_ns = -1;  // WAL stat at the last capture
   int64_t last_change_ms = 0;   // last capture that found something
   int64_t notified_at_ms = 0;   // first Notify not yet covered by a sync

@@ -55,7 +55,7 @@ ReplicatorImpl::ReplicatorImpl(const ReplicatorOptions& o)
       // What the jobs may open leaves the rest of the budget to kept
       // connections of hot databases.
       conns_(size_t(std::max(0, o.fd_budget - pool_.max_threads() * kFdsPerJob) / ConnCache::kFdsPerConn), kConnIdleUs),
-      timers_([this](uint64_t id, uint64_t seq) { OnTimer(id, seq); }) {
+      timers_([this](const Timer& t) { OnTimer(t); }) {
   DeclareMetrics();
 }
 
@@ -88,7 +88,7 @@ Status ReplicatorImpl::Init() {
   if (upload_spool_.entries() > 0)
     Log("upload spool holds " + std::to_string(upload_spool_.entries()) + " segments (" +
         std::to_string(upload_spool_.bytes()) + " bytes) from an earlier run: they are uploaded first");
-  timers_.At(NowMono() + opts_.position_flush_ms * 1000, 0, 0);
+  ArmTimer(opts_.position_flush_ms * 1000, TimerKind::kHousekeeping);
   leases_->Start([this](const std::string& line) { Log(line); });
   s = watch_.Start([this](const std::string& dir, const char* name) { OnDirEvent(dir, name); });
   if (!s.ok()) Log("change wakeups are off, databases are only polled: " + s.ToString());
@@ -276,7 +276,7 @@ void ReplicatorImpl::OnDirEvent(const std::string& dir, const char* name) {
     if (s->removed || closed_ || s->notified || s->wake_pending) return;
     s->wake_pending = true;
   }
-  timers_.At(NowMono() + s->cfg->opts.sync_interval_ms * 1000, s->id, kWakeTimer);
+  ArmTimer(s->cfg->opts.sync_interval_ms * 1000, TimerKind::kWake, s->id);
 }
 
 void ReplicatorImpl::NotifySlot(DbSlot& slot) {
@@ -289,7 +289,7 @@ void ReplicatorImpl::NotifySlot(DbSlot& slot) {
   if (slot.notified_at_ms == 0) slot.notified_at_ms = NowMs();
   if (slot.notify_pending) return;
   slot.notify_pending = true;
-  timers_.At(NowMono() + slot.cfg->opts.sync_interval_ms * 1000, slot.id, kNotifyTimer);
+  ArmTimer(slot.cfg->opts.sync_interval_ms * 1000, TimerKind::kNotify, slot.id);
 }
 
 int ReplicatorImpl::WalHook(void* arg, sqlite3*, const char* name, int) {

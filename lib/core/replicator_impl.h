@@ -49,9 +49,14 @@ struct sqlite3;
 
 namespace replite {
 
-constexpr uint64_t kNotifyTimer = 1ull << 63;    // timer seq bit: a Notify batch is due
-constexpr uint64_t kQuietTimer = 1ull << 62;     // timer seq bit: wake up, the job decides (quiet checkpoint, retry)
-constexpr uint64_t kWakeTimer = 1ull << 61;      // timer seq bit: a change wakeup (inotify) batch is due
+// What a timer entry (exec/timer_queue.h) is for.
+enum class TimerKind : uint8_t {
+  kHousekeeping,  // position flush, idle connections (no database)
+  kPoll,          // a poll of the database; seq: its DbSlot::timer_seq when armed (stale otherwise)
+  kNotify,        // a Notify/WAL hook batch is due (DbSlot::notify_pending)
+  kWake,          // a change wakeup (inotify) batch is due (DbSlot::wake_pending)
+  kQuiet,         // wake up, the job decides (quiet checkpoint, retry after a failure)
+};
 constexpr int kFdsPerJob = 16;                   // upper bound of descriptors one sync job opens
 constexpr int64_t kMaxPollMs = 30000;            // idle databases back off to this
 constexpr int64_t kConnIdleUs = 10 * 1000 * 1000; // a kept connection is closed after this long unused
@@ -148,7 +153,8 @@ class ReplicatorImpl final : public Replicator {
   void ArmPoll(DbSlot& s, int64_t delay_ms);
   void Kick(const SlotPtr& s, bool bump);
   void Dispatch(const SlotPtr& s);
-  void OnTimer(uint64_t id, uint64_t seq);
+  void ArmTimer(int64_t delay_us, TimerKind kind, uint32_t id = 0, uint64_t seq = 0);
+  void OnTimer(const Timer& t);
   void RunJob(SlotPtr s);
 
   // ---- what a job does (core/sync_job.cc) ----

@@ -86,8 +86,8 @@ int64_t ReplicatorImpl::ResumedPollInterval(DbSlot& s) {
 // Arms the poll timer `delay_ms` from now (caller holds the stripe).
 void ReplicatorImpl::ArmPoll(DbSlot& s, int64_t delay_ms) {
   if (s.removed || closed_ || s.notified || s.cfg->opts.poll_interval_ms <= 0) return;
-  s.timer_seq = next_timer_seq_.fetch_add(1) & ~(kNotifyTimer | kQuietTimer | kWakeTimer);
-  timers_.At(NowMono() + delay_ms * 1000, s.id, s.timer_seq);
+  s.timer_seq = next_timer_seq_.fetch_add(1);
+  ArmTimer(delay_ms * 1000, TimerKind::kPoll, s.id, s.timer_seq);
 }
 
 // Queues a job unless one is queued; a running job reruns afterwards.
@@ -103,8 +103,13 @@ void ReplicatorImpl::Kick(const SlotPtr& s, bool bump) {
   }
 }
 
-void ReplicatorImpl::OnTimer(uint64_t id, uint64_t seq) {
-  if (id == 0 && seq == 0) {  // housekeeping: position flush, idle connections
+void ReplicatorImpl::ArmTimer(int64_t delay_us, TimerKind kind, uint32_t id, uint64_t seq) {
+  timers_.At(NowMono() + delay_us, Timer::Of(kind, id, seq));
+}
+
+void ReplicatorImpl::OnTimer(const Timer& t) {
+  const TimerKind kind = t.Kind<TimerKind>();
+  if (kind == TimerKind::kHousekeeping) {  // position flush, idle connections
     // On the pool, not here: the timer thread must keep dispatching
     // notify batches while SQLite writes and syncs the positions.
     if (closed_) return;
@@ -113,29 +118,35 @@ void ReplicatorImpl::OnTimer(uint64_t id, uint64_t seq) {
       if (!st.ok()) Log("saving positions failed: " + st.ToString());
       conns_.Sweep(NowMono());
     });
-    timers_.At(NowMono() + opts_.position_flush_ms * 1000, 0, 0);
+    ArmTimer(opts_.position_flush_ms * 1000, TimerKind::kHousekeeping);
     return;
   }
-  SlotPtr s = ById(static_cast<uint32_t>(id));
+  SlotPtr s = ById(t.id);
   if (!s) return;
   bool bump = false;
   {
     std::lock_guard<std::mutex> l(Stripe(*s));
-    if (seq == kNotifyTimer) {
-      if (!s->notify_pending) return;
-      s->notify_pending = false;
-      bump = true;  // a commit happened: sync for sure
-    } else if (seq == kWakeTimer) {
-      if (!s->wake_pending) return;
-      s->wake_pending = false;  // the job compares the WAL's stat, as a poll does
-    } else if (seq == kQuietTimer) {
-      // fall through: the job decides whether a quiet checkpoint is due
-    } else if (s->timer_seq != seq) {
-      return;  // cancelled or re-armed
+    switch (kind) {
+      case TimerKind::kNotify:
+        if (!s->notify_pending) return;
+        s->notify_pending = false;
+        bump = true;  // a commit happened: sync for sure
+        break;
+      case TimerKind::kWake:
+        if (!s->wake_pending) return;
+        s->wake_pending = false;  // the job compares the WAL's stat, as a poll does
+        break;
+      case TimerKind::kQuiet:
+        break;  // the job decides whether a quiet checkpoint is due
+      case TimerKind::kPoll:
+        if (s->timer_seq != t.seq) return;  // cancelled or re-armed
+        break;
+      case TimerKind::kHousekeeping:
+        return;  // handled above
     }
   }
   m_.Add("replite_polls_total",
-         {{"outcome", seq == kNotifyTimer ? "notified" : seq == kWakeTimer ? "wakeup" : "timer"}});
+         {{"outcome", kind == TimerKind::kNotify ? "notified" : kind == TimerKind::kWake ? "wakeup" : "timer"}});
   Kick(s, bump);
 }
 
@@ -225,12 +236,12 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
       int64_t next = std::min<int64_t>(base << s->poll_shift, kMaxPollMs);
       ArmPoll(*s, std::max(next, retry_ms));
     } else if (!st.ok() && !closed_ && !s->removed) {
-      timers_.At(NowMono() + retry_ms * 1000, s->id, kQuietTimer);
+      ArmTimer(retry_ms * 1000, TimerKind::kQuiet, s->id);
     }
     // A notified database is not polled, but its WAL still needs the
     // quiet checkpoint once writes stop.
     if (s->notified && st.ok() && s->pos.frames > 0 && !s->pos.expect_restart && !closed_ && !s->removed)
-      timers_.At(NowMono() + (s->cfg->opts.checkpoint_quiet_ms + 100) * 1000, s->id, kQuietTimer);
+      ArmTimer((s->cfg->opts.checkpoint_quiet_ms + 100) * 1000, TimerKind::kQuiet, s->id);
   }
   Cv(*s).notify_all();
 }

@@ -9,7 +9,7 @@ static int64_t NowUs() {
       .count();
 }
 
-TimerQueue::TimerQueue(std::function<void(uint64_t, uint64_t)> fire) : fire_(std::move(fire)) {
+TimerQueue::TimerQueue(std::function<void(const Timer&)> fire) : fire_(std::move(fire)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -24,12 +24,12 @@ void TimerQueue::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void TimerQueue::At(int64_t when_us, uint64_t id, uint64_t seq) {
+void TimerQueue::At(int64_t when_us, const Timer& t) {
   bool wake;
   {
     std::lock_guard<std::mutex> l(mu_);
     wake = heap_.empty() || when_us < heap_.top().when;
-    heap_.push({when_us, id, seq});
+    heap_.push({when_us, t});
   }
   if (wake) cv_.notify_one();
 }
@@ -54,7 +54,7 @@ void TimerQueue::Loop() {
     }
     heap_.pop();
     l.unlock();
-    fire_(top.id, top.seq);
+    fire_(top.timer);
     l.lock();
   }
 }
