@@ -28,7 +28,7 @@ ReplicaRef ReplicaRefOf(const DbSlot& s) {
 
 Status DbRegistry::Insert(const SlotPtr& slot, const std::string& url) {
   const std::string& path = slot->path;
-  std::unique_lock<std::shared_mutex> l(mu_);
+  WriterLock l(mu_);
   if (by_path_.count(path)) return Status::AlreadyExists("database " + path + " is already being replicated");
   // The same file under another path (a symlink, a hard link, a bind
   // mount): one database, which two slots would capture twice.
@@ -62,6 +62,7 @@ Status DbRegistry::Insert(const SlotPtr& slot, const std::string& url) {
     free_ids_.pop_back();
     slots_[slot->id] = slot;
   }
+  slot->stripe = &stripes_[slot->id % kStripes];
   by_path_.emplace(std::string_view(slot->path), slot->id);
   by_url_.emplace(url_hash, slot->id);
   by_file_.emplace(file_hash, slot->id);
@@ -69,7 +70,7 @@ Status DbRegistry::Insert(const SlotPtr& slot, const std::string& url) {
 }
 
 void DbRegistry::Erase(const DbSlot& slot, const std::string& url) {
-  std::unique_lock<std::shared_mutex> l(mu_);
+  WriterLock l(mu_);
   by_path_.erase(std::string_view(slot.path));
   for (auto [it, end] = by_url_.equal_range(std::hash<std::string>()(url)); it != end; ++it)
     if (it->second == slot.id) {
@@ -86,18 +87,18 @@ void DbRegistry::Erase(const DbSlot& slot, const std::string& url) {
 }
 
 SlotPtr DbRegistry::Find(const std::string& abs_path) const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(mu_);
   auto it = by_path_.find(std::string_view(abs_path));
   return it == by_path_.end() ? nullptr : slots_[it->second];
 }
 
 SlotPtr DbRegistry::ById(uint32_t id) const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(mu_);
   return id < slots_.size() ? slots_[id] : nullptr;
 }
 
 std::vector<SlotPtr> DbRegistry::All() const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(mu_);
   std::vector<SlotPtr> v;
   v.reserve(by_path_.size());
   for (const auto& s : slots_)
@@ -108,7 +109,7 @@ std::vector<SlotPtr> DbRegistry::All() const {
 std::vector<std::string> DbRegistry::Paths() const {
   std::vector<std::string> v;
   {
-    std::shared_lock<std::shared_mutex> l(mu_);
+    ReaderLock l(mu_);
     for (const auto& s : slots_)
       if (s) v.push_back(s->path);
   }
@@ -117,13 +118,13 @@ std::vector<std::string> DbRegistry::Paths() const {
 }
 
 size_t DbRegistry::size() const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(mu_);
   return by_path_.size();
 }
 
 void DbRegistry::NotifyAll() {
   for (int i = 0; i < kStripes; i++) {
-    std::lock_guard<std::mutex> l(stripes_[i]);
+    MutexLock l(stripes_[i]);
     cvs_[i].notify_all();
   }
 }

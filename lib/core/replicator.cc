@@ -44,6 +44,14 @@ Status CheckDatabaseHeader(const std::string& path, bool enable_wal) {
   return Status::OK();
 }
 
+// Sets what Add loaded before DbRegistry::Insert: until then no other thread
+// can find the slot, and it has no stripe yet.
+void InitUnshared(DbSlot& s, const Position& pos, int64_t wal_size, int64_t wal_mtime_ns) NO_THREAD_SAFETY_ANALYSIS {
+  s.pos = pos;
+  s.wal_size = wal_size;
+  s.wal_mtime_ns = wal_mtime_ns;
+}
+
 }  // namespace
 
 ReplicatorImpl::ReplicatorImpl(const ReplicatorOptions& o)
@@ -101,7 +109,7 @@ Status ReplicatorImpl::OpenStore(const ReplicaUrl& url, std::shared_ptr<ObjectSt
   std::shared_ptr<ObjectStore> raw;
   Status s = stores_.Open(url, &raw);
   if (!s.ok()) return s;
-  std::lock_guard<std::mutex> l(wrap_mu_);
+  MutexLock l(wrap_mu_);
   auto& w = wrapped_[raw.get()];
   if (!w.store) {
     w.store = NewCountingStore(raw, &m_);
@@ -124,7 +132,7 @@ std::shared_ptr<const DbConfig> ReplicatorImpl::ConfigFor(const DatabaseOptions&
                 (long long)o.checkpoint_quiet_ms, (long long)o.poll_interval_ms, o.compression_level,
                 (long long)o.sync_interval_ms);
   std::string k = std::string(key) + o.metrics_group + "|" + o.replica_url;
-  std::lock_guard<std::mutex> l(cfg_mu_);
+  MutexLock l(cfg_mu_);
   if (auto it = configs_.find(k); it != configs_.end())
     if (auto c = it->second.lock()) return c;
   auto cfg = std::make_shared<DbConfig>(*default_cfg_);
@@ -171,7 +179,9 @@ Status ReplicatorImpl::AddWith(const std::string& raw_path, std::shared_ptr<cons
   slot->file_ino = uint64_t(st.st_ino);
   const std::string url = UrlOf(*slot);
   bool found = false;
-  Status s = positions_.Load(path, url, &slot->pos, &found, &slot->wal_size, &slot->wal_mtime_ns);
+  Position pos;
+  int64_t wal_size = -1, wal_mtime_ns = -1;
+  Status s = positions_.Load(path, url, &pos, &found, &wal_size, &wal_mtime_ns);
   if (!s.ok()) return s;
   // A saved position that expects a WAL restart is trusted: positions are
   // saved in batches and may lag the store, but before commits of the
@@ -183,23 +193,28 @@ Status ReplicatorImpl::AddWith(const std::string& raw_path, std::shared_ptr<cons
     // this: a saved position means the database was fine before).
     s = CheckDatabaseHeader(path, o.enable_wal);
     if (!s.ok()) return s;
-    slot->wal_size = slot->wal_mtime_ns = -1;
+    wal_size = wal_mtime_ns = -1;
   }
+  InitUnshared(*slot, pos, wal_size, wal_mtime_ns);
   s = reg_.Insert(slot, url);
   if (!s.ok()) return s;
   if (o.poll_interval_ms > 0) {
     // A write to the database's WAL wakes it at once (polling remains the
     // fallback, e.g. past the kernel's watch limit).
     std::string why;
-    slot->watched = watch_.Watch(DirName(path), &why);
-    if (!slot->watched && !watch_warned_.exchange(true))
+    const bool watched = watch_.Watch(DirName(path), &why);
+    {
+      MutexLock l(Stripe(*slot));
+      slot->watched = watched;
+    }
+    if (!watched && !watch_warned_.exchange(true))
       Log("change wakeups unavailable for " + DirName(path) + " (" + why + "): polled only");
   }
   // Segments an earlier process spooled but did not upload: they are not
   // durable yet and go to the store first.
   const SpoolBacklog backlog = upload_spool_.TakeBacklog(path, url);
   {
-    std::lock_guard<std::mutex> l(Stripe(*slot));
+    MutexLock l(Stripe(*slot));
     slot->spooled = backlog.entries;
     slot->durable_txid = backlog.entries ? std::min(slot->pos.txid, backlog.first_txid - 1) : slot->pos.txid;
   }
@@ -209,7 +224,7 @@ Status ReplicatorImpl::AddWith(const std::string& raw_path, std::shared_ptr<cons
     // its WAL had been idle when the position was saved tells), so that
     // 100,000 resumed databases are not all polled in the first second
     // while the recently written ones start at the base interval.
-    std::lock_guard<std::mutex> l(Stripe(*slot));
+    MutexLock l(Stripe(*slot));
     ArmPoll(*slot, Jitter(ResumedPollInterval(*slot)));
   } else {
     Kick(slot, true);  // first sync (snapshot), or a backlog to upload
@@ -221,10 +236,10 @@ Status ReplicatorImpl::Remove(const std::string& raw_path) {
   SlotPtr slot = Find(AbsolutePath(raw_path));
   if (!slot) return Status::NotFound("database " + raw_path + " is not being replicated");
   {
-    std::lock_guard<std::mutex> hl(hook_mu_);
+    MutexLock hl(hook_mu_);
     std::vector<std::pair<sqlite3*, void*>> hooks;
     {
-      std::lock_guard<std::mutex> l(Stripe(*slot));
+      MutexLock l(Stripe(*slot));
       slot->removed = true;
       slot->timer_seq = 0;  // any queued timer entry is now stale
       hooks = TakeHooks(*slot);
@@ -232,21 +247,22 @@ Status ReplicatorImpl::Remove(const std::string& raw_path) {
     Unhook(hooks);
   }
   {
-    std::unique_lock<std::mutex> l(Stripe(*slot));
+    MutexLock l(Stripe(*slot));
     // Queued work is cancelled (a queued job sees `removed` and returns);
     // a running job finishes its step first.
-    Cv(*slot).wait(l, [&] { return slot->state == JobState::kIdle; });
+    Cv(*slot).wait(l.native(), [&]() REQUIRES(slot->stripe) { return slot->state == JobState::kIdle; });
   }
   conns_.Drop(slot->id);
-  bool spooled;
+  bool spooled, watched;
   {
-    std::lock_guard<std::mutex> l(Stripe(*slot));
+    MutexLock l(Stripe(*slot));
     spooled = slot->spooled > 0;
+    watched = slot->watched;
   }
   // Not durable yet: adding the database again must upload it first.
   if (spooled) upload_spool_.ReturnBacklog(slot->path, UrlOf(*slot));
   ReleaseLease(*slot);
-  if (slot->watched) watch_.Unwatch(DirName(slot->path));
+  if (watched) watch_.Unwatch(DirName(slot->path));
   reg_.Erase(*slot, UrlOf(*slot));
   return positions_.Flush();
 }
@@ -272,7 +288,7 @@ void ReplicatorImpl::OnDirEvent(const std::string& dir, const char* name) {
   SlotPtr s = Find(dir + "/" + db_name);
   if (!s) return;
   {
-    std::lock_guard<std::mutex> l(Stripe(*s));
+    MutexLock l(Stripe(*s));
     if (s->removed || closed_ || s->notified || s->wake_pending) return;
     s->wake_pending = true;
   }
@@ -280,7 +296,7 @@ void ReplicatorImpl::OnDirEvent(const std::string& dir, const char* name) {
 }
 
 void ReplicatorImpl::NotifySlot(DbSlot& slot) {
-  std::lock_guard<std::mutex> l(Stripe(slot));
+  MutexLock l(Stripe(slot));
   if (slot.removed || closed_) return;
   if (!slot.notified) {
     slot.notified = true;
@@ -313,10 +329,10 @@ Status ReplicatorImpl::Attach(const std::string& path, sqlite3* conn) {
                                    slot->path);
   // hook_mu_ serializes hook changes (Attach against Remove/Close/Detach of
   // the same database); it is never taken by the hook itself.
-  std::lock_guard<std::mutex> hl(hook_mu_);
+  MutexLock hl(hook_mu_);
   auto* ctx = new HookCtx{this, slot->id, slot->path};
   {
-    std::lock_guard<std::mutex> l(Stripe(*slot));
+    MutexLock l(Stripe(*slot));
     if (slot->removed) {
       delete ctx;
       return Status::NotFound("database " + path + " was removed");
@@ -343,10 +359,10 @@ Status ReplicatorImpl::Attach(const std::string& path, sqlite3* conn) {
 Status ReplicatorImpl::Detach(const std::string& path, sqlite3* conn) {
   SlotPtr slot = Find(AbsolutePath(path));
   if (!slot) return Status::NotFound("database " + path + " is not being replicated");
-  std::lock_guard<std::mutex> hl(hook_mu_);
+  MutexLock hl(hook_mu_);
   void* ctx = nullptr;
   {
-    std::lock_guard<std::mutex> l(Stripe(*slot));
+    MutexLock l(Stripe(*slot));
     auto* hooks = slot->extra ? &slot->extra->hooks : nullptr;
     for (size_t i = 0; hooks && i < hooks->size() && !ctx; i++) {
       if ((*hooks)[i].first != conn) continue;
@@ -381,7 +397,7 @@ Status ReplicatorImpl::Request(const std::string& path, bool snapshot, bool chec
   if (!slot) return Status::NotFound("database " + path + " is not being replicated");
   uint32_t seq;
   {
-    std::lock_guard<std::mutex> l(Stripe(*slot));
+    MutexLock l(Stripe(*slot));
     seq = ++slot->req_seq;
     // Sync/Snapshot/Checkpoint: the application wants it now, so try the
     // store even during its backoff. WaitDurable waits for the retries.
@@ -391,17 +407,17 @@ Status ReplicatorImpl::Request(const std::string& path, bool snapshot, bool chec
     slot->want_truncate |= truncate;
   }
   Kick(slot, false);
-  std::unique_lock<std::mutex> l(Stripe(*slot));
+  MutexLock l(Stripe(*slot));
   // Sync returns after one job, with its error if it failed. WaitDurable
   // keeps waiting through failed attempts (the job retries on its own,
   // and spooled segments drain once the store answers) until a job
   // succeeds or the deadline passes.
-  auto reached = [&] { return int32_t(slot->done_seq - seq) >= 0 && (!through_errors || !slot->has_error); };
+  auto reached = [&]() REQUIRES(slot->stripe) { return int32_t(slot->done_seq - seq) >= 0 && (!through_errors || !slot->has_error); };
   // Close releases every waiter once its last jobs ended (stopped_).
-  auto done = [&] { return reached() || slot->removed || stopped_; };
+  auto done = [&]() REQUIRES(slot->stripe) { return reached() || slot->removed || stopped_; };
   if (timeout_ms < 0) {
-    Cv(*slot).wait(l, done);
-  } else if (!Cv(*slot).wait_for(l, std::chrono::milliseconds(timeout_ms), done)) {
+    Cv(*slot).wait(l.native(), done);
+  } else if (!Cv(*slot).wait_for(l.native(), std::chrono::milliseconds(timeout_ms), done)) {
     if (durable) *durable = slot->durable_txid;
     return Status::Timeout("database " + slot->path + ": not durable after " + std::to_string(timeout_ms) +
                            " ms (durable txid " + std::to_string(slot->durable_txid) +
@@ -427,7 +443,7 @@ Status ReplicatorImpl::GetStatus(const std::string& path, DatabaseStatus* out) {
 }
 
 void ReplicatorImpl::StatusOf(DbSlot& s, DatabaseStatus* out) {
-  std::lock_guard<std::mutex> l(Stripe(s));
+  MutexLock l(Stripe(s));
   *out = DatabaseStatus();
   out->path = s.path;
   out->replica_url = UrlOf(s);
@@ -465,7 +481,7 @@ ReplicatorStatus ReplicatorImpl::GetSummary(size_t top_n) {
   const int64_t now = NowMs();
   std::vector<std::pair<int64_t, DbSlot*>> lag;
   for (const auto& s : all) {
-    std::lock_guard<std::mutex> l(Stripe(*s));
+    MutexLock l(Stripe(*s));
     if (s->has_error) out.with_errors++;
     if (s->gen_churn >= kChurnReport) out.with_generation_churn++;
     int64_t v = s->notified_at_ms ? now - s->notified_at_ms : 0;
@@ -508,7 +524,7 @@ Status ReplicatorImpl::Close() {
   for (auto& s : all) {
     uint32_t seq;
     {
-      std::lock_guard<std::mutex> l(Stripe(*s));
+      MutexLock l(Stripe(*s));
       seq = ++s->req_seq;
       s->timer_seq = 0;
     }
@@ -516,16 +532,18 @@ Status ReplicatorImpl::Close() {
     waits.push_back({s, seq});
   }
   Status first;
-  for (auto& [s, seq] : waits) {
+  for (const auto& w : waits) {
+    const SlotPtr& s = w.first;  // not a structured binding: clang 14 cannot capture one in a lambda
+    const uint32_t seq = w.second;
     {
-      std::unique_lock<std::mutex> l(Stripe(*s));
-      Cv(*s).wait(l, [&] { return int32_t(s->done_seq - seq) >= 0 || s->removed; });
+      MutexLock l(Stripe(*s));
+      Cv(*s).wait(l.native(), [&]() REQUIRES(s->stripe) { return int32_t(s->done_seq - seq) >= 0 || s->removed; });
       if (s->has_error && first.ok()) first = Status(last_code_of(*s), "close: " + s->extra->last_error);
     }
-    std::lock_guard<std::mutex> hl(hook_mu_);
+    MutexLock hl(hook_mu_);
     std::vector<std::pair<sqlite3*, void*>> hooks;
     {
-      std::lock_guard<std::mutex> l(Stripe(*s));
+      MutexLock l(Stripe(*s));
       hooks = TakeHooks(*s);
     }
     Unhook(hooks);

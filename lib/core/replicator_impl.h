@@ -13,6 +13,8 @@
 // missed. Jobs run on the shared ThreadPool; polls, notify batches and
 // quiet checkpoints are entries in the one TimerQueue. Slot fields are
 // guarded by the registry's stripe lock of the slot (no mutex per database).
+// Lock requirements are annotations (util/thread_annotations.h: REQUIRES,
+// GUARDED_BY), checked by the clang stage (scripts/thread_safety.sh).
 //
 // Thread-safety: the Replicator methods may be called from any thread.
 #pragma once
@@ -21,7 +23,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <semaphore>
 #include <string>
 #include <unordered_map>
@@ -44,6 +45,7 @@
 #include "replite/replite.h"
 #include "replite/sys/env.h"
 #include "store/store_registry.h"
+#include "util/thread_annotations.h"
 
 struct sqlite3;
 
@@ -124,7 +126,7 @@ class ReplicatorImpl final : public Replicator {
   void NotifySlot(DbSlot& slot);
   static int WalHook(void* arg, sqlite3*, const char* name, int);
   void NotifyById(uint32_t id, const std::string& path);
-  static std::vector<std::pair<sqlite3*, void*>> TakeHooks(DbSlot& slot);
+  static std::vector<std::pair<sqlite3*, void*>> TakeHooks(DbSlot& slot) REQUIRES(slot.stripe);
   static void Unhook(const std::vector<std::pair<sqlite3*, void*>>& hooks);
   Status Request(const std::string& path, bool snapshot, bool checkpoint, bool truncate, uint64_t* durable,
                  int64_t timeout_ms, bool through_errors);
@@ -135,22 +137,22 @@ class ReplicatorImpl final : public Replicator {
 
   int64_t NowMs() { return env_->NowMicros() / 1000; }
   static int64_t NowMono();
-  static Code last_code_of(const DbSlot& s) { return s.extra ? s.extra->last_code : Code::kInternal; }
+  static Code last_code_of(const DbSlot& s) REQUIRES(s.stripe) { return s.extra ? s.extra->last_code : Code::kInternal; }
   ReplicaRef RefOf(const DbSlot& s) const { return ReplicaRefOf(s); }
   std::string UrlOf(const DbSlot& s) const { return RefOf(s).url; }
   // The store's circuit breaker alone (no string built: an idle poll needs only this).
   StoreHealth& HealthOf(const DbSlot& s) const { return s.target ? *s.target->health : *s.cfg->health; }
   SlotPtr Find(const std::string& abs_path) { return reg_.Find(abs_path); }
   SlotPtr ById(uint32_t id) { return reg_.ById(id); }
-  std::mutex& Stripe(const DbSlot& s) { return reg_.Stripe(s); }
+  Mutex& Stripe(const DbSlot& s) RETURN_CAPABILITY(s.stripe) { return reg_.Stripe(s); }
   std::condition_variable& Cv(const DbSlot& s) { return reg_.Cv(s); }
 
   // ---- jobs and timers (core/scheduler.cc) ----
   // The one place DbSlot::state changes (caller holds the slot's stripe).
-  void SetJobState(DbSlot& s, JobState to);
+  void SetJobState(DbSlot& s, JobState to) REQUIRES(s.stripe);
   static int64_t Jitter(int64_t interval_ms);
-  static int64_t ResumedPollInterval(DbSlot& s);
-  void ArmPoll(DbSlot& s, int64_t delay_ms);
+  static int64_t ResumedPollInterval(DbSlot& s) REQUIRES(s.stripe);
+  void ArmPoll(DbSlot& s, int64_t delay_ms) REQUIRES(s.stripe);
   void Kick(const SlotPtr& s, bool bump);
   void Dispatch(const SlotPtr& s);
   void ArmTimer(int64_t delay_us, TimerKind kind, uint32_t id = 0, uint64_t seq = 0);
@@ -183,15 +185,17 @@ class ReplicatorImpl final : public Replicator {
   std::shared_ptr<const DbConfig> default_cfg_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> stopped_{false};  // Close ended every job: waiters are released
-  std::mutex hook_mu_;
-  std::mutex cfg_mu_;
-  std::map<std::string, std::weak_ptr<const DbConfig>> configs_;
-  std::mutex wrap_mu_;
+  // Serializes changes of WAL hooks (Attach against Remove/Close/Detach of
+  // the same database); taken before a stripe, never by the hook itself.
+  Mutex hook_mu_;
+  Mutex cfg_mu_;
+  std::map<std::string, std::weak_ptr<const DbConfig>> configs_ GUARDED_BY(cfg_mu_);
+  Mutex wrap_mu_;
   struct Wrapped {
     std::shared_ptr<ObjectStore> store;
     std::shared_ptr<StoreHealth> health;
   };
-  std::unordered_map<ObjectStore*, Wrapped> wrapped_;
+  std::unordered_map<ObjectStore*, Wrapped> wrapped_ GUARDED_BY(wrap_mu_);
   UploadSpool upload_spool_;
   DirWatch watch_;                       // stopped in Close, before the timers
   std::atomic<bool> watch_warned_{false};

@@ -92,7 +92,7 @@ void ReplicatorImpl::ArmPoll(DbSlot& s, int64_t delay_ms) {
 
 // Queues a job unless one is queued; a running job reruns afterwards.
 void ReplicatorImpl::Kick(const SlotPtr& s, bool bump) {
-  std::lock_guard<std::mutex> l(Stripe(*s));
+  MutexLock l(Stripe(*s));
   if (bump) s->req_seq++;
   if (s->removed) return;
   if (s->state == JobState::kIdle) {
@@ -125,7 +125,7 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
   if (!s) return;
   bool bump = false;
   {
-    std::lock_guard<std::mutex> l(Stripe(*s));
+    MutexLock l(Stripe(*s));
     switch (kind) {
       case TimerKind::kNotify:
         if (!s->notify_pending) return;
@@ -155,7 +155,7 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
   bool snap, ckpt, trunc, forced, probe;
   int64_t notified_at;
   {
-    std::lock_guard<std::mutex> l(Stripe(*s));
+    MutexLock l(Stripe(*s));
     if (s->removed) {  // cancelled while queued
       SetJobState(*s, JobState::kIdle);
       Cv(*s).notify_all();
@@ -197,7 +197,7 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
                double((durable_ms != 0 ? durable_ms : NowMs()) - notified_at) / 1e3);
   if (!st.ok()) Log("database " + s->path + ": " + st.ToString());
 
-  std::lock_guard<std::mutex> l(Stripe(*s));
+  MutexLock l(Stripe(*s));
   if (!st.ok()) {
     if (!s->extra) s->extra = std::make_unique<DbExtra>();
     s->extra->last_error = st.ToString();

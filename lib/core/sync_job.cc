@@ -53,7 +53,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   uint32_t spooled;
   bool had_error, pos_checked;
   {
-    std::lock_guard<std::mutex> l(Stripe(s));
+    MutexLock l(Stripe(s));
     pos = s.pos;
     pos_checked = s.pos_checked;
     last_change = s.last_change_ms;
@@ -217,7 +217,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
       Status d = GenerationDeferred(s, now);
       if (!d.ok()) {
         // Abandoned until then: later syncs return at once (above).
-        std::lock_guard<std::mutex> l(Stripe(s));
+        MutexLock l(Stripe(s));
         s.pos.gen = 0;
         return d;
       }
@@ -274,7 +274,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   }
   *changed = res.has_segment || res.has_snapshot;
   {
-    std::lock_guard<std::mutex> l(Stripe(s));
+    MutexLock l(Stripe(s));
     s.pos = res.pos;
     // Shipped from it, or a generation started above the store's txids.
     if (pos_checked || *changed) s.pos_checked = true;
@@ -344,14 +344,16 @@ Status ReplicatorImpl::ForgetExpectedRestart(DbSlot& s, const ReplicaRef& ref, P
 // kUnavailable while a churning database's next generation must wait.
 Status ReplicatorImpl::GenerationDeferred(DbSlot& s, int64_t now) {
   int64_t not_before;
+  uint8_t churn;
   {
-    std::lock_guard<std::mutex> l(Stripe(s));
+    MutexLock l(Stripe(s));
     not_before = NextGenerationNotBeforeMs(s.gen_churn, s.last_gen_s);
+    churn = s.gen_churn;
   }
   if (now >= not_before) return Status::OK();
   return Status::Unavailable("database " + s.path + ": a new generation is needed but waits " +
                              std::to_string((not_before - now + 999) / 1000) + " s more: " +
-                             std::to_string(s.gen_churn + 1) +
+                             std::to_string(churn + 1) +
                              " generations started in quick succession (see the log); Sync starts it now");
 }
 
@@ -361,7 +363,7 @@ void ReplicatorImpl::ReportChurn(DbSlot& s, uint8_t churn, const std::string& re
   if (churn == kChurnReport) m_.Add("replite_generation_churn_total", {{"group", s.cfg->opts.metrics_group}});
   uint32_t last_gen_s;
   {
-    std::lock_guard<std::mutex> l(Stripe(s));
+    MutexLock l(Stripe(s));
     last_gen_s = s.last_gen_s;
   }
   const int64_t wait_s = (NextGenerationNotBeforeMs(churn, last_gen_s) - now + 999) / 1000;
@@ -380,7 +382,7 @@ void ReplicatorImpl::ReportChurn(DbSlot& s, uint8_t churn, const std::string& re
 Status ReplicatorImpl::EnsureLease(DbSlot& s, const ReplicaRef& ref) {
   uint32_t epoch;
   {
-    std::lock_guard<std::mutex> l(Stripe(s));
+    MutexLock l(Stripe(s));
     epoch = s.lease_epoch;
   }
   if (leases_->Usable(ref.store, ref.prefix, epoch)) return Status::OK();
@@ -390,14 +392,14 @@ Status ReplicatorImpl::EnsureLease(DbSlot& s, const ReplicaRef& ref) {
   if (!from.empty())
     Log("database " + s.path + ": took over the lease of " + ref.url + " from replite instance " + from +
         " (it stopped, or its heartbeat expired): a new generation starts above what it wrote");
-  std::lock_guard<std::mutex> l(Stripe(s));
+  MutexLock l(Stripe(s));
   s.lease_epoch = epoch;
   if (!from.empty()) s.lease_taken_over = true;
   return Status::OK();
 }
 
 bool ReplicatorImpl::TakeOverPending(DbSlot& s) {
-  std::lock_guard<std::mutex> l(Stripe(s));
+  MutexLock l(Stripe(s));
   const bool t = s.lease_taken_over;
   s.lease_taken_over = false;
   return t;
@@ -413,7 +415,7 @@ Status ReplicatorImpl::DropSpooled(DbSlot& s, const ReplicaRef& ref) {
     Log("database " + s.path + ": dropped " + std::to_string(entries.size()) +
         " spooled segments of the generation before the takeover (never durable; the new generation's snapshot "
         "holds their changes)");
-  std::lock_guard<std::mutex> l(Stripe(s));
+  MutexLock l(Stripe(s));
   s.spooled = 0;
   return Status::OK();
 }
@@ -421,7 +423,12 @@ Status ReplicatorImpl::DropSpooled(DbSlot& s, const ReplicaRef& ref) {
 // A removed database's lease is deleted if it still names us, so that
 // another instance may take the replica without waiting (best effort).
 void ReplicatorImpl::ReleaseLease(DbSlot& s) {
-  if (!leases_->enabled() || s.lease_epoch == 0) return;
+  uint32_t epoch;
+  {
+    MutexLock l(Stripe(s));
+    epoch = s.lease_epoch;
+  }
+  if (!leases_->enabled() || epoch == 0) return;
   const ReplicaRef ref = RefOf(s);
   if (leases_->VerifyHeld(ref.store, ref.prefix).ok()) ref.store->Delete({LeaseKey(ref.prefix)});
 }
@@ -441,7 +448,7 @@ void ReplicatorImpl::CountEpochChecksum(const DbSlot& s, const CaptureResult& r)
 void ReplicatorImpl::PublishDurable(DbSlot& s, uint64_t txid, int64_t* durable_ms) {
   uint64_t before, after;
   {
-    std::lock_guard<std::mutex> l(Stripe(s));
+    MutexLock l(Stripe(s));
     before = s.durable_txid;
     if (s.spooled == 0) s.durable_txid = std::max(s.durable_txid, txid);
     after = s.durable_txid;
@@ -466,7 +473,7 @@ Status ReplicatorImpl::Ship(DbSlot& s, const ReplicaRef& ref, bool probe, Captur
   StoreHealth& health = *ref.health;
   uint32_t spooled;
   {
-    std::lock_guard<std::mutex> l(Stripe(s));
+    MutexLock l(Stripe(s));
     spooled = s.spooled;
   }
   const bool was_down = health.down();
@@ -494,7 +501,7 @@ Status ReplicatorImpl::Ship(DbSlot& s, const ReplicaRef& ref, bool probe, Captur
   }
   res.segment_path.clear();  // moved into the spool
   m_.Add("replite_segments_spooled_total", group);
-  std::lock_guard<std::mutex> l(Stripe(s));
+  MutexLock l(Stripe(s));
   s.spooled++;
   return Status::OK();
 }
@@ -534,7 +541,7 @@ Status ReplicatorImpl::DrainSpool(DbSlot& s, const ReplicaRef& ref, bool probe) 
     m_.Add("replite_uploaded_bytes_total", group, double(e.bytes));
     uint64_t durable;
     {
-      std::lock_guard<std::mutex> l(Stripe(s));
+      MutexLock l(Stripe(s));
       if (s.spooled > 0) s.spooled--;
       s.segments++;
       s.bytes += e.bytes;
@@ -543,7 +550,7 @@ Status ReplicatorImpl::DrainSpool(DbSlot& s, const ReplicaRef& ref, bool probe) 
     }
     if (opts_.on_durable) opts_.on_durable(s.path, durable);
   }
-  std::lock_guard<std::mutex> l(Stripe(s));
+  MutexLock l(Stripe(s));
   s.spooled = 0;
   return Status::OK();
 }
@@ -563,7 +570,7 @@ Status ReplicatorImpl::Upload(DbSlot& s, const ReplicaRef& ref, const CaptureRes
     if (!st.ok()) return st;
     m_.Add("replite_uploaded_bytes_total", group, double(size));
     m_.Add("replite_segments_uploaded_total", group);
-    std::lock_guard<std::mutex> l(Stripe(s));
+    MutexLock l(Stripe(s));
     s.segments++;
     s.bytes += size;
   }
@@ -573,7 +580,7 @@ Status ReplicatorImpl::Upload(DbSlot& s, const ReplicaRef& ref, const CaptureRes
     if (!st.ok()) return st;
     m_.Add("replite_uploaded_bytes_total", group, double(size));
     m_.Add("replite_snapshots_uploaded_total", group);
-    std::lock_guard<std::mutex> l(Stripe(s));
+    MutexLock l(Stripe(s));
     s.snapshots++;
     s.bytes += size;
   }
