@@ -107,8 +107,9 @@ Status ReplicatorImpl::Init() {
 // identity, so 100,000 databases on one bucket share one of each).
 Status ReplicatorImpl::OpenStore(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* out, std::shared_ptr<StoreHealth>* health) {
   std::shared_ptr<ObjectStore> raw;
-  Status s = stores_.Open(url, &raw);
+  Status s = opts_.store_factory ? opts_.store_factory(url.ToString(), &raw) : stores_.Open(url, &raw);
   if (!s.ok()) return s;
+  if (!raw) return Status::InvalidArgument("store_factory returned no store for " + url.ToString());
   MutexLock l(wrap_mu_);
   auto& w = wrapped_[raw.get()];
   if (!w.store) {
