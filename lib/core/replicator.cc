@@ -63,7 +63,7 @@ ReplicatorImpl::ReplicatorImpl(const ReplicatorOptions& o)
       // What the jobs may open leaves the rest of the budget to kept
       // connections of hot databases.
       conns_(size_t(std::max(0, o.fd_budget - pool_.max_threads() * kFdsPerJob) / ConnCache::kFdsPerConn), kConnIdleUs),
-      timers_([this](const Timer& t) { OnTimer(t); }) {
+      timers_([this](const Timer& t) { OnTimer(t); }, [env = env_] { return env->MonotonicMicros(); }) {
   DeclareMetrics();
 }
 

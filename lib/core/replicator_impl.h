@@ -136,7 +136,8 @@ class ReplicatorImpl final : public Replicator {
   void Log(const std::string& line);
 
   int64_t NowMs() { return env_->NowMicros() / 1000; }
-  static int64_t NowMono();
+  // Monotonic time, from the Env (timers, store backoffs, kept connections).
+  int64_t NowMono() { return env_->MonotonicMicros(); }
   static Code last_code_of(const DbSlot& s) REQUIRES(s.stripe) { return s.extra ? s.extra->last_code : Code::kInternal; }
   ReplicaRef RefOf(const DbSlot& s) const { return ReplicaRefOf(s); }
   std::string UrlOf(const DbSlot& s) const { return RefOf(s).url; }

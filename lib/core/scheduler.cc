@@ -60,11 +60,6 @@ void ReplicatorImpl::Dispatch(const SlotPtr& s) {
   pool_.Submit([this, s] { RunJob(s); });
 }
 
-int64_t ReplicatorImpl::NowMono() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 int64_t ReplicatorImpl::Jitter(int64_t interval_ms) {
   thread_local std::mt19937_64 rng(std::random_device{}());
   return interval_ms <= 0 ? 0 : int64_t(rng() % uint64_t(interval_ms)) + 1;

@@ -169,7 +169,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     DbSlot& s;
     std::unique_ptr<KeptDb>& conn;
     ~KeepConn() {
-      if (conn) r->conns_.Put(s.id, s.path, std::move(conn), NowMono());
+      if (conn) r->conns_.Put(s.id, s.path, std::move(conn), r->NowMono());
     }
   } keep{this, s, conn};
 

@@ -9,7 +9,8 @@ static int64_t NowUs() {
       .count();
 }
 
-TimerQueue::TimerQueue(std::function<void(const Timer&)> fire) : fire_(std::move(fire)) {
+TimerQueue::TimerQueue(std::function<void(const Timer&)> fire, std::function<int64_t()> now_us)
+    : fire_(std::move(fire)), now_us_(now_us ? std::move(now_us) : std::function<int64_t()>(NowUs)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -46,7 +47,7 @@ void TimerQueue::Loop() {
       cv_.wait(l);
       continue;
     }
-    int64_t now = NowUs();
+    int64_t now = now_us_();
     Entry top = heap_.top();
     if (top.when > now) {
       cv_.wait_for(l, std::chrono::microseconds(top.when - now));

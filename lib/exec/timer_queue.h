@@ -40,8 +40,11 @@ struct Timer {
 
 class TimerQueue {
  public:
-  // fire(timer) is called for each entry when due.
-  explicit TimerQueue(std::function<void(const Timer&)> fire);
+  // fire(timer) is called for each entry when due. `now_us` is the
+  // monotonic clock times are given in (e.g. Env::MonotonicMicros; default:
+  // std::chrono::steady_clock). A clock that is not the real one is looked
+  // at again whenever the real wait for the first entry ends.
+  explicit TimerQueue(std::function<void(const Timer&)> fire, std::function<int64_t()> now_us = nullptr);
   ~TimerQueue();
   void Stop();
   // Schedules `t` at monotonic time `when_us`.
@@ -57,6 +60,7 @@ class TimerQueue {
   static_assert(sizeof(Entry) == 24, "a timer entry stays 24 bytes in the heap");
   void Loop();
   std::function<void(const Timer&)> fire_;
+  std::function<int64_t()> now_us_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_;
