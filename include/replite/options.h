@@ -6,6 +6,8 @@
 #include <functional>
 #include <string>
 
+#include "replite/sys/object_store.h"
+
 namespace replite {
 
 class Env;
@@ -119,6 +121,11 @@ struct ReplicatorOptions {
   uint64_t snapshot_verify_max_bytes = 1ull << 30;
   // Clock and test hooks. Default: nullptr = Env::Default().
   Env* env = nullptr;
+  // Opens the store of replica_url (at Open) and of each database's own
+  // DatabaseOptions::replica_url (at Add) instead of the built-in backends
+  // (see ObjectStoreFactory in replite/sys/object_store.h). Default: empty
+  // = the built-in file, s3, gs and abs stores.
+  ObjectStoreFactory store_factory;
   // Receives one line per notable event (new generation and its reason,
   // errors, retention). Never receives secrets. Default: nullptr = stderr.
   std::function<void(const std::string& line)> logger;

@@ -26,6 +26,7 @@
 
 #include "replite/export.h"
 #include "replite/status.h"
+#include "replite/sys/object_store.h"
 
 namespace replite {
 
@@ -59,6 +60,10 @@ struct RestoreOptions {
   std::function<void(uint64_t, uint64_t)> progress;
   // Default: nullptr = Env::Default().
   Env* env = nullptr;
+  // Opens the replica's store instead of the built-in backends (see
+  // ObjectStoreFactory in replite/sys/object_store.h). Default: empty = the
+  // built-in file, s3, gs and abs stores.
+  ObjectStoreFactory store_factory;
 };
 
 struct RestoreResult {

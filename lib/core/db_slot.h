@@ -1,7 +1,10 @@
 // DbSlot: everything a Replicator keeps per database, sized for 100,000 of
 // them: no thread, timer object, mutex, buffer or connection of its own.
 // Fields below `// guarded` are protected by the registry stripe lock of the
-// slot's id (see Registry); the rest is immutable after Add.
+// slot's id (DbRegistry::Stripe, core/db_registry.h), which `stripe` points
+// to: GUARDED_BY makes the clang stage (scripts/thread_safety.sh) check it.
+// The rest is immutable after Add. `state` changes only through ReplicatorImpl::SetJobState
+// (core/scheduler.cc).
 #pragma once
 
 #include <cstdint>
@@ -10,10 +13,11 @@
 #include <vector>
 
 #include "core/position.h"
-#include "core/store_health.h"
+#include "store/store_health.h"
 #include "replite/options.h"
 #include "replite/sys/object_store.h"
 #include "store/replica_url.h"
+#include "util/thread_annotations.h"
 
 struct sqlite3;
 
@@ -50,41 +54,50 @@ struct DbSlot {
   std::unique_ptr<DbTarget> target;  // null: cfg->root + name
   uint64_t file_dev = 0, file_ino = 0;  // the file at Add: another path to it is the same database
   uint32_t id = 0;
+  Mutex* stripe = nullptr;  // set with `id` by DbRegistry::Insert; guards the fields below
 
   // guarded
-  JobState state = JobState::kIdle;
-  bool rerun = false;
-  bool removed = false;
-  bool notify_pending = false;
-  bool notified = false;        // Notify/Attach seen: never polled again
-  bool watched = false;         // its directory has an inotify watch (core/dir_watch.h)
-  bool wake_pending = false;    // a change wakeup is armed (batched like Notify)
-  bool want_snapshot = false, want_checkpoint = false, want_truncate = false, want_probe = false;
-  bool has_error = false;
+  JobState state GUARDED_BY(stripe) = JobState::kIdle;  // changed only by ReplicatorImpl::SetJobState
+  bool rerun GUARDED_BY(stripe) = false;
+  bool removed GUARDED_BY(stripe) = false;
+  bool notify_pending GUARDED_BY(stripe) = false;
+  bool notified GUARDED_BY(stripe) = false;        // Notify/Attach seen: never polled again
+  bool watched GUARDED_BY(stripe) = false;         // its directory has an inotify watch (core/dir_watch.h)
+  bool wake_pending GUARDED_BY(stripe) = false;    // a change wakeup is armed (batched like Notify)
+  bool want_snapshot GUARDED_BY(stripe) = false;
+  bool want_checkpoint GUARDED_BY(stripe) = false;
+  bool want_truncate GUARDED_BY(stripe) = false;
+  bool want_probe GUARDED_BY(stripe) = false;
+  bool has_error GUARDED_BY(stripe) = false;
   // pos is known not to lag the store: this process shipped from it, started
   // its generation, or compared it with the store's last txid. A position
   // loaded after a crash may lag (positions are saved in batches); until
   // checked, an unknown WAL epoch is not adopted without that comparison.
-  bool pos_checked = false;
+  bool pos_checked GUARDED_BY(stripe) = false;
   // The lease was taken over from another instance: what it wrote may be
   // ahead of pos, so the next capture starts a new generation above it.
-  bool lease_taken_over = false;
-  uint16_t poll_shift = 0;      // poll interval = base << shift (adaptive back-off)
-  uint32_t lease_epoch = 0;     // LeaseKeeper epoch the lease was taken at (0: not held)
-  uint8_t gen_churn = 0;        // generations started in quick succession (see DatabaseStatus)
-  uint32_t last_gen_s = 0;      // wall-clock second the last generation started (0: none yet)
-  uint32_t spooled = 0;         // segments waiting in the upload spool (captured, not yet durable)
-  uint32_t req_seq = 0, done_seq = 0;
-  uint64_t timer_seq = 0;       // the armed timer entry; stale entries carry another value
-  int64_t wal_size = -1, wal_mtime_ns = -1;  // WAL stat at the last capture
-  int64_t last_change_ms = 0;   // last capture that found something
-  int64_t notified_at_ms = 0;   // first Notify not yet covered by a sync
-  int64_t last_sync_ms = 0;
-  Position pos;                 // captured (durable, or spooled after durable_txid)
-  uint64_t durable_txid = 0;    // last transaction in the store
-  uint32_t segments = 0, snapshots = 0, checkpoints = 0, generations = 0;
-  uint64_t bytes = 0;
-  std::unique_ptr<DbExtra> extra;
+  bool lease_taken_over GUARDED_BY(stripe) = false;
+  uint16_t poll_shift GUARDED_BY(stripe) = 0;      // poll interval = base << shift (adaptive back-off)
+  uint32_t lease_epoch GUARDED_BY(stripe) = 0;     // LeaseKeeper epoch the lease was taken at (0: not held)
+  uint8_t gen_churn GUARDED_BY(stripe) = 0;        // generations started in quick succession (see DatabaseStatus)
+  uint32_t last_gen_s GUARDED_BY(stripe) = 0;      // wall-clock second the last generation started (0: none yet)
+  uint32_t spooled GUARDED_BY(stripe) = 0;         // segments waiting in the upload spool (captured, not yet durable)
+  uint32_t req_seq GUARDED_BY(stripe) = 0;
+  uint32_t done_seq GUARDED_BY(stripe) = 0;
+  uint64_t timer_seq GUARDED_BY(stripe) = 0;       // the armed poll timer entry (TimerKind::kPoll); stale entries carry another value
+  int64_t wal_size GUARDED_BY(stripe) = -1;        // WAL stat at the last capture
+  int64_t wal_mtime_ns GUARDED_BY(stripe) = -1;
+  int64_t last_change_ms GUARDED_BY(stripe) = 0;   // last capture that found something
+  int64_t notified_at_ms GUARDED_BY(stripe) = 0;   // first Notify not yet covered by a sync
+  int64_t last_sync_ms GUARDED_BY(stripe) = 0;
+  Position pos GUARDED_BY(stripe);                 // captured (durable, or spooled after durable_txid)
+  uint64_t durable_txid GUARDED_BY(stripe) = 0;    // last transaction in the store
+  uint32_t segments GUARDED_BY(stripe) = 0;
+  uint32_t snapshots GUARDED_BY(stripe) = 0;
+  uint32_t checkpoints GUARDED_BY(stripe) = 0;
+  uint32_t generations GUARDED_BY(stripe) = 0;
+  uint64_t bytes GUARDED_BY(stripe) = 0;
+  std::unique_ptr<DbExtra> extra GUARDED_BY(stripe);
 };
 
 }  // namespace replite

@@ -9,7 +9,8 @@ static int64_t NowUs() {
       .count();
 }
 
-TimerQueue::TimerQueue(std::function<void(uint64_t, uint64_t)> fire) : fire_(std::move(fire)) {
+TimerQueue::TimerQueue(std::function<void(const Timer&)> fire, std::function<int64_t()> now_us)
+    : fire_(std::move(fire)), now_us_(now_us ? std::move(now_us) : std::function<int64_t()>(NowUs)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -24,12 +25,12 @@ void TimerQueue::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void TimerQueue::At(int64_t when_us, uint64_t id, uint64_t seq) {
+void TimerQueue::At(int64_t when_us, const Timer& t) {
   bool wake;
   {
     std::lock_guard<std::mutex> l(mu_);
     wake = heap_.empty() || when_us < heap_.top().when;
-    heap_.push({when_us, id, seq});
+    heap_.push({when_us, t});
   }
   if (wake) cv_.notify_one();
 }
@@ -46,7 +47,7 @@ void TimerQueue::Loop() {
       cv_.wait(l);
       continue;
     }
-    int64_t now = NowUs();
+    int64_t now = now_us_();
     Entry top = heap_.top();
     if (top.when > now) {
       cv_.wait_for(l, std::chrono::microseconds(top.when - now));
@@ -54,7 +55,7 @@ void TimerQueue::Loop() {
     }
     heap_.pop();
     l.unlock();
-    fire_(top.id, top.seq);
+    fire_(top.timer);
     l.lock();
   }
 }

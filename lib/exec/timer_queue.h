@@ -1,7 +1,10 @@
 // TimerQueue: one thread and one min-heap for every timer of a Replicator
-// (polls, scheduled snapshots, position flushes). A timer is 24 bytes in
-// the heap; cancelling is lazy: the owner bumps its own sequence number and
-// stale entries are dropped when they come due.
+// (polls, notify and wakeup batches, quiet checkpoints, retries,
+// housekeeping). An entry is 24 bytes in the heap: its due time and a typed
+// Timer saying what is due (the owner's kind), for which object (id) and
+// which arming of it (seq). Cancelling is lazy: the owner re-arms with
+// another seq (or clears the one it expects) and drops stale entries when
+// they come due.
 //
 // Callbacks run on the timer thread and must only hand work to the pool.
 // Thread-safety: all methods may be called from any thread.
@@ -17,24 +20,47 @@
 
 namespace replite {
 
+// What came due. `kind` is the owner's enum (a uint8_t-based enum class,
+// converted with Kind()), `id` the owner's object (e.g. a database slot id),
+// `seq` the owner's check against stale entries (0 when the kind needs none).
+struct Timer {
+  uint64_t seq = 0;
+  uint32_t id = 0;
+  uint8_t kind = 0;
+
+  template <typename K>
+  static Timer Of(K kind, uint32_t id, uint64_t seq = 0) {
+    return Timer{seq, id, static_cast<uint8_t>(kind)};
+  }
+  template <typename K>
+  K Kind() const {
+    return static_cast<K>(kind);
+  }
+};
+
 class TimerQueue {
  public:
-  // fire(id, seq) is called for each entry when due.
-  explicit TimerQueue(std::function<void(uint64_t id, uint64_t seq)> fire);
+  // fire(timer) is called for each entry when due. `now_us` is the
+  // monotonic clock times are given in (e.g. Env::MonotonicMicros; default:
+  // std::chrono::steady_clock). A clock that is not the real one is looked
+  // at again whenever the real wait for the first entry ends.
+  explicit TimerQueue(std::function<void(const Timer&)> fire, std::function<int64_t()> now_us = nullptr);
   ~TimerQueue();
   void Stop();
-  // Schedules (id, seq) at monotonic time `when_us`.
-  void At(int64_t when_us, uint64_t id, uint64_t seq);
+  // Schedules `t` at monotonic time `when_us`.
+  void At(int64_t when_us, const Timer& t);
   size_t size() const;
 
  private:
   struct Entry {
     int64_t when;
-    uint64_t id, seq;
+    Timer timer;
     bool operator>(const Entry& o) const { return when > o.when; }
   };
+  static_assert(sizeof(Entry) == 24, "a timer entry stays 24 bytes in the heap");
   void Loop();
-  std::function<void(uint64_t, uint64_t)> fire_;
+  std::function<void(const Timer&)> fire_;
+  std::function<int64_t()> now_us_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_;

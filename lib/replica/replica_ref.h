@@ -11,12 +11,9 @@
 #include <string>
 
 #include "replite/sys/object_store.h"
+#include "store/store_health.h"  // the circuit breaker shared by every database on one store
 
 namespace replite {
-
-// The circuit breaker shared by every database on one store
-// (core/store_health.h; not included here: lib/replica/ sits below core).
-class StoreHealth;
 
 struct ReplicaRef {
   ObjectStore* store = nullptr;

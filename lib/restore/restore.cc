@@ -512,8 +512,9 @@ Status Restore(const std::string& replica_url, const std::string& output_path, c
     return Status::AlreadyExists("restore target " + out + " exists (choose another output path or pass overwrite)");
   StoreRegistry reg(o.env ? o.env : Env::Default(), StoreConfig());
   std::shared_ptr<ObjectStore> store;
-  s = reg.Open(url, &store);
+  s = o.store_factory ? o.store_factory(url.ToString(), &store) : reg.Open(url, &store);
   if (!s.ok()) return s;
+  if (!store) return Status::InvalidArgument("store_factory returned no store for " + url.ToString());
   Plan plan;
   s = Choose(store.get(), url, o, &plan, &r->overlap);
   if (!s.ok()) return s;

@@ -1,6 +1,8 @@
 // Env: what tests must be able to control. The clock comes from here (also
 // for SigV4 signing times), so a test can move time forward to trigger
-// snapshots and retention without sleeping.
+// snapshots and retention without sleeping. A Replicator's timers (polls,
+// notify batches, retries), store backoffs and kept-connection idle times
+// run on MonotonicMicros.
 //
 // Thread-safety: implementations must be safe to call from any thread.
 #pragma once

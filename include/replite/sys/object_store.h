@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -85,5 +86,16 @@ class REPLITE_EXPORT ObjectStore {
   // (e.g. "file:///var/backups", "s3://bucket (endpoint http://127.0.0.1:9000)").
   virtual std::string Describe() const = 0;
 };
+
+// Opens the store a replica URL lives in, in place of the built-in backends
+// (ReplicatorOptions::store_factory, RestoreOptions::store_factory): a store
+// of your own, or a test double. `replica_url` is a valid replica URL (one
+// of the schemes above); the store it returns is addressed with keys
+// relative to its root as described at the top of this file (the URL's
+// path, its "prefix", comes first in every key: for file:///backups/app the
+// keys start with "backups/app/"). Return the same store for URLs of one
+// store to share it. Called from the thread that calls Open/Add/Restore.
+using ObjectStoreFactory =
+    std::function<Status(const std::string& replica_url, std::shared_ptr<ObjectStore>* out)>;
 
 }  // namespace replite

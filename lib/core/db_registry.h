@@ -1,0 +1,74 @@
+// DbRegistry: the databases of one Replicator. Owns the slots (ids are
+// reused after Remove), the maps from path, replica URL and file identity to
+// a slot, and the kStripes mutexes (with their condition variables) that
+// guard the slots' mutable fields (DbSlot `// guarded`, each slot's `stripe`
+// points to its own): no mutex per database. The maps are behind one
+// reader-writer lock; lookups share it. Lock order: a stripe is never held
+// while taking the registry lock's writer side, nor two stripes at once.
+//
+// Thread-safety: all methods may be called from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/db_slot.h"
+#include "replica/replica_ref.h"
+#include "replite/status.h"
+#include "util/thread_annotations.h"
+
+namespace replite {
+
+using SlotPtr = std::shared_ptr<DbSlot>;
+
+// A database's replica name under the replica root: its file name without
+// .db/.sqlite/.sqlite3.
+std::string ReplicaNameFor(const std::string& db_path);
+// Where a database's replica lives: its own URL, or the replica root +
+// its name (built from the path: a job resolves it once and passes the
+// ReplicaRef down).
+ReplicaRef ReplicaRefOf(const DbSlot& s);
+
+class DbRegistry {
+ public:
+  static constexpr int kStripes = 64;
+
+  // Gives `slot` an id and makes it findable, unless another slot has its
+  // path, is the same file (st_dev, st_ino: a symlink, a hard link) or
+  // replicates to the same `url` (kAlreadyExists, saying which and why).
+  Status Insert(const SlotPtr& slot, const std::string& url) EXCLUDES(mu_);
+  // Forgets `slot` (inserted with `url`); its id may be reused.
+  void Erase(const DbSlot& slot, const std::string& url) EXCLUDES(mu_);
+
+  SlotPtr Find(const std::string& abs_path) const EXCLUDES(mu_);
+  SlotPtr ById(uint32_t id) const EXCLUDES(mu_);
+  std::vector<SlotPtr> All() const EXCLUDES(mu_);
+  std::vector<std::string> Paths() const EXCLUDES(mu_);  // sorted
+  size_t size() const EXCLUDES(mu_);
+
+  // The lock guarding a slot's `// guarded` fields, and the condition
+  // variable signalled (under it) when they change.
+  Mutex& Stripe(const DbSlot& s) RETURN_CAPABILITY(s.stripe) { return *s.stripe; }
+  std::condition_variable& Cv(const DbSlot& s) { return cvs_[s.id % kStripes]; }
+  // Wakes every waiter of every stripe (Close).
+  void NotifyAll();
+
+ private:
+  static uint64_t FileHash(const DbSlot& s) { return s.file_ino * 0x9e3779b97f4a7c15ull ^ s.file_dev; }
+
+  mutable SharedMutex mu_;  // guards the maps below
+  std::vector<SlotPtr> slots_ GUARDED_BY(mu_);
+  std::vector<uint32_t> free_ids_ GUARDED_BY(mu_);
+  std::unordered_map<std::string_view, uint32_t> by_path_ GUARDED_BY(mu_);  // views into DbSlot::path
+  std::unordered_multimap<uint64_t, uint32_t> by_url_ GUARDED_BY(mu_);      // hash of the replica URL -> id
+  std::unordered_multimap<uint64_t, uint32_t> by_file_ GUARDED_BY(mu_);     // hash of (st_dev, st_ino) at Add -> id
+  Mutex stripes_[kStripes];
+  std::condition_variable cvs_[kStripes];
+};
+
+}  // namespace replite

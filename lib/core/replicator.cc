@@ -1,0 +1,645 @@
+// The Replicator's public facade: Open, the registry's front (Add, Remove,
+// Databases), change notification (Notify, Attach, Detach), the requests
+// that wait (Sync, WaitDurable, Snapshot, Checkpoint), status, metrics and
+// Close. Jobs and timers: core/scheduler.cc; what a job does:
+// core/sync_job.cc; the class: core/replicator_impl.h.
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "core/replicator_impl.h"
+#include "core/sqlite_files.h"
+#include "http/http_client.h"
+#include "store/counting_store.h"
+#include "util/file_util.h"
+
+namespace replite {
+namespace {
+
+std::string DefaultStateDir() {
+  if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x) return std::string(x) + "/replite";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/state/replite";
+  return "/tmp/replite-state";
+}
+
+// Reads the 100-byte database header: is it SQLite, and in WAL mode
+// (file format versions 2)? Read through SQLite's VFS, not a raw descriptor,
+// whose close would drop the application's locks (core/sqlite_files.h).
+Status CheckDatabaseHeader(const std::string& path, bool enable_wal) {
+  unsigned char h[100];
+  size_t got = 0;
+  Status s = ReadDatabaseHeader(path, h, &got);
+  if (!s.ok()) return s;
+  if (got == 0) return Status::OK();  // an empty file becomes a database on first write
+  if (got < 100 || std::memcmp(h, "SQLite format 3", 16) != 0)
+    return Status::Corruption("database " + path + " is not a SQLite database (bad header): check the path");
+  if ((h[18] != 2 || h[19] != 2) && !enable_wal)
+    return Status::FailedPrecondition("database " + path + " is not in WAL mode: run `sqlite3 " + path +
+                                      " 'PRAGMA journal_mode=WAL'` or set enable_wal (CLI: -enable-wal)");
+  return Status::OK();
+}
+
+// Sets what Add loaded before DbRegistry::Insert: until then no other thread
+// can find the slot, and it has no stripe yet.
+void InitUnshared(DbSlot& s, const Position& pos, int64_t wal_size, int64_t wal_mtime_ns) NO_THREAD_SAFETY_ANALYSIS {
+  s.pos = pos;
+  s.wal_size = wal_size;
+  s.wal_mtime_ns = wal_mtime_ns;
+}
+
+}  // namespace
+
+ReplicatorImpl::ReplicatorImpl(const ReplicatorOptions& o)
+    : opts_(o),
+      env_(o.env ? o.env : Env::Default()),
+      stores_(env_, MakeStoreConfig(o)),
+      fd_tokens_(std::max(1, o.fd_budget / kFdsPerJob)),
+      pool_(std::max(1, std::min(o.worker_threads, std::max(1, o.fd_budget / kFdsPerJob)))),
+      // What the jobs may open leaves the rest of the budget to kept
+      // connections of hot databases.
+      conns_(size_t(std::max(0, o.fd_budget - pool_.max_threads() * kFdsPerJob) / ConnCache::kFdsPerConn), kConnIdleUs),
+      timers_([this](const Timer& t) { OnTimer(t); }, [env = env_] { return env->MonotonicMicros(); }) {
+  DeclareMetrics();
+}
+
+ReplicatorImpl::~ReplicatorImpl() { Close(); }
+
+Status ReplicatorImpl::Init() {
+  if (opts_.state_dir.empty()) opts_.state_dir = DefaultStateDir();
+  Status s = MakeDirs(opts_.state_dir);
+  if (!s.ok()) return s.Annotate("state_dir: ");
+  s = OpenInstance(opts_.state_dir, &instance_);
+  if (!s.ok()) return s;
+  leases_ = std::make_unique<LeaseKeeper>(instance_.id, instance_.host, instance_.pid, opts_.lease_ttl_ms);
+  spool_dir_ = opts_.state_dir + "/spool";
+  s = MakeDirs(spool_dir_);
+  if (!s.ok()) return s;
+  RemoveDeadTemps(spool_dir_);  // staged snapshots and segments of a killed process
+  auto cfg = std::make_shared<DbConfig>();
+  cfg->opts = opts_.defaults;
+  if (!opts_.replica_url.empty()) {
+    s = ParseReplicaUrl(opts_.replica_url, &cfg->root);
+    if (!s.ok()) return s;
+    s = OpenStore(cfg->root, &cfg->store, &cfg->health);
+    if (!s.ok()) return s;
+  }
+  default_cfg_ = cfg;
+  s = positions_.Open(opts_.state_dir + "/positions.db");
+  if (!s.ok()) return s;
+  s = upload_spool_.Open(opts_.state_dir + "/upload-spool", opts_.spool_cap);
+  if (!s.ok()) return s;
+  if (upload_spool_.entries() > 0)
+    Log("upload spool holds " + std::to_string(upload_spool_.entries()) + " segments (" +
+        std::to_string(upload_spool_.bytes()) + " bytes) from an earlier run: they are uploaded first");
+  ArmTimer(opts_.position_flush_ms * 1000, TimerKind::kHousekeeping);
+  leases_->Start([this](const std::string& line) { Log(line); });
+  s = watch_.Start([this](const std::string& dir, const char* name) { OnDirEvent(dir, name); });
+  if (!s.ok()) Log("change wakeups are off, databases are only polled: " + s.ToString());
+  return Status::OK();
+}
+
+// One counting wrapper per distinct store (the registry shares stores by
+// identity, so 100,000 databases on one bucket share one of each).
+Status ReplicatorImpl::OpenStore(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* out, std::shared_ptr<StoreHealth>* health) {
+  std::shared_ptr<ObjectStore> raw;
+  Status s = opts_.store_factory ? opts_.store_factory(url.ToString(), &raw) : stores_.Open(url, &raw);
+  if (!s.ok()) return s;
+  if (!raw) return Status::InvalidArgument("store_factory returned no store for " + url.ToString());
+  MutexLock l(wrap_mu_);
+  auto& w = wrapped_[raw.get()];
+  if (!w.store) {
+    w.store = NewCountingStore(raw, &m_);
+    w.health = std::make_shared<StoreHealth>();
+  }
+  *out = w.store;
+  *health = w.health;
+  return Status::OK();
+}
+
+Status ReplicatorImpl::Add(const std::string& path, const DatabaseOptions& o) {
+  return AddWith(path, ConfigFor(o));
+}
+
+// Databases added with equal options share one DbConfig.
+std::shared_ptr<const DbConfig> ReplicatorImpl::ConfigFor(const DatabaseOptions& o) {
+  char key[512];
+  std::snprintf(key, sizeof key, "%d|%lld|%lld|%u|%u|%lld|%lld|%d|%lld|", o.enable_wal ? 1 : 0,
+                (long long)o.snapshot_interval_ms, (long long)o.retention_ms, o.checkpoint_pages, o.truncate_pages,
+                (long long)o.checkpoint_quiet_ms, (long long)o.poll_interval_ms, o.compression_level,
+                (long long)o.sync_interval_ms);
+  std::string k = std::string(key) + o.metrics_group + "|" + o.replica_url;
+  MutexLock l(cfg_mu_);
+  if (auto it = configs_.find(k); it != configs_.end())
+    if (auto c = it->second.lock()) return c;
+  auto cfg = std::make_shared<DbConfig>(*default_cfg_);
+  cfg->opts = o;
+  configs_[k] = cfg;
+  return cfg;
+}
+
+Status ReplicatorImpl::AddWith(const std::string& raw_path, std::shared_ptr<const DbConfig> cfg) {
+  if (closed_) return Status::Cancelled("replicator is closed");
+  auto slot = std::make_shared<DbSlot>();
+  slot->path = AbsolutePath(raw_path);
+  const std::string& path = slot->path;
+  const DatabaseOptions& o = cfg->opts;
+  if (!o.replica_url.empty()) {
+    auto t = std::make_unique<DbTarget>();
+    Status s = ParseReplicaUrl(o.replica_url, &t->url);
+    if (!s.ok()) return s;
+    s = OpenStore(t->url, &t->store, &t->health);
+    if (!s.ok()) return s;
+    t->url_str = t->url.ToString();
+    slot->target = std::move(t);
+  } else if (!cfg->store) {
+    return Status::InvalidArgument("database " + path +
+                                   ": no replica URL (set DatabaseOptions::replica_url or ReplicatorOptions::replica_url)");
+  }
+  if (!slot->target) {
+    // The name becomes a path segment under the root: the same rules as
+    // an explicit URL's segments (no escape from the root, no empty name).
+    const std::string name = ReplicaNameFor(path);
+    bool bad = name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos;
+    for (char c : name) bad |= static_cast<unsigned char>(c) < 0x20;
+    if (bad)
+      return Status::InvalidArgument("database " + path + ": its replica name '" + name +
+                                     "' (the file name without .db/.sqlite/.sqlite3) is not a valid path segment "
+                                     "under the replica root: rename the file or give the database its own "
+                                     "replica URL");
+  }
+  slot->cfg = std::move(cfg);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("database " + path, errno);
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("database " + path + " is not a regular file");
+  slot->file_dev = uint64_t(st.st_dev);
+  slot->file_ino = uint64_t(st.st_ino);
+  const std::string url = UrlOf(*slot);
+  bool found = false;
+  Position pos;
+  int64_t wal_size = -1, wal_mtime_ns = -1;
+  Status s = positions_.Load(path, url, &pos, &found, &wal_size, &wal_mtime_ns);
+  if (!s.ok()) return s;
+  // A saved position that expects a WAL restart is trusted: positions are
+  // saved in batches and may lag the store, but before commits of the
+  // epoch it expected to restart are shipped, it is saved again without
+  // that expectation (ForgetExpectedRestart); commits of the restarted
+  // epoch are captured the same way again by a next process.
+  if (!found) {
+    // New to us: check the header now for a clear error (restarts skip
+    // this: a saved position means the database was fine before).
+    s = CheckDatabaseHeader(path, o.enable_wal);
+    if (!s.ok()) return s;
+    wal_size = wal_mtime_ns = -1;
+  }
+  InitUnshared(*slot, pos, wal_size, wal_mtime_ns);
+  s = reg_.Insert(slot, url);
+  if (!s.ok()) return s;
+  if (o.poll_interval_ms > 0) {
+    // A write to the database's WAL wakes it at once (polling remains the
+    // fallback, e.g. past the kernel's watch limit).
+    std::string why;
+    const bool watched = watch_.Watch(DirName(path), &why);
+    {
+      MutexLock l(Stripe(*slot));
+      slot->watched = watched;
+    }
+    if (!watched && !watch_warned_.exchange(true))
+      Log("change wakeups unavailable for " + DirName(path) + " (" + why + "): polled only");
+  }
+  // Segments an earlier process spooled but did not upload: they are not
+  // durable yet and go to the store first.
+  const SpoolBacklog backlog = upload_spool_.TakeBacklog(path, url);
+  {
+    MutexLock l(Stripe(*slot));
+    slot->spooled = backlog.entries;
+    slot->durable_txid = backlog.entries ? std::min(slot->pos.txid, backlog.first_txid - 1) : slot->pos.txid;
+  }
+  if (found && backlog.entries == 0) {
+    // Resume: the first poll opens nothing if the WAL is unchanged, and is
+    // spread over the interval the database had backed off to (how long
+    // its WAL had been idle when the position was saved tells), so that
+    // 100,000 resumed databases are not all polled in the first second
+    // while the recently written ones start at the base interval.
+    MutexLock l(Stripe(*slot));
+    ArmPoll(*slot, Jitter(ResumedPollInterval(*slot)));
+  } else {
+    Kick(slot, true);  // first sync (snapshot), or a backlog to upload
+  }
+  return Status::OK();
+}
+
+Status ReplicatorImpl::Remove(const std::string& raw_path) {
+  SlotPtr slot = Find(AbsolutePath(raw_path));
+  if (!slot) return Status::NotFound("database " + raw_path + " is not being replicated");
+  {
+    MutexLock hl(hook_mu_);
+    std::vector<std::pair<sqlite3*, void*>> hooks;
+    {
+      MutexLock l(Stripe(*slot));
+      slot->removed = true;
+      slot->timer_seq = 0;  // any queued timer entry is now stale
+      hooks = TakeHooks(*slot);
+    }
+    Unhook(hooks);
+  }
+  {
+    MutexLock l(Stripe(*slot));
+    // Queued work is cancelled (a queued job sees `removed` and returns);
+    // a running job finishes its step first.
+    Cv(*slot).wait(l.native(), [&]() REQUIRES(slot->stripe) { return slot->state == JobState::kIdle; });
+  }
+  conns_.Drop(slot->id);
+  bool spooled, watched;
+  {
+    MutexLock l(Stripe(*slot));
+    spooled = slot->spooled > 0;
+    watched = slot->watched;
+  }
+  // Not durable yet: adding the database again must upload it first.
+  if (spooled) upload_spool_.ReturnBacklog(slot->path, UrlOf(*slot));
+  ReleaseLease(*slot);
+  if (watched) watch_.Unwatch(DirName(slot->path));
+  reg_.Erase(*slot, UrlOf(*slot));
+  return positions_.Flush();
+}
+
+std::vector<std::string> ReplicatorImpl::Databases() { return reg_.Paths(); }
+
+Status ReplicatorImpl::Notify(const std::string& path) {
+  SlotPtr slot = Find(AbsolutePath(path));
+  if (!slot) return Status::NotFound("database " + path + " is not being replicated");
+  NotifySlot(*slot);
+  return Status::OK();
+}
+
+// A commit happened: sync after the batching window (one timer entry
+// whatever the number of commits in the window). The database is no
+// longer polled.
+// A file changed in a watched directory: a commit to a database's WAL wakes
+// that database after the batching window (its job then compares the
+// WAL's stat, as a poll does). Every other file is ignored.
+void ReplicatorImpl::OnDirEvent(const std::string& dir, const char* name) {
+  std::string db_name;
+  if (!DatabaseOfWalName(name, &db_name)) return;
+  SlotPtr s = Find(dir + "/" + db_name);
+  if (!s) return;
+  {
+    MutexLock l(Stripe(*s));
+    if (s->removed || closed_ || s->notified || s->wake_pending) return;
+    s->wake_pending = true;
+  }
+  ArmTimer(s->cfg->opts.sync_interval_ms * 1000, TimerKind::kWake, s->id);
+}
+
+void ReplicatorImpl::NotifySlot(DbSlot& slot) {
+  MutexLock l(Stripe(slot));
+  if (slot.removed || closed_) return;
+  if (!slot.notified) {
+    slot.notified = true;
+    slot.timer_seq = 0;  // cancels the poll timer
+  }
+  if (slot.notified_at_ms == 0) slot.notified_at_ms = NowMs();
+  if (slot.notify_pending) return;
+  slot.notify_pending = true;
+  ArmTimer(slot.cfg->opts.sync_interval_ms * 1000, TimerKind::kNotify, slot.id);
+}
+
+int ReplicatorImpl::WalHook(void* arg, sqlite3*, const char* name, int) {
+  auto* ctx = static_cast<HookCtx*>(arg);
+  if (name && std::strcmp(name, "main") == 0) ctx->r->NotifyById(ctx->id, ctx->path);
+  return SQLITE_OK;
+}
+
+void ReplicatorImpl::NotifyById(uint32_t id, const std::string& path) {
+  SlotPtr slot = ById(id);
+  if (slot && slot->path == path) NotifySlot(*slot);
+}
+
+Status ReplicatorImpl::Attach(const std::string& path, sqlite3* conn) {
+  if (!conn) return Status::InvalidArgument("Attach: connection is null");
+  SlotPtr slot = Find(AbsolutePath(path));
+  if (!slot) return Status::NotFound("database " + path + " is not being replicated (Add it before Attach)");
+  const char* file = sqlite3_db_filename(conn, "main");
+  if (!file || AbsolutePath(file) != slot->path)
+    return Status::InvalidArgument("Attach: the connection is to " + std::string(file ? file : "?") + ", not " +
+                                   slot->path);
+  // hook_mu_ serializes hook changes (Attach against Remove/Close/Detach of
+  // the same database); it is never taken by the hook itself.
+  MutexLock hl(hook_mu_);
+  auto* ctx = new HookCtx{this, slot->id, slot->path};
+  {
+    MutexLock l(Stripe(*slot));
+    if (slot->removed) {
+      delete ctx;
+      return Status::NotFound("database " + path + " was removed");
+    }
+    if (!slot->extra) slot->extra = std::make_unique<DbExtra>();
+    for (const auto& h : slot->extra->hooks)
+      if (h.first == conn) {
+        delete ctx;
+        return Status::AlreadyExists("Attach: connection already attached to " + slot->path);
+      }
+    slot->extra->hooks.push_back({conn, ctx});
+    slot->notified = true;
+    slot->timer_seq = 0;
+  }
+  // Outside the stripe lock: sqlite3_wal_hook takes the connection's
+  // mutex, and a commit holding that mutex calls WalHook, which takes the
+  // stripe lock (lock order: connection, then stripe). It replaces
+  // SQLite's autocheckpoint hook on this connection: the library owns
+  // checkpointing of this database from now on.
+  sqlite3_wal_hook(conn, &ReplicatorImpl::WalHook, ctx);
+  return Status::OK();
+}
+
+Status ReplicatorImpl::Detach(const std::string& path, sqlite3* conn) {
+  SlotPtr slot = Find(AbsolutePath(path));
+  if (!slot) return Status::NotFound("database " + path + " is not being replicated");
+  MutexLock hl(hook_mu_);
+  void* ctx = nullptr;
+  {
+    MutexLock l(Stripe(*slot));
+    auto* hooks = slot->extra ? &slot->extra->hooks : nullptr;
+    for (size_t i = 0; hooks && i < hooks->size() && !ctx; i++) {
+      if ((*hooks)[i].first != conn) continue;
+      ctx = (*hooks)[i].second;
+      hooks->erase(hooks->begin() + i);
+    }
+  }
+  if (!ctx) return Status::NotFound("Detach: connection is not attached to " + slot->path);
+  Unhook({{conn, ctx}});
+  return Status::OK();
+}
+
+// Takes the hooks out of a slot (caller holds its stripe lock); Unhook
+// them after releasing it (see Attach for the lock order).
+std::vector<std::pair<sqlite3*, void*>> ReplicatorImpl::TakeHooks(DbSlot& slot) {
+  std::vector<std::pair<sqlite3*, void*>> v;
+  if (slot.extra) v.swap(slot.extra->hooks);
+  return v;
+}
+
+void ReplicatorImpl::Unhook(const std::vector<std::pair<sqlite3*, void*>>& hooks) {
+  for (const auto& h : hooks) {
+    sqlite3_wal_hook(h.first, nullptr, nullptr);  // waits for a commit in progress on it
+    delete static_cast<HookCtx*>(h.second);
+  }
+}
+
+Status ReplicatorImpl::Request(const std::string& path, bool snapshot, bool checkpoint, bool truncate, uint64_t* durable,
+               int64_t timeout_ms, bool through_errors) {
+  if (closed_) return Status::Cancelled("replicator is closed");
+  SlotPtr slot = Find(AbsolutePath(path));
+  if (!slot) return Status::NotFound("database " + path + " is not being replicated");
+  uint32_t seq;
+  {
+    MutexLock l(Stripe(*slot));
+    seq = ++slot->req_seq;
+    // Sync/Snapshot/Checkpoint: the application wants it now, so try the
+    // store even during its backoff. WaitDurable waits for the retries.
+    if (!through_errors) slot->want_probe = true;
+    slot->want_snapshot |= snapshot;
+    slot->want_checkpoint |= checkpoint;
+    slot->want_truncate |= truncate;
+  }
+  Kick(slot, false);
+  MutexLock l(Stripe(*slot));
+  // Sync returns after one job, with its error if it failed. WaitDurable
+  // keeps waiting through failed attempts (the job retries on its own,
+  // and spooled segments drain once the store answers) until a job
+  // succeeds or the deadline passes.
+  auto reached = [&]() REQUIRES(slot->stripe) { return int32_t(slot->done_seq - seq) >= 0 && (!through_errors || !slot->has_error); };
+  // Close releases every waiter once its last jobs ended (stopped_).
+  auto done = [&]() REQUIRES(slot->stripe) { return reached() || slot->removed || stopped_; };
+  if (timeout_ms < 0) {
+    Cv(*slot).wait(l.native(), done);
+  } else if (!Cv(*slot).wait_for(l.native(), std::chrono::milliseconds(timeout_ms), done)) {
+    if (durable) *durable = slot->durable_txid;
+    return Status::Timeout("database " + slot->path + ": not durable after " + std::to_string(timeout_ms) +
+                           " ms (durable txid " + std::to_string(slot->durable_txid) +
+                           (slot->has_error ? "; last error: " + slot->extra->last_error : "") + ")");
+  }
+  if (slot->removed && int32_t(slot->done_seq - seq) < 0) return Status::Cancelled("database " + path + " was removed");
+  if (!reached() && !slot->removed && stopped_) {
+    if (durable) *durable = slot->durable_txid;
+    return Status::Cancelled("database " + slot->path + ": the replicator was closed before this was durable (durable txid " +
+                             std::to_string(slot->durable_txid) +
+                             (slot->has_error ? "; last error: " + slot->extra->last_error : "") + ")");
+  }
+  if (durable) *durable = slot->durable_txid;
+  if (slot->has_error) return Status(last_code_of(*slot), slot->extra->last_error);
+  return Status::OK();
+}
+
+Status ReplicatorImpl::GetStatus(const std::string& path, DatabaseStatus* out) {
+  SlotPtr slot = Find(AbsolutePath(path));
+  if (!slot) return Status::NotFound("database " + path + " is not being replicated");
+  StatusOf(*slot, out);
+  return Status::OK();
+}
+
+void ReplicatorImpl::StatusOf(DbSlot& s, DatabaseStatus* out) {
+  MutexLock l(Stripe(s));
+  *out = DatabaseStatus();
+  out->path = s.path;
+  out->replica_url = UrlOf(s);
+  out->generation = s.pos.generation();
+  out->durable_txid = s.durable_txid;
+  out->local_txid = s.pos.txid;
+  out->spooled_segments = s.spooled;
+  out->durable_ts_ms = s.durable_txid == s.pos.txid ? s.pos.txid_ts_ms : 0;
+  out->page_size = s.pos.page_size;
+  out->db_pages = s.pos.db_pages;
+  out->wal_frames = s.pos.frames;
+  out->last_sync_ms = s.last_sync_ms;
+  out->generations_started = s.generations;
+  out->generation_churn = s.gen_churn;
+  out->next_generation_not_before_ms = NextGenerationNotBeforeMs(s.gen_churn, s.last_gen_s);
+  out->segments_uploaded = s.segments;
+  out->snapshots_uploaded = s.snapshots;
+  out->bytes_uploaded = s.bytes;
+  out->checkpoints = s.checkpoints;
+  out->metrics_group = s.cfg->opts.metrics_group;
+  out->notified = s.notified;
+  out->pending_since_ms = s.notified_at_ms;
+  if (s.has_error) out->last_error = s.extra->last_error;
+}
+
+ReplicatorStatus ReplicatorImpl::GetSummary(size_t top_n) {
+  ReplicatorStatus out;
+  std::vector<SlotPtr> all = reg_.All();
+  out.databases = all.size();
+  out.jobs_queued = pool_.queued();
+  out.worker_threads = pool_.max_threads();
+  out.worker_threads_live = pool_.live_threads();
+  // Rank by how long a commit has been waiting (notified) or since the
+  // last successful sync; keep only top_n full statuses.
+  const int64_t now = NowMs();
+  std::vector<std::pair<int64_t, DbSlot*>> lag;
+  for (const auto& s : all) {
+    MutexLock l(Stripe(*s));
+    if (s->has_error) out.with_errors++;
+    if (s->gen_churn >= kChurnReport) out.with_generation_churn++;
+    int64_t v = s->notified_at_ms ? now - s->notified_at_ms : 0;
+    if (s->has_error) v += int64_t(1) << 40;  // errors first
+    lag.push_back({v, s.get()});
+  }
+  std::sort(lag.begin(), lag.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t i = 0; i < lag.size() && i < top_n; i++) {
+    DatabaseStatus st;
+    StatusOf(*lag[i].second, &st);
+    out.laggards.push_back(std::move(st));
+  }
+  return out;
+}
+
+std::string ReplicatorImpl::Metrics() {
+  m_.Set("replite_databases", {}, double(reg_.size()));
+  m_.Set("replite_jobs_queued", {}, double(pool_.queued()));
+  m_.Set("replite_worker_threads", {}, double(pool_.live_threads()));
+  m_.Set("replite_worker_threads_peak", {}, double(pool_.peak_threads()));
+  m_.Set("replite_timers_armed", {}, double(timers_.size()));
+  m_.Set("replite_spool_bytes", {}, double(upload_spool_.bytes()));
+  m_.Set("replite_connections_kept", {}, double(conns_.size()));
+  m_.Set("replite_spool_segments", {}, double(upload_spool_.entries()));
+  if (HttpClient* h = stores_.http()) {
+    HttpStats hs = h->Stats();
+    m_.Set("replite_http_requests", {}, double(hs.requests));
+    m_.Set("replite_http_connections_opened", {}, double(hs.new_connections));
+    m_.Set("replite_http_in_flight", {}, double(hs.in_flight));
+    m_.Set("replite_http_bytes_sent", {}, double(hs.bytes_sent));
+  }
+  return m_.Render();
+}
+
+Status ReplicatorImpl::Close() {
+  if (closed_.exchange(true)) return Status::OK();
+  std::vector<SlotPtr> all = reg_.All();
+  // Final capture of everything committed so far.
+  std::vector<std::pair<SlotPtr, uint32_t>> waits;
+  for (auto& s : all) {
+    uint32_t seq;
+    {
+      MutexLock l(Stripe(*s));
+      seq = ++s->req_seq;
+      s->timer_seq = 0;
+    }
+    Kick(s, false);
+    waits.push_back({s, seq});
+  }
+  Status first;
+  for (const auto& w : waits) {
+    const SlotPtr& s = w.first;  // not a structured binding: clang 14 cannot capture one in a lambda
+    const uint32_t seq = w.second;
+    {
+      MutexLock l(Stripe(*s));
+      Cv(*s).wait(l.native(), [&]() REQUIRES(s->stripe) { return int32_t(s->done_seq - seq) >= 0 || s->removed; });
+      if (s->has_error && first.ok()) first = Status(last_code_of(*s), "close: " + s->extra->last_error);
+    }
+    MutexLock hl(hook_mu_);
+    std::vector<std::pair<sqlite3*, void*>> hooks;
+    {
+      MutexLock l(Stripe(*s));
+      hooks = TakeHooks(*s);
+    }
+    Unhook(hooks);
+  }
+  watch_.Stop();
+  timers_.Stop();
+  pool_.Drain();
+  // Successors may take the replicas over at once.
+  if (leases_) leases_->Stop();
+  // No job runs any more: release the threads still waiting in Sync or
+  // WaitDurable (those whose transactions the final capture made durable
+  // return OK, the others kCancelled).
+  stopped_ = true;
+  reg_.NotifyAll();
+  conns_.Clear();
+  Status st = positions_.Flush();
+  instance_.lock.Reset();  // the state dir is free for another Replicator
+  return first.ok() ? st : first;
+}
+
+StoreConfig ReplicatorImpl::MakeStoreConfig(const ReplicatorOptions& o) {
+  StoreConfig c;
+  c.max_connections = o.max_connections;
+  c.max_connections_per_host = o.max_connections_per_host;
+  c.ca_file = o.ca_file;
+  c.verify_tls = o.verify_tls;
+  return c;
+}
+
+void ReplicatorImpl::DeclareMetrics() {
+  m_.Gauge("replite_databases", "Databases being replicated.");
+  m_.Gauge("replite_jobs_queued", "Jobs waiting for a worker.");
+  m_.Gauge("replite_worker_threads", "Shared worker threads running now (started on demand up to worker_threads).");
+  m_.Gauge("replite_worker_threads_peak", "The most shared worker threads that ran at once.");
+  m_.Gauge("replite_timers_armed", "Timer entries (polls, notify batches) waiting.");
+  m_.Gauge("replite_connections_kept", "SQLite connections of hot databases kept open between syncs.");
+  m_.Gauge("replite_spool_bytes", "Bytes of captured segments waiting in the local upload spool.");
+  m_.Gauge("replite_spool_segments", "Captured segments waiting in the local upload spool.");
+  m_.Gauge("replite_http_requests", "HTTP exchanges finished by the shared pool since start.");
+  m_.Gauge("replite_http_connections_opened", "TCP connections opened by the shared pool since start.");
+  m_.Gauge("replite_http_in_flight", "HTTP requests in flight.");
+  m_.Gauge("replite_http_bytes_sent", "Bytes sent by the shared HTTP pool since start.");
+  DeclareStoreMetrics(&m_);
+  m_.Counter("replite_polls_total", "Polls (one stat of the WAL) by outcome.");
+  m_.Counter("replite_syncs_total", "Sync jobs that captured or checked a database, by result.");
+  m_.Counter("replite_transactions_total", "Transactions captured and made durable.");
+  m_.Counter("replite_segments_uploaded_total", "Segments written to the store.");
+  m_.Counter("replite_snapshots_uploaded_total", "Snapshots written to the store.");
+  m_.Counter("replite_uploaded_bytes_total", "Bytes of segments and snapshots written to the store.");
+  m_.Counter("replite_generations_started_total", "New generations (each one logged with its reason).");
+  m_.Counter("replite_generation_churn_total",
+             "Databases reported for starting generations in quick succession (each within 10 minutes of the "
+             "previous one; see the log line for the cause and the fix).");
+  m_.Counter("replite_epoch_checksums_total",
+             "WAL epochs replite did not see start, checked by reading the whole database under the write lock, by "
+             "result (adopted, or mismatch: a new generation follows).");
+  m_.Counter("replite_checkpoints_total", "Checkpoints run by the library.");
+  m_.Counter("replite_segments_spooled_total", "Segments written to the local spool because the store failed.");
+  m_.Counter("replite_spool_full_total", "Captures paused because the spool was full (changes wait in the WAL).");
+  m_.Histogram("replite_sync_duration_seconds", "Duration of sync jobs that captured something.",
+               {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+  m_.Histogram("replite_commit_to_durable_seconds", "From Notify/WAL hook to the commit being durable.",
+               {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+}
+
+
+void ReplicatorImpl::Log(const std::string& line) {
+  if (opts_.logger) {
+    opts_.logger(line);
+    return;
+  }
+  char ts[32];
+  std::time_t t = static_cast<std::time_t>(NowMs() / 1000);
+  std::tm tm;
+  gmtime_r(&t, &tm);
+  std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  std::fprintf(stderr, "%s replite: %s\n", ts, line.c_str());
+}
+
+Status Replicator::Open(const ReplicatorOptions& options, std::unique_ptr<Replicator>* out) {
+  if (options.worker_threads < 1 || options.worker_threads > 256)
+    return Status::InvalidArgument("worker_threads must be 1..256");
+  if (options.lease_ttl_ms != 0 && (options.lease_ttl_ms < 1000 || options.lease_ttl_ms > 3600 * 1000))
+    return Status::InvalidArgument("lease_ttl_ms must be 0 (no leases) or 1000..3600000 (got " +
+                                   std::to_string(options.lease_ttl_ms) + ")");
+  if (options.fd_budget < kFdsPerJob)
+    return Status::InvalidArgument("fd_budget must be at least " + std::to_string(kFdsPerJob) +
+                                   " (one sync job opens up to that many files)");
+  auto r = std::make_unique<ReplicatorImpl>(options);
+  Status s = r->Init();
+  if (!s.ok()) return s;
+  *out = std::move(r);
+  return Status::OK();
+}
+
+const char* Version() { return REPLITE_VERSION; }
+
+}  // namespace replite

@@ -1,0 +1,216 @@
+// ReplicatorImpl: the Replicator. Its parts, one file each:
+//  - core/db_registry.h   the databases: slots, path/URL/file -> slot, stripe locks;
+//  - core/replicator.cc   the public facade (Open, Add, Remove, Notify, Attach,
+//                         Sync/WaitDurable/Snapshot/Checkpoint, status, metrics, Close);
+//  - core/scheduler.cc    the per-database job state machine (SetJobState is
+//                         the one function that changes DbSlot::state), timers
+//                         and dispatch of jobs to the shared pool;
+//  - core/sync_job.cc     what a job does: capture (core/wal_capture.h), ship,
+//                         spool, checkpoint, retention, lease, positions.
+//
+// Per database: at most one job queued or running at a time (DbSlot::state);
+// a request that arrives while a job runs sets `rerun`, so nothing is
+// missed. Jobs run on the shared ThreadPool; polls, notify batches and
+// quiet checkpoints are entries in the one TimerQueue. Slot fields are
+// guarded by the registry's stripe lock of the slot (no mutex per database).
+// Lock requirements are annotations (util/thread_annotations.h: REQUIRES,
+// GUARDED_BY), checked by the clang stage (scripts/thread_safety.sh).
+//
+// Thread-safety: the Replicator methods may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <semaphore>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/conn_cache.h"
+#include "core/db_registry.h"
+#include "core/db_slot.h"
+#include "core/dir_watch.h"
+#include "core/instance.h"
+#include "core/position_store.h"
+#include "core/wal_capture.h"
+#include "exec/thread_pool.h"
+#include "exec/timer_queue.h"
+#include "metrics/metrics.h"
+#include "replica/lease.h"
+#include "replica/replica_ref.h"
+#include "replica/upload_spool.h"
+#include "replite/replite.h"
+#include "replite/sys/env.h"
+#include "store/store_registry.h"
+#include "util/thread_annotations.h"
+
+struct sqlite3;
+
+namespace replite {
+
+// What a timer entry (exec/timer_queue.h) is for.
+enum class TimerKind : uint8_t {
+  kHousekeeping,  // position flush, idle connections (no database)
+  kPoll,          // a poll of the database; seq: its DbSlot::timer_seq when armed (stale otherwise)
+  kNotify,        // a Notify/WAL hook batch is due (DbSlot::notify_pending)
+  kWake,          // a change wakeup (inotify) batch is due (DbSlot::wake_pending)
+  kQuiet,         // wake up, the job decides (quiet checkpoint, retry after a failure)
+};
+constexpr int kFdsPerJob = 16;                   // upper bound of descriptors one sync job opens
+constexpr int64_t kMaxPollMs = 30000;            // idle databases back off to this
+constexpr int64_t kConnIdleUs = 10 * 1000 * 1000; // a kept connection is closed after this long unused
+// Generation churn: a generation started within this long of the previous
+// one counts as quick; from kChurnReport quick ones in a row the database is
+// reported and further generations wait (kChurnFirstDelayMs doubling).
+constexpr uint32_t kChurnWindowS = 600;
+constexpr uint8_t kChurnReport = 2;
+constexpr int64_t kChurnFirstDelayMs = 30 * 1000, kChurnMaxDelayMs = 15 * 60 * 1000;
+
+// When a database churning generations may start the next one (0: now).
+int64_t NextGenerationNotBeforeMs(uint8_t churn, uint32_t last_gen_s);
+
+class ReplicatorImpl;
+
+// The context of a WAL hook installed by Attach.
+struct HookCtx {
+  ReplicatorImpl* r;
+  uint32_t id;
+  std::string path;
+};
+
+class ReplicatorImpl final : public Replicator {
+ public:
+  explicit ReplicatorImpl(const ReplicatorOptions& o);
+  ~ReplicatorImpl() override;
+  Status Init();
+
+  // ---- facade (core/replicator.cc) ----
+  Status Add(const std::string& path) override { return AddWith(path, default_cfg_); }
+  Status Add(const std::string& path, const DatabaseOptions& o) override;
+  Status Remove(const std::string& raw_path) override;
+  std::vector<std::string> Databases() override;
+  Status Notify(const std::string& path) override;
+  Status Attach(const std::string& path, sqlite3* conn) override;
+  Status Detach(const std::string& path, sqlite3* conn) override;
+  Status Sync(const std::string& path, uint64_t* durable_txid) override {
+    return Request(path, false, false, false, durable_txid, -1, false);
+  }
+  Status WaitDurable(const std::string& path, int64_t timeout_ms, uint64_t* durable_txid) override {
+    return Request(path, false, false, false, durable_txid, timeout_ms, true);
+  }
+  Status Snapshot(const std::string& path) override { return Request(path, true, false, false, nullptr, -1, false); }
+  Status Checkpoint(const std::string& path, bool truncate) override {
+    return Request(path, false, true, truncate, nullptr, -1, false);
+  }
+  Status GetStatus(const std::string& path, DatabaseStatus* out) override;
+  ReplicatorStatus GetSummary(size_t top_n) override;
+  std::string Metrics() override;
+  Status Close() override;
+
+ private:
+  // What a job was asked to do.
+  struct SyncRequest {
+    bool forced = false;    // a request or a commit: capture even if the WAL stat did not change
+    bool snap = false, ckpt = false, trunc = false;
+    bool probe = false;     // the application waits: try the store even during its backoff
+  };
+
+  // ---- facade helpers (core/replicator.cc) ----
+  Status OpenStore(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* out, std::shared_ptr<StoreHealth>* health);
+  std::shared_ptr<const DbConfig> ConfigFor(const DatabaseOptions& o);
+  Status AddWith(const std::string& raw_path, std::shared_ptr<const DbConfig> cfg);
+  void OnDirEvent(const std::string& dir, const char* name);
+  void NotifySlot(DbSlot& slot);
+  static int WalHook(void* arg, sqlite3*, const char* name, int);
+  void NotifyById(uint32_t id, const std::string& path);
+  static std::vector<std::pair<sqlite3*, void*>> TakeHooks(DbSlot& slot) REQUIRES(slot.stripe);
+  static void Unhook(const std::vector<std::pair<sqlite3*, void*>>& hooks);
+  Status Request(const std::string& path, bool snapshot, bool checkpoint, bool truncate, uint64_t* durable,
+                 int64_t timeout_ms, bool through_errors);
+  void StatusOf(DbSlot& s, DatabaseStatus* out);
+  static StoreConfig MakeStoreConfig(const ReplicatorOptions& o);
+  void DeclareMetrics();
+  void Log(const std::string& line);
+
+  int64_t NowMs() { return env_->NowMicros() / 1000; }
+  // Monotonic time, from the Env (timers, store backoffs, kept connections).
+  int64_t NowMono() { return env_->MonotonicMicros(); }
+  static Code last_code_of(const DbSlot& s) REQUIRES(s.stripe) { return s.extra ? s.extra->last_code : Code::kInternal; }
+  ReplicaRef RefOf(const DbSlot& s) const { return ReplicaRefOf(s); }
+  std::string UrlOf(const DbSlot& s) const { return RefOf(s).url; }
+  // The store's circuit breaker alone (no string built: an idle poll needs only this).
+  StoreHealth& HealthOf(const DbSlot& s) const { return s.target ? *s.target->health : *s.cfg->health; }
+  SlotPtr Find(const std::string& abs_path) { return reg_.Find(abs_path); }
+  SlotPtr ById(uint32_t id) { return reg_.ById(id); }
+  Mutex& Stripe(const DbSlot& s) RETURN_CAPABILITY(s.stripe) { return reg_.Stripe(s); }
+  std::condition_variable& Cv(const DbSlot& s) { return reg_.Cv(s); }
+
+  // ---- jobs and timers (core/scheduler.cc) ----
+  // The one place DbSlot::state changes (caller holds the slot's stripe).
+  void SetJobState(DbSlot& s, JobState to) REQUIRES(s.stripe);
+  static int64_t Jitter(int64_t interval_ms);
+  static int64_t ResumedPollInterval(DbSlot& s) REQUIRES(s.stripe);
+  void ArmPoll(DbSlot& s, int64_t delay_ms) REQUIRES(s.stripe);
+  void Kick(const SlotPtr& s, bool bump);
+  void Dispatch(const SlotPtr& s);
+  void ArmTimer(int64_t delay_us, TimerKind kind, uint32_t id = 0, uint64_t seq = 0);
+  void OnTimer(const Timer& t);
+  void RunJob(SlotPtr s);
+
+  // ---- what a job does (core/sync_job.cc) ----
+  Status DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, bool* changed, int64_t* durable_ms);
+  Status ResolveTxidFloor(DbSlot& s, const ReplicaRef& ref, uint64_t* floor);
+  Status ForgetExpectedRestart(DbSlot& s, const ReplicaRef& ref, Position pos, int64_t wal_size, int64_t wal_mtime);
+  Status GenerationDeferred(DbSlot& s, int64_t now);
+  void ReportChurn(DbSlot& s, uint8_t churn, const std::string& reason, int64_t now);
+  Status EnsureLease(DbSlot& s, const ReplicaRef& ref);
+  bool TakeOverPending(DbSlot& s);
+  Status DropSpooled(DbSlot& s, const ReplicaRef& ref);
+  void ReleaseLease(DbSlot& s);
+  void CountEpochChecksum(const DbSlot& s, const CaptureResult& r);
+  void PublishDurable(DbSlot& s, uint64_t txid, int64_t* durable_ms);
+  static void CleanupCapture(const CaptureResult& res);
+  Status Ship(DbSlot& s, const ReplicaRef& ref, bool probe, CaptureResult& res, Status* store_err);
+  Status StoreDownStatus(const ReplicaRef& ref);
+  Status DrainSpool(DbSlot& s, const ReplicaRef& ref, bool probe);
+  Status Upload(DbSlot& s, const ReplicaRef& ref, const CaptureResult& res);
+
+  ReplicatorOptions opts_;
+  Env* env_;
+  StoreRegistry stores_;
+  PositionStore positions_;
+  std::string spool_dir_;
+  std::shared_ptr<const DbConfig> default_cfg_;
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> stopped_{false};  // Close ended every job: waiters are released
+  // Serializes changes of WAL hooks (Attach against Remove/Close/Detach of
+  // the same database); taken before a stripe, never by the hook itself.
+  Mutex hook_mu_;
+  Mutex cfg_mu_;
+  std::map<std::string, std::weak_ptr<const DbConfig>> configs_ GUARDED_BY(cfg_mu_);
+  Mutex wrap_mu_;
+  struct Wrapped {
+    std::shared_ptr<ObjectStore> store;
+    std::shared_ptr<StoreHealth> health;
+  };
+  std::unordered_map<ObjectStore*, Wrapped> wrapped_ GUARDED_BY(wrap_mu_);
+  UploadSpool upload_spool_;
+  DirWatch watch_;                       // stopped in Close, before the timers
+  std::atomic<bool> watch_warned_{false};
+  Instance instance_;                    // holds state_dir/lock
+  std::unique_ptr<LeaseKeeper> leases_;  // after the stores it points to
+
+  DbRegistry reg_;
+  std::atomic<uint64_t> next_timer_seq_{1};
+
+  replite::Metrics m_;
+  std::counting_semaphore<1 << 20> fd_tokens_;
+  ThreadPool pool_;
+  ConnCache conns_;
+  TimerQueue timers_;  // last: its thread stops first
+};
+
+}  // namespace replite

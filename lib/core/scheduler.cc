@@ -1,0 +1,244 @@
+// The Replicator's jobs and timers: the per-database job state machine,
+// the timer entries (polls, notify and wakeup batches, quiet checkpoints,
+// retries, housekeeping) and the dispatch of jobs to the shared pool.
+//
+// A database's job state (DbSlot::state, under its stripe lock) changes
+// only in SetJobState, which checks the transition:
+//
+//   kIdle ──Kick──► kQueued ──worker──► kRunning ──done──► kIdle
+//                     ▲  │                  │
+//                     │  └─removed─► kIdle  │
+//                     └──────rerun──────────┘
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <random>
+
+#include "core/replicator_impl.h"
+#include "store/counting_store.h"
+
+namespace replite {
+namespace {
+
+const char* JobStateName(JobState s) {
+  switch (s) {
+    case JobState::kIdle: return "idle";
+    case JobState::kQueued: return "queued";
+    case JobState::kRunning: return "running";
+  }
+  return "?";
+}
+
+bool LegalTransition(JobState from, JobState to) {
+  switch (from) {
+    case JobState::kIdle: return to == JobState::kQueued;
+    case JobState::kQueued: return to == JobState::kRunning || to == JobState::kIdle;  // idle: removed while queued
+    case JobState::kRunning: return to == JobState::kIdle || to == JobState::kQueued;  // queued: rerun
+  }
+  return false;
+}
+
+}  // namespace
+
+void ReplicatorImpl::SetJobState(DbSlot& s, JobState to) {
+  if (!LegalTransition(s.state, to)) {
+    // A bug in this file: say which, whatever the build type.
+    std::fprintf(stderr, "replite: database %s: illegal job state change %s -> %s\n", s.path.c_str(),
+                 JobStateName(s.state), JobStateName(to));
+    std::abort();
+  }
+  s.state = to;
+}
+
+// Hands the job to the pool (caller holds the stripe and has just set kQueued).
+void ReplicatorImpl::Dispatch(const SlotPtr& s) {
+  pool_.Submit([this, s] { RunJob(s); });
+}
+
+int64_t ReplicatorImpl::Jitter(int64_t interval_ms) {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return interval_ms <= 0 ? 0 : int64_t(rng() % uint64_t(interval_ms)) + 1;
+}
+
+// The first poll interval of a resumed database (sets its back-off).
+int64_t ReplicatorImpl::ResumedPollInterval(DbSlot& s) {
+  const int64_t base = s.cfg->opts.poll_interval_ms;
+  if (base <= 0 || s.wal_mtime_ns <= 0) return base;
+  // File times are wall-clock times: compare with the real clock, not
+  // the Env's (which tests may set anywhere).
+  timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  const int64_t idle_ms = (int64_t(now.tv_sec) * 1000000000 + now.tv_nsec - s.wal_mtime_ns) / 1000000;
+  while ((base << s.poll_shift) < kMaxPollMs && (base << s.poll_shift) * 4 <= idle_ms) s.poll_shift++;
+  return std::min<int64_t>(base << s.poll_shift, kMaxPollMs);
+}
+
+// Arms the poll timer `delay_ms` from now (caller holds the stripe).
+void ReplicatorImpl::ArmPoll(DbSlot& s, int64_t delay_ms) {
+  if (s.removed || closed_ || s.notified || s.cfg->opts.poll_interval_ms <= 0) return;
+  s.timer_seq = next_timer_seq_.fetch_add(1);
+  ArmTimer(delay_ms * 1000, TimerKind::kPoll, s.id, s.timer_seq);
+}
+
+// Queues a job unless one is queued; a running job reruns afterwards.
+void ReplicatorImpl::Kick(const SlotPtr& s, bool bump) {
+  MutexLock l(Stripe(*s));
+  if (bump) s->req_seq++;
+  if (s->removed) return;
+  if (s->state == JobState::kIdle) {
+    SetJobState(*s, JobState::kQueued);
+    Dispatch(s);
+  } else if (s->state == JobState::kRunning) {
+    s->rerun = true;
+  }
+}
+
+void ReplicatorImpl::ArmTimer(int64_t delay_us, TimerKind kind, uint32_t id, uint64_t seq) {
+  timers_.At(NowMono() + delay_us, Timer::Of(kind, id, seq));
+}
+
+void ReplicatorImpl::OnTimer(const Timer& t) {
+  const TimerKind kind = t.Kind<TimerKind>();
+  if (kind == TimerKind::kHousekeeping) {  // position flush, idle connections
+    // On the pool, not here: the timer thread must keep dispatching
+    // notify batches while SQLite writes and syncs the positions.
+    if (closed_) return;
+    pool_.Submit([this] {
+      Status st = positions_.Flush();
+      if (!st.ok()) Log("saving positions failed: " + st.ToString());
+      conns_.Sweep(NowMono());
+    });
+    ArmTimer(opts_.position_flush_ms * 1000, TimerKind::kHousekeeping);
+    return;
+  }
+  SlotPtr s = ById(t.id);
+  if (!s) return;
+  bool bump = false;
+  {
+    MutexLock l(Stripe(*s));
+    switch (kind) {
+      case TimerKind::kNotify:
+        if (!s->notify_pending) return;
+        s->notify_pending = false;
+        bump = true;  // a commit happened: sync for sure
+        break;
+      case TimerKind::kWake:
+        if (!s->wake_pending) return;
+        s->wake_pending = false;  // the job compares the WAL's stat, as a poll does
+        break;
+      case TimerKind::kQuiet:
+        break;  // the job decides whether a quiet checkpoint is due
+      case TimerKind::kPoll:
+        if (s->timer_seq != t.seq) return;  // cancelled or re-armed
+        break;
+      case TimerKind::kHousekeeping:
+        return;  // handled above
+    }
+  }
+  m_.Add("replite_polls_total",
+         {{"outcome", kind == TimerKind::kNotify ? "notified" : kind == TimerKind::kWake ? "wakeup" : "timer"}});
+  Kick(s, bump);
+}
+
+void ReplicatorImpl::RunJob(SlotPtr s) {
+  uint32_t seq;
+  bool snap, ckpt, trunc, forced, probe;
+  int64_t notified_at;
+  {
+    MutexLock l(Stripe(*s));
+    if (s->removed) {  // cancelled while queued
+      SetJobState(*s, JobState::kIdle);
+      Cv(*s).notify_all();
+      return;
+    }
+    SetJobState(*s, JobState::kRunning);
+    s->rerun = false;
+    seq = s->req_seq;
+    // Close's final round is not forced: a database whose WAL did not
+    // change since its last capture is not opened (100,000 idle ones
+    // must not each be opened at shutdown).
+    forced = seq != s->done_seq && !closed_;
+    snap = s->want_snapshot;
+    ckpt = s->want_checkpoint;
+    trunc = s->want_truncate;
+    probe = s->want_probe;
+    s->want_snapshot = s->want_checkpoint = s->want_truncate = s->want_probe = false;
+    notified_at = s->notified_at_ms;
+    s->notified_at_ms = 0;
+  }
+  const Labels group{{"group", s->cfg->opts.metrics_group}};
+  const int64_t t0 = NowMono();
+  bool captured = false, changed = false;
+  int64_t durable_ms = 0;
+  Status st;
+  {
+    // Descriptor budget: a job opens at most kFdsPerJob files.
+    fd_tokens_.acquire();
+    ScopedMetricsGroup scope(&s->cfg->opts.metrics_group);
+    st = DoSync(*s, SyncRequest{forced, snap, ckpt, trunc, probe}, &captured, &changed, &durable_ms);
+    fd_tokens_.release();
+  }
+  if (captured) {
+    m_.Observe("replite_sync_duration_seconds", group, double(NowMono() - t0) / 1e6);
+    m_.Add("replite_syncs_total", {{"group", s->cfg->opts.metrics_group}, {"result", st.ok() ? "ok" : "error"}});
+  }
+  if (st.ok() && notified_at != 0)
+    m_.Observe("replite_commit_to_durable_seconds", group,
+               double((durable_ms != 0 ? durable_ms : NowMs()) - notified_at) / 1e3);
+  if (!st.ok()) Log("database " + s->path + ": " + st.ToString());
+
+  MutexLock l(Stripe(*s));
+  if (!st.ok()) {
+    if (!s->extra) s->extra = std::make_unique<DbExtra>();
+    s->extra->last_error = st.ToString();
+    s->extra->last_code = st.code();
+    s->has_error = true;
+    s->wal_size = -1;  // re-examine on the next poll
+    s->want_snapshot |= snap;
+    s->want_checkpoint |= ckpt;
+    s->want_truncate |= trunc;
+    if (notified_at != 0 && s->notified_at_ms == 0) s->notified_at_ms = notified_at;
+  } else {
+    s->has_error = false;
+  }
+  if (int32_t(seq - s->done_seq) > 0) s->done_seq = seq;
+  // Adaptive polling: back to the base interval after a change, doubling
+  // up to kMaxPollMs while nothing happens. A database that changed in
+  // the last few intervals stays at the base (one poll that finds nothing
+  // between two commits does not halve the rate of a hot database).
+  const int64_t base = s->cfg->opts.poll_interval_ms;
+  if (changed || !st.ok()) {
+    s->poll_shift = 0;
+  } else if (base > 0 && (base << s->poll_shift) < kMaxPollMs && NowMs() - s->last_change_ms > 3 * base) {
+    s->poll_shift++;
+  }
+  if (s->rerun && !s->removed) {
+    SetJobState(*s, JobState::kQueued);
+    Dispatch(s);
+  } else {
+    SetJobState(*s, JobState::kIdle);
+    // After a failure, retry when the store's backoff ends (at least 1 s,
+    // spread): also notified databases, which are not polled, must get
+    // their spooled or uncaptured changes to the store without a new commit.
+    const int64_t retry_ms =
+        st.ok() ? 0 : std::max<int64_t>(1000, (HealthOf(*s).retry_at_us() - NowMono()) / 1000) + Jitter(500);
+    if (base > 0 && !s->notified) {
+      int64_t next = std::min<int64_t>(base << s->poll_shift, kMaxPollMs);
+      ArmPoll(*s, std::max(next, retry_ms));
+    } else if (!st.ok() && !closed_ && !s->removed) {
+      ArmTimer(retry_ms * 1000, TimerKind::kQuiet, s->id);
+    }
+    // A notified database is not polled, but its WAL still needs the
+    // quiet checkpoint once writes stop.
+    if (s->notified && st.ok() && s->pos.frames > 0 && !s->pos.expect_restart && !closed_ && !s->removed)
+      ArmTimer((s->cfg->opts.checkpoint_quiet_ms + 100) * 1000, TimerKind::kQuiet, s->id);
+  }
+  Cv(*s).notify_all();
+}
+
+}  // namespace replite

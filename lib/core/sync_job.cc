@@ -1,0 +1,598 @@
+// What a Replicator job does for one database (DoSync): one stat of the WAL
+// when nothing is due; otherwise capture (core/wal_capture.h), ship to the
+// store or spool, drain the spool, checkpoint once durable, save the
+// position, apply retention; and the lease, generation and churn rules
+// around it. Runs on a pool worker, one job per database at a time
+// (core/scheduler.cc).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "core/replicator_impl.h"
+#include "format/layout.h"
+#include "replica/replica_writer.h"
+#include "replica/retention.h"
+#include "store/attempt_scope.h"
+
+namespace replite {
+
+int64_t NextGenerationNotBeforeMs(uint8_t churn, uint32_t last_gen_s) {
+  if (churn < kChurnReport) return 0;
+  const int shift = std::min(churn - kChurnReport, 5);
+  return int64_t(last_gen_s) * 1000 + std::min(kChurnMaxDelayMs, kChurnFirstDelayMs << shift);
+}
+
+// The replica's last txid, so that a new generation continues the txid
+// sequence instead of colliding with it: after a crash the saved position
+// may lag what was uploaded (and reported durable), and a generation whose
+// manifest write was interrupted is only found by listing. One LIST of
+// the replica's generations, done only when a generation is about to
+// start (never for an idle database or a plain restart).
+Status ReplicatorImpl::ResolveTxidFloor(DbSlot& s, const ReplicaRef& ref, uint64_t* floor) {
+  uint64_t max_txid = 0;
+  Status st = ReplicaWriter(ref).LastStoredTxid(&max_txid);
+  if (!st.ok()) return st;
+  // Spooled segments are on their way to the store (after a crash they
+  // may even be ahead of the saved position).
+  std::vector<SpoolEntry> spooled;
+  st = upload_spool_.List(s.path, ref.url, &spooled);
+  if (!st.ok()) return st;
+  for (const auto& e : spooled) max_txid = std::max(max_txid, e.last_txid);
+  *floor = max_txid;
+  return Status::OK();
+}
+
+Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, bool* changed, int64_t* durable_ms) {
+  const bool forced = sr.forced, snap = sr.snap, ckpt = sr.ckpt, trunc = sr.trunc;
+  uint8_t churn = 0;
+  Position pos;
+  int64_t last_change, cached_size, cached_mtime;
+  uint32_t spooled;
+  bool had_error, pos_checked;
+  {
+    MutexLock l(Stripe(s));
+    pos = s.pos;
+    pos_checked = s.pos_checked;
+    last_change = s.last_change_ms;
+    cached_size = s.wal_size;
+    cached_mtime = s.wal_mtime_ns;
+    spooled = s.spooled;
+    had_error = s.has_error;
+  }
+  const DatabaseOptions& o = s.cfg->opts;
+  StoreHealth& health = HealthOf(s);
+  const int64_t now = NowMs();
+  // A churning database whose next generation must wait (its generation
+  // was abandoned below): nothing to do before then, unless the
+  // application asks (Sync) or the Replicator closes.
+  if (!pos.valid() && pos.txid > 0 && !sr.probe && !closed_) {
+    Status d = GenerationDeferred(s, now);
+    if (!d.ok()) return d;
+  }
+  // The cheap part of a poll: one stat of the WAL (taken before capture,
+  // so a commit racing the capture shows up as a change next time).
+  struct stat st;
+  int64_t wal_size = 0, wal_mtime = 0;
+  if (::stat((s.path + "-wal").c_str(), &st) == 0) {
+    wal_size = st.st_size;
+    wal_mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  } else if (::stat(s.path.c_str(), &st) == 0) {
+    // No WAL: a writer may have checkpointed and deleted it; the
+    // database file tells (a second stat only in that case).
+    wal_size = -1 - st.st_size;
+    wal_mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  }
+  // Snapshots only for databases that changed since the last one (an
+  // idle database makes no store requests at all), and not while the
+  // store fails (a snapshot is not spooled).
+  const bool snapshot_due = pos.valid() && pos.txid > pos.snapshot_txid &&
+                            now - pos.snapshot_ms >= o.snapshot_interval_ms && spooled == 0 && !health.down();
+  // Quiet: nothing captured for a while and the WAL unchanged since the
+  // last look (a database just written to is not quiet, also not on its
+  // first sync after a restart, when last_change is still 0).
+  const bool wal_unchanged = wal_size == cached_size && wal_mtime == cached_mtime;
+  const bool quiet_due = pos.valid() && pos.frames > 0 && !pos.expect_restart && wal_unchanged &&
+                         now - last_change >= o.checkpoint_quiet_ms;
+  const bool nothing_new =
+      !forced && pos.valid() && !snap && !ckpt && !trunc && !snapshot_due && !quiet_due && wal_unchanged;
+  if (nothing_new && spooled == 0) {
+    m_.Add("replite_polls_total", {{"outcome", "unchanged"}});
+    return Status::OK();
+  }
+  // Work to do: where the replica lives, resolved once for this job.
+  const ReplicaRef ref = RefOf(s);
+  // The replica's lease: held by another live instance, nothing is
+  // captured (its status names the holder). A failing store only delays
+  // the check: capture spools as in any outage, and nothing reaches the
+  // store before the lease is confirmed (Upload, DrainSpool).
+  if (!health.down() || sr.probe) {
+    Status ls = EnsureLease(s, ref);
+    if (!ls.ok() && !ls.retryable()) return ls;
+    if (!ls.ok()) health.Failure(NowMono());
+  }
+  if (TakeOverPending(s)) {
+    // What the previous holder wrote may be ahead of our position, and
+    // our spooled segments may collide with it: drop them (never
+    // durable; the new generation's snapshot holds their changes) and
+    // start a new generation above the replica's last txid.
+    Status ds = DropSpooled(s, ref);
+    if (!ds.ok()) return ds;
+    spooled = 0;
+    pos.gen = 0;
+    pos_checked = false;
+  }
+  // The backlog goes first: segments reach the store in txid order.
+  Status store_err;
+  if (spooled > 0) {
+    store_err = DrainSpool(s, ref, sr.probe);
+    if (nothing_new) return store_err;
+  }
+  *captured = true;
+  CaptureRequest req;
+  req.db_path = s.path;
+  req.enable_wal = o.enable_wal;
+  req.zstd_level = o.compression_level;
+  req.now_ms = now;
+  req.spool_dir = spool_dir_;
+  // Memory cap: each concurrent job keeps at most its share in memory.
+  req.memory_limit_bytes = std::max<uint64_t>(1 << 20, opts_.memory_cap / uint64_t(pool_.max_threads()));
+  req.new_generation = NewGenerationNumber(now);
+  req.want_snapshot = snap || snapshot_due;
+  req.verify_snapshot_max_bytes = opts_.snapshot_verify_max_bytes;
+  const uint32_t ps = pos.page_size ? pos.page_size : 4096;
+  // The WAL file keeps its size after a checkpoint (writers restart it
+  // from the top), so its size decides TRUNCATE, while PASSIVE is decided
+  // by the frames of the current epoch: those captured so far (checked
+  // again after this capture, below).
+  const uint64_t file_frames = wal_size > 32 ? uint64_t(wal_size - 32) / (24 + ps) : 0;  // (< 0: no WAL)
+  const uint64_t epoch_frames = pos.expect_restart ? 0 : pos.frames;
+  req.truncate = trunc || file_frames >= o.truncate_pages;
+  req.checkpoint = ckpt || req.truncate || epoch_frames >= o.checkpoint_pages || quiet_due;
+  // Frames are checkpointed only once they are durable or spooled. With
+  // the store failing and the spool full nothing new can be, so do not
+  // take the application's write lock for it.
+  const bool may_checkpoint =
+      !(had_error && health.down() && upload_spool_.bytes() >= upload_spool_.cap() && !ckpt && !trunc);
+  if (!may_checkpoint) req.checkpoint = req.truncate = false;
+
+  // A hot database's connection is kept between syncs; it goes back to
+  // the cache unless a capture failed (then it is closed and reopened).
+  std::unique_ptr<KeptDb> conn = conns_.Take(s.id, s.path);
+  req.conn = &conn->conn;
+  req.frame_index = &conn->frames;
+  req.pin = &conn->pin;
+  struct KeepConn {
+    ReplicatorImpl* r;
+    DbSlot& s;
+    std::unique_ptr<KeptDb>& conn;
+    ~KeepConn() {
+      if (conn) r->conns_.Put(s.id, s.path, std::move(conn), r->NowMono());
+    }
+  } keep{this, s, conn};
+
+  CaptureResult res;
+  // One capture attempt from `pos` (a failed one closes the kept
+  // connection: it is reopened next time).
+  auto capture = [&]() -> Status {
+    res = CaptureResult();
+    Status st = CaptureChanges(req, pos, &res);
+    CountEpochChecksum(s, res);
+    if (!st.ok()) conn.reset();
+    return st;
+  };
+  req.allow_new_generation = false;
+  req.may_adopt_epoch = pos_checked;
+  Status cs = capture();
+  if (!cs.ok()) return cs;
+  if (res.needs_store_check) {
+    // An unknown epoch after a restart: adopt it only if the store's last
+    // txid is the position's, else continue after the store in a new
+    // generation (one LIST, only on this rare path).
+    uint64_t floor = 0;
+    cs = ResolveTxidFloor(s, ref, &floor);
+    if (!cs.ok()) return cs;
+    if (floor <= pos.txid) {
+      pos_checked = req.may_adopt_epoch = true;
+    } else {
+      Log("database " + s.path + ": the saved position (txid " + std::to_string(pos.txid) +
+          ") lags the replica (txid " + std::to_string(floor) + "): a crash after uploads it had not saved");
+      pos.txid = floor;
+      req.allow_new_generation = true;
+      req.new_generation = NewGenerationNumber(now);
+    }
+    cs = capture();
+    if (!cs.ok()) return cs;
+  }
+  if (res.drift) {
+    Log("database " + s.path + ": " + res.reason + "; starting a new generation");
+    pos.gen = 0;
+    req.want_snapshot = false;
+    res.needs_new_generation = true;
+  }
+  if (res.needs_new_generation) {
+    if (!sr.probe && !closed_) {
+      Status d = GenerationDeferred(s, now);
+      if (!d.ok()) {
+        // Abandoned until then: later syncs return at once (above).
+        MutexLock l(Stripe(s));
+        s.pos.gen = 0;
+        return d;
+      }
+    }
+    // Continue after the replica's last txid, then capture again (the
+    // situation may have changed meanwhile; the decision is redone).
+    uint64_t floor = 0;
+    cs = ResolveTxidFloor(s, ref, &floor);
+    if (!cs.ok()) return cs;
+    pos.txid = std::max(pos.txid, floor);
+    req.allow_new_generation = true;
+    req.new_generation = NewGenerationNumber(now);
+    cs = capture();
+    if (!cs.ok()) return cs;
+  }
+  // Commits appended to the epoch we expected to restart (see
+  // ForgetExpectedRestart); those of the restarted epoch are safe.
+  if (pos.expect_restart && res.has_segment && !res.new_generation && res.pos.has_wal &&
+      res.pos.salt1 == pos.salt1 && res.pos.salt2 == pos.salt2) {
+    cs = ForgetExpectedRestart(s, ref, pos, cached_size, cached_mtime);
+    if (!cs.ok()) {
+      CleanupCapture(res);
+      return cs;
+    }
+  }
+  cs = Ship(s, ref, sr.probe, res, &store_err);
+  CleanupCapture(res);
+  if (!cs.ok()) return cs;
+  // Durable now: the application learns it before the checkpoint below
+  // (which may wait for SQLite's fsyncs) runs.
+  PublishDurable(s, res.pos.txid, durable_ms);
+  const bool epoch_full = may_checkpoint && !res.pos.expect_restart && res.wal_frames >= o.checkpoint_pages;
+  if ((req.checkpoint && (res.has_segment || res.has_snapshot)) || (epoch_full && !req.checkpoint)) {
+    // Now that the capture is durable (or spooled), checkpoint it
+    // (capturing under the write lock whatever was committed meanwhile;
+    // if that is not empty the checkpoint waits for the next sync).
+    CaptureRequest again = req;
+    again.want_snapshot = false;
+    again.checkpoint = true;
+    CaptureResult tail;
+    Status ts = CaptureChanges(again, res.pos, &tail);
+    CountEpochChecksum(s, tail);
+    if (!ts.ok()) conn.reset();
+    if (ts.ok() && !tail.new_generation && !tail.drift) {
+      ts = Ship(s, ref, sr.probe, tail, &store_err);
+      if (ts.ok()) {
+        res.pos = tail.pos;
+        res.checkpointed_frames = tail.checkpointed_frames;
+        res.has_segment |= tail.has_segment;
+      }
+    }
+    CleanupCapture(tail);
+    if (!ts.ok()) Log("database " + s.path + ": checkpoint deferred: " + ts.ToString());
+  }
+  *changed = res.has_segment || res.has_snapshot;
+  {
+    MutexLock l(Stripe(s));
+    s.pos = res.pos;
+    // Shipped from it, or a generation started above the store's txids.
+    if (pos_checked || *changed) s.pos_checked = true;
+    s.wal_size = wal_size;
+    s.wal_mtime_ns = wal_mtime;
+    if (*changed) s.last_change_ms = now;
+    if (res.checkpointed_frames >= 0) {
+      s.checkpoints++;
+      s.last_change_ms = now;  // no quiet checkpoint right after one
+    }
+    s.last_sync_ms = now;
+    if (res.new_generation) {
+      s.generations++;
+      const uint32_t now_s = uint32_t(now / 1000);
+      const bool quick = s.last_gen_s != 0 && now_s - s.last_gen_s < kChurnWindowS;
+      s.gen_churn = quick ? uint8_t(std::min(255, s.gen_churn + 1)) : 0;
+      s.last_gen_s = now_s;
+      churn = s.gen_churn;
+    }
+  }
+  if (churn >= kChurnReport && (churn & (churn - 1)) == 0) ReportChurn(s, churn, res.reason, now);
+  positions_.Put(s.path, ref.url, res.pos, wal_size, wal_mtime);
+  const Labels group{{"group", o.metrics_group}};
+  if (res.pos.txid > pos.txid && !res.new_generation)
+    m_.Add("replite_transactions_total", group, double(res.pos.txid - pos.txid));
+  if (res.new_generation) m_.Add("replite_generations_started_total", group);
+  if (res.checkpointed_frames >= 0) m_.Add("replite_checkpoints_total", group);
+  PublishDurable(s, res.pos.txid, durable_ms);  // what the checkpoint's capture added
+  // Retention has nothing to delete right after the first snapshot of a
+  // replica's first generation (a new database).
+  if (res.has_snapshot && !(res.new_generation && pos.txid == 0)) {
+    RetentionStats rs;
+    Status rst = ApplyRetention(ref.store, ref.prefix, now, o.retention_ms, &rs,
+                                [&] { return leases_->VerifyHeld(ref.store, ref.prefix); });
+    if (!rst.ok()) {
+      Log("database " + s.path + ": retention: " + rst.ToString());
+    } else if (rs.objects_deleted > 0 || rs.abandoned_removed > 0) {
+      Log("database " + s.path + ": retention deleted " + std::to_string(rs.objects_deleted) + " objects (" +
+          std::to_string(rs.generations_deleted) + " generations) and " + std::to_string(rs.abandoned_removed) +
+          " abandoned uploads");
+    }
+  }
+  return store_err;
+}
+
+// Positions are saved in batches, so after a crash the saved one may lag
+// the store. A lagging position must not expect a WAL restart if the
+// store holds commits appended to the old epoch after our checkpoint (had
+// its restart not been certain after all): the next process would number
+// the new epoch's commits right after the position, under the txids of
+// those other commits. So before such a capture is shipped or spooled,
+// the position is saved without the expectation, synchronously. Commits
+// of the restarted epoch need no such care (a next process that finds
+// that epoch captures the same frames under the same txids; any later
+// epoch is verified), so this write is as rare as an uncertain restart
+// taken for a certain one. After a crash the epoch is then verified
+// (TryAdoptEpoch), and a clean restart keeps trusting the expectation
+// without reading the database.
+Status ReplicatorImpl::ForgetExpectedRestart(DbSlot& s, const ReplicaRef& ref, Position pos, int64_t wal_size, int64_t wal_mtime) {
+  pos.expect_restart = false;
+  positions_.Put(s.path, ref.url, pos, wal_size, wal_mtime);
+  Status st = positions_.Flush();
+  if (!st.ok()) return Status(st.code(), "saving the position before shipping past a WAL restart: " + st.message());
+  return st;
+}
+
+// kUnavailable while a churning database's next generation must wait.
+Status ReplicatorImpl::GenerationDeferred(DbSlot& s, int64_t now) {
+  int64_t not_before;
+  uint8_t churn;
+  {
+    MutexLock l(Stripe(s));
+    not_before = NextGenerationNotBeforeMs(s.gen_churn, s.last_gen_s);
+    churn = s.gen_churn;
+  }
+  if (now >= not_before) return Status::OK();
+  return Status::Unavailable("database " + s.path + ": a new generation is needed but waits " +
+                             std::to_string((not_before - now + 999) / 1000) + " s more: " +
+                             std::to_string(churn + 1) +
+                             " generations started in quick succession (see the log); Sync starts it now");
+}
+
+// One log line (at 2, 4, 8... quick generations in a row) with the cause
+// and the fix, and the metric.
+void ReplicatorImpl::ReportChurn(DbSlot& s, uint8_t churn, const std::string& reason, int64_t now) {
+  if (churn == kChurnReport) m_.Add("replite_generation_churn_total", {{"group", s.cfg->opts.metrics_group}});
+  uint32_t last_gen_s;
+  {
+    MutexLock l(Stripe(s));
+    last_gen_s = s.last_gen_s;
+  }
+  const int64_t wait_s = (NextGenerationNotBeforeMs(churn, last_gen_s) - now + 999) / 1000;
+  Log("database " + s.path + ": " + std::to_string(churn + 1) +
+      " generations in a row, each started within 10 minutes of the previous one, and each a full snapshot "
+      "(last cause: " + reason + "). When the cause is lost WAL frames, another connection checkpointed "
+      "frames before replite read them: let replite see commits sooner (Attach the application's connection or "
+      "call Notify after commits, or poll more often), keep the database hot (fd_budget leaves room for its kept "
+      "connection and read mark), or leave checkpoints to replite (PRAGMA wal_autocheckpoint=0 in the "
+      "application). The next generation waits " + std::to_string(wait_s) + " s (doubling, up to 15 min).");
+}
+
+// Takes or confirms the replica's lease (replica/lease.h): no request while
+// the lease is known good, which is every sync but the first after Add or
+// after a heartbeat lapse.
+Status ReplicatorImpl::EnsureLease(DbSlot& s, const ReplicaRef& ref) {
+  uint32_t epoch;
+  {
+    MutexLock l(Stripe(s));
+    epoch = s.lease_epoch;
+  }
+  if (leases_->Usable(ref.store, ref.prefix, epoch)) return Status::OK();
+  std::string from;
+  Status st = leases_->Acquire(ref.store, ref.prefix, &epoch, &from);
+  if (!st.ok()) return st;
+  if (!from.empty())
+    Log("database " + s.path + ": took over the lease of " + ref.url + " from replite instance " + from +
+        " (it stopped, or its heartbeat expired): a new generation starts above what it wrote");
+  MutexLock l(Stripe(s));
+  s.lease_epoch = epoch;
+  if (!from.empty()) s.lease_taken_over = true;
+  return Status::OK();
+}
+
+bool ReplicatorImpl::TakeOverPending(DbSlot& s) {
+  MutexLock l(Stripe(s));
+  const bool t = s.lease_taken_over;
+  s.lease_taken_over = false;
+  return t;
+}
+
+// Forgets the database's spooled segments (after a lease takeover).
+Status ReplicatorImpl::DropSpooled(DbSlot& s, const ReplicaRef& ref) {
+  std::vector<SpoolEntry> entries;
+  Status st = upload_spool_.List(s.path, ref.url, &entries);
+  if (!st.ok()) return st;
+  for (const auto& e : entries) upload_spool_.Remove(e);
+  if (!entries.empty())
+    Log("database " + s.path + ": dropped " + std::to_string(entries.size()) +
+        " spooled segments of the generation before the takeover (never durable; the new generation's snapshot "
+        "holds their changes)");
+  MutexLock l(Stripe(s));
+  s.spooled = 0;
+  return Status::OK();
+}
+
+// A removed database's lease is deleted if it still names us, so that
+// another instance may take the replica without waiting (best effort).
+void ReplicatorImpl::ReleaseLease(DbSlot& s) {
+  uint32_t epoch;
+  {
+    MutexLock l(Stripe(s));
+    epoch = s.lease_epoch;
+  }
+  if (!leases_->enabled() || epoch == 0) return;
+  const ReplicaRef ref = RefOf(s);
+  if (leases_->VerifyHeld(ref.store, ref.prefix).ok()) ref.store->Delete({LeaseKey(ref.prefix)});
+}
+
+// Records that `txid` is in the store (unless older segments are still
+// spooled) and tells on_durable; *durable_ms gets the time of the first
+// advance (the commit-to-durable histogram's end point).
+// Reading a whole database under the application's write lock is the
+// expensive way to accept a WAL epoch replite did not see start: counted
+// so that it shows when it becomes frequent.
+void ReplicatorImpl::CountEpochChecksum(const DbSlot& s, const CaptureResult& r) {
+  if (r.epoch_checksum == 0) return;
+  m_.Add("replite_epoch_checksums_total",
+         {{"group", s.cfg->opts.metrics_group}, {"result", r.epoch_checksum == 1 ? "adopted" : "mismatch"}});
+}
+
+void ReplicatorImpl::PublishDurable(DbSlot& s, uint64_t txid, int64_t* durable_ms) {
+  uint64_t before, after;
+  {
+    MutexLock l(Stripe(s));
+    before = s.durable_txid;
+    if (s.spooled == 0) s.durable_txid = std::max(s.durable_txid, txid);
+    after = s.durable_txid;
+  }
+  if (after == before) return;
+  if (*durable_ms == 0) *durable_ms = NowMs();
+  if (opts_.on_durable) opts_.on_durable(s.path, after);
+}
+
+void ReplicatorImpl::CleanupCapture(const CaptureResult& res) {
+  if (!res.snapshot_path.empty()) ::unlink(res.snapshot_path.c_str());
+  if (!res.segment_path.empty()) ::unlink(res.segment_path.c_str());
+}
+
+// Makes a capture safe: uploads it, or, when the store fails (or older
+// segments still wait in the spool), spools its segment. OK means the
+// position may advance and its frames may be checkpointed; *store_err
+// then says whether the store has it yet. A snapshot or a new generation
+// is never spooled: it is retried from the WAL once the store answers.
+Status ReplicatorImpl::Ship(DbSlot& s, const ReplicaRef& ref, bool probe, CaptureResult& res, Status* store_err) {
+  if (!res.has_segment && !res.has_snapshot && !res.new_generation) return Status::OK();
+  StoreHealth& health = *ref.health;
+  uint32_t spooled;
+  {
+    MutexLock l(Stripe(s));
+    spooled = s.spooled;
+  }
+  const bool was_down = health.down();
+  if (spooled == 0 && store_err->ok() && (health.MayTry(NowMono()) || probe)) {
+    SingleAttemptScope fail_fast(was_down);  // a probe of a failing store
+    Status u = Upload(s, ref, res);
+    if (u.ok()) {
+      health.Success();
+      return u;
+    }
+    health.Failure(NowMono());
+    *store_err = u;
+  } else if (store_err->ok()) {
+    *store_err = StoreDownStatus(ref);
+  }
+  if (!res.has_segment || res.has_snapshot || res.new_generation) return *store_err;
+  const Labels group{{"group", s.cfg->opts.metrics_group}};
+  Status a = upload_spool_.Append(s.path, ref.url, res.segment_header,
+                                  res.segment_path.empty() ? &res.segment : nullptr,
+                                  res.segment_path.empty() ? nullptr : &res.segment_path);
+  if (!a.ok()) {
+    if (a.code() == Code::kResourceExhausted) m_.Add("replite_spool_full_total", group);
+    return Status(store_err->code(), store_err->message() + "; capture paused, the changes wait in the WAL: " +
+                                         a.message());
+  }
+  res.segment_path.clear();  // moved into the spool
+  m_.Add("replite_segments_spooled_total", group);
+  MutexLock l(Stripe(s));
+  s.spooled++;
+  return Status::OK();
+}
+
+Status ReplicatorImpl::StoreDownStatus(const ReplicaRef& ref) {
+  const int64_t wait_ms = std::max<int64_t>(0, (ref.health->retry_at_us() - NowMono()) / 1000);
+  return Status::Unavailable("store " + ref.url + " is failing; next attempt in " + std::to_string(wait_ms) +
+                             " ms; captured changes are spooled locally meanwhile");
+}
+
+// Uploads the database's spooled segments, oldest first; stops at the
+// first failure (the rest stay spooled, in order).
+Status ReplicatorImpl::DrainSpool(DbSlot& s, const ReplicaRef& ref, bool probe) {
+  StoreHealth& health = *ref.health;
+  const bool was_down = health.down();
+  if (!health.MayTry(NowMono()) && !probe) return StoreDownStatus(ref);
+  SingleAttemptScope fail_fast(was_down);  // a probe of a failing store
+  Status st = EnsureLease(s, ref);
+  if (!st.ok()) {
+    if (st.retryable()) health.Failure(NowMono());
+    return st;
+  }
+  std::vector<SpoolEntry> entries;
+  st = upload_spool_.List(s.path, ref.url, &entries);
+  if (!st.ok()) return st;
+  const Labels group{{"group", s.cfg->opts.metrics_group}};
+  ReplicaWriter writer(ref);
+  for (const auto& e : entries) {
+    st = writer.PutSpooled(e);
+    if (!st.ok()) {
+      health.Failure(NowMono());
+      return st;
+    }
+    health.Success();
+    upload_spool_.Remove(e);
+    m_.Add("replite_segments_uploaded_total", group);
+    m_.Add("replite_uploaded_bytes_total", group, double(e.bytes));
+    uint64_t durable;
+    {
+      MutexLock l(Stripe(s));
+      if (s.spooled > 0) s.spooled--;
+      s.segments++;
+      s.bytes += e.bytes;
+      s.durable_txid = std::max(s.durable_txid, e.last_txid);
+      durable = s.durable_txid;
+    }
+    if (opts_.on_durable) opts_.on_durable(s.path, durable);
+  }
+  MutexLock l(Stripe(s));
+  s.spooled = 0;
+  return Status::OK();
+}
+
+Status ReplicatorImpl::Upload(DbSlot& s, const ReplicaRef& ref, const CaptureResult& res) {
+  Status ls = EnsureLease(s, ref);
+  if (!ls.ok()) return ls;
+  ReplicaWriter writer(ref);
+  const Labels group{{"group", s.cfg->opts.metrics_group}};
+  if (res.new_generation) {
+    Log("database " + s.path + ": new generation " + res.pos.generation() + " at txid " +
+        std::to_string(res.pos.txid) + ": " + res.reason);
+  }
+  if (res.has_segment) {
+    uint64_t size = 0;
+    Status st = writer.PutSegment(res.segment_header, res.segment, res.segment_path, &size);
+    if (!st.ok()) return st;
+    m_.Add("replite_uploaded_bytes_total", group, double(size));
+    m_.Add("replite_segments_uploaded_total", group);
+    MutexLock l(Stripe(s));
+    s.segments++;
+    s.bytes += size;
+  }
+  if (res.has_snapshot) {
+    uint64_t size = 0;
+    Status st = writer.PutSnapshot(res.snapshot_header, res.snapshot_path, &size);
+    if (!st.ok()) return st;
+    m_.Add("replite_uploaded_bytes_total", group, double(size));
+    m_.Add("replite_snapshots_uploaded_total", group);
+    MutexLock l(Stripe(s));
+    s.snapshots++;
+    s.bytes += size;
+  }
+  if (res.new_generation) {
+    // The manifest names the generation only once its snapshot is stored
+    // (a conditional update, by the lease holder only).
+    Status st = writer.AddGeneration({res.pos.generation(), res.pos.txid, res.pos.txid_ts_ms},
+                                     res.snapshot_header.page_size,
+                                     [&] { return leases_->VerifyHeld(ref.store, ref.prefix); });
+    if (!st.ok()) return st;
+  }
+  return Status::OK();
+}
+
+}  // namespace replite

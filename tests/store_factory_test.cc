@@ -1,0 +1,78 @@
+// ReplicatorOptions::store_factory and RestoreOptions::store_factory (issue
+// 15, item 1): a store of the caller's replaces the built-in backends, for
+// replication and for restore, and its errors reach the caller.
+#include <catch2/catch.hpp>
+
+#include "fault_store.h"
+#include "replite/replite.h"
+#include "store/file_store.h"
+#include "test_util.h"
+
+using namespace replite;
+
+TEST_CASE("a store factory plugs the caller's store into replication and restore", "[e2e]") {
+  test::TempDir dir;
+  const std::string db = dir / "app.db";
+  const std::string url = dir.url("replica");
+  auto store = std::make_shared<test::FaultStore>(NewFileStore("/"));
+  std::vector<std::string> asked;
+  ObjectStoreFactory factory = [&](const std::string& u, std::shared_ptr<ObjectStore>* out) {
+    asked.push_back(u);
+    *out = store;
+    return Status::OK();
+  };
+
+  test::Writer w(db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  for (int i = 0; i < 50; i++) w.Exec("INSERT INTO t(v) VALUES ('row " + std::to_string(i) + "')");
+  const std::string content = test::DumpContent(db);
+
+  ReplicatorOptions ro;
+  ro.state_dir = dir / "state";
+  ro.worker_threads = 2;
+  ro.store_factory = factory;
+  ro.logger = [](const std::string&) {};
+  DatabaseOptions o;
+  o.replica_url = url;
+  o.poll_interval_ms = 0;
+  ro.defaults = o;
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(ro, &r).ok());
+  REQUIRE(r->Add(db).ok());
+  uint64_t txid = 0;
+  Status s = r->Sync(db, &txid);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  CHECK(txid > 0);
+  REQUIRE(r->Close().ok());
+  REQUIRE(asked.size() == 1);
+  CHECK(asked[0] == url);
+  CHECK(store->calls(test::StoreOp::kPut) > 0);  // everything went through our store
+
+  RestoreOptions rs;
+  rs.store_factory = factory;
+  const uint64_t gets_before = store->calls(test::StoreOp::kGet);
+  RestoreResult res;
+  s = Restore(url, dir / "restored.db", rs, &res);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  CHECK(res.txid == txid);
+  CHECK(store->calls(test::StoreOp::kGet) > gets_before);
+  CHECK(test::DumpContent(dir / "restored.db") == content);
+  CHECK(asked.size() == 2);
+
+  // The store's errors are the caller's: a failing store fails the restore,
+  // a factory that fails fails Add with its status.
+  store->FailOp(test::StoreOp::kGet, Code::kUnavailable);
+  CHECK(Restore(url, dir / "again.db", rs, nullptr).code() == Code::kUnavailable);
+  store->Heal();
+  ro.store_factory = [](const std::string&, std::shared_ptr<ObjectStore>*) {
+    return Status::PermissionDenied("no store for you");
+  };
+  ro.state_dir = dir / "state2";
+  REQUIRE(Replicator::Open(ro, &r).ok());
+  s = r->Add(db);
+  CHECK(s.code() == Code::kPermissionDenied);
+  CHECK(s.ToString().find("no store for you") != std::string::npos);
+  REQUIRE(r->Close().ok());
+}
