@@ -28,6 +28,7 @@ allowed=(
   lib/store/s3/metadata_credentials.cc # the container authorization token file
   lib/store/s3/process_credentials.cc  # /dev/null as credential_process's stdin
   lib/http/http_client.cc        # request bodies from spool files
+  lib/store/sftp/sftp_store.cc   # PutFile bodies from spool files
   lib/restore/restore.cc         # the restore's own temporary target
 )
 fail=0
