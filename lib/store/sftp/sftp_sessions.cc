@@ -34,16 +34,22 @@ int Sessions::created() const {
   return created_;
 }
 
-void Sessions::Release(CURL* h) {
+void Sessions::Release(CURL* h, bool discard) {
+  // Outside the lock: the cleanup closes the SSH connection (round trips).
+  if (discard) curl_easy_cleanup(h);
   {
     std::lock_guard<std::mutex> l(mu_);
-    idle_.push_back(h);
+    if (discard) {
+      created_--;
+    } else {
+      idle_.push_back(h);
+    }
   }
   cv_.notify_one();
 }
 
 Sessions::Lease::~Lease() {
-  if (h_) pool_->Release(h_);
+  if (h_) pool_->Release(h_, discard_);
 }
 
 }  // namespace replite::sftp

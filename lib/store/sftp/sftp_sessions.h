@@ -34,18 +34,23 @@ class Sessions {
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
     CURL* get() const { return h_; }
+    // Closes the handle's connection instead of keeping it, when libcurl
+    // left state on it that must not be reused; the pool may then open a
+    // new one in its place.
+    void Discard() { discard_ = true; }
 
    private:
     Sessions* pool_;
     CURL* h_;
+    bool discard_ = false;
   };
   Lease Acquire();
 
-  // Handles created so far (at most max).
+  // Handles open now (at most max): created and not discarded.
   int created() const;
 
  private:
-  void Release(CURL* h);
+  void Release(CURL* h, bool discard);
   const int max_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

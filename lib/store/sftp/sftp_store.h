@@ -30,6 +30,10 @@
 //   mtime past the old one's, so every version of a key has a new ETag.
 //   If-Match is advisory (checked, then replaced: two writers can both
 //   pass), as for file://; leases across hosts need s3:// or abs://.
+// - A ranged Get that starts past the end of a key returns nothing (as
+//   the other backends do), at the price of one reconnect: libcurl leaves
+//   the file's SFTP handle open after refusing such a range, and closing
+//   the connection is the only way to close it (see Run).
 // - List walks directories recursively (one request per directory) and
 //   parses OpenSSH's long names: sizes exact, mtime to the minute.
 // - Delete removes each key (a missing key is fine) and then its emptied
