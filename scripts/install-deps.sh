@@ -6,7 +6,9 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential cmake ninja-build pkg-config
       libsqlite3-dev sqlite3 libcurl4-openssl-dev libssl-dev libzstd-dev catch2
-      python3 clang libclang-rt-14-dev curl)
+      python3 clang libclang-rt-14-dev curl
+      openssh-server openssh-client  # sshd and ssh-keygen for the sftp:// tests
+      python3-cryptography)  # the fake Google token endpoint checks RS256 JWTs with it
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -24,10 +24,12 @@ allowed=(
   lib/store/body_digest.cc       # digests of upload bodies staged in the spool dir
   lib/store/s3/s3_credentials.cc # the AWS credentials file
   lib/store/azure/entra_token.cc # the Kubernetes federated token file (AZURE_FEDERATED_TOKEN_FILE)
+  lib/store/gcs/gcs_token.cc     # the service account key file (GOOGLE_APPLICATION_CREDENTIALS)
   lib/store/s3/sts_credentials.cc      # the web identity token file
   lib/store/s3/metadata_credentials.cc # the container authorization token file
   lib/store/s3/process_credentials.cc  # /dev/null as credential_process's stdin
   lib/http/http_client.cc        # request bodies from spool files
+  lib/store/sftp/sftp_store.cc   # PutFile bodies from spool files
   lib/restore/restore.cc         # the restore's own temporary target
 )
 fail=0

@@ -1,6 +1,6 @@
 // [conformance] The store conformance suite (store_conformance.h) against
 // every backend: file://, s3:// on moto, abs:// on azurite with a Shared Key
-// and with a SAS token. The servers start on 127.0.0.1; a server that
+// and with a SAS token, sftp:// on OpenSSH's sshd. The servers start on 127.0.0.1; a server that
 // cannot start FAILS the test (moto: unless REPLITE_ALLOW_S3_SKIP=1).
 #include <catch2/catch.hpp>
 #include <sys/stat.h>
@@ -10,10 +10,12 @@
 #include "azurite_server.h"
 #include "http/http_client.h"
 #include "moto_server.h"
+#include "sshd_server.h"
 #include "store/azure/azure_store.h"
 #include "store/file_store.h"
 #include "store/replica_url.h"
 #include "store/s3/s3_store.h"
+#include "store/sftp/sftp_store.h"
 #include "store_conformance.h"
 #include "test_util.h"
 #include "util/file_util.h"
@@ -143,5 +145,20 @@ TEST_CASE("store conformance: abs on azurite with a SAS token", "[conformance][a
   t.requests = [http] { return http->Stats().requests; };
   t.auth_fix = {"AZURE_STORAGE_SAS_TOKEN"};
   t.secrets = {key.key, sas.sas_token, bad.sas_token, sas.sas_token.substr(sas.sas_token.find("sig=") + 4)};
+  testing::RunStoreConformance(t);
+}
+
+TEST_CASE("store conformance: sftp on OpenSSH sshd", "[conformance][sftp]") {
+  testing::SshdServer* d = test::SshdForTest();
+  const std::string passphrase = "replite-sftp-passphrase-0123456789";
+  ConformanceTarget t;
+  REQUIRE(OpenSftpStoreWithPassphrase(test::ParsedUrl(d->Url("conf")), "", SmallPages(), &t.store).ok());
+  // A key the server does not accept (with a passphrase that must not leak).
+  const std::string bad = "sftp://" + d->user() + "@127.0.0.1:" + std::to_string(d->port()) + d->data_dir() +
+                          "/conf?key=" + d->other_key_path() + "&known-hosts=" + d->known_hosts();
+  REQUIRE(OpenSftpStoreWithPassphrase(test::ParsedUrl(bad), passphrase, SmallPages(), &t.bad_auth).ok());
+  t.prefix = d->data_dir().substr(1) + "/conf";  // keys are relative to "/"
+  t.auth_fix = {"authorized_keys", "?key=PATH"};
+  t.secrets = {passphrase};
   testing::RunStoreConformance(t);
 }

@@ -12,6 +12,7 @@
 
 #include "core/wal_capture.h"
 #include "azurite_server.h"
+#include "sshd_server.h"
 #include "moto_server.h"
 #include "replite/replite.h"
 #include "store/replica_url.h"
@@ -195,6 +196,13 @@ testing::AzuriteServer* AzuriteForTest() {
   testing::AzuriteServer* a = testing::AzuriteServer::Shared(&why);
   if (!a) FAIL("azurite cannot start (CI must not skip the Azure suite): " << why);
   return a;
+}
+
+testing::SshdServer* SshdForTest() {
+  std::string why;
+  testing::SshdServer* s = testing::SshdServer::Shared(&why);
+  if (!s) FAIL("sshd cannot start (CI must not skip the SFTP suite): " << why);
+  return s;
 }
 
 void CheckRestore(const std::string& url, const std::string& out, const RestoreOptions& ro, uint64_t txid,

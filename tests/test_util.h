@@ -19,6 +19,7 @@
 namespace replite::testing {
 class MotoServer;
 class AzuriteServer;
+class SshdServer;
 }  // namespace replite::testing
 
 namespace replite {
@@ -35,6 +36,8 @@ testing::MotoServer* MotoForTest(const std::string& secret = "replite-test-secre
 // The shared azurite server; FAILs the test when it cannot start (there is
 // no skip: install it with scripts/install-deps.sh).
 testing::AzuriteServer* AzuriteForTest();
+// The shared sshd (SFTP) server; FAILs the test when it cannot start.
+testing::SshdServer* SshdForTest();
 
 // A replica URL that must parse (REQUIREd).
 ReplicaUrl ParsedUrl(const std::string& url);

@@ -70,6 +70,33 @@ Status ParseAbsAuthority(const std::string& path, ReplicaUrl* out) {
   return Status::OK();
 }
 
+// sftp://USER@HOST[:PORT]/PATH: the user is required (there is no default
+// worth guessing), the port defaults to 22. bucket holds "HOST:PORT".
+Status ParseSftpAuthority(const std::string& path, ReplicaUrl* out) {
+  const size_t slash = path.find('/');
+  std::string authority = path.substr(0, slash);
+  const size_t at = authority.rfind('@');
+  if (at == std::string::npos || at == 0)
+    return Status::InvalidArgument("missing user: sftp://USER@HOST[:PORT]/path");
+  out->account = authority.substr(0, at);
+  if (out->account.find(':') != std::string::npos)
+    return Status::InvalidArgument("a password in the URL is never used: authenticate with a key "
+                                   "(?key=PATH or an agent at SSH_AUTH_SOCK) and remove ':password'");
+  std::string host = authority.substr(at + 1), port = "22";
+  if (size_t c = host.rfind(':'); c != std::string::npos && host.find(']', c) == std::string::npos) {
+    port = host.substr(c + 1);
+    host = host.substr(0, c);
+  }
+  if (host.empty()) return Status::InvalidArgument("missing host: sftp://USER@HOST[:PORT]/path");
+  if (port.empty() || port.size() > 5 || !AllOf(port, [](char c) { return c >= '0' && c <= '9'; }) ||
+      std::stoi(port) == 0 || std::stoi(port) > 65535)
+    return Status::InvalidArgument("the port must be a number from 1 to 65535: sftp://USER@HOST:PORT/path");
+  out->bucket = host + ":" + port;
+  if (slash != std::string::npos) out->prefix = TrimSlashes(path.substr(slash));
+  if (out->prefix.empty()) return Status::InvalidArgument("missing path: sftp://USER@HOST[:PORT]/path");
+  return Status::OK();
+}
+
 }  // namespace
 
 Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
@@ -113,8 +140,11 @@ Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
   } else if (scheme == "abs") {
     Status s = ParseAbsAuthority(path, out);
     if (!s.ok()) return bad(s.message());
+  } else if (scheme == "sftp") {
+    Status s = ParseSftpAuthority(path, out);
+    if (!s.ok()) return bad(s.message());
   } else {
-    return bad("unknown scheme '" + scheme + "' (supported: file, s3, gs, abs)");
+    return bad("unknown scheme '" + scheme + "' (supported: file, s3, gs, abs, sftp)");
   }
   for (const auto& seg : std::set<std::string>{".", ".."}) {
     std::string p = "/" + out->prefix + "/";
@@ -125,7 +155,10 @@ Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
 
   static const std::set<std::string> kKnown = {"endpoint",     "region",  "force-path-style",    "ca-file",
                                                "insecure-skip-verify", "profile", "multipart-threshold",
-                                               "multipart-part-size", "checksum"};
+                                               "multipart-part-size", "checksum",
+                                               // sftp:// only
+                                               "key", "known-hosts", "insecure-skip-host-key", "sessions"};
+  static const std::set<std::string> kSftpOnly = {"key", "known-hosts", "insecure-skip-host-key", "sessions"};
   size_t pos = 0;
   while (pos < query.size()) {
     size_t amp = query.find('&', pos);
@@ -140,8 +173,13 @@ Status ParseReplicaUrl(const std::string& url, ReplicaUrl* out) {
     if (!kKnown.count(k))
       return bad("unknown parameter '" + k +
                  "' (known: endpoint, region, force-path-style, ca-file, insecure-skip-verify, profile, "
-                 "multipart-threshold, multipart-part-size, checksum)");
+                 "multipart-threshold, multipart-part-size, checksum, and for sftp: key, known-hosts, "
+                 "insecure-skip-host-key, sessions)");
     if (scheme == "file") return bad("file URLs take no parameters");
+    if ((scheme == "sftp") != (kSftpOnly.count(k) > 0))
+      return bad(scheme == "sftp" ? "'" + k + "' is not for sftp:// URLs, which take key, known-hosts, "
+                                    "insecure-skip-host-key and sessions"
+                                  : "'" + k + "' is for sftp:// URLs only");
     if (scheme == "abs" && (k == "region" || k == "force-path-style" || k == "profile"))
       return bad("'" + k + "' is for s3:// URLs; abs:// takes endpoint, ca-file, insecure-skip-verify, "
                  "multipart-threshold and multipart-part-size");
@@ -194,7 +232,7 @@ std::string ReplicaUrl::ToString() const {
   if (scheme == "file") {
     s += "/" + Escape(prefix, false);
   } else {
-    if (!account.empty()) s += account + "@";
+    if (!account.empty()) s += Escape(account, false) + "@";
     s += bucket;
     if (!prefix.empty()) s += "/" + Escape(prefix, false);
   }

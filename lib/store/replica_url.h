@@ -1,7 +1,9 @@
 // Replica URLs: file:///abs/path, s3://bucket/prefix?endpoint=...&region=...
 // &force-path-style=true, gs://bucket/prefix (S3 XML API alias),
 // abs://ACCOUNT@CONTAINER/prefix?endpoint=... (Azure Blob Storage; ACCOUNT@
-// may be left out when the environment names the account).
+// may be left out when the environment names the account),
+// sftp://USER@HOST[:PORT]/path?key=PATH&known-hosts=PATH (SFTP; bucket is
+// "HOST:PORT", account the user).
 //
 // Parsing is strict: an unknown scheme, a relative file path, an empty
 // bucket or an unknown query parameter is kInvalidArgument naming the fix.
@@ -15,9 +17,9 @@
 namespace replite {
 
 struct ReplicaUrl {
-  std::string scheme;   // "file", "s3", "gs", "abs"
-  std::string bucket;   // s3/gs bucket, abs container; empty for file
-  std::string account;  // abs storage account ("" = from the environment); empty otherwise
+  std::string scheme;   // "file", "s3", "gs", "abs", "sftp"
+  std::string bucket;   // s3/gs bucket, abs container, sftp "HOST:PORT"; empty for file
+  std::string account;  // abs storage account ("" = from the environment), sftp user; empty otherwise
   // Key prefix inside the store, without leading or trailing '/'. For
   // file:///var/backups/app this is "var/backups/app" (the file store's
   // root is "/").

@@ -5,6 +5,7 @@
 #include "store/file_store.h"
 #include "store/s3/credential_provider.h"
 #include "store/s3/s3_store.h"
+#include "store/sftp/sftp_store.h"
 
 namespace replite {
 
@@ -26,6 +27,10 @@ Status StoreRegistry::Open(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* 
   std::shared_ptr<ObjectStore> store;
   if (url.scheme == "file") {
     store = NewFileStore("/");
+  } else if (url.scheme == "sftp") {
+    // One store (one bounded pool of SSH sessions) per server and user.
+    Status s = OpenSftpStore(url, env_, config_, &store);
+    if (!s.ok()) return s;
   } else if (url.scheme == "s3" || url.scheme == "gs" || url.scheme == "abs") {
     // Every HTTP store shares one client: one thread, one connection pool.
     if (!http_) {

@@ -1,7 +1,7 @@
 // ObjectStore: the storage interface every replica backend implements
-// (file://, s3://, abs://, later sftp). Keys are '/'-separated paths
+// (file://, s3://, abs://, sftp://). Keys are '/'-separated paths
 // relative to the store's root (for file:// the root is "/", for s3:// the
-// bucket, for abs:// the container). Objects are immutable blobs written atomically: a reader sees the
+// bucket, for abs:// the container, for sftp:// the server's "/"). Objects are immutable blobs written atomically: a reader sees the
 // whole object or nothing.
 //
 // Thread-safety: every method may be called concurrently from any thread.

@@ -52,32 +52,9 @@ std::string EntraConfig::Describe() const {
 }
 
 EntraTokenSource::EntraTokenSource(EntraConfig config, std::shared_ptr<HttpClient> http, Env* env)
-    : config_(std::move(config)), http_(std::move(http)), env_(env ? env : Env::Default()) {}
-
-uint64_t EntraTokenSource::fetches() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return fetches_;
-}
-
-Status EntraTokenSource::Token(std::string* token) {
-  std::lock_guard<std::mutex> l(mu_);
-  const int64_t now = env_->NowMicros();
-  if (!token_.empty() && now < refresh_at_us_) {
-    *token = token_;
-    return Status::OK();
-  }
-  std::string fresh;
-  int64_t expires_in_s = 0;
-  Status s = Fetch(&fresh, &expires_in_s);
-  fetches_++;
-  if (!s.ok()) return s;
-  token_ = std::move(fresh);
-  // Refresh when min(5 min, half the lifetime) is left.
-  const int64_t margin_s = std::min<int64_t>(300, expires_in_s / 2);
-  refresh_at_us_ = now + (expires_in_s - margin_s) * 1000000;
-  *token = token_;
-  return Status::OK();
-}
+    : config_(std::move(config)),
+      http_(std::move(http)),
+      cache_([this](std::string* token, int64_t* expires_in_s) { return Fetch(token, expires_in_s); }, env) {}
 
 Status EntraTokenSource::Fetch(std::string* token, int64_t* expires_in_s) {
   const std::string what = config_.Describe();

@@ -1,8 +1,9 @@
 // Microsoft Entra ID access tokens for Azure Storage (scope
 // https://storage.azure.com/.default), fetched through the shared
-// HttpClient, cached, and refreshed before they expire (when less than
-// min(5 min, half the token's lifetime) is left), so requests never carry
-// an expired token.
+// HttpClient and kept by an AccessTokenCache (store/access_token_cache.h,
+// shared with Google's tokens): refreshed before they expire (when less
+// than min(5 min, half the token's lifetime) is left), so requests never
+// carry an expired token.
 //
 // Two flows:
 //   - workload identity (Kubernetes): the federated token in
@@ -20,11 +21,11 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "replite/status.h"
 #include "replite/sys/env.h"
+#include "store/access_token_cache.h"
 
 namespace replite {
 class HttpClient;
@@ -51,21 +52,17 @@ class EntraTokenSource {
   EntraTokenSource(EntraConfig config, std::shared_ptr<HttpClient> http, Env* env);
 
   // A valid access token (cached, refreshed ahead of expiry).
-  Status Token(std::string* token);
+  Status Token(std::string* token) { return cache_.Get(token); }
 
   // Token requests made so far (tests).
-  uint64_t fetches() const;
+  uint64_t fetches() const { return cache_.fetches(); }
 
  private:
   Status Fetch(std::string* token, int64_t* expires_in_s);
 
   const EntraConfig config_;
   std::shared_ptr<HttpClient> http_;
-  Env* env_;
-  mutable std::mutex mu_;
-  std::string token_;
-  int64_t refresh_at_us_ = 0;  // Env time at which to fetch a new one
-  uint64_t fetches_ = 0;
+  AccessTokenCache cache_;
 };
 
 }  // namespace replite::azure
