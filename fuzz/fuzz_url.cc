@@ -3,8 +3,10 @@
 //
 // The input is tried as a replica URL, as a manifest text and as an object
 // key. Invariants:
-//  - a URL that parses has scheme file/s3/gs; file URLs have no bucket and
-//    no parameters; s3/gs buckets are 3..63 of [a-z0-9._-]; the prefix has
+//  - a URL that parses has scheme file/s3/gs/abs/sftp; file URLs have no
+//    bucket, account or parameters; s3/gs buckets are 3..63 of [a-z0-9._-];
+//    abs accounts and containers follow Azure naming rules; sftp URLs name
+//    a user (no password), HOST:PORT and a path; the prefix has
 //    no leading/trailing '/', no '//', no '.' or '..' segment; parameters are
 //    known ones;
 //  - it round-trips: ParseReplicaUrl(u.ToString()) succeeds with the same
@@ -28,7 +30,7 @@ using namespace replite;
 namespace {
 
 bool SameUrl(const ReplicaUrl& a, const ReplicaUrl& b) {
-  return a.scheme == b.scheme && a.bucket == b.bucket && a.prefix == b.prefix && a.params == b.params;
+  return a.scheme == b.scheme && a.account == b.account && a.bucket == b.bucket && a.prefix == b.prefix && a.params == b.params;
 }
 
 bool IsHex16(const std::string& s) {
@@ -45,28 +47,45 @@ void CheckUrl(const std::string& text) {
     FUZZ_CHECK(s.code() == Code::kInvalidArgument, "URL error is not kInvalidArgument");
     return;
   }
-  FUZZ_CHECK(u.scheme == "file" || u.scheme == "s3" || u.scheme == "gs", "unknown scheme accepted");
+  FUZZ_CHECK(u.scheme == "file" || u.scheme == "s3" || u.scheme == "gs" || u.scheme == "abs" || u.scheme == "sftp",
+             "unknown scheme accepted");
+  auto lower_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   if (u.scheme == "file") {
-    FUZZ_CHECK(u.bucket.empty() && u.params.empty(), "file URL with a bucket or parameters");
+    FUZZ_CHECK(u.bucket.empty() && u.account.empty() && u.params.empty(),
+               "file URL with a bucket, an account or parameters");
     FUZZ_CHECK(!u.prefix.empty(), "file URL naming the root directory");
-  } else {
+  } else if (u.scheme == "s3" || u.scheme == "gs") {
+    FUZZ_CHECK(u.account.empty(), "s3/gs URL with an account");
     FUZZ_CHECK(u.bucket.size() >= 3 && u.bucket.size() <= 63, "bucket length out of range");
     for (char c : u.bucket)
-      FUZZ_CHECK((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_',
-                 "bucket holds a forbidden character");
-  }
-  if (!u.prefix.empty()) {
-    FUZZ_CHECK(u.prefix.front() != '/' && u.prefix.back() != '/', "prefix with a leading or trailing '/'");
-    FUZZ_CHECK(u.prefix.find("//") == std::string::npos, "prefix with an empty segment");
-    const std::string p = "/" + u.prefix + "/";
-    FUZZ_CHECK(p.find("/./") == std::string::npos && p.find("/../") == std::string::npos,
-               "prefix with a '.' or '..' segment");
-    for (char c : u.prefix) FUZZ_CHECK(static_cast<unsigned char>(c) >= 0x20, "prefix with a control character");
+      FUZZ_CHECK(lower_digit(c) || c == '-' || c == '.' || c == '_', "bucket holds a forbidden character");
+  } else if (u.scheme == "abs") {
+    if (!u.account.empty()) {
+      FUZZ_CHECK(u.account.size() >= 3 && u.account.size() <= 24, "storage account length out of range");
+      for (char c : u.account) FUZZ_CHECK(lower_digit(c), "storage account holds a forbidden character");
+    }
+    FUZZ_CHECK(u.bucket.size() >= 3 && u.bucket.size() <= 63, "container length out of range");
+    for (char c : u.bucket) FUZZ_CHECK(lower_digit(c) || c == '-', "container holds a forbidden character");
+    FUZZ_CHECK(u.bucket.front() != '-' && u.bucket.back() != '-' && u.bucket.find("--") == std::string::npos,
+               "container with a leading, trailing or double hyphen");
+  } else {  // sftp
+    FUZZ_CHECK(!u.account.empty() && u.account.find(':') == std::string::npos,
+               "sftp URL without a user or with a password");
+    const size_t colon = u.bucket.rfind(':');
+    FUZZ_CHECK(colon != std::string::npos && colon > 0, "sftp bucket is not HOST:PORT");
+    const std::string port = u.bucket.substr(colon + 1);
+    FUZZ_CHECK(!port.empty() && port.size() <= 5, "sftp port is not a number");
+    for (char d : port) FUZZ_CHECK(d >= '0' && d <= '9', "sftp port is not a number");
+    FUZZ_CHECK(std::stoi(port) >= 1 && std::stoi(port) <= 65535, "sftp port out of range");
+    FUZZ_CHECK(!u.prefix.empty(), "sftp URL without a path");
   }
   static const std::set<std::string> kKnown = {"endpoint", "region", "force-path-style", "ca-file",
                                                "insecure-skip-verify", "profile", "multipart-threshold",
-                                               "multipart-part-size"};
-  for (const auto& [k, v] : u.params) FUZZ_CHECK(kKnown.count(k) == 1, "unknown parameter accepted");
+                                               "multipart-part-size", "checksum"};
+  static const std::set<std::string> kSftp = {"key", "known-hosts", "insecure-skip-host-key", "sessions"};
+  for (const auto& [k, v] : u.params)
+    FUZZ_CHECK(u.scheme == "sftp" ? kSftp.count(k) == 1 : kKnown.count(k) == 1,
+               "unknown parameter or one of another scheme accepted");
 
   // Round trip through ToString().
 #ifndef REPLITE_FUZZ_STRICT

@@ -101,6 +101,15 @@ TEST_CASE("sftp: replica URLs name the user, host and port, and refuse passwords
   CHECK(s.message().find("hunter2secret") == std::string::npos);
   CHECK(ParseReplicaUrl("sftp://bob@host:99999/data", &u).code() == Code::kInvalidArgument);
   CHECK(ParseReplicaUrl("sftp://bob@host:22", &u).code() == Code::kInvalidArgument);  // no path
+  // A host that would read back as another URL (found by fuzz_url) is refused;
+  // an IPv6 literal in brackets is a host.
+  s = ParseReplicaUrl("sftp://u@h%3Fx/p", &u);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK(s.message().find("host name or an IPv6 address") != std::string::npos);
+  REQUIRE(ParseReplicaUrl("sftp://u@[::1]:2222/p", &u).ok());
+  CHECK(u.bucket == "[::1]:2222");
+  REQUIRE(ParseReplicaUrl("sftp://u@[::1]/p", &u).ok());
+  CHECK(u.bucket == "[::1]:22");
   s = ParseReplicaUrl("sftp://bob@host/data?region=x", &u);
   CHECK(s.code() == Code::kInvalidArgument);
   CHECK(s.message().find("known-hosts") != std::string::npos);

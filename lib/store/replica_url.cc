@@ -88,6 +88,14 @@ Status ParseSftpAuthority(const std::string& path, ReplicaUrl* out) {
     host = host.substr(0, c);
   }
   if (host.empty()) return Status::InvalidArgument("missing host: sftp://USER@HOST[:PORT]/path");
+  // A host name (letters, digits, '-', '.', '_') or an IPv6 literal in
+  // brackets: anything else ('?', '%', '/' written percent-encoded) would
+  // name another host, or none, once the URL is printed and read again.
+  const bool ipv6 = host.size() > 2 && host.front() == '[' && host.back() == ']' &&
+                    AllOf(host.substr(1, host.size() - 2), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.'; });
+  if (!ipv6 && !AllOf(host, [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_'; }))
+    return Status::InvalidArgument("the host must be a host name or an IPv6 address in brackets: "
+                                   "sftp://USER@HOST[:PORT]/path or sftp://USER@[::1]:PORT/path");
   if (port.empty() || port.size() > 5 || !AllOf(port, [](char c) { return c >= '0' && c <= '9'; }) ||
       std::stoi(port) == 0 || std::stoi(port) > 65535)
     return Status::InvalidArgument("the port must be a number from 1 to 65535: sftp://USER@HOST:PORT/path");
