@@ -16,11 +16,16 @@
 
 namespace replite {
 
-// A segment written to a new file (created or truncated, mode 0600).
+// A segment written to a new file (created or truncated, mode 0600). Every
+// kWritebackBytes appended, the kernel is asked to start writing them out
+// (sync_file_range, no wait), so the fsync that makes the object durable
+// finds little left to write instead of the whole file.
 class FileSink final : public SegmentSink {
  public:
+  static constexpr uint64_t kWritebackBytes = 8u << 20;
   Status Open(const std::string& path);
-  Status Append(const std::string& d) override;
+  using SegmentSink::Append;
+  Status Append(const char* d, size_t n) override;
   Status WriteAt(uint64_t off, const std::string& d) override;
   uint64_t Size() const override { return size_; }
 
@@ -28,6 +33,7 @@ class FileSink final : public SegmentSink {
   std::string path_;
   ScopedFd fd_;
   uint64_t size_ = 0;
+  uint64_t writeback_from_ = 0;  // appended bytes before this were handed to writeback
 };
 
 // A segment under construction: in memory when small, in a spool file when

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <vector>
@@ -468,14 +469,19 @@ class Capture {
     uint64_t c = pos_.checksum;
     uint64_t txid = pos_.txid;
     const int64_t ts = req_.now_ms;
-    std::string oldp, newp;
+    // New page versions come in frame order through one sequential cursor;
+    // old versions (for the checksum) from wherever they are.
+    WalFrameCursor cursor(&wal_.r, scan.end);
+    std::string oldp;
+    const std::string zero(ps, '\0');
+    std::vector<uint64_t> frames;
+    std::vector<uint32_t> grown;  // pages past the old size the transaction wrote
     std::vector<uint32_t> blk_pgnos;
     std::string blk_pages;
     for (size_t t = 0; t < scan.txs.size(); t++) {
       const WalTx& tx = scan.txs[t];
       txid++;
-      std::map<uint32_t, uint64_t> pages;  // pgno -> last frame in the tx
-      TxPages(scan, tx, &pages);
+      TxFinalFrames(scan, tx, &frames);
       const uint32_t n_before = src.pages(), n_after = tx.db_pages;
       // Pages cut off by a shrink leave the checksum.
       for (uint32_t p = n_after + 1; p <= n_before; p++) {
@@ -485,20 +491,24 @@ class Capture {
       }
       blk_pgnos.clear();
       blk_pages.clear();
-      for (const auto& [pgno, frame] : pages) {
+      grown.clear();
+      for (uint64_t frame : frames) {
+        const uint32_t pgno = scan.pgnos[frame - scan.start];
         if (pgno > n_after) continue;  // written, then cut off by the same commit
         if (pgno <= n_before) {
           s = src.Read(pgno, &oldp);
           if (!s.ok()) return s;
+          // A page past the old size was not part of the old checksum.
+          c ^= PageHash(pgno, oldp.data(), ps);
+        } else {
+          grown.push_back(pgno);
         }
-        newp.resize(ps);
-        s = wal_.r.ReadPage(frame, pgno, newp.data());
+        const char* newp = nullptr;
+        s = cursor.Page(frame, pgno, &newp);
         if (!s.ok()) return s;
-        // A page past the old size was not part of the old checksum.
-        if (pgno <= n_before) c ^= PageHash(pgno, oldp.data(), ps);
-        c ^= PageHash(pgno, newp.data(), ps);
+        c ^= PageHash(pgno, newp, ps);
         blk_pgnos.push_back(pgno);
-        blk_pages += newp;
+        blk_pages.append(newp, ps);
         if (blk_pgnos.size() == kMaxPagesPerBlock) {
           s = builder.AddBlock(txid, ts, n_after, 0, 0, blk_pgnos, blk_pages);
           if (!s.ok()) return s;
@@ -508,11 +518,17 @@ class Capture {
       }
       // Pages added by growth but not written: zeros (see FORMAT.md).
       if (n_after > n_before) {
-        std::string zero(ps, '\0');
-        for (uint32_t p = n_before + 1; p <= n_after; p++)
-          if (!pages.count(p)) c ^= PageHash(p, zero.data(), ps);
+        std::sort(grown.begin(), grown.end());
+        size_t g = 0;
+        for (uint32_t p = n_before + 1; p <= n_after; p++) {
+          if (g < grown.size() && grown[g] == p) {
+            g++;
+            continue;
+          }
+          c ^= PageHash(p, zero.data(), ps);
+        }
       }
-      for (const auto& [pgno, frame] : pages) src.SetFrame(pgno, frame);
+      for (uint64_t frame : frames) src.SetFrame(scan.pgnos[frame - scan.start], frame);
       src.SetPages(n_after);
       // The checksum goes into the transaction's last block.
       s = builder.AddBlock(txid, ts, n_after, c, kBlockTxEnd, blk_pgnos, blk_pages);
@@ -614,7 +630,6 @@ class Capture {
   // the last one, which is `final_checksum`.
   Status Reencode(const WalScan& scan, uint64_t final_checksum, Position* np) {
     const uint32_t ps = wal_.hdr().page_size;
-    PageSource src(&wal_.r, &db_, ps, pos_.db_pages);
     SegmentHeader h;
     h.kind = ObjectKind::kSegment;
     h.page_size = ps;
@@ -626,22 +641,25 @@ class Capture {
     s = builder.Start();
     if (!s.ok()) return s;
     uint64_t txid = pos_.txid;
-    std::string newp;
+    WalFrameCursor cursor(&wal_.r, scan.end);
+    std::vector<uint64_t> frames;
+    std::vector<uint32_t> pg;
+    std::string data;
     for (size_t t = 0; t < scan.txs.size(); t++) {
       const WalTx& tx = scan.txs[t];
       txid++;
-      std::map<uint32_t, uint64_t> pages;  // pgno -> last frame in the tx
-      TxPages(scan, tx, &pages);
-      std::vector<uint32_t> pg;
-      std::string data;
+      TxFinalFrames(scan, tx, &frames);
+      pg.clear();
+      data.clear();
       const bool last = t + 1 == scan.txs.size();
-      for (const auto& [pgno, frame] : pages) {
+      for (uint64_t frame : frames) {
+        const uint32_t pgno = scan.pgnos[frame - scan.start];
         if (pgno > tx.db_pages) continue;
-        newp.resize(ps);
-        s = wal_.r.ReadPage(frame, pgno, newp.data());
+        const char* newp = nullptr;
+        s = cursor.Page(frame, pgno, &newp);
         if (!s.ok()) return s;
         pg.push_back(pgno);
-        data += newp;
+        data.append(newp, ps);
         if (pg.size() == kMaxPagesPerBlock) {
           s = builder.AddBlock(txid, req_.now_ms, tx.db_pages, 0, 0, pg, data);
           if (!s.ok()) return s;
@@ -652,7 +670,6 @@ class Capture {
       s = builder.AddBlock(txid, req_.now_ms, tx.db_pages, last ? final_checksum : 0,
                            kBlockTxEnd | (last ? 0 : kBlockNoChecksum), pg, data);
       if (!s.ok()) return s;
-      src.SetPages(tx.db_pages);
     }
     return FinishSegment(&builder, &seg, ps, txid, req_.now_ms, final_checksum, scan.txs.back().db_pages, np);
   }

@@ -50,8 +50,8 @@ bool ValidPageSize(uint32_t ps) { return ps >= 512 && ps <= 65536 && (ps & (ps -
 
 }  // namespace
 
-Status StringSink::Append(const std::string& d) {
-  buf_ += d;
+Status StringSink::Append(const char* d, size_t n) {
+  buf_.append(d, n);
   return Status::OK();
 }
 Status StringSink::WriteAt(uint64_t offset, const std::string& d) {
@@ -137,7 +137,8 @@ Status SegmentBuilder::AddBlock(uint64_t txid, int64_t ts_ms, uint32_t db_pages,
                                 uint32_t flags, const std::vector<uint32_t>& pgnos, const std::string& pages) {
   if (pages.size() != pgnos.size() * size_t(header_.page_size))
     return Status::Internal("segment block: page bytes do not match page count");
-  std::string raw;
+  std::string& raw = raw_;
+  raw.clear();
   raw.reserve(kSegBlockHeaderSize + pgnos.size() * 4 + pages.size());
   PutLE64(&raw, txid);
   PutLE64(&raw, static_cast<uint64_t>(ts_ms));
@@ -148,14 +149,16 @@ Status SegmentBuilder::AddBlock(uint64_t txid, int64_t ts_ms, uint32_t db_pages,
   PutLE32(&raw, 0);
   for (uint32_t p : pgnos) PutLE32(&raw, p);
   raw += pages;
-  std::string comp;
+  // comp_ only grows (resize fills only what is new), so n, not its size,
+  // is the compressed length.
+  std::string& comp = comp_;
+  if (comp.size() < ZSTD_compressBound(raw.size()) + 64) comp.resize(ZSTD_compressBound(raw.size()) + 64);
   size_t n = 0;
   if (stream_) {
     // The next piece of the segment's one stream, flushed so that it ends
     // where this block ends.
     ZSTD_CCtx* cx = static_cast<ZSTD_CCtx*>(cctx_);
     ZSTD_inBuffer in{raw.data(), raw.size(), 0};
-    comp.resize(ZSTD_compressBound(raw.size()) + 64);
     for (;;) {
       if (comp.size() - n < ZSTD_CStreamOutSize()) comp.resize(comp.size() + ZSTD_CStreamOutSize());
       ZSTD_outBuffer out{comp.data(), comp.size(), n};
@@ -165,11 +168,9 @@ Status SegmentBuilder::AddBlock(uint64_t txid, int64_t ts_ms, uint32_t db_pages,
       if (rem == 0 && in.pos == in.size) break;
     }
   } else {
-    comp.resize(ZSTD_compressBound(raw.size()));
     n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(cctx_), comp.data(), comp.size(), raw.data(), raw.size(), level_);
     if (ZSTD_isError(n)) return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(n));
   }
-  comp.resize(n);
   BlockIndexEntry e;
   e.txid = txid;
   e.ts_ms = ts_ms;
@@ -181,9 +182,9 @@ Status SegmentBuilder::AddBlock(uint64_t txid, int64_t ts_ms, uint32_t db_pages,
   e.checksum_after = checksum_after;
   e.flags = flags;
   e.first_pgno = pgnos.empty() ? 0 : pgnos[0];
-  e.block_hash = XXH64(comp.data(), comp.size(), 0);
+  e.block_hash = XXH64(comp.data(), n, 0);
   raw_bytes_ += raw.size();
-  Status s = sink_->Append(comp);
+  Status s = sink_->Append(comp.data(), n);
   if (!s.ok()) return s;
   index_.push_back(e);
   return Status::OK();

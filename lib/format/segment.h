@@ -84,14 +84,16 @@ struct DecodedBlock {
 class SegmentSink {
  public:
   virtual ~SegmentSink() = default;
-  virtual Status Append(const std::string& data) = 0;
+  virtual Status Append(const char* data, size_t n) = 0;
+  Status Append(const std::string& data) { return Append(data.data(), data.size()); }
   virtual Status WriteAt(uint64_t offset, const std::string& data) = 0;  // header patch
   virtual uint64_t Size() const = 0;
 };
 
 class StringSink final : public SegmentSink {
  public:
-  Status Append(const std::string& d) override;
+  using SegmentSink::Append;
+  Status Append(const char* d, size_t n) override;
   Status WriteAt(uint64_t offset, const std::string& d) override;
   uint64_t Size() const override { return buf_.size(); }
   std::string& buffer() { return buf_; }
@@ -125,6 +127,9 @@ class SegmentBuilder {
   bool stream_;
   std::vector<BlockIndexEntry> index_;
   uint64_t raw_bytes_ = 0;
+  // Reused from block to block: a fresh multi-MiB buffer per block costs
+  // page faults and zero-filling in a large transaction's capture.
+  std::string raw_, comp_;
 };
 
 std::string EncodeSegmentHeader(const SegmentHeader& h);

@@ -1,5 +1,8 @@
 #include "wal/wal_index.h"
 
+#include <algorithm>
+#include <unordered_set>
+
 namespace replite {
 
 Status WalPageIndex::AddFrames(const WalReader& wal, uint64_t from, uint64_t to, std::vector<uint32_t>* pgnos) {
@@ -13,9 +16,13 @@ Status WalPageIndex::AddFrames(const WalReader& wal, uint64_t from, uint64_t to,
   return Status::OK();
 }
 
-void TxPages(const WalScan& scan, const WalTx& tx, std::map<uint32_t, uint64_t>* pages) {
-  pages->clear();
-  for (uint64_t f = tx.first; f < tx.end; f++) (*pages)[scan.pgnos[f - scan.start]] = f;
+void TxFinalFrames(const WalScan& scan, const WalTx& tx, std::vector<uint64_t>* frames) {
+  frames->clear();
+  std::unordered_set<uint32_t> seen;
+  seen.reserve(static_cast<size_t>(tx.end - tx.first));
+  for (uint64_t f = tx.end; f-- > tx.first;)
+    if (seen.insert(scan.pgnos[f - scan.start]).second) frames->push_back(f);
+  std::reverse(frames->begin(), frames->end());
 }
 
 }  // namespace replite

@@ -1,5 +1,5 @@
 // Frame indexes of one WAL epoch: which frame holds the latest version of
-// each page (WalPageIndex), the pages a transaction wrote (TxPages), and the
+// each page (WalPageIndex), the frames holding the pages a transaction wrote (TxFinalFrames), and the
 // page numbers of an epoch's frames kept between captures (WalFrameIndex).
 //
 // Value types; not thread-safe.
@@ -7,7 +7,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <unordered_map>
 #include <vector>
 
@@ -41,9 +40,11 @@ class WalPageIndex {
   std::unordered_map<uint32_t, uint64_t> frames_;
 };
 
-// The pages transaction `tx` of `scan` wrote, each with its latest frame in
-// the transaction, in page order.
-void TxPages(const WalScan& scan, const WalTx& tx, std::map<uint32_t, uint64_t>* pages);
+// The frames of transaction `tx` of `scan` that hold the last version of
+// their page in it, in frame order: a page SQLite wrote more than once in
+// one transaction (its cache spilled, then the page changed again) has only
+// its last frame here. Reading them in this order is sequential.
+void TxFinalFrames(const WalScan& scan, const WalTx& tx, std::vector<uint64_t>* frames);
 
 // Page numbers of the WAL frames of one epoch (frame i holds page
 // pgnos[i]), kept by the caller between captures of a hot database so that

@@ -145,4 +145,35 @@ Status WalReader::ReadPage(uint64_t frame, uint32_t pgno, char* page) const {
   return Status::OK();
 }
 
+WalFrameCursor::WalFrameCursor(const WalReader* wal, uint64_t end, size_t max_read_bytes) : wal_(wal), end_(end) {
+  const uint64_t fsz = kWalFrameHeaderSize + uint64_t(wal->page_size());
+  chunk_frames_ = std::max<uint64_t>(1, max_read_bytes / fsz);
+}
+
+Status WalFrameCursor::Page(uint64_t frame, uint32_t pgno, const char** page) {
+  if (wal_->file() == nullptr) return NotOpen();
+  if (frame >= end_) return Status::Internal("WAL frame " + std::to_string(frame) + " read past the scanned end");
+  const uint64_t fsz = kWalFrameHeaderSize + uint64_t(wal_->page_size());
+  if (frame < first_ || frame >= first_ + count_) {
+    const uint64_t n = std::min(chunk_frames_, end_ - frame);
+    if (!buf_) buf_.reset(new unsigned char[chunk_frames_ * fsz]);  // not zeroed: the read fills it
+    count_ = 0;
+    size_t got = 0;
+    Status s = wal_->file()->Read(buf_.get(), static_cast<size_t>(n * fsz), WalFrameOffset(wal_->page_size(), frame),
+                                  &got);
+    if (!s.ok()) return s;
+    if (got != n * fsz)
+      return Status::Unavailable("WAL " + wal_->file()->path() + " shrank during capture (will retry)");
+    first_ = frame;
+    count_ = n;
+  }
+  const unsigned char* f = buf_.get() + (frame - first_) * fsz;
+  const WalFrameHeader fh = ParseWalFrameHeader(f);
+  const WalHeader& h = wal_->header();
+  if (fh.salt1 != h.salt1 || fh.salt2 != h.salt2 || fh.pgno != pgno)
+    return Status::Unavailable("WAL " + wal_->file()->path() + " was rewritten during capture (will retry)");
+  *page = reinterpret_cast<const char*>(f + kWalFrameHeaderSize);
+  return Status::OK();
+}
+
 }  // namespace replite

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "replite/status.h"
@@ -109,6 +110,29 @@ class WalReader {
   uint64_t size_ = 0;
   bool has_header_ = false;
   WalHeader hdr_;
+};
+
+// The pages of a scanned epoch's frames, read in big sequential reads:
+// the encode pass after ScanCommitted asks for frames in ascending order
+// and gets them from one buffer of up to WalReader::Options::max_read_bytes
+// refilled a chunk at a time, instead of one read per page. A frame before
+// the buffer is read again (any order works; ascending is the fast one).
+// Frames at or after `end` are never read.
+class WalFrameCursor {
+ public:
+  WalFrameCursor(const WalReader* wal, uint64_t end, size_t max_read_bytes = 1u << 20);
+  // The page of `frame` (valid until the next call), checking that the
+  // frame still holds page `pgno` under the epoch's salts: kUnavailable if
+  // the WAL was rewritten or shrank since the scan (a restart), kInternal
+  // for a frame at or past `end`.
+  Status Page(uint64_t frame, uint32_t pgno, const char** page);
+
+ private:
+  const WalReader* wal_;
+  uint64_t end_;
+  uint64_t chunk_frames_;
+  std::unique_ptr<unsigned char[]> buf_;
+  uint64_t first_ = 0, count_ = 0;  // frames [first_, first_ + count_) are in buf_
 };
 
 }  // namespace replite
