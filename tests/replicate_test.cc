@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -656,4 +657,43 @@ TEST_CASE("after a crash a saved position that lags the replica does not number 
   f.CheckRestore(ro, toggled, t2);  // still the state it was reported durable with
   f.CheckLatest(latest);
   REQUIRE(f.r->Close().ok());
+}
+
+// WaitDurable answered only when the whole job ended, after the checkpoint
+// that follows a capture: behind an application's write transaction that
+// checkpoint waits the capture's busy timeout (5 s), and a 1 GB
+// transaction's checkpoint (SQLite copying the WAL into the database)
+// doubled the wait. It now returns once the capture is in the replica.
+TEST_CASE("WaitDurable returns when the capture is durable and does not wait for the checkpoint after it", "[e2e]") {
+  test::TempDir dir;
+  const std::string db = dir / "app.db";
+  test::Writer w(db);
+  w.Exec("CREATE TABLE t(v)");
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.logger = [](const std::string&) {};
+  o.defaults.replica_url = dir.url("replica");
+  o.defaults.poll_interval_ms = 0;
+  o.defaults.checkpoint_pages = 1;  // every capture is followed by a checkpoint
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  REQUIRE(r->Add(db).ok());
+  REQUIRE(r->Sync(db).ok());
+  w.Exec("INSERT INTO t VALUES (randomblob(5000))");
+  // Another connection holds the write lock: our capture reads under it,
+  // but the checkpoint after it needs the lock and waits for it.
+  test::Writer other(db);
+  other.Exec("BEGIN IMMEDIATE");
+  const auto t0 = std::chrono::steady_clock::now();
+  uint64_t txid = 0;
+  REQUIRE(r->WaitDurable(db, 20000, &txid).ok());
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(txid == 2);
+  CHECK(waited < 2.5);  // the checkpoint waits 5 s for the lock
+  other.Exec("COMMIT");
+  REQUIRE(r->Close().ok());
+  RestoreResult rr;
+  CHECK(test::RestoreContent(dir.url("replica"), dir / "out.db", 0, &rr) == test::DumpContent(db));
+  CHECK(rr.txid == 2);
+  CHECK(rr.checksum_verified);
 }

@@ -84,6 +84,9 @@ struct DbSlot {
   uint32_t spooled GUARDED_BY(stripe) = 0;         // segments waiting in the upload spool (captured, not yet durable)
   uint32_t req_seq GUARDED_BY(stripe) = 0;
   uint32_t done_seq GUARDED_BY(stripe) = 0;
+  // The req_seq of the last job whose capture became durable: WaitDurable
+  // callers up to it return then, not after the checkpoint that follows.
+  uint32_t durable_seq GUARDED_BY(stripe) = 0;
   uint64_t timer_seq GUARDED_BY(stripe) = 0;       // the armed poll timer entry (TimerKind::kPoll); stale entries carry another value
   int64_t wal_size GUARDED_BY(stripe) = -1;        // WAL stat at the last capture
   int64_t wal_mtime_ns GUARDED_BY(stripe) = -1;

@@ -413,7 +413,12 @@ Status ReplicatorImpl::Request(const std::string& path, bool snapshot, bool chec
   // keeps waiting through failed attempts (the job retries on its own,
   // and spooled segments drain once the store answers) until a job
   // succeeds or the deadline passes.
-  auto reached = [&]() REQUIRES(slot->stripe) { return int32_t(slot->done_seq - seq) >= 0 && (!through_errors || !slot->has_error); };
+  // WaitDurable is answered as soon as a job that started after the request
+  // made its capture durable, before that job's checkpoint.
+  auto reached = [&]() REQUIRES(slot->stripe) {
+    return (int32_t(slot->done_seq - seq) >= 0 && (!through_errors || !slot->has_error)) ||
+           (through_errors && int32_t(slot->durable_seq - seq) >= 0);
+  };
   // Close releases every waiter once its last jobs ended (stopped_).
   auto done = [&]() REQUIRES(slot->stripe) { return reached() || slot->removed || stopped_; };
   if (timeout_ms < 0) {

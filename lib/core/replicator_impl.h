@@ -116,6 +116,7 @@ class ReplicatorImpl final : public Replicator {
     bool forced = false;    // a request or a commit: capture even if the WAL stat did not change
     bool snap = false, ckpt = false, trunc = false;
     bool probe = false;     // the application waits: try the store even during its backoff
+    uint32_t seq = 0;       // the slot's req_seq when the job started (requests it answers)
   };
 
   // ---- facade helpers (core/replicator.cc) ----
@@ -171,7 +172,9 @@ class ReplicatorImpl final : public Replicator {
   Status DropSpooled(DbSlot& s, const ReplicaRef& ref);
   void ReleaseLease(DbSlot& s);
   void CountEpochChecksum(const DbSlot& s, const CaptureResult& r);
-  void PublishDurable(DbSlot& s, uint64_t txid, int64_t* durable_ms);
+  // Everything up to `txid` is durable (unless segments wait in the spool);
+  // so is every request up to `seq`, whose WaitDurable callers wake now.
+  void PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int64_t* durable_ms);
   static void CleanupCapture(const CaptureResult& res);
   Status Ship(DbSlot& s, const ReplicaRef& ref, bool probe, CaptureResult& res, Status* store_err);
   Status StoreDownStatus(const ReplicaRef& ref);

@@ -248,7 +248,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   if (!cs.ok()) return cs;
   // Durable now: the application learns it before the checkpoint below
   // (which may wait for SQLite's fsyncs) runs.
-  PublishDurable(s, res.pos.txid, durable_ms);
+  PublishDurable(s, res.pos.txid, sr.seq, durable_ms);
   const bool epoch_full = may_checkpoint && !res.pos.expect_restart && res.wal_frames >= o.checkpoint_pages;
   if ((req.checkpoint && (res.has_segment || res.has_snapshot)) || (epoch_full && !req.checkpoint)) {
     // Now that the capture is durable (or spooled), checkpoint it
@@ -302,7 +302,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     m_.Add("replite_transactions_total", group, double(res.pos.txid - pos.txid));
   if (res.new_generation) m_.Add("replite_generations_started_total", group);
   if (res.checkpointed_frames >= 0) m_.Add("replite_checkpoints_total", group);
-  PublishDurable(s, res.pos.txid, durable_ms);  // what the checkpoint's capture added
+  PublishDurable(s, res.pos.txid, sr.seq, durable_ms);  // what the checkpoint's capture added
   // Retention has nothing to delete right after the first snapshot of a
   // replica's first generation (a new database).
   if (res.has_snapshot && !(res.new_generation && pos.txid == 0)) {
@@ -445,12 +445,18 @@ void ReplicatorImpl::CountEpochChecksum(const DbSlot& s, const CaptureResult& r)
          {{"group", s.cfg->opts.metrics_group}, {"result", r.epoch_checksum == 1 ? "adopted" : "mismatch"}});
 }
 
-void ReplicatorImpl::PublishDurable(DbSlot& s, uint64_t txid, int64_t* durable_ms) {
+void ReplicatorImpl::PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int64_t* durable_ms) {
   uint64_t before, after;
   {
     MutexLock l(Stripe(s));
     before = s.durable_txid;
-    if (s.spooled == 0) s.durable_txid = std::max(s.durable_txid, txid);
+    if (s.spooled == 0) {
+      s.durable_txid = std::max(s.durable_txid, txid);
+      if (int32_t(seq - s.durable_seq) > 0) {
+        s.durable_seq = seq;
+        Cv(s).notify_all();
+      }
+    }
     after = s.durable_txid;
   }
   if (after == before) return;
