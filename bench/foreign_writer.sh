@@ -8,7 +8,7 @@
 #   bench/foreign_writer.sh [BUILD_DIR]    # default BUILD_DIR: build
 #
 # Env: RATE (default 200), SECONDS_ (default 60), SAMPLES (restores at
-# random txids, default 20).
+# random txids, default 20), SYNC_MS (replicate -sync-ms, default: the CLI's 50).
 set -euo pipefail
 BUILD=${1:-build}
 CLI="$BUILD/replite"
@@ -21,7 +21,7 @@ import sqlite3, sys
 c = sqlite3.connect(sys.argv[1]); c.execute("PRAGMA journal_mode=WAL")
 c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"); c.commit(); c.close()
 PY
-"$CLI" replicate -state "$d/state" "$d/app.db" "file://$d/replica" > "$d/replicate.log" 2>&1 &
+"$CLI" replicate -state "$d/state" ${SYNC_MS:+-sync-ms "$SYNC_MS"} "$d/app.db" "file://$d/replica" > "$d/replicate.log" 2>&1 &
 pid=$!
 sleep 1.5
 python3 - "$d/app.db" "$RATE" "$SECS" <<'PY'
