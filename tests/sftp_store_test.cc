@@ -278,54 +278,6 @@ TEST_CASE("sftp: all databases share a bounded number of SSH sessions through th
 
 TEST_CASE("sftp: replicate a varied workload and restore it through sftp on sshd", "[sftp][e2e]") {
   SshdServer* d = test::SshdForTest();
-  const std::string url = d->Url("e2e/tenants/app");
   test::TempDir dir;
-  const std::string db = dir / "app.db";
-  test::Writer w(db);
-  w.Exec("CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, n INTEGER, data BLOB)");
-  w.Exec("CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB)");
-  ReplicatorOptions o;
-  o.state_dir = dir / "state";
-  o.logger = [](const std::string&) {};
-  o.defaults.replica_url = url;
-  o.defaults.poll_interval_ms = 0;
-  o.defaults.checkpoint_pages = 50;  // several checkpoints inside 80 transactions
-  std::unique_ptr<Replicator> r;
-  REQUIRE(Replicator::Open(o, &r).ok());
-  REQUIRE(r->Add(db).ok());
-  uint64_t txid = 0;
-  REQUIRE(r->Sync(db, &txid).ok());
-  std::map<uint64_t, std::pair<std::string, uint64_t>> points;  // txid -> (content, checksum)
-  std::mt19937 rng(17);
-  for (int i = 0; i < 80; i++) {
-    if (i == 40) {
-      w.Exec("VACUUM");
-    } else {
-      test::MutateVaried(w, rng, i);
-    }
-    txid++;
-    const bool sample = i % 23 == 0 || i == 40 || i == 79;
-    if (sample) points[txid] = {test::DumpContent(db), test::LiveChecksum(db)};
-    if (sample || rng() % 3 == 0) {
-      uint64_t got = 0;
-      REQUIRE(r->Sync(db, &got).ok());
-      REQUIRE(got == txid);
-    }
-  }
-  DatabaseStatus st;
-  REQUIRE(r->GetStatus(db, &st).ok());
-  CHECK(st.checkpoints > 0);
-  REQUIRE(r->Close().ok());
-  int n = 0;
-  for (const auto& [t, p] : points) {
-    RestoreOptions ro;
-    ro.txid = t;
-    test::CheckRestore(url, dir / ("r" + std::to_string(n++) + ".db"), ro, t, p.second, p.first);
-  }
-  RestoreResult rr;
-  const std::string latest = dir / "latest.db";
-  REQUIRE(Restore(url, latest, RestoreOptions(), &rr).ok());
-  CHECK(rr.txid == txid);
-  CHECK(test::IntegrityCheck(latest) == "ok\n");
-  CHECK(test::DumpContent(latest) == points.rbegin()->second.first);
+  test::ReplicateVariedAndRestore(d->Url("e2e/tenants/app"), dir, 80, 17, 23);
 }

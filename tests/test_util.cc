@@ -218,6 +218,58 @@ void CheckRestore(const std::string& url, const std::string& out, const RestoreO
   CHECK(DumpContent(out) == content);
 }
 
+void ReplicateVariedAndRestore(const std::string& url, const TempDir& dir, int txs, uint32_t seed, int sample_every) {
+  const std::string db = dir / "app.db";
+  Writer w(db);
+  w.Exec("CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, n INTEGER, data BLOB)");
+  w.Exec("CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB)");
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.logger = [](const std::string&) {};
+  o.defaults.replica_url = url;
+  o.defaults.poll_interval_ms = 0;
+  o.defaults.checkpoint_pages = 50;  // several checkpoints inside the run
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  REQUIRE(r->Add(db).ok());
+  uint64_t txid = 0;
+  REQUIRE(r->Sync(db, &txid).ok());
+  std::map<uint64_t, std::pair<std::string, uint64_t>> points;  // txid -> (content, checksum)
+  std::mt19937 rng(seed);
+  const int vacuum_at = txs / 2;
+  for (int i = 0; i < txs; i++) {
+    if (i == vacuum_at) {
+      w.Exec("VACUUM");
+    } else {
+      MutateVaried(w, rng, i);
+    }
+    txid++;
+    const bool sample = i % sample_every == 0 || i == vacuum_at || i == txs - 1;
+    if (sample) points[txid] = {DumpContent(db), LiveChecksum(db)};
+    if (sample || rng() % 3 == 0) {
+      uint64_t got = 0;
+      REQUIRE(r->Sync(db, &got).ok());
+      REQUIRE(got == txid);
+    }
+  }
+  DatabaseStatus st;
+  REQUIRE(r->GetStatus(db, &st).ok());
+  CHECK(st.checkpoints > 0);
+  REQUIRE(r->Close().ok());
+  int n = 0;
+  for (const auto& [t, p] : points) {
+    RestoreOptions ro;
+    ro.txid = t;
+    CheckRestore(url, dir / ("r" + std::to_string(n++) + ".db"), ro, t, p.second, p.first);
+  }
+  RestoreResult rr;
+  const std::string latest = dir / "latest.db";
+  REQUIRE(Restore(url, latest, RestoreOptions(), &rr).ok());
+  CHECK(rr.txid == txid);
+  CHECK(IntegrityCheck(latest) == "ok\n");
+  CHECK(DumpContent(latest) == points.rbegin()->second.first);
+}
+
 ReplicaUrl ParsedUrl(const std::string& url) {
   ReplicaUrl u;
   Status st = ParseReplicaUrl(url, &u);

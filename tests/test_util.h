@@ -84,6 +84,12 @@ std::string RestoreContent(const std::string& url, const std::string& out, uint6
 // commit: txid, verified checksum, PRAGMA integrity_check and content.
 void CheckRestore(const std::string& url, const std::string& out, const RestoreOptions& ro, uint64_t txid,
                   uint64_t checksum, const std::string& content);
+// A backend's end-to-end check: replicates `txs` transactions of
+// MutateVaried (a VACUUM halfway) from a new database in `dir` to `url`,
+// checkpointing every 50 pages, syncing after some of them; then restores
+// every sampled txid (every `sample_every`-th, the VACUUM's and the last)
+// and the latest, each checked exactly (CheckRestore).
+void ReplicateVariedAndRestore(const std::string& url, const TempDir& dir, int txs, uint32_t seed, int sample_every);
 
 // Sum of every series of metric `name` in Prometheus text; FAILs if the text
 // does not export `name` at all (so a renamed metric cannot pass "== 0").
