@@ -16,6 +16,8 @@
 #include "moto_server.h"
 #include "replite/replite.h"
 #include "store/replica_url.h"
+#include "util/coding.h"
+#include "wal/wal_format.h"
 
 extern char** environ;
 
@@ -203,6 +205,25 @@ testing::SshdServer* SshdForTest() {
   testing::SshdServer* s = testing::SshdServer::Shared(&why);
   if (!s) FAIL("sshd cannot start (CI must not skip the SFTP suite): " << why);
   return s;
+}
+
+std::string RechainWal(const std::string& wal, bool big_endian) {
+  std::string b = wal;
+  unsigned char* p = reinterpret_cast<unsigned char*>(b.data());
+  PutBE32(p, big_endian ? kWalMagicBE : kWalMagicLE);
+  uint32_t s1 = 0, s2 = 0;
+  WalChecksum(big_endian, p, 24, &s1, &s2);
+  PutBE32(p + 24, s1);
+  PutBE32(p + 28, s2);
+  const uint32_t ps = GetBE32(p + 8);
+  const size_t fsz = kWalFrameHeaderSize + ps;
+  for (size_t off = kWalHeaderSize; off + fsz <= b.size(); off += fsz) {
+    WalChecksum(big_endian, p + off, 8, &s1, &s2);
+    WalChecksum(big_endian, p + off + kWalFrameHeaderSize, ps, &s1, &s2);
+    PutBE32(p + off + 16, s1);
+    PutBE32(p + off + 20, s2);
+  }
+  return b;
 }
 
 void CheckRestore(const std::string& url, const std::string& out, const RestoreOptions& ro, uint64_t txid,

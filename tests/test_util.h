@@ -74,6 +74,10 @@ class Writer {
 // insert. Always exactly one committed transaction.
 void MutateVaried(Writer& w, std::mt19937& rng, int i);
 
+// The WAL bytes `wal` with its header magic and whole checksum chain
+// recomputed in the given byte order (what a machine of that order writes).
+std::string RechainWal(const std::string& wal, bool big_endian);
+
 // Every table's rows (ordered), the schema and user_version as one string.
 std::string DumpContent(const std::string& db_path);
 // Restores `url` at `txid` (0 = latest) into a fresh file `out`, REQUIREs

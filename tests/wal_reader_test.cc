@@ -79,27 +79,6 @@ WalScan ScanFrom0(const StringFile& f, WalReader::Options o = {}) {
 
 size_t FrameSize(const std::string& wal) { return kWalFrameHeaderSize + GetBE32(wal.data() + 8); }
 
-// Recomputes the whole checksum chain in the given byte order (what a
-// machine of that order writes).
-std::string Rechain(const std::string& wal, bool big_endian) {
-  std::string b = wal;
-  unsigned char* p = reinterpret_cast<unsigned char*>(b.data());
-  PutBE32(p, big_endian ? kWalMagicBE : kWalMagicLE);
-  uint32_t s1 = 0, s2 = 0;
-  WalChecksum(big_endian, p, 24, &s1, &s2);
-  PutBE32(p + 24, s1);
-  PutBE32(p + 28, s2);
-  const uint32_t ps = GetBE32(p + 8);
-  const size_t fsz = kWalFrameHeaderSize + ps;
-  for (size_t off = kWalHeaderSize; off + fsz <= b.size(); off += fsz) {
-    WalChecksum(big_endian, p + off, 8, &s1, &s2);
-    WalChecksum(big_endian, p + off + kWalFrameHeaderSize, ps, &s1, &s2);
-    PutBE32(p + off + 16, s1);
-    PutBE32(p + off + 20, s2);
-  }
-  return b;
-}
-
 // A WAL that no fixed buffer holds: `frames` frames of `page_size` with the
 // given salts, a commit every `commit_every` frames (and at the end).
 std::string SyntheticWal(uint32_t page_size, uint64_t frames, uint64_t commit_every, bool big_endian) {
@@ -119,7 +98,7 @@ std::string SyntheticWal(uint32_t page_size, uint64_t frames, uint64_t commit_ev
     PutBE32(fh + 12, 0x55667788);
     std::memset(fh + kWalFrameHeaderSize, static_cast<int>(f & 0xff), page_size);
   }
-  return Rechain(b, big_endian);
+  return test::RechainWal(b, big_endian);
 }
 
 }  // namespace
@@ -288,7 +267,7 @@ TEST_CASE("WalReader sees a WAL restart as new salts and refuses rewritten frame
 TEST_CASE("WalReader verifies big-endian checksums like little-endian ones", "[wal]") {
   test::TempDir dir;
   StringFile le(SqliteWal(dir, 4096, 4));
-  StringFile be(Rechain(le.data(), true));
+  StringFile be(test::RechainWal(le.data(), true));
   const WalScan a = ScanFrom0(le), b = ScanFrom0(be);
   CHECK(b.end == a.end);
   CHECK(b.txs.size() == a.txs.size());

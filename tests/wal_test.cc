@@ -43,27 +43,6 @@ Scan ScanAll(const std::string& wal) {
   return out;
 }
 
-// Rewrites a little-endian-checksum WAL with big-endian checksums (what a
-// big-endian machine writes), recomputing the whole chain.
-std::string ToBigEndian(const std::string& wal) {
-  std::string b = wal;
-  unsigned char* p = reinterpret_cast<unsigned char*>(b.data());
-  PutBE32(p, kWalMagicBE);
-  uint32_t s1 = 0, s2 = 0;
-  WalChecksum(true, p, 24, &s1, &s2);
-  PutBE32(p + 24, s1);
-  PutBE32(p + 28, s2);
-  const uint32_t ps = GetBE32(p + 8);
-  const size_t fsz = kWalFrameHeaderSize + ps;
-  for (size_t off = kWalHeaderSize; off + fsz <= b.size(); off += fsz) {
-    WalChecksum(true, p + off, 8, &s1, &s2);
-    WalChecksum(true, p + off + kWalFrameHeaderSize, ps, &s1, &s2);
-    PutBE32(p + off + 16, s1);
-    PutBE32(p + off + 20, s2);
-  }
-  return b;
-}
-
 }  // namespace
 
 TEST_CASE("xxh64 matches the reference values", "[wal][hash]") {
@@ -93,11 +72,11 @@ TEST_CASE("big-endian checksums verify like little-endian ones", "[wal]") {
   test::TempDir dir;
   std::string wal = MakeWal(dir, 4096, 4);
   Scan le = ScanAll(wal);
-  Scan be = ScanAll(ToBigEndian(wal));
+  Scan be = ScanAll(test::RechainWal(wal, true));
   CHECK(be.frames == le.frames);
   CHECK(be.commits == le.commits);
   // And a little-endian reader must not accept big-endian sums.
-  std::string mixed = ToBigEndian(wal);
+  std::string mixed = test::RechainWal(wal, true);
   PutBE32(mixed.data(), kWalMagicLE);
   WalHeader h;
   CHECK_FALSE(ParseWalHeader(reinterpret_cast<const unsigned char*>(mixed.data()), mixed.size(), &h).ok());
