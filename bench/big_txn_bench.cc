@@ -135,6 +135,14 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(base + "/baseline");
   uint64_t zbytes_file = 0;
   const double zstd_file_s = ZstdFile(db_path + "-wal", &zbytes_file, base + "/baseline/wal.zst");
+  // And the zstd command itself, when installed: `zstd -1 -T1 WAL -o OUT`
+  // (reads the file, writes the output to the page cache, no fsync).
+  double zstd_cli_s = -1;
+  if (std::system("command -v zstd >/dev/null 2>&1") == 0) {
+    const double t = Now();
+    const std::string cmd = "zstd -q -f -1 -T1 '" + db_path + "-wal' -o '" + base + "/baseline/cli.zst'";
+    if (std::system(cmd.c_str()) == 0) zstd_cli_s = Now() - t;
+  }
   std::filesystem::remove_all(base + "/baseline");
 
   const double rss_before = RssMb();
@@ -164,10 +172,11 @@ int main(int argc, char** argv) {
   std::printf("baseline zstd -1 -T1 over the WAL's bytes:   %.2f s (CPU %.2f s) -> %.1f MB\n", zstd_s, zstd_cpu,
               zbytes / 1e6);
   std::printf("baseline zstd -1 -T1 to a file, fsynced:      %.2f s\n", zstd_file_s);
+  if (zstd_cli_s >= 0) std::printf("baseline command zstd -1 -T1 WAL -o OUT:     %.2f s\n", zstd_cli_s);
   std::printf("COMMIT -> durable (capture + upload, txid %llu): %.2f s (%.2fx zstd in memory, %.2fx zstd to a "
-              "durable file), uploaded %.1f MB\n",
+              "durable file, %.2fx the zstd command), uploaded %.1f MB\n",
               (unsigned long long)txid, durable_s, durable_s / zstd_s, durable_s / zstd_file_s,
-              ds.bytes_uploaded / 1e6);
+              zstd_cli_s > 0 ? durable_s / zstd_cli_s : 0.0, ds.bytes_uploaded / 1e6);
   std::printf("  CPU during that wait (every thread): %.2f s (%.2fx zstd's CPU)\n", durable_cpu, durable_cpu / zstd_cpu);
   std::printf("  the job, with the checkpoint that follows: %.2f s\n", job_s);
   std::printf("RSS: %.0f MB before the capture, peak %.0f MB (memory cap %llu MB)\n", rss_before, peak,
