@@ -9,6 +9,7 @@
 #include <map>
 #include <vector>
 
+#include "core/block_pipeline.h"
 #include "core/sqlite_conn.h"
 #include "core/sqlite_files.h"
 #include "core/snapshot_check.h"
@@ -465,6 +466,8 @@ class Capture {
     SegmentBuilder builder(seg.sink(), h, req_.zstd_level);
     s = builder.Start();
     if (!s.ok()) return s;
+    // Declared after the builder: stopped before it goes.
+    BlockPipeline pipe(&builder, uint64_t(scan.pgnos.size()) * ps > BlockPipeline::kThreadedBytes);
 
     uint64_t c = pos_.checksum;
     uint64_t txid = pos_.txid;
@@ -510,10 +513,8 @@ class Capture {
         blk_pgnos.push_back(pgno);
         blk_pages.append(newp, ps);
         if (blk_pgnos.size() == kMaxPagesPerBlock) {
-          s = builder.AddBlock(txid, ts, n_after, 0, 0, blk_pgnos, blk_pages);
+          s = pipe.Add(txid, ts, n_after, 0, 0, &blk_pgnos, &blk_pages);
           if (!s.ok()) return s;
-          blk_pgnos.clear();
-          blk_pages.clear();
         }
       }
       // Pages added by growth but not written: zeros (see FORMAT.md).
@@ -531,9 +532,11 @@ class Capture {
       for (uint64_t frame : frames) src.SetFrame(scan.pgnos[frame - scan.start], frame);
       src.SetPages(n_after);
       // The checksum goes into the transaction's last block.
-      s = builder.AddBlock(txid, ts, n_after, c, kBlockTxEnd, blk_pgnos, blk_pages);
+      s = pipe.Add(txid, ts, n_after, c, kBlockTxEnd, &blk_pgnos, &blk_pages);
       if (!s.ok()) return s;
     }
+    s = pipe.Drain();
+    if (!s.ok()) return s;
 
     // Did an application checkpoint copy frames past our position into the
     // database file while we read old page versions from it?
@@ -640,6 +643,7 @@ class Capture {
     SegmentBuilder builder(seg.sink(), h, req_.zstd_level);
     s = builder.Start();
     if (!s.ok()) return s;
+    BlockPipeline pipe(&builder, uint64_t(scan.pgnos.size()) * ps > BlockPipeline::kThreadedBytes);
     uint64_t txid = pos_.txid;
     WalFrameCursor cursor(&wal_.r, scan.end);
     std::vector<uint64_t> frames;
@@ -661,16 +665,16 @@ class Capture {
         pg.push_back(pgno);
         data.append(newp, ps);
         if (pg.size() == kMaxPagesPerBlock) {
-          s = builder.AddBlock(txid, req_.now_ms, tx.db_pages, 0, 0, pg, data);
+          s = pipe.Add(txid, req_.now_ms, tx.db_pages, 0, 0, &pg, &data);
           if (!s.ok()) return s;
-          pg.clear();
-          data.clear();
         }
       }
-      s = builder.AddBlock(txid, req_.now_ms, tx.db_pages, last ? final_checksum : 0,
-                           kBlockTxEnd | (last ? 0 : kBlockNoChecksum), pg, data);
+      s = pipe.Add(txid, req_.now_ms, tx.db_pages, last ? final_checksum : 0,
+                   kBlockTxEnd | (last ? 0 : kBlockNoChecksum), &pg, &data);
       if (!s.ok()) return s;
     }
+    s = pipe.Drain();
+    if (!s.ok()) return s;
     return FinishSegment(&builder, &seg, ps, txid, req_.now_ms, final_checksum, scan.txs.back().db_pages, np);
   }
 
