@@ -776,6 +776,7 @@ class Capture {
       s = check.Open(req_.spool_dir, ps);
       if (!s.ok()) return s;
     }
+    BlockPipeline pipe(&builder, uint64_t(pages) * ps > BlockPipeline::kThreadedBytes);
     uint64_t c = 0;
     std::vector<uint32_t> pg;
     std::string data, page;
@@ -791,16 +792,16 @@ class Capture {
       pg.push_back(p);
       data += page;
       if (pg.size() == kMaxPagesPerBlock || p == pages) {
-        s = builder.AddBlock(txid, req_.now_ms, pages, c, p == pages ? kBlockTxEnd : 0, pg, data);
+        s = pipe.Add(txid, req_.now_ms, pages, c, p == pages ? kBlockTxEnd : 0, &pg, &data);
         if (!s.ok()) return s;
-        pg.clear();
-        data.clear();
       }
     }
     if (pages == 0) {
-      s = builder.AddBlock(txid, req_.now_ms, 0, 0, kBlockTxEnd, pg, data);
+      s = pipe.Add(txid, req_.now_ms, 0, 0, kBlockTxEnd, &pg, &data);
       if (!s.ok()) return s;
     }
+    s = pipe.Drain();
+    if (!s.ok()) return s;
     SegmentHeader fh;
     fh.first_txid = fh.last_txid = txid;
     fh.first_ts_ms = fh.last_ts_ms = req_.now_ms;
