@@ -16,10 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-port, pub_path, email, expires_in = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+port, pub_path, email, expires_in, prefix = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 with open(pub_path, "rb") as f:
     pub = serialization.load_pem_public_key(f.read())
 issued = 0
+live = {}  # token -> when it expires (time.time()), for /tokeninfo
 
 def unb64(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
@@ -37,10 +38,20 @@ class H(BaseHTTPRequestHandler):
     def issue(self):
         global issued
         issued += 1
-        self.reply(200, {"access_token": "ya29.fake-%d" % issued, "expires_in": expires_in, "token_type": "Bearer"})
+        token = "%s%d" % (prefix, issued)
+        live[token] = time.time() + expires_in
+        self.reply(200, {"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})
     def do_GET(self):
         if self.path == "/count":
             return self.reply(200, {"issued": issued})
+        if self.path.startswith("/tokeninfo?"):
+            # As Google's tokeninfo: seconds left of a token this server
+            # issued, 400 invalid_token for an unknown or expired one.
+            token = urllib.parse.parse_qs(self.path.split("?", 1)[1]).get("access_token", [""])[0]
+            left = live.get(token, 0) - time.time()
+            if left <= 0:
+                return self.reply(400, {"error": "invalid_token", "error_description": "Invalid Value"})
+            return self.reply(200, {"expires_in": str(int(left)), "scope": "https://www.googleapis.com/auth/devstorage.read_write"})
         if self.path == "/computeMetadata/v1/instance/service-accounts/default/token":
             if self.headers.get("Metadata-Flavor") != "Google":
                 return self.reply(403, {"error": "forbidden", "error_description": "Missing Metadata-Flavor:Google header."})
@@ -86,7 +97,7 @@ size_t Append(char* p, size_t s, size_t n, void* ud) {
 
 std::unique_ptr<FakeGoogleTokenServer> FakeGoogleTokenServer::Start(const std::string& public_key_pem,
                                                                     const std::string& client_email, int expires_in,
-                                                                    std::string* why) {
+                                                                    std::string* why, const std::string& token_prefix) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   std::unique_ptr<FakeGoogleTokenServer> f(new FakeGoogleTokenServer());
   const int port = FreePort();
@@ -107,7 +118,7 @@ std::unique_ptr<FakeGoogleTokenServer> FakeGoogleTokenServer::Start(const std::s
     }
   }
   f->pid_ = SpawnLogged({"python3", f->script_path_, std::to_string(port), public_key_pem, client_email,
-                         std::to_string(expires_in)},
+                         std::to_string(expires_in), token_prefix},
                         f->log_path_, why);
   if (f->pid_ < 0) return nullptr;
   FakeGoogleTokenServer* raw = f.get();
