@@ -21,7 +21,6 @@ lock = threading.Lock()
 buckets = {}   # name -> {key: object}
 uploads = {}   # upload id -> {"bucket", "key", "parts": {n: bytes}, "meta"}
 stats = {"requests": 0, "tokens": []}
-checked = {}   # token -> when it expires, as the token server said
 last_gen = [0]
 
 def new_generation():
@@ -30,19 +29,13 @@ def new_generation():
     return last_gen[0]
 
 def token_ok(token):
-    now = time.time()
-    with lock:
-        exp = checked.get(token)
-    if exp is None:
-        try:
-            url = token_server + "/tokeninfo?access_token=" + urllib.parse.quote(token, safe="")
-            with urllib.request.urlopen(url, timeout=5) as r:
-                exp = now + int(json.loads(r.read())["expires_in"])
-        except Exception:
-            return False
-        with lock:
-            checked[token] = exp
-    return now < exp
+    # Asked on every request, so a revoked token is refused at once.
+    try:
+        url = token_server + "/tokeninfo?access_token=" + urllib.parse.quote(token, safe="")
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return int(json.loads(r.read())["expires_in"]) > 0
+    except Exception:
+        return False
 
 def iso(t):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
@@ -141,7 +134,7 @@ class H(BaseHTTPRequestHandler):
             if not self.key:
                 if self.command != "GET":
                     return self.error(405, "MethodNotAllowed", "The specified method is not allowed.")
-                return self.list(objs)
+                return self.list_uploads() if "uploads" in self.q else self.list(objs)
             return getattr(self, "object_" + self.command)(objs)
 
     def list(self, objs):
@@ -168,6 +161,23 @@ class H(BaseHTTPRequestHandler):
         x.append("</ListBucketResult>")
         self.send(200, "".join(x).encode(), [("Content-Type", "application/xml; charset=UTF-8")])
 
+    def list_uploads(self):
+        prefix, max_uploads = self.q.get("prefix", ""), max(1, min(int(self.q.get("max-uploads", "1000")), 1000))
+        after = (self.q.get("key-marker", ""), self.q.get("upload-id-marker", ""))
+        ups = sorted((u["key"], uid) for uid, u in uploads.items()
+                     if u["bucket"] == self.bucket and u["key"].startswith(prefix) and (u["key"], uid) > after)
+        page, more = ups[:max_uploads], len(ups) > max_uploads
+        x = ["<?xml version='1.0' encoding='UTF-8'?><ListMultipartUploadsResult><Bucket>%s</Bucket>"
+             "<IsTruncated>%s</IsTruncated>" % (escape(self.bucket), "true" if more else "false")]
+        if more:
+            x.append("<NextKeyMarker>%s</NextKeyMarker><NextUploadIdMarker>%s</NextUploadIdMarker>"
+                     % (escape(page[-1][0]), page[-1][1]))
+        for key, uid in page:
+            x.append("<Upload><Key>%s</Key><UploadId>%s</UploadId><Initiated>%s</Initiated></Upload>"
+                     % (escape(key), uid, iso(uploads[uid]["initiated"])))
+        x.append("</ListMultipartUploadsResult>")
+        self.send(200, "".join(x).encode(), [("Content-Type", "application/xml; charset=UTF-8")])
+
     def object_PUT(self, objs):
         if "uploadId" in self.q:
             up = uploads.get(self.q["uploadId"])
@@ -187,7 +197,7 @@ class H(BaseHTTPRequestHandler):
     def object_POST(self, objs):
         if "uploads" in self.q:
             uid = uuid.uuid4().hex
-            uploads[uid] = {"key": self.key, "parts": {}, "meta": {k.lower(): v for k, v in self.headers.items()
+            uploads[uid] = {"key": self.key, "parts": {}, "bucket": self.bucket, "initiated": time.time(), "meta": {k.lower(): v for k, v in self.headers.items()
                                                                    if k.lower().startswith("x-goog-meta-")}}
             body = ("<?xml version='1.0' encoding='UTF-8'?><InitiateMultipartUploadResult><Bucket>%s</Bucket>"
                     "<Key>%s</Key><UploadId>%s</UploadId></InitiateMultipartUploadResult>"
@@ -236,6 +246,12 @@ class H(BaseHTTPRequestHandler):
         self.send(200, b"", self.object_headers(o))
 
     def object_DELETE(self, objs):
+        if "uploadId" in self.q:  # AbortMultipartUpload: the object is left alone
+            up = uploads.get(self.q["uploadId"])
+            if not up or up["key"] != self.key:
+                return self.error(404, "NoSuchUpload", "The requested upload was not found.")
+            del uploads[self.q["uploadId"]]
+            return self.send(204)
         if not objs.get(self.key):
             return self.error(404, "NoSuchKey", "The specified key does not exist.")
         if not self.precondition(objs):

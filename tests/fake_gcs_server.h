@@ -3,8 +3,9 @@
 // (the fake Google token servers run the same way). It behaves as GCS
 // does where the store depends on it:
 //   - every request needs "Authorization: Bearer TOKEN", and the token is
-//     checked with the token server's /tokeninfo (fake_google_token_server.h):
-//     unknown or expired tokens get 401 AuthenticationRequired;
+//     checked with the token server's /tokeninfo (fake_google_token_server.h)
+//     on every request: unknown, expired or revoked tokens get 401
+//     AuthenticationRequired;
 //   - objects have generation numbers (microseconds, strictly increasing),
 //     returned in x-goog-generation on PUT, GET and HEAD and <Generation>
 //     in listings; x-goog-if-generation-match: 0 (create only) or N
@@ -16,7 +17,8 @@
 //   - ListObjectsV2 (list-type=2) with max-keys, prefix and opaque
 //     continuation tokens;
 //   - 404 NoSuchKey / NoSuchBucket, including DELETE of a missing object;
-//   - S3-compatible XML multipart uploads (initiate, parts, complete).
+//   - S3-compatible XML multipart uploads (initiate, parts, complete,
+//     abort, list uploads with markers).
 // Buckets are created with PUT /BUCKET (authenticated). GET /_stats (no
 // auth) tells how many requests it served and which tokens it accepted.
 #pragma once

@@ -61,6 +61,12 @@ class H(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         form = urllib.parse.parse_qs(self.rfile.read(n).decode())
         bad = lambda why: self.reply(400, {"error": "invalid_grant", "error_description": why})
+        if self.path.startswith("/revoke?"):
+            # As Google's revoke endpoint: the token is dead at once.
+            token = urllib.parse.parse_qs(self.path.split("?", 1)[1]).get("token", [""])[0]
+            if live.pop(token, None) is None:
+                return self.reply(400, {"error": "invalid_token"})
+            return self.reply(200, {})
         if self.path != "/token":
             return self.reply(404, {"error": "not_found"})
         if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
@@ -133,6 +139,24 @@ FakeGoogleTokenServer::~FakeGoogleTokenServer() {
   StopChild(pid_);
   if (!script_path_.empty()) unlink(script_path_.c_str());
   if (!log_path_.empty()) unlink(log_path_.c_str());
+}
+
+bool FakeGoogleTokenServer::Revoke(const std::string& token) const {
+  CURL* e = curl_easy_init();
+  if (!e) return false;
+  std::string body;
+  const std::string url = endpoint_ + "/revoke?token=" + token;  // test tokens need no escaping
+  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 2000L);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
+  CURLcode rc = curl_easy_perform(e);
+  long code = 0;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_cleanup(e);
+  return rc == CURLE_OK && code == 200;
 }
 
 int FakeGoogleTokenServer::TokensIssued() const {

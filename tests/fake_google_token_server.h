@@ -8,8 +8,8 @@
 // own /token URL), the devstorage scope and a lifetime of at most an hour.
 // Tokens are "ya29.fake-N" (token_prefix + N) with the expires_in it was
 // told; GET /tokeninfo?access_token=T answers, as Google's does, how many
-// seconds T has left (400 invalid_token once expired or never issued
-// here): the fake GCS server (fake_gcs_server.h) checks bearer tokens
+// seconds T has left (400 invalid_token once expired, revoked or never
+// issued here): the fake GCS server (fake_gcs_server.h) checks bearer tokens
 // with it.
 #pragma once
 
@@ -32,6 +32,9 @@ class FakeGoogleTokenServer {
 
   const std::string& endpoint() const { return endpoint_; }  // "http://127.0.0.1:PORT"
   std::string host_port() const { return endpoint_.substr(7); }  // "127.0.0.1:PORT" (GCE_METADATA_HOST)
+  // Revokes a token it issued (POST /revoke?token=T, as Google's): from
+  // then on /tokeninfo refuses it. False if it was not live.
+  bool Revoke(const std::string& token) const;
   // Tokens issued so far (GET /count); -1 if the server does not answer.
   int TokensIssued() const;
 

@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <random>
@@ -136,6 +138,31 @@ TEST_CASE("gcs: one token for every bucket is refreshed before it expires", "[gc
   test::ClearGcsEnv();
 }
 
+TEST_CASE("gcs: a token revoked before its expiry is replaced once and the request goes through", "[gcs]") {
+  auto f = test::GcsFixture::Start();
+  f->CreateBucket("revoke");
+  auto http = NewClient();
+  auto tokens = std::make_shared<gcs::GcsTokenSource>(f->KeyFileConfig(), http, nullptr);
+  std::shared_ptr<ObjectStore> s;
+  REQUIRE(OpenGcsStore(test::ParsedUrl("gs://revoke?endpoint=" + f->gcs->endpoint()), tokens, http, nullptr,
+                       StoreConfig(), &s)
+              .ok());
+  REQUIRE(s->Put("a", "1").ok());
+  std::string old_token;
+  REQUIRE(tokens->Token(&old_token).ok());
+  REQUIRE(f->tokens->Revoke(old_token));
+  CHECK(f->gcs->Raw("GET", "/revoke/a", old_token) == 401);
+  const uint64_t before = http->Stats().requests;
+  Status st = s->Put("b", "2");
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+  CHECK(tokens->fetches() == 2);
+  CHECK(http->Stats().requests - before == 3);  // refused, token, accepted
+  std::string now;
+  REQUIRE(tokens->Token(&now).ok());
+  CHECK(now != old_token);
+}
+
 TEST_CASE("gcs: version tags are generation numbers and conditions follow them", "[gcs]") {
   auto f = test::GcsFixture::Start();
   f->CreateBucket("gen");
@@ -201,6 +228,25 @@ TEST_CASE("gcs: PutFile above the threshold goes multipart with the condition on
   CHECK(got == data);
   st = s->PutFile("big", dir / "big", create);  // exists: refused at completion, upload aborted
   CHECK(st.code() == Code::kFailedPrecondition);
+  REQUIRE(s->Get("big", &got).ok());  // the abort left the object alone
+  CHECK(got == data);
+  uint64_t removed = 9;
+  REQUIRE(s->RemoveAbandoned("", INT64_MAX, &removed).ok());
+  CHECK(removed == 0);  // nothing left behind
+
+  // Writers killed mid-upload leave uploads behind (started here by hand):
+  // removed once old enough, never younger ones or ones outside the prefix.
+  std::string token;
+  REQUIRE(gcs::GcsTokenSource(f->KeyFileConfig(), http, nullptr).Token(&token).ok());
+  for (const char* k : {"p/left-1", "p/left-2", "q/left-3"})
+    REQUIRE(f->gcs->Raw("POST", std::string("/multi/") + k + "?uploads", token) == 200);
+  const int64_t now_ms = static_cast<int64_t>(std::time(nullptr)) * 1000;
+  REQUIRE(s->RemoveAbandoned("p/", now_ms - 3600 * 1000, &removed).ok());
+  CHECK(removed == 0);  // all younger than an hour
+  REQUIRE(s->RemoveAbandoned("p/", now_ms + 1000, &removed).ok());
+  CHECK(removed == 2);
+  REQUIRE(s->RemoveAbandoned("", now_ms + 1000, &removed).ok());
+  CHECK(removed == 1);
 }
 
 TEST_CASE("gcs: 503s and 500s and resets are retried and a lost answer to a conditional put is recognised",

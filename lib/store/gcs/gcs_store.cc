@@ -143,6 +143,41 @@ class GcsStore final : public ObjectStore {
         [](size_t, const HttpResponse&) {});
   }
 
+  // Multipart uploads that writers killed mid-upload left under `prefix`
+  // (their parts are billed until aborted), as the S3 store does it.
+  Status RemoveAbandoned(const std::string& prefix, int64_t older_than_ms, uint64_t* removed) override {
+    if (removed) *removed = 0;
+    std::string key_marker, id_marker;
+    while (true) {
+      Call c = ObjectCall("ListMultipartUploads", "GET", "");
+      c.query = {{"uploads", ""}, {"prefix", prefix}};
+      if (config_.list_max_keys > 0 && config_.list_max_keys != 1000)
+        c.query.emplace_back("max-uploads", std::to_string(config_.list_max_keys));
+      if (!key_marker.empty()) c.query.emplace_back("key-marker", key_marker);
+      if (!id_marker.empty()) c.query.emplace_back("upload-id-marker", id_marker);
+      HttpResponse r;
+      Status s = Do(c, &r);
+      if (!s.ok()) return s;
+      s3::UploadsPage page;
+      if (!(s = s3::ParseListMultipartUploads(r.body, &page)).ok()) return s.Annotate(Where(c) + ": ");
+      for (const auto& u : page.uploads) {
+        if (u.initiated_ms == 0 || u.initiated_ms >= older_than_ms) continue;
+        Call abort = ObjectCall("AbortMultipartUpload", "DELETE", u.key);
+        abort.query = {{"uploadId", u.upload_id}};
+        HttpResponse ar;
+        s = Do(abort, &ar);
+        if (s.code() == Code::kNotFound) continue;  // completed or aborted meanwhile
+        if (!s.ok()) return s;
+        if (removed) (*removed)++;
+      }
+      if (!page.truncated) return Status::OK();
+      if (page.next_key_marker == key_marker && page.next_upload_id_marker == id_marker)
+        return Status::Corruption(Where(c) + ": the listing does not advance");
+      key_marker = page.next_key_marker;
+      id_marker = page.next_upload_id_marker;
+    }
+  }
+
   std::string Describe() const override { return describe_; }
 
  private:
@@ -282,7 +317,9 @@ class GcsStore final : public ObjectStore {
 
   // One request with retries (HttpRetry's rules); *r receives the last
   // response. The token is taken once: it is valid for minutes, enough
-  // for every retry.
+  // for every retry. A token refused (401) before its expiry, e.g.
+  // revoked, is dropped from the shared cache and the request tried once
+  // more with a new one.
   Status Do(const Call& c, HttpResponse* r, bool ok_416 = false) {
     std::string bearer;
     Status ts = Token(c, &bearer);
@@ -293,7 +330,8 @@ class GcsStore final : public ObjectStore {
           Build(c, bearer, req);
           return Status::OK();
         },
-        [&](const Status& t, const HttpResponse& resp) { return Classify(c, bearer, t, resp, ok_416); }, r);
+        [&](const Status& t, const HttpResponse& resp) { return Classify(c, bearer, t, resp, ok_416); }, r,
+        [&](const HttpResponse&) { return tokens_->Invalidate(bearer) && tokens_->Token(&bearer).ok(); });
   }
 
   // XML API multipart upload: initiate, parts in parallel through the

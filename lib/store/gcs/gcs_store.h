@@ -34,7 +34,11 @@
 // tests (path style, ENDPOINT/BUCKET/KEY); ca-file, insecure-skip-verify,
 // multipart-threshold and multipart-part-size as for s3://. Delete sends
 // one DELETE per key, up to 16 in flight (the XML API has no multi-object
-// delete). A token never appears in an error, a log or Describe().
+// delete). RemoveAbandoned aborts multipart uploads killed writers left
+// (ListMultipartUploads), as for s3://. A 401 for a token before its
+// expiry (revoked) drops it from the shared cache and the request is tried
+// once more with a new one. A token never appears in an error, a log or
+// Describe().
 //
 // Thread-safety: a GCS store may be used from any number of threads.
 #pragma once

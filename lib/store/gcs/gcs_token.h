@@ -60,6 +60,9 @@ class GcsTokenSource {
 
   // A valid access token (cached, refreshed ahead of expiry).
   Status Token(std::string* token) { return cache_.Get(token); }
+  // A token the service refused before its expiry: see
+  // AccessTokenCache::Invalidate.
+  bool Invalidate(const std::string& token) { return cache_.Invalidate(token); }
   // Token requests made so far (tests).
   uint64_t fetches() const { return cache_.fetches(); }
   // Where the tokens come from, for messages (no secret in it).
