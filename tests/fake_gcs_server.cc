@@ -21,6 +21,7 @@ lock = threading.Lock()
 buckets = {}   # name -> {key: object}
 uploads = {}   # upload id -> {"bucket", "key", "parts": {n: bytes}, "meta"}
 stats = {"requests": 0, "tokens": []}
+denied = set()  # buckets whose IAM policy grants the caller nothing (403 AccessDenied)
 last_gen = [0]
 
 def new_generation():
@@ -116,6 +117,10 @@ class H(BaseHTTPRequestHandler):
         if self.path == "/_stats":
             with lock:
                 return self.send(200, json.dumps(stats).encode(), [("Content-Type", "application/json")])
+        if self.path.startswith("/_deny?bucket="):
+            with lock:
+                denied.add(self.q["bucket"])
+            return self.send(200)
         with lock:
             stats["requests"] += 1
         if not self.authorized():
@@ -129,6 +134,10 @@ class H(BaseHTTPRequestHandler):
                 buckets.setdefault(self.bucket, {})
                 return self.send(200)
             objs = buckets.get(self.bucket)
+            if self.bucket in denied:
+                return self.error(403, "AccessDenied", "Access denied.",
+                                  "replite-store@example-project.iam.gserviceaccount.com does not have "
+                                  "storage.objects.create access to the Google Cloud Storage object.")
             if objs is None:
                 return self.error(404, "NoSuchBucket", "The specified bucket does not exist.")
             if not self.key:
@@ -335,6 +344,11 @@ FakeGcsServer::~FakeGcsServer() {
   StopChild(pid_);
   if (!script_path_.empty()) unlink(script_path_.c_str());
   if (!log_path_.empty()) unlink(log_path_.c_str());
+}
+
+bool FakeGcsServer::DenyBucket(const std::string& bucket) const {
+  std::string body;
+  return Request("GET", endpoint_ + "/_deny?bucket=" + bucket, "", &body) == 200;
 }
 
 bool FakeGcsServer::CreateBucket(const std::string& bucket, const std::string& token) const {

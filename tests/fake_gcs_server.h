@@ -19,8 +19,8 @@
 //   - 404 NoSuchKey / NoSuchBucket, including DELETE of a missing object;
 //   - S3-compatible XML multipart uploads (initiate, parts, complete,
 //     abort, list uploads with markers).
-// Buckets are created with PUT /BUCKET (authenticated). GET /_stats (no
-// auth) tells how many requests it served and which tokens it accepted.
+// Buckets are created with PUT /BUCKET (authenticated); GET
+// /_deny?bucket=B makes B answer 403. GET /_stats (no auth) tells how many requests it served and which tokens it accepted.
 #pragma once
 
 #include <sys/types.h>
@@ -40,6 +40,9 @@ class FakeGcsServer {
   const std::string& endpoint() const { return endpoint_; }  // "http://127.0.0.1:PORT"
   // Creates a bucket, authenticated with `token`; false on failure.
   bool CreateBucket(const std::string& bucket, const std::string& token) const;
+  // From now on every request to `bucket` is 403 AccessDenied, as for an
+  // account the bucket's IAM policy grants nothing (GET /_deny?bucket=).
+  bool DenyBucket(const std::string& bucket) const;
   // Requests served (not counting /_stats); -1 if the server does not answer.
   int Requests() const;
   // The distinct bearer tokens it accepted, in the order first seen.

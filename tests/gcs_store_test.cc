@@ -163,6 +163,37 @@ TEST_CASE("gcs: a token revoked before its expiry is replaced once and the reque
   CHECK(now != old_token);
 }
 
+TEST_CASE("gcs: the metadata server's token through the registry and a 403 that names the role", "[gcs]") {
+  test::ClearGcsEnv();
+  auto f = test::GcsFixture::Start();
+  f->CreateBucket("meta");
+  f->CreateBucket("denied");
+  REQUIRE(f->gcs->DenyBucket("denied"));
+  setenv("GCE_METADATA_HOST", f->tokens->host_port().c_str(), 1);
+  StoreConfig cfg;
+  cfg.retry_base_delay_ms = 1;
+  StoreRegistry reg(Env::Default(), cfg);
+  std::shared_ptr<ObjectStore> s, d;
+  const std::string ep = "?endpoint=" + f->gcs->endpoint();
+  REQUIRE(reg.Open(test::ParsedUrl("gs://meta/app" + ep), &s).ok());
+  CHECK(s->Describe().find("GCE metadata server") != std::string::npos);
+  Status st = s->Put("app/x", "from the instance's account");
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+  std::string got;
+  REQUIRE(s->Get("app/x", &got).ok());
+  CHECK(got == "from the instance's account");
+
+  REQUIRE(reg.Open(test::ParsedUrl("gs://denied/app" + ep), &d).ok());
+  const int before = f->gcs->Requests();
+  st = d->Put("app/x", "no");
+  CHECK(st.code() == Code::kPermissionDenied);
+  CHECK(st.message().find("roles/storage.objectUser") != std::string::npos);
+  CHECK(st.message().find("PutObject gs://denied/app/x") != std::string::npos);
+  CHECK(f->gcs->Requests() - before == 1);  // not retried
+  test::ClearGcsEnv();
+}
+
 TEST_CASE("gcs: version tags are generation numbers and conditions follow them", "[gcs]") {
   auto f = test::GcsFixture::Start();
   f->CreateBucket("gen");
