@@ -356,9 +356,10 @@ bool FakeGcsServer::CreateBucket(const std::string& bucket, const std::string& t
   return Request("PUT", endpoint_ + "/" + bucket, token, &body) == 200;
 }
 
-long FakeGcsServer::Raw(const std::string& method, const std::string& path, const std::string& bearer) const {
-  std::string body;
-  return Request(method, endpoint_ + path, bearer, &body);
+long FakeGcsServer::Raw(const std::string& method, const std::string& path, const std::string& bearer,
+                        std::string* body) const {
+  std::string ignored;
+  return Request(method, endpoint_ + path, bearer, body ? body : &ignored);
 }
 
 std::string FakeGcsServer::Stats() const {

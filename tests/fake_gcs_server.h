@@ -47,8 +47,10 @@ class FakeGcsServer {
   int Requests() const;
   // The distinct bearer tokens it accepted, in the order first seen.
   std::vector<std::string> TokensSeen() const;
-  // One raw request: the HTTP status (0 if none).
-  long Raw(const std::string& method, const std::string& path, const std::string& bearer) const;
+  // One raw request with libcurl's easy API (not the HttpClient under
+  // test): the HTTP status (0 if none), the body in *body if given.
+  long Raw(const std::string& method, const std::string& path, const std::string& bearer,
+           std::string* body = nullptr) const;
 
  private:
   FakeGcsServer() = default;

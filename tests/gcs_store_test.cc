@@ -231,6 +231,15 @@ TEST_CASE("gcs: version tags are generation numbers and conditions follow them",
   std::string got;
   REQUIRE(s->Get("lease", &got).ok());
   CHECK(got == "b");
+
+  // Read back by another client (libcurl's easy API) at the URL GCS would
+  // serve, so a key-encoding bug our writer and reader shared would show.
+  const std::string odd = "dir/sp ace+plus%pct/ü";
+  REQUIRE(s->Put(odd, "odd key").ok());
+  std::string token, raw;
+  REQUIRE(gcs::GcsTokenSource(f->KeyFileConfig(), http, nullptr).Token(&token).ok());
+  CHECK(f->gcs->Raw("GET", "/gen/dir/sp%20ace%2Bplus%25pct/%C3%BC", token, &raw) == 200);
+  CHECK(raw == "odd key");
 }
 
 TEST_CASE("gcs: PutFile above the threshold goes multipart with the condition on completion", "[gcs]") {
