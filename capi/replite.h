@@ -1,6 +1,6 @@
 /*
  * replite C ABI: continuous replication of SQLite databases (WAL mode) to
- * object storage (file://, s3://, abs://, sftp://), and point-in-time restore.
+ * object storage (file://, s3://, gs://, abs://, sftp://), and point-in-time restore.
  *
  * Link with -lreplite (pkg-config: replite). C11 and C++ compatible.
  *
@@ -125,7 +125,7 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *   "replica-url"      root URL; each database added without its own URL is
  *                      replicated to root + "/" + file name without .db
  *                      (file:///abs/dir, s3://bucket/prefix?endpoint=...,
- *                      abs://ACCOUNT@CONTAINER/prefix,
+ *                      gs://bucket/prefix, abs://ACCOUNT@CONTAINER/prefix,
  *                      sftp://USER@HOST:PORT/path?key=PATH).
  *                      Default: none (each database must then name one).
  *   "state-dir"        directory for positions, the snapshot spool and the

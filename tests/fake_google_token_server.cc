@@ -16,10 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-port, pub_path, email, expires_in = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+port, pub_path, email, expires_in, prefix = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 with open(pub_path, "rb") as f:
     pub = serialization.load_pem_public_key(f.read())
 issued = 0
+live = {}  # token -> when it expires (time.time()), for /tokeninfo
 
 def unb64(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
@@ -37,10 +38,20 @@ class H(BaseHTTPRequestHandler):
     def issue(self):
         global issued
         issued += 1
-        self.reply(200, {"access_token": "ya29.fake-%d" % issued, "expires_in": expires_in, "token_type": "Bearer"})
+        token = "%s%d" % (prefix, issued)
+        live[token] = time.time() + expires_in
+        self.reply(200, {"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})
     def do_GET(self):
         if self.path == "/count":
             return self.reply(200, {"issued": issued})
+        if self.path.startswith("/tokeninfo?"):
+            # As Google's tokeninfo: seconds left of a token this server
+            # issued, 400 invalid_token for an unknown or expired one.
+            token = urllib.parse.parse_qs(self.path.split("?", 1)[1]).get("access_token", [""])[0]
+            left = live.get(token, 0) - time.time()
+            if left <= 0:
+                return self.reply(400, {"error": "invalid_token", "error_description": "Invalid Value"})
+            return self.reply(200, {"expires_in": str(int(left)), "scope": "https://www.googleapis.com/auth/devstorage.read_write"})
         if self.path == "/computeMetadata/v1/instance/service-accounts/default/token":
             if self.headers.get("Metadata-Flavor") != "Google":
                 return self.reply(403, {"error": "forbidden", "error_description": "Missing Metadata-Flavor:Google header."})
@@ -50,6 +61,12 @@ class H(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         form = urllib.parse.parse_qs(self.rfile.read(n).decode())
         bad = lambda why: self.reply(400, {"error": "invalid_grant", "error_description": why})
+        if self.path.startswith("/revoke?"):
+            # As Google's revoke endpoint: the token is dead at once.
+            token = urllib.parse.parse_qs(self.path.split("?", 1)[1]).get("token", [""])[0]
+            if live.pop(token, None) is None:
+                return self.reply(400, {"error": "invalid_token"})
+            return self.reply(200, {})
         if self.path != "/token":
             return self.reply(404, {"error": "not_found"})
         if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
@@ -86,7 +103,7 @@ size_t Append(char* p, size_t s, size_t n, void* ud) {
 
 std::unique_ptr<FakeGoogleTokenServer> FakeGoogleTokenServer::Start(const std::string& public_key_pem,
                                                                     const std::string& client_email, int expires_in,
-                                                                    std::string* why) {
+                                                                    std::string* why, const std::string& token_prefix) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   std::unique_ptr<FakeGoogleTokenServer> f(new FakeGoogleTokenServer());
   const int port = FreePort();
@@ -107,7 +124,7 @@ std::unique_ptr<FakeGoogleTokenServer> FakeGoogleTokenServer::Start(const std::s
     }
   }
   f->pid_ = SpawnLogged({"python3", f->script_path_, std::to_string(port), public_key_pem, client_email,
-                         std::to_string(expires_in)},
+                         std::to_string(expires_in), token_prefix},
                         f->log_path_, why);
   if (f->pid_ < 0) return nullptr;
   FakeGoogleTokenServer* raw = f.get();
@@ -122,6 +139,24 @@ FakeGoogleTokenServer::~FakeGoogleTokenServer() {
   StopChild(pid_);
   if (!script_path_.empty()) unlink(script_path_.c_str());
   if (!log_path_.empty()) unlink(log_path_.c_str());
+}
+
+bool FakeGoogleTokenServer::Revoke(const std::string& token) const {
+  CURL* e = curl_easy_init();
+  if (!e) return false;
+  std::string body;
+  const std::string url = endpoint_ + "/revoke?token=" + token;  // test tokens need no escaping
+  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 2000L);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
+  CURLcode rc = curl_easy_perform(e);
+  long code = 0;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_cleanup(e);
+  return rc == CURLE_OK && code == 200;
 }
 
 int FakeGoogleTokenServer::TokensIssued() const {

@@ -6,7 +6,11 @@
 // checks the JWT the way Google does: RS256 signature against the public
 // key it was given (python3's cryptography, not our code), iss, aud (its
 // own /token URL), the devstorage scope and a lifetime of at most an hour.
-// Tokens are "ya29.fake-N" with the expires_in it was told.
+// Tokens are "ya29.fake-N" (token_prefix + N) with the expires_in it was
+// told; GET /tokeninfo?access_token=T answers, as Google's does, how many
+// seconds T has left (400 invalid_token once expired, revoked or never
+// issued here): the fake GCS server (fake_gcs_server.h) checks bearer tokens
+// with it.
 #pragma once
 
 #include <sys/types.h>
@@ -22,11 +26,15 @@ class FakeGoogleTokenServer {
   // client_email: what iss must be; expires_in: seconds announced.
   static std::unique_ptr<FakeGoogleTokenServer> Start(const std::string& public_key_pem,
                                                       const std::string& client_email, int expires_in,
-                                                      std::string* why);
+                                                      std::string* why,
+                                                      const std::string& token_prefix = "ya29.fake-");
   ~FakeGoogleTokenServer();
 
   const std::string& endpoint() const { return endpoint_; }  // "http://127.0.0.1:PORT"
   std::string host_port() const { return endpoint_.substr(7); }  // "127.0.0.1:PORT" (GCE_METADATA_HOST)
+  // Revokes a token it issued (POST /revoke?token=T, as Google's): from
+  // then on /tokeninfo refuses it. False if it was not live.
+  bool Revoke(const std::string& token) const;
   // Tokens issued so far (GET /count); -1 if the server does not answer.
   int TokensIssued() const;
 

@@ -1,5 +1,6 @@
 // The store conformance suite: one set of checks that every ObjectStore
-// backend must pass (file://, s3:// on moto, abs:// on azurite), so a
+// backend must pass (file://, s3:// on moto, abs:// on azurite, sftp:// on
+// sshd, gs:// on the fake GCS server), so a
 // backend cannot quietly differ in what the replicator relies on: atomic
 // puts, gets and ranged gets, list with paging, batch delete, conditional
 // puts, error mapping with messages that name the fix, and no secret in

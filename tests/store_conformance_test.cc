@@ -1,6 +1,8 @@
 // [conformance] The store conformance suite (store_conformance.h) against
 // every backend: file://, s3:// on moto, abs:// on azurite with a Shared Key
-// and with a SAS token, sftp:// on OpenSSH's sshd. The servers start on 127.0.0.1; a server that
+// and with a SAS token, sftp:// on OpenSSH's sshd, gs:// (native, OAuth
+// tokens) on a fake GCS server with a fake Google token endpoint
+// (gcs_fixture.h). The servers start on 127.0.0.1; a server that
 // cannot start FAILS the test (moto: unless REPLITE_ALLOW_S3_SKIP=1).
 #include <catch2/catch.hpp>
 #include <sys/stat.h>
@@ -8,11 +10,13 @@
 
 #include "azure_sas.h"
 #include "azurite_server.h"
+#include "gcs_fixture.h"
 #include "http/http_client.h"
 #include "moto_server.h"
 #include "sshd_server.h"
 #include "store/azure/azure_store.h"
 #include "store/file_store.h"
+#include "store/gcs/gcs_store.h"
 #include "store/replica_url.h"
 #include "store/s3/s3_store.h"
 #include "store/sftp/sftp_store.h"
@@ -161,4 +165,36 @@ TEST_CASE("store conformance: sftp on OpenSSH sshd", "[conformance][sftp]") {
   t.auth_fix = {"authorized_keys", "?key=PATH"};
   t.secrets = {passphrase};
   testing::RunStoreConformance(t);
+}
+
+TEST_CASE("store conformance: gs on a fake GCS with service account tokens", "[conformance][gcs]") {
+  auto f = test::GcsFixture::Start();
+  f->CreateBucket("conf-gcs");
+  // A second token endpoint the fake GCS does not trust: its tokens are
+  // refused with 401, as Google refuses a revoked or foreign token.
+  std::string why;
+  auto foreign = testing::FakeGoogleTokenServer::Start(f->dir / "sa.pub.pem", "x@example.com", 3600, &why,
+                                                       "ya29.foreign-");
+  if (!foreign) FAIL("the second fake Google token server cannot start: " << why);
+  gcs::GcsTokenConfig foreign_cfg;
+  foreign_cfg.flow = gcs::GcsTokenConfig::Flow::kMetadata;
+  foreign_cfg.metadata_host = foreign->host_port();
+  auto http = NewClient();
+  auto tokens = std::make_shared<gcs::GcsTokenSource>(f->KeyFileConfig(), http, nullptr);
+  const std::string ep = "?endpoint=" + f->gcs->endpoint();
+  ConformanceTarget t;
+  REQUIRE(OpenGcsStore(test::ParsedUrl("gs://conf-gcs" + ep), tokens, http, nullptr, SmallPages(), &t.store).ok());
+  REQUIRE(OpenGcsStore(test::ParsedUrl("gs://conf-gcs" + ep), std::make_shared<gcs::GcsTokenSource>(foreign_cfg, http, nullptr),
+                       http, nullptr, SmallPages(), &t.bad_auth)
+              .ok());
+  REQUIRE(OpenGcsStore(test::ParsedUrl("gs://no-such-bucket" + ep), tokens, http, nullptr, SmallPages(), &t.missing).ok());
+  t.prefix = "conf";
+  t.requests = [http] { return http->Stats().requests; };
+  t.auth_fix = {"GOOGLE_APPLICATION_CREDENTIALS"};
+  t.missing_fix = "bucket 'no-such-bucket' does not exist: create it or fix the URL";
+  std::string token;
+  REQUIRE(tokens->Token(&token).ok());
+  t.secrets = {token, "ya29.foreign-1", "PRIVATE KEY"};
+  testing::RunStoreConformance(t);
+  CHECK(tokens->fetches() == 1);  // one token for the whole suite
 }

@@ -48,6 +48,9 @@ int Usage(FILE* f = stderr) {
                "  replite version\n"
                "REPLICA_URL: file:///abs/path or s3://bucket/prefix[?endpoint=URL&region=R&force-path-style=true]\n"
                "             or abs://ACCOUNT@CONTAINER/prefix[?endpoint=URL] (Azure Blob Storage)\n"
+               "             or gs://bucket/prefix[?endpoint=URL] (Google Cloud Storage: GOOGLE_APPLICATION_CREDENTIALS,\n"
+               "             REPLITE_GCS_AUTH=metadata, or HMAC keys in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)\n"
+               "             or sftp://USER@HOST[:PORT]/path[?key=PATH]\n"
                "DUR: 90s, 15m, 24h, 7d\n");
   return f == stderr ? 2 : 0;
 }

@@ -12,6 +12,16 @@ uint64_t AccessTokenCache::fetches() const {
   return fetches_;
 }
 
+bool AccessTokenCache::Invalidate(const std::string& token) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (token.empty() || token_.empty()) return false;
+  if (token_ == token) {
+    token_.clear();
+    refresh_at_us_ = 0;
+  }
+  return true;
+}
+
 Status AccessTokenCache::Get(std::string* token) {
   std::lock_guard<std::mutex> l(mu_);
   const int64_t now = env_->NowMicros();

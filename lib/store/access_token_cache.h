@@ -27,6 +27,11 @@ class AccessTokenCache {
 
   // A valid token: the cached one, or a fresh one (fetched under the lock).
   Status Get(std::string* token);
+  // The service refused `token` before its expiry (revoked, a key
+  // deleted): forget it, so the next Get fetches a new one. True when the
+  // next Get will hand out another token (also when another caller has
+  // replaced it already); false when `token` was not this cache's.
+  bool Invalidate(const std::string& token);
   // Fetches made so far, failed ones included (tests).
   uint64_t fetches() const;
 

@@ -1,4 +1,4 @@
-// HttpRetry: the retry rules every HTTP store (s3, abs) follows, written
+// HttpRetry: the retry rules every HTTP store (s3, abs, gs) follows, written
 // once. A request is attempted up to 1 + StoreConfig::max_retries times
 // (once inside a SingleAttemptScope, a circuit-breaker probe), with
 // exponential backoff and full jitter between attempts, and is rebuilt

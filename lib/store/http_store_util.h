@@ -1,4 +1,4 @@
-// Small pieces every HTTP store backend (s3, abs) needs alike when it reads
+// Small pieces every HTTP store backend (s3, abs, gs) needs alike when it reads
 // its replica URL and the service's responses: the endpoint's parts, the
 // multipart size parameters, HTTP dates. Written once so the backends
 // cannot drift apart.

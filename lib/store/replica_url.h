@@ -1,5 +1,6 @@
 // Replica URLs: file:///abs/path, s3://bucket/prefix?endpoint=...&region=...
-// &force-path-style=true, gs://bucket/prefix (S3 XML API alias),
+// &force-path-style=true, gs://bucket/prefix (Google Cloud Storage: native
+// with OAuth tokens, or the S3 XML API with HMAC keys; see gcs_auth.h),
 // abs://ACCOUNT@CONTAINER/prefix?endpoint=... (Azure Blob Storage; ACCOUNT@
 // may be left out when the environment names the account),
 // sftp://USER@HOST[:PORT]/path?key=PATH&known-hosts=PATH (SFTP; bucket is

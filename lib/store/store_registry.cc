@@ -3,6 +3,8 @@
 #include "http/http_client.h"
 #include "store/azure/azure_store.h"
 #include "store/file_store.h"
+#include "store/gcs/gcs_auth.h"
+#include "store/gcs/gcs_store.h"
 #include "store/s3/credential_provider.h"
 #include "store/s3/s3_store.h"
 #include "store/sftp/sftp_store.h"
@@ -45,8 +47,16 @@ Status StoreRegistry::Open(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* 
       if (!s.ok()) return s;
     }
     Status s;
+    gcs::GcsAuthKind gcs_auth = gcs::GcsAuthKind::kHmac;
+    gcs::GcsTokenConfig gcs_token;
+    if (url.scheme == "gs" && !(s = gcs::ChooseGcsAuth(url, &gcs_auth, &gcs_token)).ok())
+      return s.Annotate("gs://" + url.bucket + ": ");
     if (url.scheme == "abs") {
       s = OpenAzureStore(url, http_, env_, config_, &store);
+    } else if (url.scheme == "gs" && gcs_auth == gcs::GcsAuthKind::kOAuth) {
+      // Bearer tokens: one per credential, whatever the number of buckets.
+      if (!gcs_tokens_) gcs_tokens_ = std::make_shared<gcs::GcsTokenSources>();
+      s = OpenGcsStore(url, gcs_tokens_->For(gcs_token, http_, env_), http_, env_, config_, &store);
     } else {
       if (!s3_credentials_) s3_credentials_ = std::make_shared<s3::CredentialCache>();
       s = OpenS3Store(url, http_, env_, config_, s3_credentials_.get(), &store);

@@ -22,6 +22,9 @@ class HttpClient;  // lib/http: one CURLM thread shared by every HTTP store
 namespace s3 {
 class CredentialCache;  // lib/store/s3: one credential refresh shared by every S3 store
 }
+namespace gcs {
+class GcsTokenSources;  // lib/store/gcs: one Google token per credential, shared by every gs:// store
+}
 
 // Settings for stores that talk HTTP. Defaults suit one process replicating
 // many databases to one provider.
@@ -63,6 +66,7 @@ class StoreRegistry {
   std::map<std::string, std::shared_ptr<ObjectStore>> stores_;
   std::shared_ptr<HttpClient> http_;  // created with its complete type in the .cc
   std::shared_ptr<s3::CredentialCache> s3_credentials_;
+  std::shared_ptr<gcs::GcsTokenSources> gcs_tokens_;
 };
 
 }  // namespace replite

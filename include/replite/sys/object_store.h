@@ -1,7 +1,7 @@
 // ObjectStore: the storage interface every replica backend implements
-// (file://, s3://, abs://, sftp://). Keys are '/'-separated paths
-// relative to the store's root (for file:// the root is "/", for s3:// the
-// bucket, for abs:// the container, for sftp:// the server's "/"). Objects are immutable blobs written atomically: a reader sees the
+// (file://, s3://, gs://, abs://, sftp://). Keys are '/'-separated paths
+// relative to the store's root (for file:// the root is "/", for s3:// and
+// gs:// the bucket, for abs:// the container, for sftp:// the server's "/"). Objects are immutable blobs written atomically: a reader sees the
 // whole object or nothing.
 //
 // Thread-safety: every method may be called concurrently from any thread.

@@ -14,8 +14,8 @@
 //     with "Metadata-Flavor: Google".
 // Neither the private key, the JWT nor a token ever appears in an error.
 //
-// Not yet used by a store: gs:// still goes through the S3-interoperable
-// XML API with HMAC keys (issue 18 item 3 is under way).
+// Used by the native gs:// store (gcs_store.h); gcs_auth.h chooses between
+// these tokens and HMAC keys, and shares one source per credential.
 //
 // Thread-safety: Token() may be called from any thread.
 #pragma once
@@ -60,8 +60,13 @@ class GcsTokenSource {
 
   // A valid access token (cached, refreshed ahead of expiry).
   Status Token(std::string* token) { return cache_.Get(token); }
+  // A token the service refused before its expiry: see
+  // AccessTokenCache::Invalidate.
+  bool Invalidate(const std::string& token) { return cache_.Invalidate(token); }
   // Token requests made so far (tests).
   uint64_t fetches() const { return cache_.fetches(); }
+  // Where the tokens come from, for messages (no secret in it).
+  std::string Describe() const { return config_.Describe(); }
 
  private:
   Status Fetch(std::string* token, int64_t* expires_in_s);
