@@ -355,51 +355,7 @@ TEST_CASE("gcs: replicate a varied workload and restore it through gs on a fake 
   auto f = test::GcsFixture::Start();
   f->CreateBucket("e2e");
   setenv("GOOGLE_APPLICATION_CREDENTIALS", f->key_file.c_str(), 1);
-  const std::string url = "gs://e2e/tenants/app?endpoint=" + f->gcs->endpoint();
   test::TempDir dir;
-  const std::string db = dir / "app.db";
-  test::Writer w(db);
-  w.Exec("CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, n INTEGER, data BLOB)");
-  w.Exec("CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB)");
-  ReplicatorOptions o;
-  o.state_dir = dir / "state";
-  o.logger = [](const std::string&) {};
-  o.defaults.replica_url = url;
-  o.defaults.poll_interval_ms = 0;
-  o.defaults.checkpoint_pages = 50;  // several checkpoints inside 120 transactions
-  std::unique_ptr<Replicator> r;
-  REQUIRE(Replicator::Open(o, &r).ok());
-  REQUIRE(r->Add(db).ok());
-  uint64_t txid = 0;
-  REQUIRE(r->Sync(db, &txid).ok());
-  std::map<uint64_t, std::pair<std::string, uint64_t>> points;  // txid -> (content, checksum)
-  std::mt19937 rng(12);
-  for (int i = 0; i < 120; i++) {
-    if (i == 60) {
-      w.Exec("VACUUM");
-    } else {
-      test::MutateVaried(w, rng, i);
-    }
-    txid++;
-    const bool sample = i % 29 == 0 || i == 60 || i == 119;
-    if (sample) points[txid] = {test::DumpContent(db), test::LiveChecksum(db)};
-    if (sample || rng() % 3 == 0) {
-      uint64_t got = 0;
-      REQUIRE(r->Sync(db, &got).ok());
-      REQUIRE(got == txid);
-    }
-  }
-  REQUIRE(r->Close().ok());
-  int n = 0;
-  for (const auto& [t, p] : points) {
-    RestoreOptions ro;
-    ro.txid = t;
-    test::CheckRestore(url, dir / ("r" + std::to_string(n++) + ".db"), ro, t, p.second, p.first);
-  }
-  RestoreResult rr;
-  const std::string latest = dir / "latest.db";
-  REQUIRE(Restore(url, latest, RestoreOptions(), &rr).ok());
-  CHECK(rr.txid == txid);
-  CHECK(test::DumpContent(latest) == points.rbegin()->second.first);
+  test::ReplicateVariedAndRestore("gs://e2e/tenants/app?endpoint=" + f->gcs->endpoint(), dir, 120, 12, 29);
   test::ClearGcsEnv();
 }
