@@ -440,9 +440,9 @@ void ReplicatorImpl::ReleaseLease(DbSlot& s) {
 // expensive way to accept a WAL epoch replite did not see start: counted
 // so that it shows when it becomes frequent.
 void ReplicatorImpl::CountEpochChecksum(const DbSlot& s, const CaptureResult& r) {
-  if (r.epoch_checksum == 0) return;
+  if (r.epoch_checksum == CaptureResult::kEpochNotChecked) return;
   m_.Add("replite_epoch_checksums_total",
-         {{"group", s.cfg->opts.metrics_group}, {"result", r.epoch_checksum == 1 ? "adopted" : "mismatch"}});
+         {{"group", s.cfg->opts.metrics_group}, {"result", r.epoch_checksum == CaptureResult::kEpochAdopted ? "adopted" : "mismatch"}});
 }
 
 void ReplicatorImpl::PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int64_t* durable_ms) {
