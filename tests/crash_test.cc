@@ -55,7 +55,7 @@
 #include "moto_server.h"
 #include "replica/catalog.h"
 #include "replite/replite.h"
-#include "restore/object_reader.h"
+#include "replica/object_reader.h"
 #include "store/replica_url.h"
 #include "store/store_registry.h"
 #include "test_util.h"

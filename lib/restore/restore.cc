@@ -16,7 +16,7 @@
 
 #include "format/layout.h"
 #include "replica/catalog.h"
-#include "restore/object_reader.h"
+#include "replica/object_reader.h"
 #include "replite/sys/env.h"
 #include "store/store_registry.h"
 #include "util/file_util.h"
@@ -52,17 +52,35 @@ Status PlanInGeneration(const GenerationCatalog& cat, uint64_t target, const std
   plan->gap.clear();
   uint64_t need = base->first_txid + 1;
   while (need <= target) {
+    // The object holding `need` that reaches furthest: a per-sync segment
+    // (every txid in it is a restore point) or a compacted object ending at
+    // or before the target (only its last txid is one). Coarse objects come
+    // first because they reach furthest; the tail is per-sync segments.
     const ObjectRef* best = nullptr;
     uint64_t next_first = 0;  // where the next segment after the gap starts
     for (const auto& s : cat.segments) {
       if (s.first_txid <= need && s.last_txid >= need && (!best || s.last_txid > best->last_txid)) best = &s;
       if (s.first_txid > need && (next_first == 0 || s.first_txid < next_first)) next_first = s.first_txid;
     }
+    for (const auto& c : cat.compacted) {
+      if (c.last_txid > target) continue;
+      if (c.first_txid <= need && c.last_txid >= need && (!best || c.last_txid > best->last_txid)) best = &c;
+      if (c.first_txid > need && (next_first == 0 || c.first_txid < next_first)) next_first = c.first_txid;
+    }
     if (!best) {
       const uint64_t gap_end = next_first ? std::min(target, next_first - 1) : target;
+      // Inside a compacted range only its last txid is a restore point.
+      std::string restore_points;
+      for (const auto& c : cat.compacted)
+        if (c.first_txid <= need && c.last_txid >= need) {
+          restore_points = " (compacted: txid " + std::to_string(target) +
+                           " is no longer a restore point; the nearest after it is " + std::to_string(c.last_txid) + ")";
+          break;
+        }
       const std::string missing = "generation " + cat.id + " has no segment holding txid" +
                                   (gap_end > need ? "s " + std::to_string(need) + ".." + std::to_string(gap_end)
-                                                  : " " + std::to_string(need));
+                                                  : " " + std::to_string(need)) +
+                                  restore_points;
       if (!stop_at_gap)
         return Status::NotFound(where + ": " + missing + " (missing object; restore an earlier txid or another generation)");
       plan->target = need - 1;
@@ -320,6 +338,8 @@ Status LastCaptureMs(ObjectStore* store, const GenerationCatalog& cat, int64_t* 
     if (!last || o.last_txid > last->last_txid) last = &o;
   for (const auto& o : cat.snapshots)
     if (!last || o.last_txid > last->last_txid) last = &o;
+  for (const auto& o : cat.compacted)
+    if (!last || o.last_txid > last->last_txid) last = &o;
   int64_t f = 0;
   *ms = 0;
   return last ? ReadObjectTimes(store, last->key, &f, ms) : Status::OK();
@@ -485,6 +505,23 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
         }
       }
     }
+    // Compacted objects: their last txids are restore points too (the
+    // per-sync segments of older ranges may be gone). Capture times grow
+    // with txids: binary-search them by last txid.
+    std::vector<const ObjectRef*> coarse;
+    for (const auto& c : cat.compacted) coarse.push_back(&c);
+    std::sort(coarse.begin(), coarse.end(),
+              [](const ObjectRef* a, const ObjectRef* b) { return a->last_txid < b->last_txid; });
+    lo = 0;
+    hi = coarse.size();
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      s = ReadObjectTimes(store, coarse[mid]->key, &f, &l);
+      if (!s.ok()) return s;
+      if (l <= *o.timestamp_ms) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo > 0) best = std::max(best, coarse[lo - 1]->last_txid);
     // The next generation was created at or before T, so every txid of this
     // one was captured before T, the missing last ones too.
     if (best == cat.max_txid() && end[g] > best && gens[g + 1].created_ms <= *o.timestamp_ms) best = end[g];
