@@ -108,9 +108,8 @@ Status PruneLevels(ObjectStore* store, const std::string& prefix, const std::str
   if (!s.ok()) return s;
   std::vector<std::string> doomed;
   for (int level = 0; level < top_level; level++) {
-    const std::vector<ObjectRef>& lower_all = cat.segments;
     std::vector<ObjectRef> lower, upper;
-    for (const auto& o : level == 0 ? lower_all : cat.compacted)
+    for (const auto& o : level == 0 ? cat.segments : cat.compacted)
       if (o.level == level) lower.push_back(o);
     for (const auto& o : cat.compacted)
       if (o.level == level + 1) upper.push_back(o);
