@@ -393,3 +393,103 @@ TEST_CASE("compaction stopped at every store request leaves every restore point 
     CHECK(after.segments.empty());
   }
 }
+
+namespace {
+
+// One synthetic transaction of a level 0 segment: its pages (pgno -> byte
+// the page is filled with) and the database size after it.
+struct Tx {
+  uint64_t txid;
+  uint32_t db_pages;
+  std::map<uint32_t, char> pages;
+};
+
+constexpr uint32_t kPs = 512;
+
+// Stores a level 0 segment of `txs` (checksum after each = its txid, so a
+// test can tell whose checksum an object carries).
+void PutSegment(ObjectStore* store, const std::string& prefix, const std::string& gen, const std::vector<Tx>& txs) {
+  SegmentHeader h;
+  h.page_size = kPs;
+  h.generation = gen;
+  h.first_txid = txs.front().txid;
+  h.last_txid = txs.back().txid;
+  StringSink sink;
+  SegmentBuilder b(&sink, h);
+  REQUIRE(b.Start().ok());
+  for (const Tx& t : txs) {
+    std::vector<uint32_t> pgnos;
+    std::string data;
+    for (const auto& [p, c] : t.pages) {
+      pgnos.push_back(p);
+      data += std::string(kPs, c);
+    }
+    REQUIRE(b.AddBlock(t.txid, int64_t(t.txid) * 1000, t.db_pages, t.txid, kBlockTxEnd, pgnos, data).ok());
+  }
+  h.first_ts_ms = int64_t(h.first_txid) * 1000;
+  h.last_ts_ms = int64_t(h.last_txid) * 1000;
+  h.checksum_after = h.last_txid;
+  h.pages_after = txs.back().db_pages;
+  REQUIRE(b.Finish(h).ok());
+  REQUIRE(store->Put(SegmentKey(prefix, gen, h.first_txid, h.last_txid), sink.buffer()).ok());
+}
+
+}  // namespace
+
+// The format's promise for a compacted object (FORMAT.md, "Compaction
+// levels"): the last version of each page, nothing past the final size, and
+// zeros for a page cut off by a shrink and grown over without being written;
+// a segment re-captured after a crash (overlapping) merges the same.
+TEST_CASE("a compacted range that shrank and grew again holds zeros for the pages it cut off", "[compaction]") {
+  test::TempDir dir;
+  auto store = NewFileStore(dir.path());
+  const std::string prefix = "db", gen = "0123456789abcdef";
+  std::map<uint32_t, char> first;
+  for (uint32_t p = 1; p <= 10; p++) first[p] = char('a' + p);
+  PutSegment(store.get(), prefix, gen, {{1, 10, first}, {2, 10, {{3, 'X'}}}});
+  PutSegment(store.get(), prefix, gen, {{3, 5, {{1, 'Y'}}}, {4, 8, {{8, 'Z'}}}});  // shrink to 5, grow to 8
+  PutSegment(store.get(), prefix, gen, {{2, 10, {{3, 'X'}}}, {3, 5, {{1, 'Y'}}}, {4, 8, {{8, 'Z'}}}});  // a re-capture
+  PutSegment(store.get(), prefix, gen, {{5, 8, {{2, 'W'}}}});
+  CompactionPolicy p;
+  p.intervals_ms = {30 * kSec};
+  CompactionStats cs;
+  REQUIRE(CompactGeneration(store.get(), prefix, gen, p, &cs).ok());
+  CHECK(cs.objects_written == 1);
+  std::string obj;
+  REQUIRE(store->Get(CompactedKey(prefix, gen, 1, 1, 5), &obj).ok());
+  SegmentHeader h;
+  std::vector<DecodedBlock> blocks;
+  REQUIRE(DecodeSegment(obj, &h, &blocks).ok());
+  CHECK(h.first_txid == 1);
+  CHECK(h.last_txid == 5);
+  CHECK(h.pages_after == 8);
+  CHECK(h.checksum_after == 5);
+  CHECK(h.last_ts_ms == 5000);
+  REQUIRE(blocks.size() == 1);
+  const DecodedBlock& b = blocks[0];
+  CHECK(b.txid == 5);
+  CHECK(b.db_pages == 8);
+  CHECK(b.checksum_after == 5);
+  CHECK((b.flags & kBlockTxEnd) != 0);
+  std::map<uint32_t, char> got;
+  for (size_t k = 0; k < b.pgnos.size(); k++) {
+    const std::string page = b.pages.substr(k * kPs, kPs);
+    CHECK(page == std::string(kPs, page[0]));
+    got[b.pgnos[k]] = page[0];
+  }
+  const std::map<uint32_t, char> want = {{1, 'Y'}, {2, 'W'}, {3, 'X'}, {4, char('a' + 4)},
+                                         {5, char('a' + 5)}, {6, '\0'}, {7, '\0'}, {8, 'Z'}};
+  CHECK(got == want);
+  SegmentHeader vh;
+  CHECK(VerifyCompacted(store.get(), CompactedKey(prefix, gen, 1, 1, 5), obj.size(), gen, 1, 5, &vh).ok());
+  // A damaged copy is refused before anything it covers could be deleted.
+  obj[obj.size() / 2] ^= 1;
+  REQUIRE(store->Put(CompactedKey(prefix, gen, 1, 1, 5), obj).ok());
+  CHECK(VerifyCompacted(store.get(), CompactedKey(prefix, gen, 1, 1, 5), obj.size(), gen, 1, 5, &vh).code() ==
+        Code::kCorruption);
+  LevelPruneStats ps;
+  CHECK_FALSE(PruneLevels(store.get(), prefix, gen, 1ll << 50, 0, 1, &ps).ok());
+  GenerationCatalog cat;
+  REQUIRE(ListGeneration(store.get(), prefix, gen, &cat).ok());
+  CHECK(cat.segments.size() == 4);
+}
