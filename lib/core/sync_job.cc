@@ -345,7 +345,8 @@ void ReplicatorImpl::Compact(DbSlot& s, const ReplicaRef& ref, const Position& p
   p.memory_limit = std::max<uint64_t>(1 << 20, opts_.memory_cap / uint64_t(pool_.max_threads()));
   auto fence = [&] { return leases_->VerifyHeld(ref.store, ref.prefix); };
   CompactionStats cs;
-  Status st = CompactGeneration(ref.store, ref.prefix, pos.generation(), p, &cs, fence);
+  GenerationCatalog cat;
+  Status st = CompactGeneration(ref.store, ref.prefix, pos.generation(), p, &cs, fence, &cat);
   const Labels group{{"group", o.metrics_group}};
   if (cs.objects_written > 0) m_.Add("replite_compacted_objects_total", group, double(cs.objects_written));
   if (!st.ok()) {
@@ -354,7 +355,7 @@ void ReplicatorImpl::Compact(DbSlot& s, const ReplicaRef& ref, const Position& p
   }
   LevelPruneStats ps;
   st = PruneLevels(ref.store, ref.prefix, pos.generation(), now, o.keep_every_txid_ms,
-                   int(std::min<size_t>(o.compaction_levels_ms.size(), kMaxLevel)), &ps, fence);
+                   int(std::min<size_t>(o.compaction_levels_ms.size(), kMaxLevel)), &ps, fence, &cat);
   if (!st.ok()) Log("database " + s.path + ": retention over compaction levels: " + st.ToString());
 }
 

@@ -226,9 +226,10 @@ Status VerifyCompacted(ObjectStore* store, const std::string& key, uint64_t size
 }
 
 Status CompactGeneration(ObjectStore* store, const std::string& prefix, const std::string& gen,
-                         const CompactionPolicy& p, CompactionStats* stats, const std::function<Status()>& fence) {
+                         const CompactionPolicy& p, CompactionStats* stats, const std::function<Status()>& fence,
+                         GenerationCatalog* catalog) {
   *stats = CompactionStats();
-  if (p.intervals_ms.empty()) return Status::OK();
+  if (p.intervals_ms.empty() && !catalog) return Status::OK();
   GenerationCatalog cat;
   Status s = ListGeneration(store, prefix, gen, &cat);
   if (!s.ok()) return s;
@@ -268,6 +269,12 @@ Status CompactGeneration(ObjectStore* store, const std::string& prefix, const st
       cat.compacted.push_back(written);
       if (level == 1) break;  // one level 1 object per run
     }
+  }
+  if (catalog) {
+    std::sort(cat.compacted.begin(), cat.compacted.end(), [](const ObjectRef& a, const ObjectRef& b) {
+      return a.first_txid != b.first_txid ? a.first_txid < b.first_txid : a.last_txid < b.last_txid;
+    });
+    *catalog = std::move(cat);
   }
   return Status::OK();
 }

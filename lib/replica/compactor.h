@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "format/segment.h"
+#include "replica/catalog.h"
 #include "replite/status.h"
 #include "replite/sys/object_store.h"
 
@@ -66,9 +67,11 @@ struct CompactionStats {
 // compacted object the manifest is brought to version 2 (readers that do not
 // know levels refuse it instead of missing objects); `fence` is the lease
 // check run before that conditional write (replica/manifest_update.h).
+// *catalog (when given) gets the generation's objects after the run, so that
+// PruneLevels need not list it again.
 Status CompactGeneration(ObjectStore* store, const std::string& prefix, const std::string& gen,
                          const CompactionPolicy& policy, CompactionStats* stats,
-                         const std::function<Status()>& fence = nullptr);
+                         const std::function<Status()>& fence = nullptr, GenerationCatalog* catalog = nullptr);
 
 // Reads compacted object `key` (level > 0) whole and checks it: header and
 // index hashes, every block's hash, its name against its header, and that

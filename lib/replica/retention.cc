@@ -101,11 +101,17 @@ Status DeleteExpired(ObjectStore* store, const std::string& prefix, int64_t now_
 }  // namespace
 
 Status PruneLevels(ObjectStore* store, const std::string& prefix, const std::string& gen, int64_t now_ms,
-                   int64_t keep_ms, int top_level, LevelPruneStats* stats, const std::function<Status()>& fence) {
+                   int64_t keep_ms, int top_level, LevelPruneStats* stats, const std::function<Status()>& fence,
+                   const GenerationCatalog* listed) {
   *stats = LevelPruneStats();
   GenerationCatalog cat;
-  Status s = ListGeneration(store, prefix, gen, &cat);
-  if (!s.ok()) return s;
+  Status s;
+  if (listed) {
+    cat = *listed;
+  } else {
+    s = ListGeneration(store, prefix, gen, &cat);
+    if (!s.ok()) return s;
+  }
   std::vector<std::string> doomed;
   for (int level = 0; level < top_level; level++) {
     std::vector<ObjectRef> lower, upper;

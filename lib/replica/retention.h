@@ -15,6 +15,7 @@
 #include <functional>
 #include <string>
 
+#include "replica/catalog.h"
 #include "replite/status.h"
 #include "replite/sys/object_store.h"
 
@@ -39,13 +40,15 @@ constexpr int64_t kAbandonedAfterMs = 24 * 3600 * 1000;
 // covers is deleted. Objects of the top level are left to ApplyRetention.
 // Covers are visited in txid order and the walk stops at the first one too
 // young, so a run reads about one header per level plus what it deletes.
+// `listed`: the generation as just listed (CompactGeneration's catalog),
+// else one LIST.
 struct LevelPruneStats {
   uint64_t objects_deleted = 0;
   uint64_t covers_verified = 0;
 };
 Status PruneLevels(ObjectStore* store, const std::string& prefix, const std::string& gen, int64_t now_ms,
                    int64_t keep_ms, int top_level, LevelPruneStats* stats,
-                   const std::function<Status()>& fence = nullptr);
+                   const std::function<Status()>& fence = nullptr, const GenerationCatalog* listed = nullptr);
 
 Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now_ms, int64_t retention_ms,
                       RetentionStats* stats, const std::function<Status()>& fence = nullptr);
