@@ -21,7 +21,7 @@ std::vector<ObjectRef> LevelOf(const GenerationCatalog& cat, int level) {
   return out;
 }
 
-// The chain of objects of `inputs` that continues after txid `after`
+// The chain of objects of `inputs` (sorted by (first, last)) that continues after txid `after`
 // (0: from the first one): at each step the object holding the next txid
 // that reaches furthest, as a restore chooses. Stops at a gap.
 std::vector<ObjectRef> Chain(const std::vector<ObjectRef>& inputs, uint64_t after) {
@@ -31,10 +31,13 @@ std::vector<ObjectRef> Chain(const std::vector<ObjectRef>& inputs, uint64_t afte
     if (inputs.empty()) return chain;
     need = inputs.front().first_txid;
   }
+  // One pass (inputs are sorted by first txid): an object passed over can
+  // never hold a later `need`, since the one chosen reached further.
+  size_t i = 0;
   for (;;) {
     const ObjectRef* best = nullptr;
-    for (const auto& o : inputs)
-      if (o.first_txid <= need && o.last_txid >= need && (!best || o.last_txid > best->last_txid)) best = &o;
+    for (; i < inputs.size() && inputs[i].first_txid <= need; i++)
+      if (inputs[i].last_txid >= need && (!best || inputs[i].last_txid > best->last_txid)) best = &inputs[i];
     if (!best) return chain;
     chain.push_back(*best);
     need = best->last_txid + 1;
