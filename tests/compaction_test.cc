@@ -17,6 +17,7 @@
 #include "metrics/metrics.h"
 #include "replica/catalog.h"
 #include "replica/compactor.h"
+#include "replica/manifest.h"
 #include "replica/retention.h"
 #include "replite/replite.h"
 #include "store/counting_store.h"
@@ -564,4 +565,34 @@ TEST_CASE("a compacted range that shrank and grew again holds zeros for the page
   GenerationCatalog cat;
   REQUIRE(ListGeneration(store.get(), prefix, gen, &cat).ok());
   CHECK(cat.segments.size() == 4);
+}
+
+// FORMAT.md: a reader checks the manifest's version; a replica is brought to
+// version 2 before its first compacted object, so a reader that knows only
+// version 1 refuses it instead of missing objects.
+TEST_CASE("the manifest is version 2 before a generation's first compacted object", "[compaction]") {
+  Source src({});
+  src.Run(5, 10 * kSec);
+  const std::string prefix = PrefixOf(src.url);
+  const std::string gen = src.Catalog().id;
+  std::string text;
+  REQUIRE(src.store->Get(ManifestKey(prefix), &text).ok());
+  // A replica written before levels existed.
+  REQUIRE(text.rfind("replite-manifest 2\n", 0) == 0);
+  text.replace(0, std::string("replite-manifest 2").size(), "replite-manifest 1");
+  REQUIRE(src.store->Put(ManifestKey(prefix), text).ok());
+  Manifest m;
+  REQUIRE(DecodeManifest(text, &m).ok());
+  CHECK(m.version == 1);
+  CompactionPolicy p;
+  p.intervals_ms = {30 * kSec};
+  CompactionStats cs;
+  REQUIRE(CompactGeneration(src.store.get(), prefix, gen, p, &cs).ok());
+  CHECK(cs.objects_written == 1);
+  REQUIRE(src.store->Get(ManifestKey(prefix), &text).ok());
+  CHECK(text.rfind("replite-manifest 2\n", 0) == 0);
+  REQUIRE(DecodeManifest(text, &m).ok());
+  CHECK(m.version == 2);
+  CHECK(m.generations.size() == 1);
+  CHECK(DecodeManifest("replite-manifest 3\npage_size 4096\n", &m).code() == Code::kCorruption);
 }

@@ -328,7 +328,8 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
 // are logged and retried at the next run; nothing depends on them.
 void ReplicatorImpl::Compact(DbSlot& s, const ReplicaRef& ref, const Position& pos, int64_t now) {
   const DatabaseOptions& o = s.cfg->opts;
-  if (o.compaction_levels_ms.empty() || !pos.valid()) return;
+  // Not while the store fails (the sync spooled; compaction waits for it).
+  if (o.compaction_levels_ms.empty() || !pos.valid() || (ref.health && ref.health->down())) return;
   const uint32_t now_s = uint32_t(now / 1000);
   {
     MutexLock l(Stripe(s));
