@@ -13,6 +13,7 @@
 #include <ctime>
 #include <deque>
 #include <future>
+#include <limits>
 
 #include "format/layout.h"
 #include "replica/catalog.h"
@@ -184,6 +185,105 @@ class Applier {
     return Status::OK();
   }
 
+  // Writes the plan's target state newest object first, each page once:
+  // the newest version of a page that survives to the target (a version
+  // is cut off when a transaction at or after it, up to the target, ends
+  // with fewer pages). Pages no surviving version writes stay holes (zeros,
+  // as the format says a page grown over without being written is). Memory:
+  // one bit per page of the target's size. Any damage fails the restore
+  // (stop_at_last_good uses Apply, which stops at the last whole
+  // transaction).
+  Status ApplyNewestFirst(const Plan& plan, RestoreResult* r) {
+    std::vector<ObjectRef> objs{plan.snapshot};
+    objs.insert(objs.end(), plan.segments.begin(), plan.segments.end());
+    uint64_t total = 0, done = 0;
+    for (const auto& o : objs) total += o.size;
+    // The first txid each object contributes: before it, an overlap with
+    // the object before (whose blocks hold the same commits).
+    std::vector<uint64_t> from(objs.size(), plan.snapshot.first_txid);
+    for (size_t k = 1; k < objs.size(); k++) from[k] = objs[k - 1].last_txid + 1;
+    const size_t ahead = size_t(std::max(1, opts_.parallelism));
+    std::deque<std::future<std::pair<Status, std::string>>> fetches;
+    size_t queued = 0;  // counted from the newest
+    auto fetch_more = [&] {
+      while (queued < objs.size() && fetches.size() < ahead) {
+        const ObjectRef o = objs[objs.size() - 1 - queued++];
+        ObjectStore* store = store_;
+        fetches.push_back(std::async(std::launch::async, [store, o]() {
+          std::pair<Status, std::string> out;
+          if (o.size <= ObjectReader::kWholeObjectBytes) out.first = ObjectReader::FetchWhole(store, o.key, o.size, &out.second);
+          return out;
+        }));
+      }
+    };
+    std::vector<bool> written;  // by a newer object
+    uint32_t limit = std::numeric_limits<uint32_t>::max();  // smallest size after, from newer objects
+    for (size_t k = objs.size(); k-- > 0;) {
+      const ObjectRef& o = objs[k];
+      failed_key_ = o.key;
+      fetch_more();
+      auto got = fetches.front().get();
+      fetches.pop_front();
+      if (!got.first.ok()) return got.first;
+      const bool whole = o.size <= ObjectReader::kWholeObjectBytes;
+      ObjectReader rd = whole ? ObjectReader(store_, o.key, std::move(got.second)) : ObjectReader(store_, o.key, o.size);
+      Status s = rd.Open();
+      if (!s.ok()) return s;
+      const SegmentHeader& h = rd.header();
+      if (h.generation != plan.generation || h.first_txid != o.first_txid || h.last_txid != o.last_txid)
+        return Status::Corruption("object " + o.key + ": header does not match its name");
+      if (page_size_ == 0) page_size_ = h.page_size;
+      if (h.page_size != page_size_) return Status::Corruption("object " + o.key + ": page size changes inside a generation");
+      const std::vector<BlockIndexEntry>& idx = rd.index();
+      auto applies = [&](const BlockIndexEntry& e) { return e.txid >= from[k] && e.txid <= plan.target; };
+      if (k + 1 == objs.size()) {
+        // The newest object ends the target transaction.
+        const BlockIndexEntry* end = nullptr;
+        for (const auto& e : idx)
+          if (e.txid == plan.target && (e.flags & kBlockTxEnd)) end = &e;
+        if (!end)
+          return Status::Corruption("object " + o.key + " does not end txid " + std::to_string(plan.target) +
+                                    ", the requested txid");
+        pages_ = end->db_pages;
+        last_txid_ = end->txid;
+        last_ts_ = end->ts_ms;
+        checksum_ = end->checksum_after;
+        has_checksum_ = !(end->flags & kBlockNoChecksum);
+        written.assign(size_t(pages_) + 1, false);
+      }
+      // lim[i]: the smallest size after of the transactions from block i's
+      // to the target; a page above it is cut off before the target.
+      std::vector<uint32_t> lim(idx.size());
+      uint32_t run = limit;
+      for (size_t i = idx.size(); i-- > 0;) {
+        if (applies(idx[i]) && (idx[i].flags & kBlockTxEnd)) run = std::min(run, idx[i].db_pages);
+        lim[i] = run;
+      }
+      std::vector<uint32_t> mine;
+      for (size_t i = 0; i < idx.size(); i++) {
+        if (!applies(idx[i])) continue;
+        DecodedBlock b;
+        s = rd.ReadBlock(i, &b);
+        if (!s.ok()) return s;
+        for (size_t j = 0; j < b.pgnos.size(); j++) {
+          const uint32_t pg = b.pgnos[j];
+          if (pg > lim[i] || pg >= written.size() || written[pg]) continue;
+          s = PWriteAll(fd_.get(), b.pages.data() + j * page_size_, page_size_, uint64_t(pg - 1) * page_size_, tmp_);
+          if (!s.ok()) return s;
+          mine.push_back(pg);
+        }
+      }
+      for (uint32_t pg : mine) written[pg] = true;
+      limit = run;
+      done += o.size;
+      r->objects++;
+      r->bytes += o.size;
+      if (opts_.progress) opts_.progress(done, total);
+    }
+    has_tx_ = true;
+    return Status::OK();
+  }
+
   // Sizes the file for the last transaction written.
   Status Finish() {
     if (::ftruncate(fd_.get(), off_t(pages_) * page_size_) != 0) return ErrnoStatus("truncate " + tmp_, errno);
@@ -254,7 +354,7 @@ Status BuildFile(ObjectStore* store, Plan plan, const std::string& tmp, const Re
     r->objects = r->bytes = 0;
     Applier ap(store, tmp, o);
     Status s = ap.Open();
-    if (s.ok()) s = ap.Apply(plan, r);
+    if (s.ok()) s = o.stop_at_last_good ? ap.Apply(plan, r) : ap.ApplyNewestFirst(plan, r);
     if (!s.ok() && o.stop_at_last_good && IsDamage(s) && ap.has_tx() && ap.last_txid() < plan.target) {
       r->stopped_early = true;
       r->bad_object = ap.failed_key();
