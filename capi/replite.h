@@ -166,11 +166,18 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *   "metrics-group"    metrics label value (never a database name). Default: "default".
  *   "enable-wal"       0/1: switch a database to WAL mode when added. Default: 0.
  *   "compression-level" zstd level 1..22. Default: 1.
+ *   "compaction-levels" "off", or the compaction levels' intervals joined by
+ *                      '+', each a multiple of the one before (see
+ *                      docs/FORMAT.md, "Compaction levels"). Default: 30s+5m+1h.
+ *   "keep-every-txid"  every transaction stays restorable this long; older
+ *                      restore points are the compaction levels' boundaries
+ *                      and the snapshots. Default: 1h.
  *
  * Durations are a number with a unit: ms, s, m, h, d ("90s", "24h"); for the
- * "-ms" keys a plain number is milliseconds too ("snapshot-interval" and
- * "retention" need the unit). Integers are decimal digits only (no sign,
- * exponent or suffix) and must fit the range given. "state-dir" must not be
+ * "-ms" keys a plain number is milliseconds too ("snapshot-interval",
+ * "retention", "compaction-levels" and "keep-every-txid" need the unit).
+ * Integers are decimal digits only (no sign, exponent or suffix) and must
+ * fit the range given. "state-dir" must not be
  * empty (leave it unset for the default). An unknown key or a malformed value
  * is REPLITE_ERR_INVALID_ARGUMENT with a message naming the key and the
  * accepted form; the options are then unchanged. The CLI's flags follow the

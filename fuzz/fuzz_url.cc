@@ -14,8 +14,8 @@
 //    segment and keeps the store identity;
 //  - a manifest that decodes re-encodes (EncodeManifest) and decodes to the
 //    same manifest; its generation ids are 16 lower-case hex digits;
-//  - an object key that parses is exactly the key SnapshotKey/SegmentKey
-//    builds from the parsed fields (under the prefixes "" and "db/x").
+//  - an object key that parses is exactly the key SnapshotKey/SegmentKey/
+//    CompactedKey builds from the parsed fields (level 0..9) (under the prefixes "" and "db/x").
 #include <cstdint>
 #include <set>
 #include <string>
@@ -143,8 +143,11 @@ void CheckObjectKey(const std::string& prefix, const std::string& key) {
   FUZZ_CHECK(IsHex16(r.generation), "parsed generation is not 16 hex digits");
   FUZZ_CHECK(r.key == key && r.size == 7, "parsed key/size not carried over");
   FUZZ_CHECK(r.first_txid <= r.last_txid, "parsed txid range reversed");
+  FUZZ_CHECK(r.level >= 0 && r.level <= kMaxLevel, "parsed level out of range");
+  FUZZ_CHECK(r.kind == ObjectRef::kSegment || r.level == 0, "a snapshot with a level");
   const std::string rebuilt = r.kind == ObjectRef::kSnapshot ? SnapshotKey(prefix, r.generation, r.first_txid)
-                                                             : SegmentKey(prefix, r.generation, r.first_txid, r.last_txid);
+                              : r.level == 0 ? SegmentKey(prefix, r.generation, r.first_txid, r.last_txid)
+                                             : CompactedKey(prefix, r.generation, r.level, r.first_txid, r.last_txid);
   if (rebuilt != key) std::fprintf(stderr, "object key '%s' rebuilt as '%s'\n", key.c_str(), rebuilt.c_str());
   FUZZ_CHECK(rebuilt == key, "a parsed object key does not rebuild to itself");
   if (r.kind == ObjectRef::kSnapshot) FUZZ_CHECK(r.first_txid == r.last_txid, "snapshot with a txid range");

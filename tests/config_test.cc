@@ -34,6 +34,10 @@ TEST_CASE("config: values the CLI used to take loosely are refused by the shared
                                          {"snapshot-interval", "99999999d"},
                                          {"retention", "7"},
                                          {"retention", "-1h"},
+                                         {"compaction-levels", "30s+7s"},  // not a multiple of the level below
+                                         {"compaction-levels", "30s+"},
+                                         {"compaction-levels", "30"},
+                                         {"keep-every-txid", "1"},
                                          {"worker-threads", "0x10"},
                                          {"worker-threads", "2abc"},
                                          {"state-dir", ""},
@@ -74,6 +78,13 @@ TEST_CASE("config: values the CLI used to take loosely are refused by the shared
   CHECK(o.defaults.snapshot_interval_ms == 90 * 60 * 1000);
   REQUIRE(config::ApplyReplicatorOption(&o, "retention", "0s").ok());
   CHECK(o.defaults.retention_ms == 0);
+  CHECK(o.defaults.compaction_levels_ms == std::vector<int64_t>{30000, 300000, 3600000});
+  REQUIRE(config::ApplyReplicatorOption(&o, "compaction-levels", "1m+10m").ok());
+  CHECK(o.defaults.compaction_levels_ms == std::vector<int64_t>{60000, 600000});
+  REQUIRE(config::ApplyReplicatorOption(&o, "compaction-levels", "off").ok());
+  CHECK(o.defaults.compaction_levels_ms.empty());
+  REQUIRE(config::ApplyReplicatorOption(&o, "keep-every-txid", "2h").ok());
+  CHECK(o.defaults.keep_every_txid_ms == 2 * 3600 * 1000);
   RestoreOptions r;
   REQUIRE(config::ApplyRestoreOption(&r, "txid", "1000").ok());
   CHECK(r.txid == 1000);

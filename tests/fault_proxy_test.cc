@@ -31,7 +31,7 @@
 #include "replica/catalog.h"
 #include "replica/retention.h"
 #include "replite/replite.h"
-#include "restore/object_reader.h"
+#include "replica/object_reader.h"
 #include "store/file_store.h"
 #include "test_util.h"
 #include "util/file_util.h"

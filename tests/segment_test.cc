@@ -6,7 +6,7 @@
 #include "format/layout.h"
 #include "format/segment.h"
 #include "replica/manifest.h"
-#include "restore/object_reader.h"
+#include "replica/object_reader.h"
 #include "store/file_store.h"
 #include "test_util.h"
 #include "util/coding.h"

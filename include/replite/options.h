@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "replite/sys/object_store.h"
 
@@ -28,8 +29,28 @@ struct DatabaseOptions {
   // Take a full snapshot this often (a new restore base; older objects can
   // then be deleted by retention). Default: 24 h.
   int64_t snapshot_interval_ms = 24ll * 3600 * 1000;
-  // Keep every restore point of at least this far back. Default: 24 h.
+  // Keep restore points of at least this far back: every txid of the last
+  // keep_every_txid_ms, then the compaction levels' boundaries and the
+  // snapshots (every txid when compaction is off). Default: 24 h.
   int64_t retention_ms = 24ll * 3600 * 1000;
+  // Compaction levels (docs/FORMAT.md, "Compaction levels"): level 1
+  // merges the segments stored over its interval into one object, each
+  // further level merges (its interval / the previous one's) objects of the
+  // level below. Only a compacted object's last txid is a restore point, so
+  // a restore reads the latest snapshot, a few compacted objects and the
+  // per-sync segments of the last interval. Compaction runs in the
+  // database's sync job once per level 1 interval, only after a sync that
+  // stored something (an idle database makes no request). Empty = no
+  // compaction (every txid stays restorable for the whole retention).
+  // Default: {30 s, 5 min, 1 h}.
+  std::vector<int64_t> compaction_levels_ms = {30 * 1000, 5 * 60 * 1000, 3600 * 1000};
+  // Every transaction stays restorable at least this long: an object of a
+  // level below the top is deleted once an object of the next level covers
+  // it and that object's last capture is this old. Then restore points are
+  // the level boundaries (older than this: those of level 2, ~5 min; older
+  // than twice this: the top level's, ~1 h) and the snapshots, within the
+  // retention window. Default: 1 h.
+  int64_t keep_every_txid_ms = 3600 * 1000;
   // PASSIVE checkpoint once the WAL holds this many frames. Default: 1000.
   uint32_t checkpoint_pages = 1000;
   // TRUNCATE checkpoint (shrinks the WAL file) above this. Default: 121359.

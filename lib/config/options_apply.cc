@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "config/value_parse.h"
 
@@ -10,7 +11,8 @@ namespace {
 
 constexpr const char* kDbKeys =
     "replica-url, sync-interval-ms, poll-interval-ms, snapshot-interval, retention, checkpoint-quiet-ms, "
-    "checkpoint-pages, truncate-pages, metrics-group, enable-wal, compression-level";
+    "checkpoint-pages, truncate-pages, metrics-group, enable-wal, compression-level, compaction-levels, "
+    "keep-every-txid";
 constexpr const char* kReplicatorKeys =
     "state-dir, worker-threads, max-connections, max-connections-per-host, fd-budget, memory-cap, ca-file, "
     "verify-tls, position-flush-ms, spool-cap, lease-ttl, snapshot-verify-max";
@@ -54,6 +56,27 @@ Status ApplyDbOption(DatabaseOptions* o, std::string_view key, std::string_view 
     if ((s = ParseBool(n, v, &b)).ok()) o->enable_wal = b;
   } else if (key == "compression-level") {
     if ((s = ParseInt(n, v, 1, 22, &i)).ok()) o->compression_level = int(i);
+  } else if (key == "compaction-levels") {
+    // "off", or durations separated by '+' ("30s+5m+1h"), each a multiple
+    // of the one before.
+    std::vector<int64_t> levels;
+    if (v != "off") {
+      std::string_view rest = v;
+      while (s.ok()) {
+        const size_t plus = rest.find('+');
+        s = ParsePositiveDuration(n, rest.substr(0, plus), kUnitNeeded, &i);
+        if (!s.ok()) break;
+        if (!levels.empty() && i % levels.back() != 0)
+          return BadValue(n, v, "\"off\" or durations joined by '+' (\"30s+5m+1h\"), each a multiple of the one before");
+        levels.push_back(i);
+        if (plus == std::string_view::npos) break;
+        rest = rest.substr(plus + 1);
+      }
+      if (s.ok() && levels.size() > 9) return BadValue(n, v, "at most 9 levels");
+    }
+    if (s.ok()) o->compaction_levels_ms = levels;
+  } else if (key == "keep-every-txid") {
+    if ((s = ParseDuration(n, v, kUnitNeeded, &i)).ok()) o->keep_every_txid_ms = i;
   } else {
     *known = false;
   }

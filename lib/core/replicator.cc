@@ -600,6 +600,9 @@ void ReplicatorImpl::DeclareMetrics() {
   m_.Counter("replite_snapshots_uploaded_total", "Snapshots written to the store.");
   m_.Counter("replite_uploaded_bytes_total", "Bytes of segments and snapshots written to the store.");
   m_.Counter("replite_generations_started_total", "New generations (each one logged with its reason).");
+  m_.Counter("replite_compacted_objects_total",
+             "Compacted objects written (compaction levels, docs/FORMAT.md): each merges a closed range of a "
+             "database's objects of the level below.");
   m_.Counter("replite_generation_churn_total",
              "Databases reported for starting generations in quick succession (each within 10 minutes of the "
              "previous one; see the log line for the cause and the fix).");

@@ -167,6 +167,7 @@ class ReplicatorImpl final : public Replicator {
   Status ForgetExpectedRestart(DbSlot& s, const ReplicaRef& ref, Position pos, int64_t wal_size, int64_t wal_mtime);
   Status GenerationDeferred(DbSlot& s, int64_t now);
   void ReportChurn(DbSlot& s, uint8_t churn, const std::string& reason, int64_t now);
+  void Compact(DbSlot& s, const ReplicaRef& ref, const Position& pos, int64_t now);
   Status EnsureLease(DbSlot& s, const ReplicaRef& ref);
   bool TakeOverPending(DbSlot& s);
   Status DropSpooled(DbSlot& s, const ReplicaRef& ref);

@@ -13,6 +13,7 @@
 
 #include "core/replicator_impl.h"
 #include "format/layout.h"
+#include "replica/compactor.h"
 #include "replica/replica_writer.h"
 #include "replica/retention.h"
 #include "store/attempt_scope.h"
@@ -303,6 +304,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   if (res.new_generation) m_.Add("replite_generations_started_total", group);
   if (res.checkpointed_frames >= 0) m_.Add("replite_checkpoints_total", group);
   PublishDurable(s, res.pos.txid, sr.seq, durable_ms);  // what the checkpoint's capture added
+  if (*changed && !res.new_generation) Compact(s, ref, res.pos, now);
   // Retention has nothing to delete right after the first snapshot of a
   // replica's first generation (a new database).
   if (res.has_snapshot && !(res.new_generation && pos.txid == 0)) {
@@ -318,6 +320,44 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     }
   }
   return store_err;
+}
+
+// Compaction levels and the retention over them (replica/compactor.h,
+// PruneLevels): once per level 1 interval, and only right after a sync
+// that stored something, so an idle database makes no request. Failures
+// are logged and retried at the next run; nothing depends on them.
+void ReplicatorImpl::Compact(DbSlot& s, const ReplicaRef& ref, const Position& pos, int64_t now) {
+  const DatabaseOptions& o = s.cfg->opts;
+  // Not while the store fails (the sync spooled; compaction waits for it).
+  if (o.compaction_levels_ms.empty() || !pos.valid() || (ref.health && ref.health->down())) return;
+  const uint32_t now_s = uint32_t(now / 1000);
+  {
+    MutexLock l(Stripe(s));
+    // The first run one interval after the first change since Add (a
+    // restart does not compact at once).
+    if (s.compacted_s == 0) s.compacted_s = now_s;
+    if (int64_t(now_s - s.compacted_s) * 1000 < o.compaction_levels_ms[0]) return;
+    s.compacted_s = now_s;
+  }
+  CompactionPolicy p;
+  p.intervals_ms = o.compaction_levels_ms;
+  p.keep_ms = o.keep_every_txid_ms;
+  p.zstd_level = o.compression_level;
+  p.memory_limit = std::max<uint64_t>(1 << 20, opts_.memory_cap / uint64_t(pool_.max_threads()));
+  auto fence = [&] { return leases_->VerifyHeld(ref.store, ref.prefix); };
+  CompactionStats cs;
+  GenerationCatalog cat;
+  Status st = CompactGeneration(ref.store, ref.prefix, pos.generation(), p, &cs, fence, &cat);
+  const Labels group{{"group", o.metrics_group}};
+  if (cs.objects_written > 0) m_.Add("replite_compacted_objects_total", group, double(cs.objects_written));
+  if (!st.ok()) {
+    Log("database " + s.path + ": compaction: " + st.ToString());
+    return;
+  }
+  LevelPruneStats ps;
+  st = PruneLevels(ref.store, ref.prefix, pos.generation(), now, o.keep_every_txid_ms,
+                   int(std::min<size_t>(o.compaction_levels_ms.size(), kMaxLevel)), &ps, fence, &cat);
+  if (!st.ok()) Log("database " + s.path + ": retention over compaction levels: " + st.ToString());
 }
 
 // Positions are saved in batches, so after a crash the saved one may lag

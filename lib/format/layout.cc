@@ -34,6 +34,11 @@ std::string SegmentKey(const std::string& prefix, const std::string& gen, uint64
   return GenerationPrefix(prefix, gen) + "segments/" + Hex16(first) + "-" + Hex16(last) + ".seg";
 }
 
+std::string CompactedKey(const std::string& prefix, const std::string& gen, int level, uint64_t first, uint64_t last) {
+  return GenerationPrefix(prefix, gen) + "levels/" + std::to_string(level) + "/" + Hex16(first) + "-" + Hex16(last) +
+         ".seg";
+}
+
 bool ParseHex16(const std::string& s, uint64_t* v) {
   if (s.size() != 16) return false;
   uint64_t r = 0;
@@ -66,6 +71,12 @@ bool ParseObjectKey(const std::string& prefix, const ObjectInfo& info, ObjectRef
     if (!ParseHex16(tail.substr(10, 16), &out->first_txid)) return false;
     out->last_txid = out->first_txid;
     return true;
+  }
+  out->level = 0;
+  if (tail.compare(0, 7, "levels/") == 0 && tail.size() == 9 + 33 + 4 && tail[7] >= '1' &&
+      tail[7] <= char('0' + kMaxLevel) && tail[8] == '/') {
+    out->level = tail[7] - '0';
+    tail = "segments/" + tail.substr(9);  // the same <first>-<last>.seg name as a segment
   }
   if (tail.compare(0, 9, "segments/") == 0 && tail.size() == 9 + 33 + 4 && tail[25] == '-' &&
       tail.substr(42) == ".seg") {

@@ -2,7 +2,9 @@
 //
 //   P/manifest                                         small text head (replica/manifest.h, FORMAT.md)
 //   P/generations/<gen>/snapshots/<txid>.snap          full image at txid
-//   P/generations/<gen>/segments/<first>-<last>.seg    transactions first..last
+//   P/generations/<gen>/segments/<first>-<last>.seg    transactions first..last (level 0)
+//   P/generations/<gen>/levels/<n>/<first>-<last>.seg  compacted range first..last, level n in 1..9
+//                                                      (restorable at <last> only; replica/compactor.h)
 //
 // <gen> is 16 hex digits (creation ms << 16 | random), so generations sort
 // by creation time; txids are 16 hex digits, so keys sort numerically.
@@ -32,12 +34,16 @@ std::string GenerationsPrefix(const std::string& prefix);
 std::string GenerationPrefix(const std::string& prefix, const std::string& gen);
 std::string SnapshotKey(const std::string& prefix, const std::string& gen, uint64_t txid);
 std::string SegmentKey(const std::string& prefix, const std::string& gen, uint64_t first, uint64_t last);
+// A compacted object of level 1..kMaxLevel (level 0 is SegmentKey).
+std::string CompactedKey(const std::string& prefix, const std::string& gen, int level, uint64_t first, uint64_t last);
+constexpr int kMaxLevel = 9;
 
 struct ObjectRef {
   enum Kind { kSnapshot, kSegment } kind = kSegment;
   std::string key;
   std::string generation;
   uint64_t first_txid = 0, last_txid = 0;  // equal for snapshots
+  int level = 0;  // segments: 0 for per-sync segments, 1..kMaxLevel for compacted objects
   uint64_t size = 0;
   int64_t mtime_ms = 0;
 };

@@ -11,6 +11,7 @@ uint64_t GenerationCatalog::max_txid() const {
   uint64_t m = 0;
   for (const auto& s : snapshots) m = std::max(m, s.last_txid);
   for (const auto& s : segments) m = std::max(m, s.last_txid);
+  for (const auto& s : compacted) m = std::max(m, s.last_txid);
   return m;
 }
 
@@ -24,13 +25,15 @@ Status ListGeneration(ObjectStore* store, const std::string& prefix, const std::
     ObjectRef r;
     if (!ParseObjectKey(prefix, o, &r)) continue;
     out->bytes += r.size;
-    (r.kind == ObjectRef::kSnapshot ? out->snapshots : out->segments).push_back(r);
+    (r.kind == ObjectRef::kSnapshot ? out->snapshots : r.level > 0 ? out->compacted : out->segments).push_back(r);
   }
   std::sort(out->snapshots.begin(), out->snapshots.end(),
             [](const ObjectRef& a, const ObjectRef& b) { return a.first_txid < b.first_txid; });
-  std::sort(out->segments.begin(), out->segments.end(), [](const ObjectRef& a, const ObjectRef& b) {
+  auto by_range = [](const ObjectRef& a, const ObjectRef& b) {
     return a.first_txid != b.first_txid ? a.first_txid < b.first_txid : a.last_txid < b.last_txid;
-  });
+  };
+  std::sort(out->segments.begin(), out->segments.end(), by_range);
+  std::sort(out->compacted.begin(), out->compacted.end(), by_range);
   return Status::OK();
 }
 

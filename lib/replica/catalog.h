@@ -15,11 +15,12 @@
 namespace replite {
 
 // Everything stored for one generation, sorted: snapshots by txid,
-// segments by (first, last).
+// segments (level 0) and compacted objects (levels 1..) by (first, last).
 struct GenerationCatalog {
   std::string id;
   std::vector<ObjectRef> snapshots;
   std::vector<ObjectRef> segments;
+  std::vector<ObjectRef> compacted;  // every level; ObjectRef::level tells which
   uint64_t bytes = 0;
   uint64_t max_txid() const;
 };

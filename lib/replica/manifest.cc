@@ -8,7 +8,7 @@ namespace replite {
 
 std::string EncodeManifest(const Manifest& m) {
   std::ostringstream o;
-  o << "replite-manifest 1\n";
+  o << "replite-manifest " << kManifestVersion << "\n";
   o << "page_size " << m.page_size << "\n";
   for (const auto& g : m.generations) o << "generation " << g.id << " " << g.first_txid << " " << g.created_ms << "\n";
   for (const auto& id : m.deleting) o << "deleting " << id << "\n";
@@ -19,8 +19,10 @@ Status DecodeManifest(const std::string& text, Manifest* out) {
   *out = Manifest();
   std::istringstream in(text);
   std::string line;
-  if (!std::getline(in, line) || line != "replite-manifest 1")
-    return Status::Corruption("manifest: unknown format (first line '" + line.substr(0, 40) + "')");
+  if (!std::getline(in, line) || (line != "replite-manifest 1" && line != "replite-manifest 2"))
+    return Status::Corruption("manifest: unknown format (first line '" + line.substr(0, 40) +
+                              "'; written by a newer replite?)");
+  out->version = line.back() == '1' ? 1 : 2;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     std::istringstream ls(line);

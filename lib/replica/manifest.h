@@ -19,7 +19,14 @@ struct GenerationEntry {
   int64_t created_ms = 0;
 };
 
+// The manifest's format version (its first line, `replite-manifest <v>`):
+// 1 = replicas without compacted objects; 2 = a reader must understand
+// compacted objects (levels/<n>/ keys, docs/FORMAT.md). Writers of this
+// version write 2; DecodeManifest accepts both.
+constexpr uint32_t kManifestVersion = 2;
+
 struct Manifest {
+  uint32_t version = kManifestVersion;  // as read (EncodeManifest always writes kManifestVersion)
   uint32_t page_size = 0;
   std::vector<GenerationEntry> generations;  // oldest first; the last is current
   // Generations retention dropped from the list above whose objects may

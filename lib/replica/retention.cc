@@ -4,6 +4,7 @@
 
 #include "format/layout.h"
 #include "replica/catalog.h"
+#include "replica/compactor.h"
 #include "replica/manifest_update.h"
 
 namespace replite {
@@ -46,6 +47,8 @@ Status DeleteExpired(ObjectStore* store, const std::string& prefix, int64_t now_
     if (snap.first_txid < base_txid) doomed.push_back(snap.key);
   for (const auto& seg : base_cat.segments)
     if (seg.last_txid <= base_txid) doomed.push_back(seg.key);
+  for (const auto& c : base_cat.compacted)
+    if (c.last_txid <= base_txid) doomed.push_back(c.key);
   std::vector<std::string> drop = leftover;
   if (base_gen > 0) {
     // Drop older generations from the manifest first, naming them as being
@@ -73,6 +76,7 @@ Status DeleteExpired(ObjectStore* store, const std::string& prefix, int64_t now_
     if (!s.ok()) return s;
     for (const auto& o : cat.snapshots) doomed.push_back(o.key);
     for (const auto& o : cat.segments) doomed.push_back(o.key);
+    for (const auto& o : cat.compacted) doomed.push_back(o.key);
     stats->generations_deleted++;
   }
   if (!doomed.empty()) {
@@ -95,6 +99,64 @@ Status DeleteExpired(ObjectStore* store, const std::string& prefix, int64_t now_
 }
 
 }  // namespace
+
+Status PruneLevels(ObjectStore* store, const std::string& prefix, const std::string& gen, int64_t now_ms,
+                   int64_t keep_ms, int top_level, LevelPruneStats* stats, const std::function<Status()>& fence,
+                   const GenerationCatalog* listed) {
+  *stats = LevelPruneStats();
+  GenerationCatalog cat;
+  Status s;
+  if (listed) {
+    cat = *listed;
+  } else {
+    s = ListGeneration(store, prefix, gen, &cat);
+    if (!s.ok()) return s;
+  }
+  std::vector<std::string> doomed;
+  for (int level = 0; level < top_level; level++) {
+    std::vector<ObjectRef> lower, upper;
+    for (const auto& o : level == 0 ? cat.segments : cat.compacted)
+      if (o.level == level) lower.push_back(o);
+    for (const auto& o : cat.compacted)
+      if (o.level == level + 1) upper.push_back(o);
+    for (const auto& u : upper) {
+      std::vector<const ObjectRef*> covered;
+      for (const auto& o : lower)
+        if (o.first_txid >= u.first_txid && o.last_txid <= u.last_txid) covered.push_back(&o);
+      if (covered.empty()) continue;
+      int64_t first_ms = 0, last_ms = 0;
+      s = ReadObjectTimes(store, u.key, &first_ms, &last_ms);
+      if (!s.ok()) return s;
+      if (last_ms > now_ms - keep_ms) break;  // this one and every later one are too young
+      SegmentHeader h;
+      s = VerifyCompacted(store, u.key, u.size, gen, u.first_txid, u.last_txid, &h);
+      if (!s.ok()) return s.Annotate("not deleting what it covers: ");
+      // The cover ends in the state its last input records.
+      const ObjectRef* tail = covered.back();
+      if (tail->last_txid == u.last_txid) {
+        std::string head;
+        s = store->Get(tail->key, &head, 0, kSegHeaderSize);
+        SegmentHeader th;
+        if (s.ok()) s = DecodeSegmentHeader(head, &th);
+        if (!s.ok()) return s;
+        if (th.checksum_after != h.checksum_after || th.pages_after != h.pages_after)
+          return Status::Corruption("compacted object " + u.key + " does not end in the state of " + tail->key +
+                                    " (size or checksum differ): not deleting what it covers");
+      }
+      stats->covers_verified++;
+      for (const ObjectRef* o : covered) doomed.push_back(o->key);
+    }
+  }
+  if (doomed.empty()) return Status::OK();
+  if (fence) {
+    s = fence();
+    if (!s.ok()) return s;
+  }
+  s = store->Delete(doomed);
+  if (!s.ok()) return s;
+  stats->objects_deleted = doomed.size();
+  return Status::OK();
+}
 
 Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now_ms, int64_t retention_ms,
                       RetentionStats* stats, const std::function<Status()>& fence) {

@@ -15,6 +15,7 @@
 #include <functional>
 #include <string>
 
+#include "replica/catalog.h"
 #include "replite/status.h"
 #include "replite/sys/object_store.h"
 
@@ -29,6 +30,25 @@ struct RetentionStats {
 // A write unfinished for this long is abandoned (the lifecycle rule the
 // README recommends uses the same day).
 constexpr int64_t kAbandonedAfterMs = 24 * 3600 * 1000;
+
+// Retention over compaction levels (replica/compactor.h): in generation
+// `gen`, an object of level n is deleted once an object of level n + 1
+// covers its whole range (first ≥ the cover's first, last ≤ its last) and
+// that cover's last capture is at least `keep_ms` before `now_ms`; the
+// cover is read whole and verified (VerifyCompacted) and its size and
+// checksum compared with those its last input records before anything it
+// covers is deleted. Objects of the top level are left to ApplyRetention.
+// Covers are visited in txid order and the walk stops at the first one too
+// young, so a run reads about one header per level plus what it deletes.
+// `listed`: the generation as just listed (CompactGeneration's catalog),
+// else one LIST.
+struct LevelPruneStats {
+  uint64_t objects_deleted = 0;
+  uint64_t covers_verified = 0;
+};
+Status PruneLevels(ObjectStore* store, const std::string& prefix, const std::string& gen, int64_t now_ms,
+                   int64_t keep_ms, int top_level, LevelPruneStats* stats,
+                   const std::function<Status()>& fence = nullptr, const GenerationCatalog* listed = nullptr);
 
 Status ApplyRetention(ObjectStore* store, const std::string& prefix, int64_t now_ms, int64_t retention_ms,
                       RetentionStats* stats, const std::function<Status()>& fence = nullptr);

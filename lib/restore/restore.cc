@@ -13,10 +13,11 @@
 #include <ctime>
 #include <deque>
 #include <future>
+#include <limits>
 
 #include "format/layout.h"
 #include "replica/catalog.h"
-#include "restore/object_reader.h"
+#include "replica/object_reader.h"
 #include "replite/sys/env.h"
 #include "store/store_registry.h"
 #include "util/file_util.h"
@@ -52,17 +53,35 @@ Status PlanInGeneration(const GenerationCatalog& cat, uint64_t target, const std
   plan->gap.clear();
   uint64_t need = base->first_txid + 1;
   while (need <= target) {
+    // The object holding `need` that reaches furthest: a per-sync segment
+    // (every txid in it is a restore point) or a compacted object ending at
+    // or before the target (only its last txid is one). Coarse objects come
+    // first because they reach furthest; the tail is per-sync segments.
     const ObjectRef* best = nullptr;
     uint64_t next_first = 0;  // where the next segment after the gap starts
     for (const auto& s : cat.segments) {
       if (s.first_txid <= need && s.last_txid >= need && (!best || s.last_txid > best->last_txid)) best = &s;
       if (s.first_txid > need && (next_first == 0 || s.first_txid < next_first)) next_first = s.first_txid;
     }
+    for (const auto& c : cat.compacted) {
+      if (c.last_txid > target) continue;
+      if (c.first_txid <= need && c.last_txid >= need && (!best || c.last_txid > best->last_txid)) best = &c;
+      if (c.first_txid > need && (next_first == 0 || c.first_txid < next_first)) next_first = c.first_txid;
+    }
     if (!best) {
       const uint64_t gap_end = next_first ? std::min(target, next_first - 1) : target;
+      // Inside a compacted range only its last txid is a restore point.
+      std::string restore_points;
+      for (const auto& c : cat.compacted)
+        if (c.first_txid <= need && c.last_txid >= need) {
+          restore_points = " (compacted: txid " + std::to_string(target) +
+                           " is no longer a restore point; the nearest after it is " + std::to_string(c.last_txid) + ")";
+          break;
+        }
       const std::string missing = "generation " + cat.id + " has no segment holding txid" +
                                   (gap_end > need ? "s " + std::to_string(need) + ".." + std::to_string(gap_end)
-                                                  : " " + std::to_string(need));
+                                                  : " " + std::to_string(need)) +
+                                  restore_points;
       if (!stop_at_gap)
         return Status::NotFound(where + ": " + missing + " (missing object; restore an earlier txid or another generation)");
       plan->target = need - 1;
@@ -166,6 +185,105 @@ class Applier {
     return Status::OK();
   }
 
+  // Writes the plan's target state newest object first, each page once:
+  // the newest version of a page that survives to the target (a version
+  // is cut off when a transaction at or after it, up to the target, ends
+  // with fewer pages). Pages no surviving version writes stay holes (zeros,
+  // as the format says a page grown over without being written is). Memory:
+  // one bit per page of the target's size. Any damage fails the restore
+  // (stop_at_last_good uses Apply, which stops at the last whole
+  // transaction).
+  Status ApplyNewestFirst(const Plan& plan, RestoreResult* r) {
+    std::vector<ObjectRef> objs{plan.snapshot};
+    objs.insert(objs.end(), plan.segments.begin(), plan.segments.end());
+    uint64_t total = 0, done = 0;
+    for (const auto& o : objs) total += o.size;
+    // The first txid each object contributes: before it, an overlap with
+    // the object before (whose blocks hold the same commits).
+    std::vector<uint64_t> from(objs.size(), plan.snapshot.first_txid);
+    for (size_t k = 1; k < objs.size(); k++) from[k] = objs[k - 1].last_txid + 1;
+    const size_t ahead = size_t(std::max(1, opts_.parallelism));
+    std::deque<std::future<std::pair<Status, std::string>>> fetches;
+    size_t queued = 0;  // counted from the newest
+    auto fetch_more = [&] {
+      while (queued < objs.size() && fetches.size() < ahead) {
+        const ObjectRef o = objs[objs.size() - 1 - queued++];
+        ObjectStore* store = store_;
+        fetches.push_back(std::async(std::launch::async, [store, o]() {
+          std::pair<Status, std::string> out;
+          if (o.size <= ObjectReader::kWholeObjectBytes) out.first = ObjectReader::FetchWhole(store, o.key, o.size, &out.second);
+          return out;
+        }));
+      }
+    };
+    std::vector<bool> written;  // by a newer object
+    uint32_t limit = std::numeric_limits<uint32_t>::max();  // smallest size after, from newer objects
+    for (size_t k = objs.size(); k-- > 0;) {
+      const ObjectRef& o = objs[k];
+      failed_key_ = o.key;
+      fetch_more();
+      auto got = fetches.front().get();
+      fetches.pop_front();
+      if (!got.first.ok()) return got.first;
+      const bool whole = o.size <= ObjectReader::kWholeObjectBytes;
+      ObjectReader rd = whole ? ObjectReader(store_, o.key, std::move(got.second)) : ObjectReader(store_, o.key, o.size);
+      Status s = rd.Open();
+      if (!s.ok()) return s;
+      const SegmentHeader& h = rd.header();
+      if (h.generation != plan.generation || h.first_txid != o.first_txid || h.last_txid != o.last_txid)
+        return Status::Corruption("object " + o.key + ": header does not match its name");
+      if (page_size_ == 0) page_size_ = h.page_size;
+      if (h.page_size != page_size_) return Status::Corruption("object " + o.key + ": page size changes inside a generation");
+      const std::vector<BlockIndexEntry>& idx = rd.index();
+      auto applies = [&](const BlockIndexEntry& e) { return e.txid >= from[k] && e.txid <= plan.target; };
+      if (k + 1 == objs.size()) {
+        // The newest object ends the target transaction.
+        const BlockIndexEntry* end = nullptr;
+        for (const auto& e : idx)
+          if (e.txid == plan.target && (e.flags & kBlockTxEnd)) end = &e;
+        if (!end)
+          return Status::Corruption("object " + o.key + " does not end txid " + std::to_string(plan.target) +
+                                    ", the requested txid");
+        pages_ = end->db_pages;
+        last_txid_ = end->txid;
+        last_ts_ = end->ts_ms;
+        checksum_ = end->checksum_after;
+        has_checksum_ = !(end->flags & kBlockNoChecksum);
+        written.assign(size_t(pages_) + 1, false);
+      }
+      // lim[i]: the smallest size after of the transactions from block i's
+      // to the target; a page above it is cut off before the target.
+      std::vector<uint32_t> lim(idx.size());
+      uint32_t run = limit;
+      for (size_t i = idx.size(); i-- > 0;) {
+        if (applies(idx[i]) && (idx[i].flags & kBlockTxEnd)) run = std::min(run, idx[i].db_pages);
+        lim[i] = run;
+      }
+      std::vector<uint32_t> mine;
+      for (size_t i = 0; i < idx.size(); i++) {
+        if (!applies(idx[i])) continue;
+        DecodedBlock b;
+        s = rd.ReadBlock(i, &b);
+        if (!s.ok()) return s;
+        for (size_t j = 0; j < b.pgnos.size(); j++) {
+          const uint32_t pg = b.pgnos[j];
+          if (pg > lim[i] || pg >= written.size() || written[pg]) continue;
+          s = PWriteAll(fd_.get(), b.pages.data() + j * page_size_, page_size_, uint64_t(pg - 1) * page_size_, tmp_);
+          if (!s.ok()) return s;
+          mine.push_back(pg);
+        }
+      }
+      for (uint32_t pg : mine) written[pg] = true;
+      limit = run;
+      done += o.size;
+      r->objects++;
+      r->bytes += o.size;
+      if (opts_.progress) opts_.progress(done, total);
+    }
+    has_tx_ = true;
+    return Status::OK();
+  }
+
   // Sizes the file for the last transaction written.
   Status Finish() {
     if (::ftruncate(fd_.get(), off_t(pages_) * page_size_) != 0) return ErrnoStatus("truncate " + tmp_, errno);
@@ -236,7 +354,7 @@ Status BuildFile(ObjectStore* store, Plan plan, const std::string& tmp, const Re
     r->objects = r->bytes = 0;
     Applier ap(store, tmp, o);
     Status s = ap.Open();
-    if (s.ok()) s = ap.Apply(plan, r);
+    if (s.ok()) s = o.stop_at_last_good ? ap.Apply(plan, r) : ap.ApplyNewestFirst(plan, r);
     if (!s.ok() && o.stop_at_last_good && IsDamage(s) && ap.has_tx() && ap.last_txid() < plan.target) {
       r->stopped_early = true;
       r->bad_object = ap.failed_key();
@@ -319,6 +437,8 @@ Status LastCaptureMs(ObjectStore* store, const GenerationCatalog& cat, int64_t* 
   for (const auto& o : cat.segments)
     if (!last || o.last_txid > last->last_txid) last = &o;
   for (const auto& o : cat.snapshots)
+    if (!last || o.last_txid > last->last_txid) last = &o;
+  for (const auto& o : cat.compacted)
     if (!last || o.last_txid > last->last_txid) last = &o;
   int64_t f = 0;
   *ms = 0;
@@ -485,6 +605,23 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
         }
       }
     }
+    // Compacted objects: their last txids are restore points too (the
+    // per-sync segments of older ranges may be gone). Capture times grow
+    // with txids: binary-search them by last txid.
+    std::vector<const ObjectRef*> coarse;
+    for (const auto& c : cat.compacted) coarse.push_back(&c);
+    std::sort(coarse.begin(), coarse.end(),
+              [](const ObjectRef* a, const ObjectRef* b) { return a->last_txid < b->last_txid; });
+    lo = 0;
+    hi = coarse.size();
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      s = ReadObjectTimes(store, coarse[mid]->key, &f, &l);
+      if (!s.ok()) return s;
+      if (l <= *o.timestamp_ms) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo > 0) best = std::max(best, coarse[lo - 1]->last_txid);
     // The next generation was created at or before T, so every txid of this
     // one was captured before T, the missing last ones too.
     if (best == cat.max_txid() && end[g] > best && gens[g + 1].created_ms <= *o.timestamp_ms) best = end[g];

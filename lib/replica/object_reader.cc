@@ -1,4 +1,4 @@
-#include "restore/object_reader.h"
+#include "replica/object_reader.h"
 
 #include <chrono>
 #include <thread>
