@@ -147,6 +147,14 @@ replite::ReplicatorOptions BaseOptions(const std::string& dir, const std::string
   return o;
 }
 
+// The memory report's parts (ReplicatorStatus::memory), per database.
+void PrintMemory(const char* when, replite::Replicator* r, int n) {
+  std::printf("    memory %s, bytes per database:", when);
+  for (const auto& [part, bytes] : r->GetSummary(0).memory) std::printf(" %s %.0f", part.c_str(), double(bytes) / n);
+  std::printf("\n");
+}
+
+
 // Creates N databases (copies of a template) and replicates each once.
 int Prepare(const std::string& dir, int n, const std::string& url) {
   fs::remove_all(dir);
@@ -174,9 +182,10 @@ int Prepare(const std::string& dir, int n, const std::string& url) {
   double t_add = Now() - t0;
   for (int i = 0; i < n; i++) r->Sync(DbPath(dir, i), nullptr);
   double t_all = Now() - t0;
-  r->Close();
   std::printf("  prepare N=%d: created in %.1f s; cold Add of all %.2f s; first snapshot of all done after %.1f s\n", n,
               t_create, t_add, t_all);
+  PrintMemory("cold (all added and first-snapshotted by this process)", r.get(), n);
+  r->Close();
   std::fflush(stdout);
   return 0;
 }
@@ -334,6 +343,7 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
   const double epoch_adopted = MetricSum(m, "replite_epoch_checksums_total", "result=\"adopted\"");
   const double generations = MetricSum(m, "replite_generations_started_total", "");
   for (auto* c : conns) sqlite3_close(c);
+  PrintMemory("warm (added from saved positions), at the end of the run", r.get(), n);
   r->Close();
   const double hours = wall / 3600;
   std::printf(

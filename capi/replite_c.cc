@@ -557,6 +557,13 @@ REPLITE_EXPORT char* replite_status_json(replite_replicator* r, const char* db_p
     o.Num("jobs_queued", sum.jobs_queued);
     o.Int("worker_threads", sum.worker_threads);
     o.Int("worker_threads_live", sum.worker_threads_live);
+    std::string mem = "{";
+    for (size_t i = 0; i < sum.memory.size(); i++) {
+      if (i) mem += ',';
+      mem += "\"" + sum.memory[i].first + "\":" + std::to_string(sum.memory[i].second);
+    }
+    mem += '}';
+    o.Raw("memory_bytes", mem);
     std::string lag = "[";
     for (size_t i = 0; i < sum.laggards.size(); i++) {
       if (i) lag += ',';

@@ -68,6 +68,17 @@ struct ReplicatorStatus {
   uint64_t jobs_queued = 0;
   int worker_threads = 0;       // the cap (ReplicatorOptions::worker_threads, within the fd budget)
   int worker_threads_live = 0;  // started on demand and running now (idle ones end after a minute)
+  // Where the memory goes, part by part (the parts of the metric
+  // replite_memory_bytes): "slots" (per-database state with its path),
+  // "registry" (the tables finding a slot by path, replica and file),
+  // "timers" (the poll/notify heap), "positions" (positions.db's SQLite
+  // cache and queued writes), "connections" (hot databases' kept SQLite
+  // connections and WAL frame indexes), "spool_index" (the upload spool's
+  // entries), then process-wide: "heap_in_use" and "heap_free" (malloc),
+  // "sqlite_all" (all of SQLite's allocations, the application's too when it
+  // shares the library) and "rss". Estimates in bytes, see
+  // lib/core/memory_report.h.
+  std::vector<std::pair<std::string, uint64_t>> memory;
   // The databases whose last durable transaction is oldest (largest lag),
   // at most `top_n` of them (see GetSummary).
   std::vector<DatabaseStatus> laggards;

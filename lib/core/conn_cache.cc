@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "core/memory_report.h"
+
 namespace replite {
 
 std::unique_ptr<KeptDb> ConnCache::Take(uint32_t id, const std::string& path) {
@@ -74,6 +76,18 @@ void ConnCache::Clear() {
 size_t ConnCache::size() {
   std::lock_guard<std::mutex> l(mu_);
   return lru_.size();
+}
+
+uint64_t ConnCache::MemoryBytes() {
+  std::lock_guard<std::mutex> l(mu_);
+  uint64_t b = HashTableHeap(by_id_.bucket_count(), by_id_.size(), 8 + 4 + 8);
+  for (Entry& e : lru_) {
+    b += MallocChunk(sizeof(Entry) + 16) + StringHeap(e.path);  // list node
+    if (!e.conn) continue;
+    b += MallocChunk(sizeof(KeptDb)) + MallocChunk(e.conn->frames.pgnos.capacity() * sizeof(uint32_t));
+    b += SqliteConnBytes(e.conn->conn.raw()) + SqliteConnBytes(e.conn->pin.raw());
+  }
+  return b;
 }
 
 }  // namespace replite

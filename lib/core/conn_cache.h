@@ -57,6 +57,9 @@ class ConnCache {
 
   size_t size();
   size_t capacity() const { return capacity_; }
+  // What the kept entries hold: SQLite's accounting of both connections of
+  // each (core/memory_report.h), their frame indexes, paths and list nodes.
+  uint64_t MemoryBytes();
 
  private:
   struct Entry {

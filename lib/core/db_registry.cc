@@ -4,6 +4,7 @@
 #include <cstring>
 #include <functional>
 
+#include "core/memory_report.h"
 #include "util/file_util.h"
 
 namespace replite {
@@ -115,6 +116,24 @@ std::vector<std::string> DbRegistry::Paths() const {
   }
   std::sort(v.begin(), v.end());
   return v;
+}
+
+void DbRegistry::MemoryBytes(uint64_t* slots, uint64_t* tables) {
+  uint64_t sb = 0, tb = 0;
+  ReaderLock l(mu_);
+  for (const SlotPtr& s : slots_) {
+    if (!s) continue;
+    sb += MallocChunk(sizeof(DbSlot) + 16) + StringHeap(s->path);  // make_shared: slot and control block
+    if (s->target) sb += MallocChunk(sizeof(DbTarget)) + StringHeap(s->target->url_str) + StringHeap(s->target->url.prefix);
+    MutexLock sl(Stripe(*s));
+    if (s->extra) sb += MallocChunk(sizeof(DbExtra)) + StringHeap(s->extra->last_error);
+  }
+  tb += MallocChunk(slots_.capacity() * sizeof(SlotPtr)) + MallocChunk(free_ids_.capacity() * sizeof(uint32_t));
+  tb += HashTableHeap(by_path_.bucket_count(), by_path_.size(), 8 + sizeof(std::string_view) + 8 + 8);
+  tb += HashTableHeap(by_url_.bucket_count(), by_url_.size(), 8 + 8 + 8);
+  tb += HashTableHeap(by_file_.bucket_count(), by_file_.size(), 8 + 8 + 8);
+  *slots = sb;
+  *tables = tb;
 }
 
 size_t DbRegistry::size() const {

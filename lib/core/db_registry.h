@@ -50,6 +50,9 @@ class DbRegistry {
   std::vector<SlotPtr> All() const EXCLUDES(mu_);
   std::vector<std::string> Paths() const EXCLUDES(mu_);  // sorted
   size_t size() const EXCLUDES(mu_);
+  // Heap bytes of the slots (each with its path, and its target and extra
+  // when present) and of the registry's own tables.
+  void MemoryBytes(uint64_t* slots, uint64_t* tables) EXCLUDES(mu_);
 
   // The lock guarding a slot's `// guarded` fields, and the condition
   // variable signalled (under it) when they change.

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "core/memory_report.h"
 #include "util/file_util.h"
 
 namespace replite {
@@ -133,6 +134,18 @@ Status PositionStore::Flush() {
   std::lock_guard<std::mutex> l(mu_);
   for (auto& [path, v] : batch) pending_.emplace(path, std::move(v));
   return s;
+}
+
+uint64_t PositionStore::MemoryBytes() {
+  uint64_t b = 0;
+  {
+    std::lock_guard<std::mutex> l(flush_mu_);
+    b += SqliteConnBytes(db_);
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& [path, p] : pending_)
+    b += MallocChunk(32 + sizeof(path) + sizeof(Pending)) + StringHeap(path) + StringHeap(p.url) + StringHeap(p.pos);
+  return b;
 }
 
 }  // namespace replite

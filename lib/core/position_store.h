@@ -34,6 +34,9 @@ class PositionStore {
   void Put(const std::string& db_path, const std::string& replica_url, const Position& pos, int64_t wal_size,
            int64_t wal_mtime_ns);
   Status Flush();
+  // SQLite's accounting of positions.db's connection (its page cache) and
+  // the queued writes.
+  uint64_t MemoryBytes();
 
  private:
   std::mutex flush_mu_;  // serializes Flush (and guards db_'s writes)

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/memory_report.h"
 #include "core/replicator_impl.h"
 #include "core/sqlite_files.h"
 #include "http/http_client.h"
@@ -482,6 +483,7 @@ ReplicatorStatus ReplicatorImpl::GetSummary(size_t top_n) {
   out.jobs_queued = pool_.queued();
   out.worker_threads = pool_.max_threads();
   out.worker_threads_live = pool_.live_threads();
+  MemoryParts(&out.memory);
   // Rank by how long a commit has been waiting (notified) or since the
   // last successful sync; keep only top_n full statuses.
   const int64_t now = NowMs();
@@ -503,7 +505,23 @@ ReplicatorStatus ReplicatorImpl::GetSummary(size_t top_n) {
   return out;
 }
 
+void ReplicatorImpl::MemoryParts(std::vector<std::pair<std::string, uint64_t>>* parts) {
+  parts->clear();
+  uint64_t slots = 0, tables = 0;
+  reg_.MemoryBytes(&slots, &tables);
+  parts->emplace_back("slots", slots);
+  parts->emplace_back("registry", tables);
+  parts->emplace_back("timers", timers_.MemoryBytes());
+  parts->emplace_back("positions", positions_.MemoryBytes());
+  parts->emplace_back("connections", conns_.MemoryBytes());
+  parts->emplace_back("spool_index", upload_spool_.MemoryBytes());
+  ProcessMemory(parts);
+}
+
 std::string ReplicatorImpl::Metrics() {
+  std::vector<std::pair<std::string, uint64_t>> memory;
+  MemoryParts(&memory);
+  for (const auto& [part, bytes] : memory) m_.Set("replite_memory_bytes", {{"part", part}}, double(bytes));
   m_.Set("replite_databases", {}, double(reg_.size()));
   m_.Set("replite_jobs_queued", {}, double(pool_.queued()));
   m_.Set("replite_worker_threads", {}, double(pool_.live_threads()));
@@ -581,6 +599,9 @@ StoreConfig ReplicatorImpl::MakeStoreConfig(const ReplicatorOptions& o) {
 
 void ReplicatorImpl::DeclareMetrics() {
   m_.Gauge("replite_databases", "Databases being replicated.");
+  m_.Gauge("replite_memory_bytes",
+           "Memory by part: slots, registry, timers, positions, connections, spool_index (estimates of the "
+           "library's structures), heap_in_use, heap_free, sqlite_all, rss (process-wide).");
   m_.Gauge("replite_jobs_queued", "Jobs waiting for a worker.");
   m_.Gauge("replite_worker_threads", "Shared worker threads running now (started on demand up to worker_threads).");
   m_.Gauge("replite_worker_threads_peak", "The most shared worker threads that ran at once.");

@@ -175,6 +175,8 @@ class ReplicatorImpl final : public Replicator {
   void CountEpochChecksum(const DbSlot& s, const CaptureResult& r);
   // Everything up to `txid` is durable (unless segments wait in the spool);
   // so is every request up to `seq`, whose WaitDurable callers wake now.
+  // The memory report's parts (ReplicatorStatus::memory).
+  void MemoryParts(std::vector<std::pair<std::string, uint64_t>>* parts);
   void PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int64_t* durable_ms);
   static void CleanupCapture(const CaptureResult& res);
   Status Ship(DbSlot& s, const ReplicaRef& ref, bool probe, CaptureResult& res, Status* store_err);

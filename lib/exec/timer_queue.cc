@@ -40,6 +40,11 @@ size_t TimerQueue::size() const {
   return heap_.size();
 }
 
+size_t TimerQueue::MemoryBytes() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return heap_.capacity() * sizeof(Entry);
+}
+
 void TimerQueue::Loop() {
   std::unique_lock<std::mutex> l(mu_);
   while (!stop_) {

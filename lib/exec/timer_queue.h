@@ -50,6 +50,8 @@ class TimerQueue {
   // Schedules `t` at monotonic time `when_us`.
   void At(int64_t when_us, const Timer& t);
   size_t size() const;
+  // Heap bytes of the entries' array (its capacity: it does not shrink).
+  size_t MemoryBytes() const;
 
  private:
   struct Entry {
@@ -63,7 +65,10 @@ class TimerQueue {
   std::function<int64_t()> now_us_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_;
+  struct Heap : std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> {
+    size_t capacity() const { return c.capacity(); }
+  };
+  Heap heap_;
   bool stop_ = false;
   std::thread thread_;
 };

@@ -14,6 +14,7 @@
 #include "format/layout.h"
 #include "util/file_util.h"
 #include "util/hash.h"
+#include "util/memory_size.h"
 
 namespace replite {
 namespace {
@@ -176,6 +177,13 @@ void UploadSpool::Remove(const SpoolEntry& e) {
   bytes_ -= std::min(bytes_.load(), e.bytes);
   if (entries_ > 0) entries_--;
   ::rmdir(DirName(e.path).c_str());  // fails (harmlessly) while entries remain
+}
+
+uint64_t UploadSpool::MemoryBytes() {
+  std::lock_guard<std::mutex> l(mu_);
+  uint64_t b = HashTableHeap(backlog_.bucket_count(), backlog_.size(), 8 + sizeof(std::string) + sizeof(SpoolBacklog) + 8);
+  for (const auto& [dir, backlog] : backlog_) b += StringHeap(dir);
+  return b;
 }
 
 }  // namespace replite

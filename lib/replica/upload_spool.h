@@ -72,6 +72,8 @@ class UploadSpool {
   uint64_t bytes() const { return bytes_.load(); }
   uint64_t entries() const { return entries_.load(); }
   uint64_t cap() const { return cap_; }
+  // Heap bytes of the backlog table (util/memory_size.h).
+  uint64_t MemoryBytes();
 
  private:
   std::string DirFor(const std::string& db_path, const std::string& replica_url) const;

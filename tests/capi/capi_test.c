@@ -248,6 +248,8 @@ static void run_e2e(const char* dir, const char* root_url) {
   CHECK(contains(js, "\"databases\":1,"));
   CHECK(contains(js, "\"laggards\":[{\"path\":"));
   CHECK(contains(js, "\"worker_threads\":2"));
+  CHECK(contains(js, "\"memory_bytes\":{\"slots\":"));
+  CHECK(contains(js, "\"rss\":"));
   replite_free(js);
   js = replite_databases_json(r, &err);
   CHECK(js != NULL && js[0] == '[' && contains(js, "/app.db\""));
