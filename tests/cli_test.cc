@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "replite/replite.h"
+#include "server_process.h"
 #include "test_util.h"
 #include "util/file_util.h"
 
@@ -129,7 +130,10 @@ TEST_CASE("replite replicate -metrics-addr serves Prometheus text without databa
     test::Writer w(db);
     w.Exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
   }
-  const int port = 20000 + int(getpid() % 20000);
+  // A port free a moment ago (a fixed pick once collided with a test
+  // server's port in CI: "Address already in use", exit 2).
+  const int port = replite::testing::FreePort();
+  REQUIRE(port > 0);
   const std::string addr = "127.0.0.1:" + std::to_string(port);
   pid_t pid = Spawn({cli, "replicate", "-state", dir / "state", "-metrics-addr", addr, db, dir.url("backup")});
   std::string out;

@@ -438,7 +438,11 @@ Status ReplicatorImpl::Request(const std::string& path, bool snapshot, bool chec
                              (slot->has_error ? "; last error: " + slot->extra->last_error : "") + ")");
   }
   if (durable) *durable = slot->durable_txid;
-  if (slot->has_error) return Status(last_code_of(*slot), slot->extra->last_error);
+  // A job that made this request's capture durable answers it, even while
+  // the error of an earlier job is still recorded (it is cleared when that
+  // job ends, after its checkpoint).
+  const bool made_durable = through_errors && int32_t(slot->durable_seq - seq) >= 0;
+  if (slot->has_error && !made_durable) return Status(last_code_of(*slot), slot->extra->last_error);
   return Status::OK();
 }
 
