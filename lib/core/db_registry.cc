@@ -120,18 +120,24 @@ std::vector<std::string> DbRegistry::Paths() const {
 
 void DbRegistry::MemoryBytes(uint64_t* slots, uint64_t* tables) {
   uint64_t sb = 0, tb = 0;
-  ReaderLock l(mu_);
-  for (const SlotPtr& s : slots_) {
-    if (!s) continue;
+  std::vector<SlotPtr> all;
+  {
+    ReaderLock l(mu_);
+    all.reserve(by_path_.size());
+    for (const SlotPtr& s : slots_)
+      if (s) all.push_back(s);
+    tb += MallocChunk(slots_.capacity() * sizeof(SlotPtr)) + MallocChunk(free_ids_.capacity() * sizeof(uint32_t));
+    tb += HashTableHeap(by_path_.bucket_count(), by_path_.size(), 8 + sizeof(std::string_view) + 8 + 8);
+    tb += HashTableHeap(by_url_.bucket_count(), by_url_.size(), 8 + 8 + 8);
+    tb += HashTableHeap(by_file_.bucket_count(), by_file_.size(), 8 + 8 + 8);
+  }
+  // Stripes are taken outside the registry lock (its lock order).
+  for (const SlotPtr& s : all) {
     sb += MallocChunk(sizeof(DbSlot) + 16) + StringHeap(s->path);  // make_shared: slot and control block
     if (s->target) sb += MallocChunk(sizeof(DbTarget)) + StringHeap(s->target->url_str) + StringHeap(s->target->url.prefix);
     MutexLock sl(Stripe(*s));
     if (s->extra) sb += MallocChunk(sizeof(DbExtra)) + StringHeap(s->extra->last_error);
   }
-  tb += MallocChunk(slots_.capacity() * sizeof(SlotPtr)) + MallocChunk(free_ids_.capacity() * sizeof(uint32_t));
-  tb += HashTableHeap(by_path_.bucket_count(), by_path_.size(), 8 + sizeof(std::string_view) + 8 + 8);
-  tb += HashTableHeap(by_url_.bucket_count(), by_url_.size(), 8 + 8 + 8);
-  tb += HashTableHeap(by_file_.bucket_count(), by_file_.size(), 8 + 8 + 8);
   *slots = sb;
   *tables = tb;
 }
