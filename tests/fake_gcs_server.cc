@@ -313,25 +313,13 @@ long Request(const std::string& method, const std::string& url, const std::strin
 std::unique_ptr<FakeGcsServer> FakeGcsServer::Start(const std::string& token_server, std::string* why) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   std::unique_ptr<FakeGcsServer> f(new FakeGcsServer());
-  const int port = FreePort();
-  if (port == 0) {
-    *why = "no free TCP port on 127.0.0.1";
-    return nullptr;
-  }
-  f->endpoint_ = "http://127.0.0.1:" + std::to_string(port);
-  const std::string base = "/tmp/replite-fakegcs-" + std::to_string(getpid()) + "-" + std::to_string(port);
-  f->script_path_ = base + ".py";
-  f->log_path_ = base + ".log";
-  {
-    std::ofstream out(f->script_path_);
-    out << kScript;
-    if (!out) {
-      *why = "cannot write " + f->script_path_;
-      return nullptr;
-    }
-  }
-  f->pid_ = SpawnLogged({"python3", f->script_path_, std::to_string(port), token_server}, f->log_path_, why);
-  if (f->pid_ < 0) return nullptr;
+  PythonServer ps;
+  const bool started = StartPythonServer("fakegcs", kScript, {token_server}, &ps, why);
+  f->endpoint_ = ps.endpoint;
+  f->script_path_ = ps.script_path;
+  f->log_path_ = ps.log_path;
+  f->pid_ = ps.pid;
+  if (!started) return nullptr;
   FakeGcsServer* raw = f.get();
   if (WaitUntilUp(f->pid_, [raw] { return raw->Requests() >= 0; }, "the fake GCS server (python3)",
                   "is python3 installed?", f->log_path_, why))

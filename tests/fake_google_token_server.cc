@@ -106,27 +106,13 @@ std::unique_ptr<FakeGoogleTokenServer> FakeGoogleTokenServer::Start(const std::s
                                                                     std::string* why, const std::string& token_prefix) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   std::unique_ptr<FakeGoogleTokenServer> f(new FakeGoogleTokenServer());
-  const int port = FreePort();
-  if (port == 0) {
-    *why = "no free TCP port on 127.0.0.1";
-    return nullptr;
-  }
-  f->endpoint_ = "http://127.0.0.1:" + std::to_string(port);
-  const std::string base = "/tmp/replite-gtoken-" + std::to_string(getpid()) + "-" + std::to_string(port);
-  f->script_path_ = base + ".py";
-  f->log_path_ = base + ".log";
-  {
-    std::ofstream out(f->script_path_);
-    out << kScript;
-    if (!out) {
-      *why = "cannot write " + f->script_path_;
-      return nullptr;
-    }
-  }
-  f->pid_ = SpawnLogged({"python3", f->script_path_, std::to_string(port), public_key_pem, client_email,
-                         std::to_string(expires_in), token_prefix},
-                        f->log_path_, why);
-  if (f->pid_ < 0) return nullptr;
+  PythonServer ps;
+  const bool started = StartPythonServer("gtoken", kScript, {public_key_pem, client_email, std::to_string(expires_in), token_prefix}, &ps, why);
+  f->endpoint_ = ps.endpoint;
+  f->script_path_ = ps.script_path;
+  f->log_path_ = ps.log_path;
+  f->pid_ = ps.pid;
+  if (!started) return nullptr;
   FakeGoogleTokenServer* raw = f.get();
   if (WaitUntilUp(f->pid_, [raw] { return raw->TokensIssued() >= 0; }, "the fake Google token server (python3)",
                   "is python3 with its cryptography module installed (python3-cryptography)?", f->log_path_, why))

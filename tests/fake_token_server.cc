@@ -86,27 +86,13 @@ std::unique_ptr<FakeTokenServer> FakeTokenServer::Start(const std::string& clien
                                                         std::string* why) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   std::unique_ptr<FakeTokenServer> f(new FakeTokenServer());
-  const int port = FreePort();
-  if (port == 0) {
-    *why = "no free TCP port on 127.0.0.1";
-    return nullptr;
-  }
-  f->endpoint_ = "http://127.0.0.1:" + std::to_string(port);
-  const std::string base = "/tmp/replite-token-" + std::to_string(getpid()) + "-" + std::to_string(port);
-  f->script_path_ = base + ".py";
-  f->log_path_ = base + ".log";
-  {
-    std::ofstream out(f->script_path_);
-    out << kScript;
-    if (!out) {
-      *why = "cannot write " + f->script_path_;
-      return nullptr;
-    }
-  }
-  f->pid_ = SpawnLogged({"python3", f->script_path_, std::to_string(port), client_id, tenant, assertion_file,
-                         std::to_string(expires_in)},
-                        f->log_path_, why);
-  if (f->pid_ < 0) return nullptr;
+  PythonServer ps;
+  const bool started = StartPythonServer("token", kScript, {client_id, tenant, assertion_file, std::to_string(expires_in)}, &ps, why);
+  f->endpoint_ = ps.endpoint;
+  f->script_path_ = ps.script_path;
+  f->log_path_ = ps.log_path;
+  f->pid_ = ps.pid;
+  if (!started) return nullptr;
   FakeTokenServer* raw = f.get();
   if (WaitUntilUp(f->pid_, [raw] { return raw->TokensIssued() >= 0; }, "the fake token server (python3)",
                   "is python3 installed?", f->log_path_, why))

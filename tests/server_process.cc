@@ -59,6 +59,31 @@ pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_p
   return pid;
 }
 
+bool StartPythonServer(const std::string& tag, const char* script, const std::vector<std::string>& args,
+                       PythonServer* out, std::string* why) {
+  out->port = FreePort();
+  if (out->port == 0) {
+    *why = "no free TCP port on 127.0.0.1";
+    return false;
+  }
+  out->endpoint = "http://127.0.0.1:" + std::to_string(out->port);
+  const std::string base = "/tmp/replite-" + tag + "-" + std::to_string(getpid()) + "-" + std::to_string(out->port);
+  out->script_path = base + ".py";
+  out->log_path = base + ".log";
+  {
+    std::ofstream f(out->script_path);
+    f << script;
+    if (!f) {
+      *why = "cannot write " + out->script_path;
+      return false;
+    }
+  }
+  std::vector<std::string> argv = {"python3", out->script_path, std::to_string(out->port)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  out->pid = SpawnLogged(argv, out->log_path, why);
+  return out->pid >= 0;
+}
+
 bool ChildRunning(pid_t pid) {
   int st = 0;
   return waitpid(pid, &st, WNOHANG) == 0;

@@ -25,6 +25,20 @@ int FreePort();
 pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_path, std::string* why,
                   const std::string& cwd = "");
 
+// A small test server written in Python (a fake token endpoint, a fake
+// GCS): its script is written to /tmp/replite-<tag>-<pid>-<port>.py and run
+// as `python3 SCRIPT PORT ARGS...` on a free port, logging to the .log
+// beside it. False (and *why) if no port is free, the script cannot be
+// written or python3 cannot be started; the caller waits until it is up.
+struct PythonServer {
+  int port = 0;
+  std::string endpoint;  // http://127.0.0.1:PORT
+  std::string script_path, log_path;
+  pid_t pid = -1;
+};
+bool StartPythonServer(const std::string& tag, const char* script, const std::vector<std::string>& args,
+                       PythonServer* out, std::string* why);
+
 // True while the child runs; false once it exited (and is reaped).
 bool ChildRunning(pid_t pid);
 
