@@ -13,6 +13,7 @@
 #include <ctime>
 #include <deque>
 #include <future>
+#include <optional>
 #include <limits>
 
 #include "format/layout.h"
@@ -107,6 +108,34 @@ class Applier {
 
   Status Open() { return OpenFile(tmp_, O_RDWR | O_CREAT | O_EXCL, 0600, &fd_); }  // the data is private
 
+  // Fetches a small object whole on its own thread (a large one is read in
+  // ranges when applied: nothing is fetched ahead).
+  std::future<std::pair<Status, std::string>> StartFetch(const ObjectRef& o) {
+    ObjectStore* store = store_;
+    return std::async(std::launch::async, [store, o]() {
+      std::pair<Status, std::string> out;
+      if (o.size <= ObjectReader::kWholeObjectBytes) out.first = ObjectReader::FetchWhole(store, o.key, o.size, &out.second);
+      return out;
+    });
+  }
+
+  // Opens object `o` of `plan` from what StartFetch got, and checks its
+  // header against its name, the plan's generation and the page size.
+  Status OpenFetched(const Plan& plan, const ObjectRef& o, std::pair<Status, std::string> got,
+                     std::optional<ObjectReader>* rd) {
+    if (!got.first.ok()) return got.first;
+    if (o.size <= ObjectReader::kWholeObjectBytes) rd->emplace(store_, o.key, std::move(got.second));
+    else rd->emplace(store_, o.key, o.size);
+    Status s = (*rd)->Open();
+    if (!s.ok()) return s;
+    const SegmentHeader& h = (*rd)->header();
+    if (h.generation != plan.generation || h.first_txid != o.first_txid || h.last_txid != o.last_txid)
+      return Status::Corruption("object " + o.key + ": header does not match its name");
+    if (page_size_ == 0) page_size_ = h.page_size;
+    if (h.page_size != page_size_) return Status::Corruption("object " + o.key + ": page size changes inside a generation");
+    return Status::OK();
+  }
+
   // Writes the plan's transactions into the file. When it fails,
   // failed_key() is the object being applied, has_tx() whether a whole
   // transaction (at least the snapshot) was written, last_txid() the last
@@ -126,12 +155,7 @@ class Applier {
     auto fetch_more = [&] {
       while (queued < objs.size() && fetches.size() < ahead) {
         const ObjectRef o = objs[queued++];
-        ObjectStore* store = store_;
-        fetches.push_back(std::async(std::launch::async, [store, o]() {
-          std::pair<Status, std::string> out;
-          if (o.size <= ObjectReader::kWholeObjectBytes) out.first = ObjectReader::FetchWhole(store, o.key, o.size, &out.second);
-          return out;
-        }));
+        fetches.push_back(StartFetch(o));
       }
     };
     for (const auto& o : objs) {
@@ -139,16 +163,10 @@ class Applier {
       fetch_more();
       auto got = fetches.front().get();
       fetches.pop_front();
-      if (!got.first.ok()) return got.first;
-      const bool whole = o.size <= ObjectReader::kWholeObjectBytes;
-      ObjectReader rd = whole ? ObjectReader(store_, o.key, std::move(got.second)) : ObjectReader(store_, o.key, o.size);
-      Status s = rd.Open();
+      std::optional<ObjectReader> opened;
+      Status s = OpenFetched(plan, o, std::move(got), &opened);
       if (!s.ok()) return s;
-      const SegmentHeader& h = rd.header();
-      if (h.generation != plan.generation || h.first_txid != o.first_txid || h.last_txid != o.last_txid)
-        return Status::Corruption("object " + o.key + ": header does not match its name");
-      if (page_size_ == 0) page_size_ = h.page_size;
-      if (h.page_size != page_size_) return Status::Corruption("object " + o.key + ": page size changes inside a generation");
+      ObjectReader& rd = *opened;
       for (size_t i = 0; i < rd.index().size(); i++) {
         const BlockIndexEntry& e = rd.index()[i];
         if (e.txid < next || e.txid > plan.target) continue;  // overlap with the previous segment / past target
@@ -208,12 +226,7 @@ class Applier {
     auto fetch_more = [&] {
       while (queued < objs.size() && fetches.size() < ahead) {
         const ObjectRef o = objs[objs.size() - 1 - queued++];
-        ObjectStore* store = store_;
-        fetches.push_back(std::async(std::launch::async, [store, o]() {
-          std::pair<Status, std::string> out;
-          if (o.size <= ObjectReader::kWholeObjectBytes) out.first = ObjectReader::FetchWhole(store, o.key, o.size, &out.second);
-          return out;
-        }));
+        fetches.push_back(StartFetch(o));
       }
     };
     std::vector<bool> written;  // by a newer object
@@ -224,16 +237,10 @@ class Applier {
       fetch_more();
       auto got = fetches.front().get();
       fetches.pop_front();
-      if (!got.first.ok()) return got.first;
-      const bool whole = o.size <= ObjectReader::kWholeObjectBytes;
-      ObjectReader rd = whole ? ObjectReader(store_, o.key, std::move(got.second)) : ObjectReader(store_, o.key, o.size);
-      Status s = rd.Open();
+      std::optional<ObjectReader> opened;
+      Status s = OpenFetched(plan, o, std::move(got), &opened);
       if (!s.ok()) return s;
-      const SegmentHeader& h = rd.header();
-      if (h.generation != plan.generation || h.first_txid != o.first_txid || h.last_txid != o.last_txid)
-        return Status::Corruption("object " + o.key + ": header does not match its name");
-      if (page_size_ == 0) page_size_ = h.page_size;
-      if (h.page_size != page_size_) return Status::Corruption("object " + o.key + ": page size changes inside a generation");
+      ObjectReader& rd = *opened;
       const std::vector<BlockIndexEntry>& idx = rd.index();
       auto applies = [&](const BlockIndexEntry& e) { return e.txid >= from[k] && e.txid <= plan.target; };
       if (k + 1 == objs.size()) {
