@@ -19,6 +19,22 @@
 
 namespace replite {
 
+// One request of an HTTP store, before its per-attempt authorization (a
+// signature or token made again on each attempt: the date must be fresh).
+struct HttpCall {
+  std::string op;  // "PutObject", "PutBlob", ... for messages
+  std::string method;
+  std::string key;  // "" for bucket- or container-level requests
+  std::vector<std::pair<std::string, std::string>> query;    // decoded names and values
+  std::vector<std::pair<std::string, std::string>> headers;  // lower-case names
+  const std::string* body = nullptr;
+  std::string file;  // body streamed from [file_off, file_off + file_len)
+  uint64_t file_off = 0, file_len = 0;
+  bool error_body_on_200 = false;  // a multipart completion may fail with 200
+
+  uint64_t BodySize() const { return body ? body->size() : file.empty() ? 0 : file_len; }
+};
+
 // The value of a replica URL's query parameter, "" if absent.
 std::string UrlParam(const ReplicaUrl& url, const char* name);
 

@@ -24,18 +24,7 @@ constexpr uint64_t kMaxBlocks = 50000;  // per block blob
 
 // One Blob service request, before signing (signed again on each attempt:
 // x-ms-date must be fresh).
-struct Call {
-  std::string op;  // "PutBlob", ... for messages
-  std::string method;
-  std::string key;    // "" for container-level requests
-  KeyValues query;    // decoded names and values
-  KeyValues headers;  // lower-case names
-  const std::string* body = nullptr;
-  std::string file;  // body streamed from [file_off, file_off + file_len)
-  uint64_t file_off = 0, file_len = 0;
-
-  uint64_t BodySize() const { return body ? body->size() : file.empty() ? 0 : file_len; }
-};
+using Call = HttpCall;
 
 class AzureStore final : public ObjectStore {
  public:

@@ -23,17 +23,7 @@ constexpr const char* kGenerationHeader = "x-goog-generation";
 constexpr uint64_t kMaxParts = 10000;
 
 // One XML API request (built again, with a current token, per attempt).
-struct Call {
-  std::string op;  // "PutObject", ... for messages
-  std::string method;
-  std::string key;  // "" for bucket-level requests
-  KeyValues query;
-  KeyValues headers;  // lower-case names
-  const std::string* body = nullptr;
-  std::string file;  // body streamed from [file_off, file_off + file_len)
-  uint64_t file_off = 0, file_len = 0;
-  bool error_body_on_200 = false;  // a multipart completion may fail with 200
-};
+using Call = HttpCall;
 
 class GcsStore final : public ObjectStore {
  public:

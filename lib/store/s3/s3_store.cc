@@ -36,17 +36,8 @@ std::string GetEnv(const char* name) {
 
 // One S3 request, before signing (it is signed again on each attempt: the
 // signing time must be fresh).
-struct Call {
-  std::string op;   // "PutObject", ... for messages
-  std::string method;
-  std::string key;  // "" for bucket-level requests
-  KeyValues query;
-  KeyValues headers;  // lower-case names
-  const std::string* body = nullptr;
-  std::string file;  // body streamed from [file_off, file_off + file_len)
-  uint64_t file_off = 0, file_len = 0;
+struct Call : HttpCall {
   std::string payload_hash = s3::Sha256Hex("");
-  bool error_body_on_200 = false;  // CompleteMultipartUpload may fail with 200
 };
 
 class S3Store final : public ObjectStore {
