@@ -35,4 +35,11 @@ struct GcsFixture {
 // Unsets every variable that chooses Google or HMAC credentials.
 void ClearGcsEnv();
 
+// An RSA key pair made by the openssl command (REQUIREs success).
+void MakeRsaKeyPair(const std::string& key_pem, const std::string& pub_pem);
+// Writes a service account key file, as the console downloads it, for
+// `email` with the private key in `key_pem` and token_uri `token_uri`.
+void WriteServiceAccountKeyFile(const std::string& path, const std::string& key_pem, const std::string& email,
+                                const std::string& token_uri);
+
 }  // namespace replite::test

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "fake_google_token_server.h"
+#include "gcs_fixture.h"
 #include "http/http_client.h"
 #include "store/gcs/gcs_token.h"
 #include "store/gcs/service_account_jwt.h"
@@ -35,37 +36,19 @@ std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '\n') {
-      out += "\\n";
-    } else {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 // An RSA key pair made by the openssl command: NAME.pem and NAME.pub.pem.
 struct KeyPair {
   std::string key_pem, pub_pem;
   KeyPair(const test::TempDir& dir, const std::string& name)
       : key_pem(dir / (name + ".pem")), pub_pem(dir / (name + ".pub.pem")) {
-    const std::string cmd = "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out '" + key_pem +
-                            "' 2>/dev/null && openssl pkey -in '" + key_pem + "' -pubout -out '" + pub_pem + "'";
-    REQUIRE(std::system(cmd.c_str()) == 0);
+    test::MakeRsaKeyPair(key_pem, pub_pem);
   }
 };
 
 // A service account key file (as the console downloads it) holding `key`,
 // with token_uri `token_uri`; returns its path.
 std::string WriteKeyFile(const std::string& path, const KeyPair& key, const std::string& token_uri) {
-  std::ofstream(path) << "{\n  \"type\": \"service_account\",\n  \"project_id\": \"example-project\",\n"
-                      << "  \"private_key_id\": \"0123abcd\",\n  \"private_key\": " << JsonString(Slurp(key.key_pem))
-                      << ",\n  \"client_email\": \"" << kEmail << "\",\n  \"client_id\": \"1234567890\",\n"
-                      << "  \"token_uri\": \"" << token_uri << "\"\n}\n";
+  test::WriteServiceAccountKeyFile(path, key.key_pem, kEmail, token_uri);
   return path;
 }
 
