@@ -77,7 +77,7 @@ struct ReplicatorStatus {
   // entries), then process-wide: "heap_in_use" and "heap_free" (malloc),
   // "sqlite_all" (all of SQLite's allocations, the application's too when it
   // shares the library) and "rss". Estimates in bytes, see
-  // lib/core/memory_report.h.
+  // lib/core/memory_report.h (heap_* are 0 under a sanitizer's allocator).
   std::vector<std::pair<std::string, uint64_t>> memory;
   // The databases whose last durable transaction is oldest (largest lag),
   // at most `top_n` of them (see GetSummary).
