@@ -242,7 +242,8 @@ REPLITE_C_EXPORT int replite_db_detach(replite_replicator* r, const char* db_pat
  * Never blocks. */
 REPLITE_C_EXPORT int replite_db_notify(replite_replicator* r, const char* db_path);
 /* Waits until every transaction committed before the call is durable in the
- * store; *out_txid (may be NULL) = the durable txid, also on TIMEOUT.
+ * store (returning then, before the checkpoint that may follow the capture);
+ * *out_txid (may be NULL) = the durable txid, also on TIMEOUT.
  * timeout_ms < 0 waits forever. */
 REPLITE_C_EXPORT int replite_db_wait_durable(replite_replicator* r, const char* db_path, int64_t timeout_ms,
                                              uint64_t* out_txid, char** errptr);

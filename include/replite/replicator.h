@@ -115,8 +115,11 @@ class REPLITE_EXPORT Replicator {
   // timeout_ms; the capture goes on). Failed attempts do not end the wait:
   // the library retries (spooling captured changes while the store fails)
   // and the kTimeout message carries the last error. timeout_ms < 0 waits
-  // forever. Sync, by contrast, tries the store now (even during its
-  // backoff after failures) and returns the first attempt's error.
+  // forever. It returns as soon as the capture holding those transactions
+  // is in the store, before the checkpoint that may follow it in the same
+  // job; Sync returns after that job. Sync, by contrast, also tries the
+  // store now (even during its backoff after failures) and returns the
+  // first attempt's error.
   virtual Status WaitDurable(const std::string& path, int64_t timeout_ms, uint64_t* durable_txid) = 0;
 
   // Installs a WAL hook on the application's connection `conn` (to the
