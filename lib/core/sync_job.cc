@@ -249,7 +249,10 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   if (!cs.ok()) return cs;
   // Durable now: the application learns it before the checkpoint below
   // (which may wait for SQLite's fsyncs) runs.
-  PublishDurable(s, res.pos.txid, sr.seq, durable_ms);
+  // A new generation's bookkeeping (counts, churn) is recorded at the end
+  // of the job: its waiters are answered then, so that a status read right
+  // after WaitDurable sees it.
+  PublishDurable(s, res.pos.txid, res.new_generation ? 0 : sr.seq, durable_ms);
   const bool epoch_full = may_checkpoint && !res.pos.expect_restart && res.wal_frames >= o.checkpoint_pages;
   if ((req.checkpoint && (res.has_segment || res.has_snapshot)) || (epoch_full && !req.checkpoint)) {
     // Now that the capture is durable (or spooled), checkpoint it
@@ -492,8 +495,12 @@ void ReplicatorImpl::PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int6
     before = s.durable_txid;
     if (s.spooled == 0) {
       s.durable_txid = std::max(s.durable_txid, txid);
-      if (int32_t(seq - s.durable_seq) > 0) {
+      if (seq != 0 && int32_t(seq - s.durable_seq) > 0) {
         s.durable_seq = seq;
+        // Everything the request asked for is stored: an earlier job's error
+        // no longer describes the database (the end of this job records its
+        // own outcome).
+        s.has_error = false;
         Cv(s).notify_all();
       }
     }
