@@ -261,19 +261,18 @@ Status DecodeSegmentIndex(const std::string& header_bytes, const std::string& in
 namespace {
 
 // The checks every block passes before it is decompressed.
-Status CheckBlock(const std::string& comp, const BlockIndexEntry& e, uint32_t page_size) {
-  if (comp.size() != e.comp_len) return Status::Corruption("block truncated");
+Status CheckBlock(const char* comp, size_t n, const BlockIndexEntry& e, uint32_t page_size) {
+  if (n != e.comp_len) return Status::Corruption("block truncated");
   // Entries normally come from DecodeSegmentIndex, which checks this; a
   // caller with its own entry must not make us read past the buffer.
   if (e.page_count > kMaxPagesPerBlock || e.raw_len != kSegBlockHeaderSize + uint64_t(e.page_count) * (4 + page_size))
     return Status::Corruption("block sizes are inconsistent");
-  if (XXH64(comp.data(), comp.size(), 0) != e.block_hash) return Status::Corruption("block checksum mismatch");
+  if (XXH64(comp, n, 0) != e.block_hash) return Status::Corruption("block checksum mismatch");
   return Status::OK();
 }
 
 // Parses a decompressed block and checks it against its index entry.
-Status ParseBlock(const std::string& raw, const BlockIndexEntry& e, uint32_t page_size, DecodedBlock* out) {
-  const char* p = raw.data();
+Status ParseBlock(const char* p, const BlockIndexEntry& e, uint32_t page_size, DecodedBlock* out) {
   out->txid = GetLE64(p);
   out->ts_ms = static_cast<int64_t>(GetLE64(p + 8));
   out->db_pages = GetLE32(p + 16);
@@ -288,19 +287,26 @@ Status ParseBlock(const std::string& raw, const BlockIndexEntry& e, uint32_t pag
     out->pgnos[i] = GetLE32(p + kSegBlockHeaderSize + 4 * i);
     if (out->pgnos[i] == 0) return Status::Corruption("block holds page number 0");
   }
-  out->pages.assign(raw, kSegBlockHeaderSize + 4 * size_t(count), size_t(count) * page_size);
+  out->pages.assign(p + kSegBlockHeaderSize + 4 * size_t(count), size_t(count) * page_size);
   return Status::OK();
+}
+
+// DecodeBlock into a buffer the caller keeps (no allocation per block).
+Status DecodeBlockInto(const char* comp, size_t len, const BlockIndexEntry& e, uint32_t page_size, std::string* raw,
+                       DecodedBlock* out) {
+  Status s = CheckBlock(comp, len, e, page_size);
+  if (!s.ok()) return s;
+  if (raw->size() < e.raw_len) raw->resize(e.raw_len);
+  size_t n = ZSTD_decompress(raw->data(), e.raw_len, comp, len);
+  if (ZSTD_isError(n) || n != e.raw_len) return Status::Corruption("block does not decompress to its recorded size");
+  return ParseBlock(raw->data(), e, page_size, out);
 }
 
 }  // namespace
 
 Status DecodeBlock(const std::string& comp, const BlockIndexEntry& e, uint32_t page_size, DecodedBlock* out) {
-  Status s = CheckBlock(comp, e, page_size);
-  if (!s.ok()) return s;
-  std::string raw(e.raw_len, '\0');
-  size_t n = ZSTD_decompress(raw.data(), raw.size(), comp.data(), comp.size());
-  if (ZSTD_isError(n) || n != e.raw_len) return Status::Corruption("block does not decompress to its recorded size");
-  return ParseBlock(raw, e, page_size, out);
+  std::string raw;
+  return DecodeBlockInto(comp.data(), comp.size(), e, page_size, &raw, out);
 }
 
 BlockStreamDecoder::BlockStreamDecoder(const SegmentHeader& h)
@@ -315,22 +321,26 @@ void BlockStreamDecoder::Reset() {
 }
 
 Status BlockStreamDecoder::Decode(size_t i, const std::string& comp, const BlockIndexEntry& e, DecodedBlock* out) {
+  return Decode(i, comp.data(), comp.size(), e, out);
+}
+
+Status BlockStreamDecoder::Decode(size_t i, const char* comp, size_t len, const BlockIndexEntry& e, DecodedBlock* out) {
   if (!stream_) {
-    Status s = DecodeBlock(comp, e, page_size_, out);
+    Status s = DecodeBlockInto(comp, len, e, page_size_, &raw_, out);
     if (s.ok()) next_ = i + 1;
     return s;
   }
   if (broken_) return Status::Corruption("block " + std::to_string(i) + " follows a damaged block of the same stream");
   if (i != next_) return Status::Internal("stream block " + std::to_string(i) + " decoded out of order");
-  Status s = CheckBlock(comp, e, page_size_);
+  Status s = CheckBlock(comp, len, e, page_size_);
   if (!s.ok()) {
     broken_ = true;
     return s;
   }
   if (!dctx_) dctx_ = ZSTD_createDCtx();
-  std::string raw(e.raw_len, '\0');
-  ZSTD_inBuffer in{comp.data(), comp.size(), 0};
-  ZSTD_outBuffer ob{raw.data(), raw.size(), 0};
+  if (raw_.size() < e.raw_len) raw_.resize(e.raw_len);
+  ZSTD_inBuffer in{comp, len, 0};
+  ZSTD_outBuffer ob{raw_.data(), e.raw_len, 0};
   for (;;) {
     const size_t before_in = in.pos, before_out = ob.pos;
     const size_t r = ZSTD_decompressStream(static_cast<ZSTD_DCtx*>(dctx_), &ob, &in);
@@ -346,7 +356,7 @@ Status BlockStreamDecoder::Decode(size_t i, const std::string& comp, const Block
     return Status::Corruption("block does not decompress to its recorded size");
   }
   next_ = i + 1;
-  return ParseBlock(raw, e, page_size_, out);
+  return ParseBlock(raw_.data(), e, page_size_, out);
 }
 
 Status DecodeSegment(const std::string& obj, SegmentHeader* header, std::vector<DecodedBlock>* blocks) {

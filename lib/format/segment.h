@@ -166,6 +166,7 @@ class BlockStreamDecoder {
   BlockStreamDecoder& operator=(const BlockStreamDecoder&) = delete;
   // Decodes block `i` (must equal next()).
   Status Decode(size_t i, const std::string& compressed, const BlockIndexEntry& entry, DecodedBlock* out);
+  Status Decode(size_t i, const char* compressed, size_t len, const BlockIndexEntry& entry, DecodedBlock* out);
   size_t next() const { return next_; }
   void Reset();
 
@@ -175,6 +176,7 @@ class BlockStreamDecoder {
   void* dctx_ = nullptr;
   size_t next_ = 0;
   bool broken_ = false;
+  std::string raw_;  // the decompressed block, reused
 };
 
 // Decodes a whole in-memory object (tests, small segments).

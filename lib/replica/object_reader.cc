@@ -12,7 +12,7 @@ Status ObjectReader::FetchWhole(ObjectStore* store, const std::string& key, uint
   return r.GetRange(0, size, out);
 }
 
-Status ObjectReader::GetRange(uint64_t off, uint64_t len, std::string* out) {
+Status ObjectReader::GetRange(uint64_t off, uint64_t len, std::string* out) const {
   out->clear();
   if (has_whole_) {
     if (off + len > whole_.size())

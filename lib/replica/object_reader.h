@@ -35,9 +35,13 @@ class ObjectReader {
   // going back starts the stream over.
   Status ReadBlock(size_t i, DecodedBlock* out);
   const std::string& key() const { return key_; }
+  bool whole() const { return has_whole_; }
+  // Bytes [off, off + len) of the object, retrying retryable errors and
+  // resuming short reads. Safe to call from several threads at once (the
+  // store is; nothing of the reader changes).
+  Status GetRange(uint64_t off, uint64_t len, std::string* out) const;
 
  private:
-  Status GetRange(uint64_t off, uint64_t len, std::string* out);
   Status DecodeAt(size_t i, DecodedBlock* out);
   ObjectStore* store_;
   std::string key_;

@@ -14,11 +14,13 @@
 #include <deque>
 #include <future>
 #include <optional>
+#include <unordered_map>
 #include <limits>
 
 #include "format/layout.h"
 #include "replica/catalog.h"
 #include "replica/object_reader.h"
+#include "restore/block_prefetcher.h"
 #include "replite/sys/env.h"
 #include "store/store_registry.h"
 #include "util/file_util.h"
@@ -266,20 +268,71 @@ class Applier {
         if (applies(idx[i]) && (idx[i].flags & kBlockTxEnd)) run = std::min(run, idx[i].db_pages);
         lim[i] = run;
       }
+      std::vector<bool> want(idx.size());
+      for (size_t i = 0; i < idx.size(); i++) want[i] = applies(idx[i]);
+      // Each written page's hash goes into the content checksum; an object
+      // with several transactions may write a page again, and then only
+      // its last version counts.
+      size_t tx_ends = 0;
+      for (size_t i = 0; i < idx.size(); i++) tx_ends += want[i] && (idx[i].flags & kBlockTxEnd);
+      std::unordered_map<uint32_t, uint64_t> rewritable;
       std::vector<uint32_t> mine;
-      for (size_t i = 0; i < idx.size(); i++) {
-        if (!applies(idx[i])) continue;
-        DecodedBlock b;
-        s = rd.ReadBlock(i, &b);
-        if (!s.ok()) return s;
-        for (size_t j = 0; j < b.pgnos.size(); j++) {
-          const uint32_t pg = b.pgnos[j];
-          if (pg > lim[i] || pg >= written.size() || written[pg]) continue;
-          s = PWriteAll(fd_.get(), b.pages.data() + j * page_size_, page_size_, uint64_t(pg - 1) * page_size_, tmp_);
+      // Writes the pages of a block that survive to the target and that no
+      // newer object wrote, in runs of consecutive page numbers; leaves in
+      // rb the written ones only. Reads `written`, which changes only
+      // between objects.
+      auto write = [&](ReadyBlock* rb) -> Status {
+        DecodedBlock& b = rb->block;
+        const uint32_t cut = lim[rb->index];
+        auto keep = [&](size_t x) {
+          const uint32_t pg = b.pgnos[x];
+          return pg <= cut && pg < written.size() && !written[pg];
+        };
+        size_t kept = 0;
+        for (size_t j = 0; j < b.pgnos.size();) {
+          if (!keep(j)) {
+            j++;
+            continue;
+          }
+          size_t e = j + 1;
+          while (e < b.pgnos.size() && b.pgnos[e] == b.pgnos[e - 1] + 1 && keep(e)) e++;
+          Status ws = PWriteAll(fd_.get(), b.pages.data() + j * page_size_, (e - j) * size_t(page_size_),
+                                uint64_t(b.pgnos[j] - 1) * page_size_, tmp_);
+          if (!ws.ok()) return ws;
+          for (; j < e; j++, kept++) {
+            b.pgnos[kept] = b.pgnos[j];
+            rb->hashes[kept] = rb->hashes[j];
+          }
+        }
+        b.pgnos.resize(kept);
+        rb->hashes.resize(kept);
+        b.pages.clear();
+        return Status::OK();
+      };
+      {
+        // A single transaction names each page once, so its blocks are
+        // written in any order, by the threads that decode them; several
+        // transactions are written in order here.
+        BlockPrefetcher blocks(&rd, want, opts_.parallelism,
+                               tx_ends <= 1 ? BlockPrefetcher::OnDecoded(write) : BlockPrefetcher::OnDecoded());
+        for (;;) {
+          ReadyBlock rb;
+          bool end = false;
+          s = blocks.Next(&rb, &end);
           if (!s.ok()) return s;
-          mine.push_back(pg);
+          if (end) break;
+          if (tx_ends > 1) {
+            s = write(&rb);
+            if (!s.ok()) return s;
+          }
+          for (size_t j = 0; j < rb.block.pgnos.size(); j++) {
+            mine.push_back(rb.block.pgnos[j]);
+            if (tx_ends > 1) rewritable[rb.block.pgnos[j]] = rb.hashes[j];
+            else sum_ ^= rb.hashes[j];
+          }
         }
       }
+      for (const auto& [pg, h] : rewritable) sum_ ^= h;
       for (uint32_t pg : mine) written[pg] = true;
       limit = run;
       done += o.size;
@@ -287,6 +340,11 @@ class Applier {
       r->bytes += o.size;
       if (opts_.progress) opts_.progress(done, total);
     }
+    // Pages no version wrote are zeros.
+    const std::string zeros(page_size_, '\0');
+    for (uint32_t p = 1; p <= pages_; p++)
+      if (!written[p]) sum_ ^= PageHash(p, zeros.data(), page_size_);
+    summed_ = true;
     has_tx_ = true;
     return Status::OK();
   }
@@ -302,11 +360,12 @@ class Applier {
   uint64_t last_txid() const { return last_txid_; }
   bool partial() const { return partial_; }
 
-  // Recomputes the content checksum from the file just written.
+  // Recomputes the content checksum from the file just written, or takes
+  // the one summed while writing.
   Status Verify(RestoreResult* r) {
     std::string page(page_size_, '\0');
-    uint64_t c = 0;
-    for (uint32_t p = 1; p <= pages_; p++) {
+    uint64_t c = sum_;
+    for (uint32_t p = 1; p <= pages_ && !summed_; p++) {
       size_t got = 0;
       Status s = PRead(fd_.get(), page.data(), page_size_, uint64_t(p - 1) * page_size_, &got, tmp_);
       if (!s.ok()) return s;
@@ -322,8 +381,10 @@ class Applier {
     if (has_checksum_ && c != checksum_)
       return Status::Corruption("restored database checksum " + Hex16(c) + " differs from the one recorded at capture (" +
                                 Hex16(checksum_) + ") for txid " + std::to_string(last_txid_));
-    return FSync(fd_.get(), tmp_);
+    return Status::OK();
   }
+
+  Status Sync() { return FSync(fd_.get(), tmp_); }
 
   void CloseFile() { fd_.Reset(); }
 
@@ -341,11 +402,41 @@ class Applier {
   std::string failed_key_;
   bool has_tx_ = false;
   bool partial_ = false;
+  uint64_t sum_ = 0;     // content checksum summed while writing (ApplyNewestFirst)
+  bool summed_ = false;
 };
 
 // A damaged (checksum, format) or vanished object, as opposed to a store or
 // disk that failed: the errors stop_at_last_good stops at.
 bool IsDamage(const Status& s) { return s.code() == Code::kCorruption || s.code() == Code::kNotFound; }
+
+// PRAGMA integrity_check of the restored file.
+Status IntegrityCheck(const std::string& path) {
+  sqlite3* db = nullptr;
+  Status s;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    s = Status::Corruption("restored database " + path + " does not open: " + (db ? sqlite3_errmsg(db) : "?"));
+  } else {
+    // Mapped reads (the file was just written and is in the page cache)
+    // and a 64 MiB page cache: together 0.31 s instead of 0.58 s for a
+    // 1 GB database here (bench/restore_bench).
+    sqlite3_exec(db, "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-65536", nullptr, nullptr, nullptr);
+    sqlite3_stmt* st = nullptr;
+    std::string result;
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, nullptr) == SQLITE_OK) {
+      while (sqlite3_step(st) == SQLITE_ROW) {
+        if (!result.empty()) result += "; ";
+        result += reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+      }
+      sqlite3_finalize(st);
+    } else {
+      result = sqlite3_errmsg(db);
+    }
+    if (result != "ok") s = Status::Corruption("restored database fails PRAGMA integrity_check: " + result.substr(0, 500));
+  }
+  if (db) sqlite3_close_v2(db);
+  return s;
+}
 
 // Writes and verifies `plan` into `tmp`. With stop_at_last_good, damage met
 // after the snapshot ends the restore at the last whole transaction before
@@ -377,32 +468,17 @@ Status BuildFile(ObjectStore* store, Plan plan, const std::string& tmp, const Re
     }
     if (s.ok()) s = ap.Finish();
     if (s.ok()) s = ap.Verify(r);
+    if (s.ok()) {
+      // PRAGMA integrity_check reads the file (from the page cache) while
+      // it is synced: both must pass.
+      auto checked = std::async(std::launch::async, [&tmp] { return IntegrityCheck(tmp); });
+      const Status synced = ap.Sync();
+      const Status ic = checked.get();
+      s = synced.ok() ? ic : synced;
+    }
     ap.CloseFile();
     return s;
   }
-}
-
-Status IntegrityCheck(const std::string& path) {
-  sqlite3* db = nullptr;
-  Status s;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-    s = Status::Corruption("restored database " + path + " does not open: " + (db ? sqlite3_errmsg(db) : "?"));
-  } else {
-    sqlite3_stmt* st = nullptr;
-    std::string result;
-    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, nullptr) == SQLITE_OK) {
-      while (sqlite3_step(st) == SQLITE_ROW) {
-        if (!result.empty()) result += "; ";
-        result += reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-      }
-      sqlite3_finalize(st);
-    } else {
-      result = sqlite3_errmsg(db);
-    }
-    if (result != "ok") s = Status::Corruption("restored database fails PRAGMA integrity_check: " + result.substr(0, 500));
-  }
-  if (db) sqlite3_close_v2(db);
-  return s;
 }
 
 void RemoveSidecars(const std::string& path) {
@@ -666,7 +742,6 @@ Status Restore(const std::string& replica_url, const std::string& output_path, c
   RemoveStaleTemps(out);
   const std::string tmp = out + ".replite-restore" + TempSuffix();
   s = BuildFile(store.get(), plan, tmp, o, r);
-  if (s.ok()) s = IntegrityCheck(tmp);
   RemoveSidecars(tmp);
   if (s.ok()) {
     if (o.overwrite) {
