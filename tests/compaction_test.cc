@@ -20,6 +20,7 @@
 #include "replica/catalog.h"
 #include "replica/compactor.h"
 #include "replica/manifest.h"
+#include "replica/recent_objects.h"
 #include "replica/retention.h"
 #include "replite/replite.h"
 #include "store/counting_store.h"
@@ -646,4 +647,54 @@ TEST_CASE("a restore writes each page of the result once", "[compaction]") {
   WARN("restore of a " << db_bytes << "-byte database from " << rr.objects << " objects wrote " << wrote << " bytes");
   CHECK(rr.objects > 100);
   CHECK(wrote < db_bytes + db_bytes / 10);
+}
+
+// Compaction's inputs are what this process stored seconds earlier: it
+// merges them from memory (replica/recent_objects.h) instead of GETting
+// each back, one GET per per-sync segment before.
+TEST_CASE("compaction merges the segments this process just stored without reading them back", "[compaction]") {
+  Source src({30 * kSec, 5 * kMin, kHour});
+  const uint64_t gets_before = src.store->calls(test::StoreOp::kGet);
+  src.Run(360, 10 * kSec);
+  const uint64_t gets = src.store->calls(test::StoreOp::kGet) - gets_before;
+  double local = 0, store = 0;
+  std::istringstream in(src.r->Metrics());
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("replite_compaction_inputs_total{", 0) != 0) continue;
+    const double v = std::stod(line.substr(line.rfind(' ') + 1));
+    if (line.find("source=\"local\"") != std::string::npos) local += v;
+    if (line.find("source=\"store\"") != std::string::npos) store += v;
+  }
+  INFO("inputs merged from memory " << local << ", from the store " << store << "; GETs in the hour " << gets);
+  CHECK(local >= 350);  // ~360 segments into level 1, ~12 level 1 objects into level 2
+  CHECK(store == 0);
+  // Before, every input was one GET; now the GETs are the read-backs of
+  // compacted objects, their verification and one header per level and run.
+  CHECK(gets < local);
+}
+
+TEST_CASE("recent objects are taken once and the oldest leave first past the budget", "[compaction]") {
+  RecentObjects r(/*budget_bytes=*/1000, /*max_object_bytes=*/400);
+  r.Keep("a", std::string(300, 'a'));
+  r.Keep("b", std::string(300, 'b'));
+  r.Keep("big", std::string(401, 'x'));  // over max_object_bytes: not kept
+  std::string out;
+  CHECK_FALSE(r.Take("big", &out));
+  CHECK(r.Take("a", &out));
+  CHECK(out == std::string(300, 'a'));
+  CHECK_FALSE(r.Take("a", &out));  // once
+  r.Keep("c", std::string(300, 'c'));
+  r.Keep("d", std::string(300, 'd'));
+  r.Keep("e", std::string(300, 'e'));  // 1,200 bytes: "b", the oldest, goes
+  CHECK(r.bytes() == 900);
+  CHECK_FALSE(r.Take("b", &out));
+  for (const char* k : {"c", "d", "e"}) CHECK(r.Take(k, &out));
+  CHECK(r.bytes() == 0);
+  // Many taken keys do not make the queue grow without bound.
+  for (int i = 0; i < 10000; i++) {
+    r.Keep("k" + std::to_string(i), "v");
+    REQUIRE(r.Take("k" + std::to_string(i), &out));
+  }
+  CHECK(r.bytes() == 0);
 }

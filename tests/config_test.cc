@@ -78,7 +78,7 @@ TEST_CASE("config: values the CLI used to take loosely are refused by the shared
   CHECK(o.defaults.snapshot_interval_ms == 90 * 60 * 1000);
   REQUIRE(config::ApplyReplicatorOption(&o, "retention", "0s").ok());
   CHECK(o.defaults.retention_ms == 0);
-  CHECK(o.defaults.compaction_levels_ms == std::vector<int64_t>{30000, 300000, 3600000});
+  CHECK(o.defaults.compaction_levels_ms == std::vector<int64_t>{10000, 60000, 600000, 3600000});
   REQUIRE(config::ApplyReplicatorOption(&o, "compaction-levels", "1m+10m").ok());
   CHECK(o.defaults.compaction_levels_ms == std::vector<int64_t>{60000, 600000});
   REQUIRE(config::ApplyReplicatorOption(&o, "compaction-levels", "off").ok());

@@ -519,6 +519,7 @@ void ReplicatorImpl::MemoryParts(std::vector<std::pair<std::string, uint64_t>>* 
   parts->emplace_back("positions", positions_.MemoryBytes());
   parts->emplace_back("connections", conns_.MemoryBytes());
   parts->emplace_back("spool_index", upload_spool_.MemoryBytes());
+  parts->emplace_back("recent_objects", recent_.bytes());
   ProcessMemory(parts);
 }
 
@@ -628,6 +629,9 @@ void ReplicatorImpl::DeclareMetrics() {
   m_.Counter("replite_compacted_objects_total",
              "Compacted objects written (compaction levels, docs/FORMAT.md): each merges a closed range of a "
              "database's objects of the level below.");
+  m_.Counter("replite_compaction_inputs_total",
+             "Objects compaction merged, by where it read them: source=\"local\" (kept in memory since this "
+             "process stored them) or \"store\" (a GET).");
   m_.Counter("replite_generation_churn_total",
              "Databases reported for starting generations in quick succession (each within 10 minutes of the "
              "previous one; see the log line for the cause and the fix).");

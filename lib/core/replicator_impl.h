@@ -140,7 +140,11 @@ class ReplicatorImpl final : public Replicator {
   // Monotonic time, from the Env (timers, store backoffs, kept connections).
   int64_t NowMono() { return env_->MonotonicMicros(); }
   static Code last_code_of(const DbSlot& s) REQUIRES(s.stripe) { return s.extra ? s.extra->last_code : Code::kInternal; }
-  ReplicaRef RefOf(const DbSlot& s) const { return ReplicaRefOf(s); }
+  ReplicaRef RefOf(const DbSlot& s) const {
+    ReplicaRef r = ReplicaRefOf(s);
+    r.recent = const_cast<RecentObjects*>(&recent_);
+    return r;
+  }
   std::string UrlOf(const DbSlot& s) const { return RefOf(s).url; }
   // The store's circuit breaker alone (no string built: an idle poll needs only this).
   StoreHealth& HealthOf(const DbSlot& s) const { return s.target ? *s.target->health : *s.cfg->health; }
@@ -204,6 +208,10 @@ class ReplicatorImpl final : public Replicator {
   };
   std::unordered_map<ObjectStore*, Wrapped> wrapped_ GUARDED_BY(wrap_mu_);
   UploadSpool upload_spool_;
+  // Segments and compacted objects just stored, for compaction to merge
+  // without GETting them back: an eighth of the memory cap, objects up to
+  // 1 MiB (replica/recent_objects.h).
+  RecentObjects recent_{opts_.memory_cap / 8, 1 << 20};
   DirWatch watch_;                       // stopped in Close, before the timers
   std::atomic<bool> watch_warned_{false};
   Instance instance_;                    // holds state_dir/lock

@@ -347,12 +347,18 @@ void ReplicatorImpl::Compact(DbSlot& s, const ReplicaRef& ref, const Position& p
   p.keep_ms = o.keep_every_txid_ms;
   p.zstd_level = o.compression_level;
   p.memory_limit = std::max<uint64_t>(1 << 20, opts_.memory_cap / uint64_t(pool_.max_threads()));
+  p.recent = ref.recent;
   auto fence = [&] { return leases_->VerifyHeld(ref.store, ref.prefix); };
   CompactionStats cs;
   GenerationCatalog cat;
   Status st = CompactGeneration(ref.store, ref.prefix, pos.generation(), p, &cs, fence, &cat);
   const Labels group{{"group", o.metrics_group}};
   if (cs.objects_written > 0) m_.Add("replite_compacted_objects_total", group, double(cs.objects_written));
+  if (cs.inputs_local > 0)
+    m_.Add("replite_compaction_inputs_total", {{"group", o.metrics_group}, {"source", "local"}}, double(cs.inputs_local));
+  if (cs.inputs_read > cs.inputs_local)
+    m_.Add("replite_compaction_inputs_total", {{"group", o.metrics_group}, {"source", "store"}},
+           double(cs.inputs_read - cs.inputs_local));
   if (!st.ok()) {
     Log("database " + s.path + ": compaction: " + st.ToString());
     return;

@@ -49,10 +49,13 @@ class Merger {
  public:
   Merger(ObjectStore* store, const std::string& gen) : store_(store), gen_(gen) {}
 
-  Status Add(const ObjectRef& o) {
+  // Merges object `o`, taken from `recent` when this process stored it
+  // lately (*local says so), else read from the store.
+  Status Add(const ObjectRef& o, RecentObjects* recent, bool* local) {
     std::string whole;
-    const bool small = o.size <= ObjectReader::kWholeObjectBytes;
-    if (small) {
+    *local = recent && recent->Take(o.key, &whole) && whole.size() == o.size;
+    const bool small = *local || o.size <= ObjectReader::kWholeObjectBytes;
+    if (small && !*local) {
       Status s = ObjectReader::FetchWhole(store_, o.key, o.size, &whole);
       if (!s.ok()) return s;
     }
@@ -169,9 +172,11 @@ Status WriteRange(ObjectStore* store, const std::string& prefix, const std::stri
                   ObjectRef* written) {
   Merger m(store, gen);
   for (const auto& o : range) {
-    Status s = m.Add(o);
+    bool local = false;
+    Status s = m.Add(o, p.recent, &local);
     if (!s.ok()) return s;
     stats->inputs_read++;
+    stats->inputs_local += local;
   }
   std::string obj;
   Status s = m.Build(p.zstd_level, &obj);
@@ -190,6 +195,7 @@ Status WriteRange(ObjectStore* store, const std::string& prefix, const std::stri
   }
   stats->objects_written++;
   stats->bytes_written += obj.size();
+  if (p.recent && level < int(p.intervals_ms.size())) p.recent->Keep(key, obj);  // the next level's input
   written->kind = ObjectRef::kSegment;
   written->key = key;
   written->generation = gen;

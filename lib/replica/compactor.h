@@ -17,10 +17,10 @@
 // range and not written again are stored as zero pages, so that applying it
 // after any state in [first - 1, last - 1] gives exactly the state at last.
 //
-// Costs: one LIST of the generation, one GET per input (its blocks are
-// merged in memory, bounded by `memory_limit`: a range stops growing past
-// it), one PUT and one GET (read back, compared byte for byte) per object
-// written. The compacted object is written before anything is deleted, and
+// Costs: one LIST of the generation, one GET per input that this process
+// did not just store (CompactionPolicy::recent; its blocks are merged in
+// memory, bounded by `memory_limit`: a range stops growing past it), one
+// PUT and one GET (read back, compared byte for byte) per object written. The compacted object is written before anything is deleted, and
 // only PruneLevels (replica/retention.h) deletes its inputs, after
 // verifying it again. A run stopped at any point leaves a restorable
 // replica (objects may overlap; readers take the coarsest that fits).
@@ -35,6 +35,7 @@
 
 #include "format/segment.h"
 #include "replica/catalog.h"
+#include "replica/recent_objects.h"
 #include "replite/status.h"
 #include "replite/sys/object_store.h"
 
@@ -53,11 +54,16 @@ struct CompactionPolicy {
   // holds the range's distinct pages in memory).
   uint64_t memory_limit = 64ull << 20;
   int zstd_level = 1;
+  // Inputs this process stored recently are taken from here instead of the
+  // store, and objects written (below the top level) are left here for the
+  // next level. Null: everything from the store.
+  RecentObjects* recent = nullptr;
 };
 
 struct CompactionStats {
   uint64_t objects_written = 0;
   uint64_t inputs_read = 0;
+  uint64_t inputs_local = 0;  // of inputs_read, taken from CompactionPolicy::recent
   uint64_t bytes_written = 0;
 };
 

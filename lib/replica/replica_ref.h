@@ -10,6 +10,7 @@
 
 #include <string>
 
+#include "replica/recent_objects.h"
 #include "replite/sys/object_store.h"
 #include "store/store_health.h"  // the circuit breaker shared by every database on one store
 
@@ -20,6 +21,7 @@ struct ReplicaRef {
   StoreHealth* health = nullptr;
   std::string prefix;  // of every key of this replica (format/layout.h)
   std::string url;     // the replica URL: status, saved positions and the upload spool are keyed by it
+  RecentObjects* recent = nullptr;  // where stored objects wait for compaction (the Replicator's); may be null
 };
 
 }  // namespace replite

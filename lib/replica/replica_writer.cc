@@ -32,7 +32,9 @@ Status ReplicaWriter::PutSegment(const SegmentHeader& h, const std::string& data
   const std::string key = SegmentKey(ref_.prefix, h.generation, h.first_txid, h.last_txid);
   if (file.empty()) {
     *bytes = data.size();
-    return ref_.store->Put(key, data);
+    Status st = ref_.store->Put(key, data);
+    if (st.ok() && ref_.recent) ref_.recent->Keep(key, data);  // compaction's next input
+    return st;
   }
   *bytes = FileSize(file);
   Status st = ref_.store->PutFile(key, file, Consumed());
