@@ -310,7 +310,8 @@ REPLITE_C_EXPORT char* replite_restore_json(const char* replica_url, const char*
                                             replite_progress_fn progress, void* user, char** errptr);
 /* JSON array of the generations stored at replica_url, oldest first:
  *   [{"id","first_txid","last_txid","first_ts_ms","last_ts_ms","snapshots",
- *     "segments","bytes"}] */
+ *     "segments","compacted","bytes"}] ("segments": per-sync ones;
+ *     "compacted": objects of the compaction levels) */
 REPLITE_C_EXPORT char* replite_generations_json(const char* replica_url, char** errptr);
 
 #ifdef __cplusplus

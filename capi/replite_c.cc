@@ -656,6 +656,7 @@ REPLITE_EXPORT char* replite_generations_json(const char* replica_url, char** er
       o.Int("last_ts_ms", g.last_ts_ms);
       o.Num("snapshots", g.snapshots);
       o.Num("segments", g.segments);
+      o.Num("compacted", g.compacted);
       o.Num("bytes", g.bytes);
       o.End();
     }

@@ -227,6 +227,14 @@ TEST_CASE("a restore after hours of commits reads few objects", "[compaction]") 
        << cat.segments.size() << " segments, " << cat.compacted.size() << " compacted objects");
   CHECK(res.objects <= 40);
   CHECK(gets <= 45);
+  // `replite generations` counts the compacted objects apart from the
+  // per-sync segments.
+  std::vector<GenerationInfo> gens;
+  REQUIRE(ListGenerations(src.url, &gens).ok());
+  REQUIRE(gens.size() == 1);
+  CHECK(gens[0].segments == cat.segments.size());
+  CHECK(gens[0].compacted == cat.compacted.size());
+  CHECK(gens[0].compacted > 0);
   // Per-sync segments older than the hour kept in full are gone.
   CHECK(cat.segments.size() < 400);
 }

@@ -235,8 +235,22 @@ int CmdRestore(const std::vector<std::string>& args) {
     }
   }
   if (out.empty() || url.empty()) return Usage();
+  // On a terminal, a progress line (rewritten at most 10 times a second).
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  const auto start = std::chrono::steady_clock::now();
+  if (tty)
+    o.progress = [&](uint64_t done, uint64_t total) {
+      const auto now = std::chrono::steady_clock::now();
+      if (done < total && now - last < std::chrono::milliseconds(100)) return;
+      last = now;
+      const double s = std::chrono::duration<double>(now - start).count();
+      std::fprintf(stderr, "\rrestore: %.1f of %.1f MB read (%3.0f%%), %.1f s ", done / 1e6, total / 1e6,
+                   total ? 100.0 * double(done) / double(total) : 100.0, s);
+    };
   replite::RestoreResult r;
   replite::Status s = replite::Restore(url, out, o, &r);
+  if (tty) std::fprintf(stderr, "\n");
   if (!s.ok()) return Fail(s);
   std::printf("restored %s: generation %s txid %llu (%s), %u pages of %u bytes, checksum %016llx %s\n", out.c_str(),
               r.generation.c_str(), (unsigned long long)r.txid, replite::FormatRfc3339(r.timestamp_ms).c_str(), r.pages,
@@ -253,13 +267,14 @@ int CmdGenerations(const std::vector<std::string>& args) {
   std::vector<replite::GenerationInfo> gens;
   replite::Status s = replite::ListGenerations(args[0], &gens);
   if (!s.ok()) return Fail(s);
-  std::printf("%-16s  %10s  %10s  %-24s  %-24s  %9s  %8s  %12s\n", "generation", "first_txid", "last_txid", "first",
-              "last", "snapshots", "segments", "bytes");
+  std::printf("%-16s  %10s  %10s  %-24s  %-24s  %9s  %8s  %9s  %12s\n", "generation", "first_txid", "last_txid",
+              "first", "last", "snapshots", "segments", "compacted", "bytes");
   for (const auto& g : gens)
-    std::printf("%-16s  %10llu  %10llu  %-24s  %-24s  %9llu  %8llu  %12llu\n", g.id.c_str(),
+    std::printf("%-16s  %10llu  %10llu  %-24s  %-24s  %9llu  %8llu  %9llu  %12llu\n", g.id.c_str(),
                 (unsigned long long)g.first_txid, (unsigned long long)g.last_txid,
                 replite::FormatRfc3339(g.first_ts_ms).c_str(), replite::FormatRfc3339(g.last_ts_ms).c_str(),
-                (unsigned long long)g.snapshots, (unsigned long long)g.segments, (unsigned long long)g.bytes);
+                (unsigned long long)g.snapshots, (unsigned long long)g.segments, (unsigned long long)g.compacted,
+                (unsigned long long)g.bytes);
   for (const auto& g : gens)
     if (!g.overlaps.empty())
       std::fprintf(stderr, "replite generations: warning: generation %s overlaps %s (two instances wrote this "

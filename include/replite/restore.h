@@ -56,7 +56,9 @@ struct RestoreOptions {
   // Storage errors (unreachable store, local disk) still fail the restore.
   // Default: false (refuse, naming the object).
   bool stop_at_last_good = false;
-  // Called with (bytes done, bytes total) as objects are applied.
+  // Called with (bytes done, bytes total) as objects are applied: after
+  // each block (about 1 MiB of pages) of a large object, after each object
+  // otherwise; from the calling thread.
   std::function<void(uint64_t, uint64_t)> progress;
   // Default: nullptr = Env::Default().
   Env* env = nullptr;
@@ -100,8 +102,9 @@ struct GenerationInfo {
   std::string id;
   uint64_t first_txid = 0, last_txid = 0;
   int64_t first_ts_ms = 0, last_ts_ms = 0;
-  uint64_t snapshots = 0, segments = 0;
-  uint64_t bytes = 0;
+  uint64_t snapshots = 0, segments = 0;  // segments: per-sync (level 0) only
+  uint64_t compacted = 0;                // objects of the compaction levels (docs/FORMAT.md)
+  uint64_t bytes = 0;                    // of all of them
   // Other generations whose txid ranges overlap this one's (space-separated
   // ids; see RestoreResult::overlap).
   std::string overlaps;

@@ -325,6 +325,10 @@ class Applier {
             s = write(&rb);
             if (!s.ok()) return s;
           }
+          if (opts_.progress && !rd.whole()) {
+            const BlockIndexEntry& e = idx[rb.index];
+            opts_.progress(done + std::min(o.size, e.offset + e.comp_len), total);
+          }
           for (size_t j = 0; j < rb.block.pgnos.size(); j++) {
             mine.push_back(rb.block.pgnos[j]);
             if (tx_ends > 1) rewritable[rb.block.pgnos[j]] = rb.hashes[j];
@@ -782,6 +786,7 @@ Status ListGenerations(const std::string& replica_url, std::vector<GenerationInf
     gi.overlaps = overlaps[i];
     gi.snapshots = cat.snapshots.size();
     gi.segments = cat.segments.size();
+    gi.compacted = cat.compacted.size();
     gi.bytes = cat.bytes;
     if (!cat.snapshots.empty()) {
       gi.first_txid = cat.snapshots.front().first_txid;
