@@ -306,12 +306,12 @@ void DayPart(double hours, const std::string& base) {
   std::printf("store requests per hot database-hour (compaction included): %.0f (%s)\n", total / hours,
               by_op.c_str() + 1);
   RestoreResult res, before;
-  const double t = TimeRestore(url, base + "/day-restored.db", 3, &res);
+  const double t = TimeRestore(url, base + "/day-restored.db", 5, &res);
   if (Content(base + "/day-restored.db") != want) {
     std::fprintf(stderr, "restored content differs from the source\n");
     std::exit(1);
   }
-  const double tb = TimeRestore(url, base + "/day-restored.db", 3, &before, before_txid);
+  const double tb = TimeRestore(url, base + "/day-restored.db", 5, &before, before_txid);
   if (Content(base + "/day-restored.db") != before_content) {
     std::fprintf(stderr, "restored content of txid %llu differs from the source's\n", (unsigned long long)before_txid);
     std::exit(1);
@@ -324,7 +324,7 @@ void DayPart(double hours, const std::string& base) {
     r2->Close();
   }
   RestoreResult snap;
-  const double ts = TimeRestore("file://" + base + "/snap-replica", base + "/day-restored.db", 3, &snap);
+  const double ts = TimeRestore("file://" + base + "/snap-replica", base + "/day-restored.db", 5, &snap);
   std::printf("restore of a replica holding one snapshot of the final database: %.3f s (%llu object)\n", ts,
               (unsigned long long)snap.objects);
   std::printf("restore latest (txid %llu): %llu objects (%.1f MB), %.3f s = %.2fx the snapshot-only restore\n",

@@ -27,8 +27,11 @@ struct DatabaseOptions {
   // Default: false (such a database is refused with an error naming the fix).
   bool enable_wal = false;
   // Take a full snapshot this often (a new restore base; older objects can
-  // then be deleted by retention). Default: 24 h.
-  int64_t snapshot_interval_ms = 24ll * 3600 * 1000;
+  // then be deleted by retention). A restore reads the
+  // snapshot and one top-level (hourly) compacted object per hour since:
+  // with 12 h, a database at one commit per second restores from at most
+  // ~41 objects (with 24 h, ~53 just before the snapshot). Default: 12 h.
+  int64_t snapshot_interval_ms = 12ll * 3600 * 1000;
   // Keep restore points of at least this far back: every txid of the last
   // keep_every_txid_ms, then the compaction levels' boundaries and the
   // snapshots (every txid when compaction is off). Default: 24 h.
@@ -115,7 +118,10 @@ struct ReplicatorOptions {
   int fd_budget = 1024;
   // Global cap on memory for captured changes being encoded and uploaded,
   // bytes. Split evenly among the workers: a segment larger than a job's
-  // share is built in the spool directory and streamed. Default: 256 MiB.
+  // share is built in the spool directory and streamed. Compaction takes
+  // two more eighths of it: objects just stored, kept for the next merge
+  // instead of read back, and one merge at a time whose inputs exceed a
+  // job's share. Default: 256 MiB.
   uint64_t memory_cap = 256ull << 20;
   // Cap on the local upload spool (state_dir/upload-spool): while the store
   // fails, captured segments are written there (so the WAL can still be

@@ -212,6 +212,9 @@ class ReplicatorImpl final : public Replicator {
   // without GETting them back: an eighth of the memory cap, objects up to
   // 1 MiB (replica/recent_objects.h).
   RecentObjects recent_{opts_.memory_cap / 8, 1 << 20};
+  // Held by the one compaction merge allowed past its job's share of the
+  // memory cap, up to an eighth of it (replica/compactor.h).
+  std::mutex large_merge_mu_;
   DirWatch watch_;                       // stopped in Close, before the timers
   std::atomic<bool> watch_warned_{false};
   Instance instance_;                    // holds state_dir/lock

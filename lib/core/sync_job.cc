@@ -348,6 +348,8 @@ void ReplicatorImpl::Compact(DbSlot& s, const ReplicaRef& ref, const Position& p
   p.zstd_level = o.compression_level;
   p.memory_limit = std::max<uint64_t>(1 << 20, opts_.memory_cap / uint64_t(pool_.max_threads()));
   p.recent = ref.recent;
+  p.large_memory_limit = opts_.memory_cap / 8;
+  p.large_merge_mu = &large_merge_mu_;
   auto fence = [&] { return leases_->VerifyHeld(ref.store, ref.prefix); };
   CompactionStats cs;
   GenerationCatalog cat;

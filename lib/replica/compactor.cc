@@ -261,10 +261,20 @@ Status CompactGeneration(ObjectStore* store, const std::string& prefix, const st
       if (chain.empty() || chain.size() < want) break;
       if (level >= 2) chain.resize(want);
       // Bound the merge's memory by the inputs' sizes (compressed, so a
-      // rough bound; the pages of one input are always taken).
-      uint64_t sum = 0;
-      size_t n = 0;
-      while (n < chain.size() && (n == 0 || sum + chain[n].size * 4 <= p.memory_limit)) sum += chain[n++].size * 4;
+      // rough bound; the pages of one input are always taken). A range the
+      // job's share would cut short waits for the one large merge allowed.
+      auto fit = [&](uint64_t limit) {
+        uint64_t sum = 0;
+        size_t n = 0;
+        while (n < chain.size() && (n == 0 || sum + chain[n].size * 4 <= limit)) sum += chain[n++].size * 4;
+        return n;
+      };
+      size_t n = fit(p.memory_limit);
+      std::unique_lock<std::mutex> large;
+      if (n < chain.size() && p.large_merge_mu && p.large_memory_limit > p.memory_limit) {
+        large = std::unique_lock<std::mutex>(*p.large_merge_mu);
+        n = fit(p.large_memory_limit);
+      }
       chain.resize(n);
       if (!manifest_checked) {
         // Readers must know levels before they meet one.

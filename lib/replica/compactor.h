@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,11 @@ struct CompactionPolicy {
   // Stop adding inputs to a range once their pages exceed this (the merge
   // holds the range's distinct pages in memory).
   uint64_t memory_limit = 64ull << 20;
+  // A range that memory_limit would cut short may use up to this much
+  // instead while it holds *large_merge_mu: one such merge at a time in the
+  // process (0 or null: never).
+  uint64_t large_memory_limit = 0;
+  std::mutex* large_merge_mu = nullptr;
   int zstd_level = 1;
   // Inputs this process stored recently are taken from here instead of the
   // store, and objects written (below the top level) are left here for the
