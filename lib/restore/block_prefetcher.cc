@@ -7,8 +7,8 @@
 namespace replite {
 
 BlockPrefetcher::BlockPrefetcher(const ObjectReader* rd, const std::vector<bool>& want, int threads,
-                                 OnDecoded on_decoded)
-    : rd_(rd), want_(want), on_decoded_(std::move(on_decoded)) {
+                                 OnDecoded on_decoded, bool hash)
+    : rd_(rd), want_(want), on_decoded_(std::move(on_decoded)), hash_(hash) {
   const std::vector<BlockIndexEntry>& idx = rd->index();
   const bool stream = (rd->header().flags & kSegFlagStream) != 0;
   // A stream decodes from its first block to the last wanted one.
@@ -66,9 +66,11 @@ BlockPrefetcher::Result BlockPrefetcher::Run(size_t b, BlockStreamDecoder* dec) 
       return r;
     }
     if (!want_[i]) continue;  // a stream block decoded on the way
-    rb.hashes.resize(rb.block.pgnos.size());
-    for (size_t k = 0; k < rb.block.pgnos.size(); k++)
-      rb.hashes[k] = PageHash(rb.block.pgnos[k], rb.block.pages.data() + k * ps, ps);
+    if (hash_) {
+      rb.hashes.resize(rb.block.pgnos.size());
+      for (size_t k = 0; k < rb.block.pgnos.size(); k++)
+        rb.hashes[k] = PageHash(rb.block.pgnos[k], rb.block.pages.data() + k * ps, ps);
+    }
     if (on_decoded_) {
       // Still in this thread's cache: the caller writes it here.
       r.status = on_decoded_(&rb);

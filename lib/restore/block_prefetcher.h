@@ -1,8 +1,9 @@
 // BlockPrefetcher: the blocks a restore wants from one opened object, in
 // index order, fetched with ranged GETs (batches of at most kBatchBytes)
 // and decoded on up to `threads` threads ahead of the caller, each page
-// hashed (PageHash) on the way so that the caller can sum the content
-// checksum as it writes instead of reading the file back.
+// hashed (PageHash) on the way unless the caller hashes what it keeps, so
+// that it can sum the content checksum as it writes instead of reading the
+// file back.
 //
 // Blocks of a stream segment (kSegFlagStream) decode only in order: one
 // thread then, which still overlaps fetching and decoding with the
@@ -49,7 +50,10 @@ class BlockPrefetcher {
 
   // `rd` is opened and outlives this. want[i]: block i is needed (others
   // are not fetched, unless a stream needs them decoded on the way).
-  BlockPrefetcher(const ObjectReader* rd, const std::vector<bool>& want, int threads, OnDecoded on_decoded = {});
+  // With `hash`, ReadyBlock::hashes holds each page's PageHash (else it is
+  // empty: a caller that writes only some pages hashes those).
+  BlockPrefetcher(const ObjectReader* rd, const std::vector<bool>& want, int threads, OnDecoded on_decoded = {},
+                  bool hash = true);
   ~BlockPrefetcher();
   BlockPrefetcher(const BlockPrefetcher&) = delete;
   BlockPrefetcher& operator=(const BlockPrefetcher&) = delete;
@@ -72,6 +76,7 @@ class BlockPrefetcher {
   const ObjectReader* rd_;
   std::vector<bool> want_;
   OnDecoded on_decoded_;
+  bool hash_;
   std::vector<Batch> batches_;
   size_t window_ = 1;
   std::vector<std::thread> threads_;

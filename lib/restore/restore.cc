@@ -279,8 +279,8 @@ class Applier {
       std::vector<uint32_t> mine;
       // Writes the pages of a block that survive to the target and that no
       // newer object wrote, in runs of consecutive page numbers; leaves in
-      // rb the written ones only. Reads `written`, which changes only
-      // between objects.
+      // rb the written ones only, with their PageHash (pages skipped are
+      // not hashed). Reads `written`, which changes only between objects.
       auto write = [&](ReadyBlock* rb) -> Status {
         DecodedBlock& b = rb->block;
         const uint32_t cut = lim[rb->index];
@@ -301,11 +301,10 @@ class Applier {
           if (!ws.ok()) return ws;
           for (; j < e; j++, kept++) {
             b.pgnos[kept] = b.pgnos[j];
-            rb->hashes[kept] = rb->hashes[j];
+            rb->hashes.push_back(PageHash(b.pgnos[j], b.pages.data() + j * page_size_, page_size_));
           }
         }
         b.pgnos.resize(kept);
-        rb->hashes.resize(kept);
         b.pages.clear();
         return Status::OK();
       };
@@ -314,7 +313,8 @@ class Applier {
         // written in any order, by the threads that decode them; several
         // transactions are written in order here.
         BlockPrefetcher blocks(&rd, want, opts_.parallelism,
-                               tx_ends <= 1 ? BlockPrefetcher::OnDecoded(write) : BlockPrefetcher::OnDecoded());
+                               tx_ends <= 1 ? BlockPrefetcher::OnDecoded(write) : BlockPrefetcher::OnDecoded(),
+                               /*hash=*/false);  // `write` hashes the pages it keeps
         for (;;) {
           ReadyBlock rb;
           bool end = false;
