@@ -3,11 +3,14 @@
 //
 // 1. Latest restore of a large database (MB of rows, half random, half
 //    zeros, with an index) from a file:// replica (a snapshot and a few
-//    segments after it), and with --s3 moto from a moto_server started on
-//    127.0.0.1. Baseline: `zstd -d` of the same database's bytes (zstd -1,
-//    one thread, streamed) written to a file and fsynced, which is what a
-//    restore has to do at least; also `zstd -d` the command when installed,
-//    and PRAGMA integrity_check alone (a restore runs it too).
+//    segments after it), and with --s3 from an S3 server started on
+//    127.0.0.1: moto, or s3rver (npm install s3rver; $S3RVER names its
+//    binary), which serves ranged GETs from files where moto reads the
+//    whole object for each. Baseline: `zstd -d` of the same database's
+//    bytes (zstd -1, one thread, streamed) written to a file and fsynced,
+//    which is what a restore has to do at least; also `zstd -d` the command
+//    when installed, PRAGMA integrity_check alone (a restore runs it too),
+//    and with --s3 one GET of the snapshot object (curl).
 // 2. --hours H (default 24): a database that ran H hours at one commit per
 //    second on a simulated clock (default compaction levels and snapshot
 //    interval). Printed: store requests per hot database-hour (compaction
@@ -15,7 +18,7 @@
 //    against the restore of a replica holding only a snapshot of the same
 //    final database.
 //
-//   build/bench/restore_bench [--mb 1024] [--dir /tmp] [--s3 moto] [--hours 24] [--part latest,day] [--keep 1]
+//   build/bench/restore_bench [--mb 1024] [--dir /tmp] [--s3 moto|s3rver] [--hours 24] [--part latest,day] [--keep 1]
 #include <sqlite3.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -37,7 +40,7 @@
 #include "replite/sys/env.h"
 #include "format/layout.h"
 
-// A real S3 endpoint on 127.0.0.1 for --s3 moto (see tests/moto_server.h).
+// S3 servers on 127.0.0.1 for --s3 (see tests/moto_server.h, tests/server_process.h).
 #include "../tests/moto_server.cc"
 #include "../tests/server_process.cc"
 
@@ -165,18 +168,10 @@ std::unique_ptr<Replicator> OpenReplicator(const std::string& state, const std::
 
 void LatestPart(int mb, const std::string& base, const std::string& s3) {
   const std::string db_path = base + "/app.db";
-  sqlite3* db = nullptr;
-  sqlite3_open(db_path.c_str(), &db);
-  Exec(db, "PRAGMA journal_mode=WAL");
-  Exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, k TEXT, v BLOB)");
-  Exec(db, "CREATE INDEX t_k ON t(k)");
-  Exec(db, "BEGIN");
-  for (int i = 0; i < mb * 256; i++)
-    Exec(db, "INSERT INTO t(k, v) VALUES ('key-" + std::to_string(i * 7919 % 1000003) +
-                 "', randomblob(2000) || zeroblob(2000))");
-  Exec(db, "COMMIT");
-  Exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+  sqlite3* db = bench::MakeRowsDb(db_path, mb);
   std::unique_ptr<testing::MotoServer> moto;
+  pid_t s3rver = -1;
+  std::string endpoint;  // of the S3 server, if any
   std::vector<std::pair<std::string, std::string>> replicas{{"file://", "file://" + base + "/replica"}};
   if (s3 == "moto") {
     setenv("AWS_ACCESS_KEY_ID", "AKIDBENCH", 1);  // moto checks no signature
@@ -187,9 +182,32 @@ void LatestPart(int mb, const std::string& base, const std::string& s3) {
       std::fprintf(stderr, "cannot start moto_server: %s\n", why.c_str());
       std::exit(1);
     }
-    replicas.push_back({"s3 (moto)", "s3://restore-bench/app?endpoint=" + moto->endpoint() +
-                                         "&force-path-style=true&region=us-east-1"});
+    endpoint = moto->endpoint();
+  } else if (s3 == "s3rver") {
+    // s3rver (npm install s3rver; $S3RVER names the binary): objects in
+    // files, ranged GETs served from them.
+    setenv("AWS_ACCESS_KEY_ID", "S3RVER", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "S3RVER", 1);
+    setenv("NODE_OPTIONS", "--openssl-legacy-provider", 1);
+    const char* bin = std::getenv("S3RVER");
+    const int port = testing::FreePort();
+    endpoint = "http://127.0.0.1:" + std::to_string(port);
+    std::filesystem::create_directories(base + "/s3rver");
+    std::string why;
+    s3rver = testing::SpawnLogged({bin ? bin : "s3rver", "-d", base + "/s3rver", "-a", "127.0.0.1", "-p",
+                                   std::to_string(port), "--configure-bucket", "restore-bench"},
+                                  base + "/s3rver.log", &why);
+    const std::string probe = "curl -sf -o /dev/null " + endpoint + "/restore-bench";
+    if (s3rver < 0 || !testing::WaitUntilUp(s3rver, [&] { return std::system(probe.c_str()) == 0; }, "s3rver",
+                                            "is s3rver installed (npm install s3rver; S3RVER=path)?",
+                                            base + "/s3rver.log", &why)) {
+      std::fprintf(stderr, "cannot start s3rver: %s\n", why.c_str());
+      std::exit(1);
+    }
   }
+  if (!endpoint.empty())
+    replicas.push_back({"s3 (" + s3 + ")", "s3://restore-bench/app?endpoint=" + endpoint +
+                                             "&force-path-style=true&region=us-east-1"});
   // The replica: a snapshot, then 10 small transactions in their segments.
   for (size_t k = 0; k < replicas.size(); k++) {
     auto r = OpenReplicator(base + "/state" + std::to_string(k), replicas[k].second);
@@ -229,18 +247,18 @@ void LatestPart(int mb, const std::string& base, const std::string& s3) {
               bytes / 1e6 / zstd_s);
   if (zstd_cmd_s > 0) std::printf("baseline `zstd -d -o OUT && sync OUT` (command):       %.3f s\n", zstd_cmd_s);
   std::printf("PRAGMA integrity_check alone on the same database:     %.3f s\n", ic_s);
-  if (moto) {
+  if (!endpoint.empty()) {
     // The download alone: the snapshot object in one GET (curl).
     std::vector<GenerationInfo> gens;
     if (Status s = ListGenerations(replicas[1].second, &gens); !s.ok() || gens.empty()) Die("generations", s);
-    const std::string obj = moto->endpoint() + "/restore-bench/" + SnapshotKey("app", gens[0].id, gens[0].first_txid);
+    const std::string obj = endpoint + "/restore-bench/" + SnapshotKey("app", gens[0].id, gens[0].first_txid);
     double get_s = 1e9;
     for (int i = 0; i < 2; i++) {
       const double t0 = Now();
       if (std::system(("curl -sf -o /dev/null " + obj).c_str()) != 0) std::exit(1);
       get_s = std::min(get_s, Now() - t0);
     }
-    std::printf("baseline: one GET of the snapshot object from moto (curl):   %.3f s (%.0f MB/s)\n", get_s,
+    std::printf("baseline: one GET of the snapshot object from %s (curl): %.3f s (%.0f MB/s)\n", s3.c_str(), get_s,
                 zst_bytes / 1e6 / get_s);
   }
   for (const auto& [name, url] : replicas) {
@@ -254,6 +272,7 @@ void LatestPart(int mb, const std::string& base, const std::string& s3) {
                 name.c_str(), t, bytes / 1e6 / t, t / zstd_s, (unsigned long long)res.objects, res.bytes / 1e6);
   }
   std::filesystem::remove(base + "/restored.db");
+  if (s3rver > 0) testing::StopChild(s3rver);
 }
 
 // Sums replite_store_requests_total by operation from `metrics`.
@@ -367,7 +386,7 @@ int main(int argc, char** argv) {
     else if (a == "--part") parts = argv[i + 1];
     else if (a == "--keep") keep = std::atoi(argv[i + 1]) != 0;
     else {
-      std::fprintf(stderr, "usage: restore_bench [--mb 1024] [--dir /tmp] [--s3 moto] [--hours 24] [--part latest,day] [--keep 1]\n");
+      std::fprintf(stderr, "usage: restore_bench [--mb 1024] [--dir /tmp] [--s3 moto|s3rver] [--hours 24] [--part latest,day] [--keep 1]\n");
       return 2;
     }
   }

@@ -55,18 +55,7 @@ int main(int argc, char** argv) {
   std::filesystem::remove_all(base);
   std::filesystem::create_directories(base);
   const std::string db_path = base + "/app.db";
-  sqlite3* db = nullptr;
-  sqlite3_open(db_path.c_str(), &db);
-  Exec(db, "PRAGMA journal_mode=WAL");
-  Exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, k TEXT, v BLOB)");
-  Exec(db, "CREATE INDEX t_k ON t(k)");
-  // Half compressible text, half random: 4 KiB rows.
-  Exec(db, "BEGIN");
-  for (int i = 0; i < mb * 256; i++)
-    Exec(db, "INSERT INTO t(k, v) VALUES ('key-" + std::to_string(i * 7919 % 1000003) +
-                 "', randomblob(2000) || zeroblob(2000))");
-  Exec(db, "COMMIT");
-  Exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+  sqlite3* db = bench::MakeRowsDb(db_path, mb);
   sqlite3_close(db);
   const uint64_t bytes = std::filesystem::file_size(db_path);
 

@@ -67,6 +67,18 @@ uint64_t Put(ObjectStore* store, const std::string& key, int blocks, bool stream
   return sink.buffer().size();
 }
 
+// Takes blocks from `pf` until its end or an error: how many, and the error.
+Status Drain(BlockPrefetcher& pf, size_t* got) {
+  *got = 0;
+  for (;;) {
+    ReadyBlock rb;
+    bool done = false;
+    Status s = pf.Next(&rb, &done);
+    if (!s.ok() || done) return s;
+    (*got)++;
+  }
+}
+
 }  // namespace
 
 TEST_CASE("BlockPrefetcher delivers the wanted blocks in order with their page hashes", "[restore]") {
@@ -125,14 +137,7 @@ TEST_CASE("BlockPrefetcher stops at a damaged block after delivering the ones be
     INFO("threads " << threads);
     BlockPrefetcher pf(&rd, std::vector<bool>(60, true), threads);
     size_t got = 0;
-    Status s;
-    for (;;) {
-      ReadyBlock rb;
-      bool done = false;
-      s = pf.Next(&rb, &done);
-      if (!s.ok() || done) break;
-      got++;
-    }
+    const Status s = Drain(pf, &got);
     CHECK(s.code() == Code::kCorruption);
     CHECK(s.message().find("obj block 41") != std::string::npos);
     CHECK(got == 41);
@@ -152,14 +157,7 @@ TEST_CASE("BlockPrefetcher hands each block to the caller's writer once and retu
       return rb->index == 33 ? Status::IOError("disk full writing block 33") : Status::OK();
     });
     size_t got = 0;
-    Status s;
-    for (;;) {
-      ReadyBlock rb;
-      bool done = false;
-      s = pf.Next(&rb, &done);
-      if (!s.ok() || done) break;
-      got++;
-    }
+    const Status s = Drain(pf, &got);
     CHECK(s.code() == Code::kIOError);
     CHECK(got == 33);
   }
