@@ -8,6 +8,19 @@
 #include "util/file_util.h"
 
 namespace replite {
+namespace {
+
+// The heap bytes of a slot without its DbExtra: the slot and its shared_ptr
+// control block (make_shared), its path, its target. A DbExtra counts
+// kExtraBytes (its error text and hooks are not counted).
+uint64_t SlotBytes(const DbSlot& s) {
+  uint64_t b = MallocChunk(sizeof(DbSlot) + 16) + StringHeap(s.path);
+  if (s.target) b += MallocChunk(sizeof(DbTarget)) + StringHeap(s.target->url_str) + StringHeap(s.target->url.prefix);
+  return b;
+}
+constexpr uint64_t kExtraBytes = MallocChunk(sizeof(DbExtra));
+
+}  // namespace
 
 std::string ReplicaNameFor(const std::string& db_path) {
   std::string name = BaseName(db_path);
@@ -67,10 +80,17 @@ Status DbRegistry::Insert(const SlotPtr& slot, const std::string& url) {
   by_path_.emplace(std::string_view(slot->path), slot->id);
   by_url_.emplace(url_hash, slot->id);
   by_file_.emplace(file_hash, slot->id);
+  slot_bytes_ += SlotBytes(*slot);
   return Status::OK();
 }
 
 void DbRegistry::Erase(const DbSlot& slot, const std::string& url) {
+  uint64_t bytes = SlotBytes(slot);
+  {
+    MutexLock sl(Stripe(slot));  // not while holding mu_ (the lock order)
+    if (slot.extra) bytes += kExtraBytes;
+  }
+  slot_bytes_ -= bytes;
   WriterLock l(mu_);
   by_path_.erase(std::string_view(slot.path));
   for (auto [it, end] = by_url_.equal_range(std::hash<std::string>()(url)); it != end; ++it)
@@ -119,27 +139,24 @@ std::vector<std::string> DbRegistry::Paths() const {
 }
 
 void DbRegistry::MemoryBytes(uint64_t* slots, uint64_t* tables) {
-  uint64_t sb = 0, tb = 0;
-  std::vector<SlotPtr> all;
+  uint64_t tb = 0;
   {
     ReaderLock l(mu_);
-    all.reserve(by_path_.size());
-    for (const SlotPtr& s : slots_)
-      if (s) all.push_back(s);
     tb += MallocChunk(slots_.capacity() * sizeof(SlotPtr)) + MallocChunk(free_ids_.capacity() * sizeof(uint32_t));
     tb += HashTableHeap(by_path_.bucket_count(), by_path_.size(), 8 + sizeof(std::string_view) + 8 + 8);
     tb += HashTableHeap(by_url_.bucket_count(), by_url_.size(), 8 + 8 + 8);
     tb += HashTableHeap(by_file_.bucket_count(), by_file_.size(), 8 + 8 + 8);
   }
-  // Stripes are taken outside the registry lock (its lock order).
-  for (const SlotPtr& s : all) {
-    sb += MallocChunk(sizeof(DbSlot) + 16) + StringHeap(s->path);  // make_shared: slot and control block
-    if (s->target) sb += MallocChunk(sizeof(DbTarget)) + StringHeap(s->target->url_str) + StringHeap(s->target->url.prefix);
-    MutexLock sl(Stripe(*s));
-    if (s->extra) sb += MallocChunk(sizeof(DbExtra)) + StringHeap(s->extra->last_error);
-  }
-  *slots = sb;
+  *slots = slot_bytes_.load();
   *tables = tb;
+}
+
+DbExtra& DbRegistry::Extra(DbSlot& s) {
+  if (!s.extra) {
+    s.extra = std::make_unique<DbExtra>();
+    slot_bytes_ += kExtraBytes;
+  }
+  return *s.extra;
 }
 
 size_t DbRegistry::size() const {

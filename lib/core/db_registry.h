@@ -9,6 +9,7 @@
 // Thread-safety: all methods may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -51,8 +52,11 @@ class DbRegistry {
   std::vector<std::string> Paths() const EXCLUDES(mu_);  // sorted
   size_t size() const EXCLUDES(mu_);
   // Heap bytes of the slots (each with its path, and its target and extra
-  // when present) and of the registry's own tables.
+  // when present) and of the registry's own tables: counted as slots come
+  // and go, so a metrics scrape costs O(1), not a walk of every slot.
   void MemoryBytes(uint64_t* slots, uint64_t* tables) EXCLUDES(mu_);
+  // The slot's DbExtra, made (and counted) if absent.
+  DbExtra& Extra(DbSlot& s) REQUIRES(s.stripe);
 
   // The lock guarding a slot's `// guarded` fields, and the condition
   // variable signalled (under it) when they change.
@@ -70,6 +74,7 @@ class DbRegistry {
   std::unordered_map<std::string_view, uint32_t> by_path_ GUARDED_BY(mu_);  // views into DbSlot::path
   std::unordered_multimap<uint64_t, uint32_t> by_url_ GUARDED_BY(mu_);      // hash of the replica URL -> id
   std::unordered_multimap<uint64_t, uint32_t> by_file_ GUARDED_BY(mu_);     // hash of (st_dev, st_ino) at Add -> id
+  std::atomic<uint64_t> slot_bytes_{0};  // MemoryBytes' `slots`, kept by Insert, Erase and Extra
   Mutex stripes_[kStripes];
   std::condition_variable cvs_[kStripes];
 };

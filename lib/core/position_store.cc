@@ -55,6 +55,7 @@ Status PositionStore::Open(const std::string& path) {
   if (sqlite3_prepare_v2(db_, "SELECT url, pos, wal_size, wal_mtime FROM positions WHERE path = ?", -1, &load_,
                          nullptr) != SQLITE_OK)
     return Status::IOError(std::string("position store: ") + sqlite3_errmsg(db_));
+  conn_bytes_ = SqliteConnBytes(db_);
   return Status::OK();
 }
 
@@ -90,10 +91,23 @@ Status PositionStore::Load(const std::string& db_path, const std::string& url, P
   return Status::OK();
 }
 
+namespace {
+
+// Heap bytes of one pending_ entry: the map node and its strings.
+template <typename Node>
+uint64_t PendingBytes(const std::string& path, const Node& p) {
+  return MallocChunk(32 + sizeof(path) + sizeof(Node)) + StringHeap(path) + StringHeap(p.url) + StringHeap(p.pos);
+}
+
+}  // namespace
+
 void PositionStore::Put(const std::string& db_path, const std::string& url, const Position& pos, int64_t wal_size,
                         int64_t wal_mtime) {
   std::lock_guard<std::mutex> l(mu_);
-  pending_[db_path] = Pending{url, pos.Encode(), wal_size, wal_mtime};
+  auto [it, added] = pending_.try_emplace(db_path);
+  if (!added) pending_bytes_ -= PendingBytes(it->first, it->second);
+  it->second = Pending{url, pos.Encode(), wal_size, wal_mtime};
+  pending_bytes_ += PendingBytes(it->first, it->second);
 }
 
 Status PositionStore::Flush() {
@@ -105,6 +119,7 @@ Status PositionStore::Flush() {
     std::lock_guard<std::mutex> l(mu_);
     if (!db_ || pending_.empty()) return Status::OK();
     batch.swap(pending_);
+    pending_bytes_ = 0;
   }
   Status s;
   sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
@@ -127,25 +142,32 @@ Status PositionStore::Flush() {
     }
     sqlite3_finalize(st);
   }
-  if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK) return s;
+  if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK) {
+    conn_bytes_ = SqliteConnBytes(db_);
+    return s;
+  }
   sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   if (s.ok()) s = Status::IOError(std::string("position store commit: ") + sqlite3_errmsg(db_));
+  conn_bytes_ = SqliteConnBytes(db_);
   // Not saved: queue them again, unless a newer position arrived meanwhile.
   std::lock_guard<std::mutex> l(mu_);
-  for (auto& [path, v] : batch) pending_.emplace(path, std::move(v));
+  for (auto& [path, v] : batch) {
+    auto [it, added] = pending_.emplace(path, std::move(v));
+    if (added) pending_bytes_ += PendingBytes(it->first, it->second);
+  }
   return s;
 }
 
 uint64_t PositionStore::MemoryBytes() {
-  uint64_t b = 0;
-  {
-    std::lock_guard<std::mutex> l(flush_mu_);
-    b += SqliteConnBytes(db_);
-  }
   std::lock_guard<std::mutex> l(mu_);
-  for (const auto& [path, p] : pending_)
-    b += MallocChunk(32 + sizeof(path) + sizeof(Pending)) + StringHeap(path) + StringHeap(p.url) + StringHeap(p.pos);
-  return b;
+  return conn_bytes_.load() + pending_bytes_;
+}
+
+void PositionStore::ReleaseMemory() {
+  std::lock_guard<std::mutex> fl(flush_mu_);
+  if (!db_) return;
+  sqlite3_db_release_memory(db_);
+  conn_bytes_ = SqliteConnBytes(db_);
 }
 
 }  // namespace replite

@@ -7,6 +7,7 @@
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
@@ -34,9 +35,12 @@ class PositionStore {
   void Put(const std::string& db_path, const std::string& replica_url, const Position& pos, int64_t wal_size,
            int64_t wal_mtime_ns);
   Status Flush();
-  // SQLite's accounting of positions.db's connection (its page cache) and
-  // the queued writes.
+  // SQLite's accounting of positions.db's connection (its page cache) as of
+  // the last Open, Flush or ReleaseMemory, and the queued writes: O(1), and
+  // never waits for a flush in progress.
   uint64_t MemoryBytes();
+  // Gives back the connection's unused cache pages (after a burst).
+  void ReleaseMemory();
 
  private:
   std::mutex flush_mu_;  // serializes Flush (and guards db_'s writes)
@@ -47,6 +51,8 @@ class PositionStore {
     int64_t wal_size, wal_mtime;
   };
   std::map<std::string, Pending> pending_;
+  uint64_t pending_bytes_ = 0;           // heap bytes of pending_ (guarded by mu_)
+  std::atomic<uint64_t> conn_bytes_{0};  // SqliteConnBytes(db_), updated under flush_mu_
   sqlite3_stmt* load_ = nullptr;
 };
 

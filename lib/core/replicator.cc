@@ -339,7 +339,7 @@ Status ReplicatorImpl::Attach(const std::string& path, sqlite3* conn) {
       delete ctx;
       return Status::NotFound("database " + path + " was removed");
     }
-    if (!slot->extra) slot->extra = std::make_unique<DbExtra>();
+    reg_.Extra(*slot);
     for (const auto& h : slot->extra->hooks)
       if (h.first == conn) {
         delete ctx;

@@ -194,9 +194,9 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
 
   MutexLock l(Stripe(*s));
   if (!st.ok()) {
-    if (!s->extra) s->extra = std::make_unique<DbExtra>();
-    s->extra->last_error = st.ToString();
-    s->extra->last_code = st.code();
+    DbExtra& extra = reg_.Extra(*s);
+    extra.last_error = st.ToString();
+    extra.last_code = st.code();
     s->has_error = true;
     s->wal_size = -1;  // re-examine on the next poll
     s->want_snapshot |= snap;
