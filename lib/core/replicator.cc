@@ -619,6 +619,8 @@ void ReplicatorImpl::DeclareMetrics() {
   m_.Gauge("replite_http_bytes_sent", "Bytes sent by the shared HTTP pool since start.");
   DeclareStoreMetrics(&m_);
   m_.Counter("replite_polls_total", "Polls (one stat of the WAL) by outcome.");
+  m_.Counter("replite_memory_trims_total",
+             "Times free memory was returned to the system after a burst of connection opens (core/burst_trim.h).");
   m_.Counter("replite_syncs_total", "Sync jobs that captured or checked a database, by result.");
   m_.Counter("replite_transactions_total", "Transactions captured and made durable.");
   m_.Counter("replite_segments_uploaded_total", "Segments written to the store.");

@@ -3,8 +3,9 @@
 //  - core/replicator.cc   the public facade (Open, Add, Remove, Notify, Attach,
 //                         Sync/WaitDurable/Snapshot/Checkpoint, status, metrics, Close);
 //  - core/scheduler.cc    the per-database job state machine (SetJobState is
-//                         the one function that changes DbSlot::state), timers
-//                         and dispatch of jobs to the shared pool;
+//                         the one function that changes DbSlot::state), timers,
+//                         dispatch of jobs to the shared pool, and the memory
+//                         trim after a burst (core/burst_trim.h);
 //  - core/sync_job.cc     what a job does: capture (core/wal_capture.h), ship,
 //                         spool, checkpoint, retention, lease, positions.
 //
@@ -29,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/burst_trim.h"
 #include "core/conn_cache.h"
 #include "core/db_registry.h"
 #include "core/db_slot.h"
@@ -159,6 +161,7 @@ class ReplicatorImpl final : public Replicator {
   void Dispatch(const SlotPtr& s);
   void ArmTimer(int64_t delay_us, TimerKind kind, uint32_t id = 0, uint64_t seq = 0);
   void OnTimer(const Timer& t);
+  void TrimAfterBurst();
   void RunJob(SlotPtr s);
 
   // ---- what a job does (core/sync_job.cc) ----
@@ -210,6 +213,7 @@ class ReplicatorImpl final : public Replicator {
   std::unique_ptr<LeaseKeeper> leases_;  // after the stores it points to
 
   DbRegistry reg_;
+  BurstTrim burst_trim_;
   std::atomic<uint64_t> next_timer_seq_{1};
 
   replite::Metrics m_;

@@ -112,6 +112,7 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
       Status st = positions_.Flush();
       if (!st.ok()) Log("saving positions failed: " + st.ToString());
       conns_.Sweep(NowMono());
+      if (burst_trim_.Due(conns_.opened(), NowMono())) TrimAfterBurst();
     });
     ArmTimer(opts_.position_flush_ms * 1000, TimerKind::kHousekeeping);
     return;
@@ -143,6 +144,20 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
   m_.Add("replite_polls_total",
          {{"outcome", kind == TimerKind::kNotify ? "notified" : kind == TimerKind::kWake ? "wakeup" : "timer"}});
   Kick(s, bump);
+}
+
+// A burst of connection opens is over (core/burst_trim.h): close the
+// connections it left kept (a hot database, used within kQuietUs, keeps
+// its own), give back the positions cache's unused pages, then return the
+// free heap to the system.
+void ReplicatorImpl::TrimAfterBurst() {
+  conns_.Sweep(NowMono(), BurstTrim::kQuietUs);
+  // The burst's extra workers end now rather than after their idle time:
+  // each holds a cache of freed chunks that pins its arena's pages.
+  pool_.RetireIdle(100);
+  positions_.ReleaseMemory();
+  ReleaseFreeHeap();
+  m_.Add("replite_memory_trims_total", {});
 }
 
 void ReplicatorImpl::RunJob(SlotPtr s) {
