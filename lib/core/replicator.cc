@@ -228,8 +228,10 @@ Status ReplicatorImpl::AddWith(const std::string& raw_path, std::shared_ptr<cons
     // while the recently written ones start at the base interval.
     MutexLock l(Stripe(*slot));
     ArmPoll(*slot, Jitter(ResumedPollInterval(*slot)));
+  } else if (!found && backlog.entries == 0) {
+    QueueFirstSync(slot);  // first sync (snapshot), once Adds pause
   } else {
-    Kick(slot, true);  // first sync (snapshot), or a backlog to upload
+    Kick(slot, true);  // a backlog to upload
   }
   return Status::OK();
 }

@@ -117,6 +117,10 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
     ArmTimer(opts_.position_flush_ms * 1000, TimerKind::kHousekeeping);
     return;
   }
+  if (kind == TimerKind::kFirstSyncs) {
+    StartFirstSyncs();
+    return;
+  }
   SlotPtr s = ById(t.id);
   if (!s) return;
   bool bump = false;
@@ -138,6 +142,7 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
         if (s->timer_seq != t.seq) return;  // cancelled or re-armed
         break;
       case TimerKind::kHousekeeping:
+      case TimerKind::kFirstSyncs:
         return;  // handled above
     }
   }
@@ -158,6 +163,47 @@ void ReplicatorImpl::TrimAfterBurst() {
   positions_.ReleaseMemory();
   ReleaseFreeHeap();
   m_.Add("replite_memory_trims_total", {});
+}
+
+// A new database's first sync waits for a pause in Adds (kFirstSyncQuietUs,
+// at most kFirstSyncMaxWaitUs): a Sync, WaitDurable or Notify meanwhile
+// starts it at once, Close's final round at the latest. Nothing is
+// acknowledged for a database before its first sync, so waiting loses none.
+void ReplicatorImpl::QueueFirstSync(const SlotPtr& s) {
+  const int64_t now = NowMono();
+  bool arm = false;
+  {
+    MutexLock l(first_mu_);
+    if (first_syncs_.empty()) first_since_us_ = now;
+    first_syncs_.push_back(s);
+    last_add_us_ = now;
+    arm = !first_armed_;
+    first_armed_ = true;
+  }
+  if (arm) ArmTimer(kFirstSyncQuietUs, TimerKind::kFirstSyncs);
+}
+
+void ReplicatorImpl::StartFirstSyncs() {
+  std::vector<SlotPtr> go;
+  int64_t wait_us = 0;
+  {
+    MutexLock l(first_mu_);
+    const int64_t now = NowMono();
+    if (now - last_add_us_ >= kFirstSyncQuietUs || now - first_since_us_ >= kFirstSyncMaxWaitUs) {
+      go.swap(first_syncs_);
+      first_armed_ = false;
+    } else {
+      wait_us = std::min(last_add_us_ + kFirstSyncQuietUs, first_since_us_ + kFirstSyncMaxWaitUs) - now;
+    }
+  }
+  if (go.empty()) {
+    if (wait_us > 0) ArmTimer(wait_us, TimerKind::kFirstSyncs);
+    return;
+  }
+  // On the pool: the timer thread keeps dispatching notify batches.
+  pool_.Submit([this, go = std::move(go)] {
+    for (const SlotPtr& s : go) Kick(s, true);
+  });
 }
 
 void ReplicatorImpl::RunJob(SlotPtr s) {
