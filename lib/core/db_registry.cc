@@ -41,7 +41,7 @@ ReplicaRef ReplicaRefOf(const DbSlot& s) {
 }
 
 uint32_t DbRegistry::FindPath(std::string_view p) const {
-  const std::vector<SlotPtr>& slots = slots_;  // (the lambda runs under our lock)
+  const SlotPtr* slots = slots_.data();  // (the lambda runs under our lock)
   return by_path_.Find(PathHash(p), [&](uint32_t id) { return slots[id]->path == p; });
 }
 
@@ -52,7 +52,7 @@ Status DbRegistry::Insert(const SlotPtr& slot, const std::string& url) {
     return Status::AlreadyExists("database " + path + " is already being replicated");
   // The same file under another path (a symlink, a hard link, a bind
   // mount): one database, which two slots would capture twice.
-  const std::vector<SlotPtr>& slots = slots_;  // (the lambdas run under our lock)
+  const SlotPtr* slots = slots_.data();  // (the lambdas run under our lock)
   const uint32_t file_hash = FileHash(*slot);
   if (uint32_t id = by_file_.Find(file_hash,
                                   [&](uint32_t id) {
