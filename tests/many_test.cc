@@ -414,8 +414,9 @@ TEST_CASE("a cold start gives the first-snapshot burst's memory back", "[many][m
   while (Metric(r->Metrics(), "replite_memory_trims_total") < 1 &&
          std::chrono::steady_clock::now() - t0 < std::chrono::seconds(8))
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // (Kept connections are not checked: Syncs that reuse one keep it fresh,
+  // and the trim closes only those unused for 2 s.)
   CHECK(Metric(r->Metrics(), "replite_memory_trims_total") >= 1);
-  CHECK(Metric(r->Metrics(), "replite_connections_kept") == 0);  // the burst's, closed
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   // (Under a sanitizer's allocator RSS says nothing about ours.)
   const double per_db = (ProcStatus("RssAnon:") - rss0) * 1024.0 / kN;
