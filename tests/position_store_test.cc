@@ -31,7 +31,7 @@ uint64_t Loaded(PositionStore& ps, const std::string& path, bool* found) {
 
 }  // namespace
 
-TEST_CASE("positions: Load finds a position queued, saved, and after a reopen", "[positions]") {
+TEST_CASE("positions: Load finds a position queued and saved and after a reopen", "[positions]") {
   test::TempDir dir;
   const std::string file = dir / "positions.db";
   {
