@@ -159,7 +159,7 @@ void ReplicatorImpl::TrimAfterBurst() {
   conns_.Sweep(NowMono(), BurstTrim::kQuietUs);
   // The burst's extra workers end now rather than after their idle time:
   // each holds a cache of freed chunks that pins its arena's pages.
-  pool_.RetireIdle(100);
+  pool_.RetireIdle(1000);
   positions_.ReleaseMemory();
   ReleaseFreeHeap();
   m_.Add("replite_memory_trims_total", {});
