@@ -216,8 +216,11 @@ REPLITE_C_EXPORT void replite_replicator_destroy(replite_replicator* r);
 /* ---- Databases (db_path: absolute or relative to the working directory) -- */
 
 /* Starts replicating db_path (which must be in WAL mode unless "enable-wal").
- * replica_url NULL or "": the root "replica-url" + "/" + file name. The
- * first sync starts right away. REPLITE_ERR_ALREADY_EXISTS if added twice
+ * replica_url NULL or "": the root "replica-url" + "/" + file name. A new
+ * database's first sync (its snapshot) starts once no database was added
+ * for 100 ms (at most 1 s later; a sync, wait-durable or notify call starts
+ * it at once), so adding many is not slowed by their snapshots; one with a
+ * saved position resumes from it. REPLITE_ERR_ALREADY_EXISTS if added twice
  * (also under another path to the same file: a symlink or hard link),
  * REPLITE_ERR_NOT_FOUND if missing, REPLITE_ERR_FAILED_PRECONDITION if not
  * in WAL mode. */

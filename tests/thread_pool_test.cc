@@ -90,6 +90,30 @@ TEST_CASE("pool: idle workers retire down to one, and start again when needed", 
   CHECK(ran == 3);
 }
 
+TEST_CASE("pool: RetireIdle ends the idle workers at once but not a running one", "[pool]") {
+  ThreadPool pool(4, /*idle_retire_ms=*/60000);
+  Gate gate;
+  for (int i = 0; i < 4; i++) pool.Submit([&] { gate.Enter(); });
+  gate.WaitInside(4);
+  gate.Open();
+  pool.Drain();
+  CHECK(pool.live_threads() == 4);
+  // From inside a job (as the Replicator's housekeeping calls it): the
+  // three idle ones end and are joined, the caller's worker stays.
+  std::atomic<int> ended{-1};
+  pool.Submit([&] { ended = pool.RetireIdle(5000); });
+  pool.Drain();
+  CHECK(ended == 3);
+  CHECK(pool.live_threads() == 1);
+  CHECK(pool.RetireIdle(100) == 0);  // the last worker stays
+  CHECK(pool.live_threads() == 1);
+  Gate again;
+  for (int i = 0; i < 2; i++) pool.Submit([&] { again.Enter(); });
+  again.WaitInside(2);  // would hang if ended workers were not replaced
+  again.Open();
+  pool.Drain();
+}
+
 TEST_CASE("pool: the destructor runs what is queued, also jobs queued by jobs", "[pool]") {
   std::atomic<int> ran{0};
   {

@@ -83,7 +83,8 @@ struct ReplicatorOptions {
   std::string replica_url;
   // Cap on the shared worker threads for every database. Workers start on
   // demand (a job that finds none idle starts one) and end after a minute
-  // idle, so a process with a few databases runs one or two. A worker
+  // idle (at once when a burst of connection opens is over: see
+  // core/burst_trim.h), so a process with a few databases runs one or two. A worker
   // spends most of a sync waiting: in fsync (local directory store), on
   // page-cache misses, or for the HTTP answer (S3), so this is the store's
   // IO concurrency more than CPU. Concurrent fsyncs share the disk's

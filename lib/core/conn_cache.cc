@@ -25,7 +25,10 @@ std::unique_ptr<KeptDb> ConnCache::Take(uint32_t id, const std::string& path) {
 }
 
 void ConnCache::Put(uint32_t id, const std::string& path, std::unique_ptr<KeptDb> c, int64_t now_us) {
-  if (!c || !c->conn.is_open() || capacity_ == 0) return;
+  if (!c || !c->conn.is_open()) return;
+  if (!c->cached) opened_.fetch_add(1, std::memory_order_relaxed);
+  c->cached = true;
+  if (capacity_ == 0) return;
   std::vector<std::unique_ptr<KeptDb>> evicted;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -44,11 +47,11 @@ void ConnCache::Put(uint32_t id, const std::string& path, std::unique_ptr<KeptDb
   }
 }
 
-void ConnCache::Sweep(int64_t now_us) {
+void ConnCache::Sweep(int64_t now_us, int64_t idle_us) {
   std::vector<std::unique_ptr<KeptDb>> idle;
   {
     std::lock_guard<std::mutex> l(mu_);
-    while (!lru_.empty() && now_us - lru_.back().used_us > idle_us_) {
+    while (!lru_.empty() && now_us - lru_.back().used_us > idle_us) {
       idle.push_back(std::move(lru_.back().conn));
       by_id_.erase(lru_.back().id);
       lru_.pop_back();

@@ -15,6 +15,7 @@
 // taken out is used by one job and then put back (or dropped).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -36,6 +37,7 @@ struct KeptDb {
   SqliteConn conn;
   WalFrameIndex frames;
   SqliteConn pin;
+  bool cached = false;  // has been in the cache (Put counts the others as opened)
 };
 
 class ConnCache {
@@ -49,14 +51,18 @@ class ConnCache {
   std::unique_ptr<KeptDb> Take(uint32_t id, const std::string& path);
   // Returns a connection after a job (closed ones are dropped).
   void Put(uint32_t id, const std::string& path, std::unique_ptr<KeptDb> c, int64_t now_us);
-  // Closes the connections unused for longer than the idle time.
-  void Sweep(int64_t now_us);
+  // Closes the connections unused for longer than the idle time (or than
+  // `idle_us`, after a burst: core/burst_trim.h).
+  void Sweep(int64_t now_us) { Sweep(now_us, idle_us_); }
+  void Sweep(int64_t now_us, int64_t idle_us);
   // Closes the connection of database `id` (removed) or all of them.
   void Drop(uint32_t id);
   void Clear();
 
   size_t size();
   size_t capacity() const { return capacity_; }
+  // Connections opened by jobs so far (Put of an entry new to the cache).
+  uint64_t opened() const { return opened_.load(std::memory_order_relaxed); }
   // What the kept entries hold: SQLite's accounting of both connections of
   // each (core/memory_report.h), their frame indexes, paths and list nodes.
   uint64_t MemoryBytes();
@@ -73,6 +79,7 @@ class ConnCache {
   std::mutex mu_;
   std::list<Entry> lru_;  // most recently used first
   std::unordered_map<uint32_t, std::list<Entry>::iterator> by_id_;
+  std::atomic<uint64_t> opened_{0};
 };
 
 }  // namespace replite

@@ -1,6 +1,6 @@
 // DbRegistry: the databases of one Replicator. Owns the slots (ids are
-// reused after Remove), the maps from path, replica URL and file identity to
-// a slot, and the kStripes mutexes (with their condition variables) that
+// reused after Remove), the indexes from path, replica URL and file
+// identity to a slot, and the kStripes mutexes (with their condition variables) that
 // guard the slots' mutable fields (DbSlot `// guarded`, each slot's `stripe`
 // points to its own): no mutex per database. The maps are behind one
 // reader-writer lock; lookups share it. Lock order: a stripe is never held
@@ -9,17 +9,18 @@
 // Thread-safety: all methods may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "core/db_slot.h"
 #include "replica/replica_ref.h"
 #include "replite/status.h"
+#include "util/flat_id_table.h"
 #include "util/thread_annotations.h"
 
 namespace replite {
@@ -51,8 +52,11 @@ class DbRegistry {
   std::vector<std::string> Paths() const EXCLUDES(mu_);  // sorted
   size_t size() const EXCLUDES(mu_);
   // Heap bytes of the slots (each with its path, and its target and extra
-  // when present) and of the registry's own tables.
+  // when present) and of the registry's own tables: counted as slots come
+  // and go, so a metrics scrape costs O(1), not a walk of every slot.
   void MemoryBytes(uint64_t* slots, uint64_t* tables) EXCLUDES(mu_);
+  // The slot's DbExtra, made (and counted) if absent.
+  DbExtra& Extra(DbSlot& s) REQUIRES(s.stripe);
 
   // The lock guarding a slot's `// guarded` fields, and the condition
   // variable signalled (under it) when they change.
@@ -62,14 +66,20 @@ class DbRegistry {
   void NotifyAll();
 
  private:
-  static uint64_t FileHash(const DbSlot& s) { return s.file_ino * 0x9e3779b97f4a7c15ull ^ s.file_dev; }
+  static uint32_t FileHash(const DbSlot& s) { return Fold32(s.file_ino * 0x9e3779b97f4a7c15ull ^ s.file_dev); }
+  static uint32_t PathHash(std::string_view p) { return Fold32(std::hash<std::string_view>()(p)); }
+  static uint32_t UrlHash(const std::string& u) { return Fold32(std::hash<std::string>()(u)); }
+  uint32_t FindPath(std::string_view p) const REQUIRES_SHARED(mu_);
 
   mutable SharedMutex mu_;  // guards the maps below
   std::vector<SlotPtr> slots_ GUARDED_BY(mu_);
   std::vector<uint32_t> free_ids_ GUARDED_BY(mu_);
-  std::unordered_map<std::string_view, uint32_t> by_path_ GUARDED_BY(mu_);  // views into DbSlot::path
-  std::unordered_multimap<uint64_t, uint32_t> by_url_ GUARDED_BY(mu_);      // hash of the replica URL -> id
-  std::unordered_multimap<uint64_t, uint32_t> by_file_ GUARDED_BY(mu_);     // hash of (st_dev, st_ino) at Add -> id
+  // Ids by hash, the keys in the slots (util/flat_id_table.h: 8 bytes an
+  // entry, not a node each).
+  FlatIdTable by_path_ GUARDED_BY(mu_);  // hash of DbSlot::path
+  FlatIdTable by_url_ GUARDED_BY(mu_);   // hash of the replica URL
+  FlatIdTable by_file_ GUARDED_BY(mu_);  // hash of (st_dev, st_ino) at Add
+  std::atomic<uint64_t> slot_bytes_{0};  // MemoryBytes' `slots`, kept by Insert, Erase and Extra
   Mutex stripes_[kStripes];
   std::condition_variable cvs_[kStripes];
 };

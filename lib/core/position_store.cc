@@ -13,6 +13,7 @@ namespace replite {
 PositionStore::~PositionStore() {
   Flush();
   if (load_) sqlite3_finalize(load_);
+  if (rdb_) sqlite3_close_v2(rdb_);
   if (db_) sqlite3_close_v2(db_);
 }
 
@@ -52,29 +53,49 @@ Status PositionStore::Open(const std::string& path) {
     std::string sql = std::string("ALTER TABLE positions ADD COLUMN ") + col + " INTEGER NOT NULL DEFAULT -1";
     sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);  // fails harmlessly when present
   }
-  if (sqlite3_prepare_v2(db_, "SELECT url, pos, wal_size, wal_mtime FROM positions WHERE path = ?", -1, &load_,
+  // The reader connection for Load (WAL mode: it reads while a flush writes).
+  std::lock_guard<std::mutex> rl(read_mu_);
+  if (sqlite3_open_v2(path.c_str(), &rdb_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    std::string msg = rdb_ ? sqlite3_errmsg(rdb_) : "out of memory";
+    if (rdb_) sqlite3_close_v2(rdb_);
+    rdb_ = nullptr;
+    return Status::IOError("position store " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(rdb_, 10000);
+  if (sqlite3_prepare_v2(rdb_, "SELECT url, pos, wal_size, wal_mtime FROM positions WHERE path = ?", -1, &load_,
                          nullptr) != SQLITE_OK)
-    return Status::IOError(std::string("position store: ") + sqlite3_errmsg(db_));
+    return Status::IOError(std::string("position store: ") + sqlite3_errmsg(rdb_));
+  conn_bytes_ = SqliteConnBytes(db_);
+  rconn_bytes_ = SqliteConnBytes(rdb_);
   return Status::OK();
 }
 
 Status PositionStore::Load(const std::string& db_path, const std::string& url, Position* out, bool* found,
                            int64_t* wal_size, int64_t* wal_mtime) {
-  std::lock_guard<std::mutex> fl(flush_mu_);  // db_ is used by one thread at a time; a batch in flight is saved first
-  std::lock_guard<std::mutex> l(mu_);
   *found = false;
-  if (auto it = pending_.find(db_path); it != pending_.end()) {
-    if (it->second.url == url && Position::Decode(it->second.pos, out)) {
+  auto from = [&](const Pending& p) {
+    if (p.url == url && Position::Decode(p.pos, out)) {
       *found = true;
-      *wal_size = it->second.wal_size;
-      *wal_mtime = it->second.wal_mtime;
+      *wal_size = p.wal_size;
+      *wal_mtime = p.wal_mtime;
     }
     return Status::OK();
+  };
+  {
+    // Queued, or in the batch a flush is writing: the newest is there.
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto it = pending_.find(db_path); it != pending_.end()) return from(it->second);
+    if (inflight_)
+      if (auto it = inflight_->find(db_path); it != inflight_->end()) return from(it->second);
   }
-  if (!db_) return Status::OK();
+  // Otherwise what is saved is the newest: read it on the reader
+  // connection, which a flush in progress (its fsync) does not block.
+  std::lock_guard<std::mutex> rl(read_mu_);
+  if (!rdb_) return Status::OK();
   sqlite3_reset(load_);
   sqlite3_bind_text(load_, 1, db_path.c_str(), -1, SQLITE_TRANSIENT);
   int rc = sqlite3_step(load_);
+  Status st;
   if (rc == SQLITE_ROW) {
     std::string u = reinterpret_cast<const char*>(sqlite3_column_text(load_, 0));
     std::string p = reinterpret_cast<const char*>(sqlite3_column_text(load_, 1));
@@ -84,16 +105,30 @@ Status PositionStore::Load(const std::string& db_path, const std::string& url, P
       *wal_mtime = sqlite3_column_int64(load_, 3);
     }
   } else if (rc != SQLITE_DONE) {
-    return Status::IOError(std::string("position store: ") + sqlite3_errmsg(db_));
+    st = Status::IOError(std::string("position store: ") + sqlite3_errmsg(rdb_));
   }
   sqlite3_reset(load_);
-  return Status::OK();
+  rconn_bytes_ = SqliteConnBytes(rdb_);
+  return st;
 }
+
+namespace {
+
+// Heap bytes of one pending_ entry: the map node and its strings.
+template <typename Node>
+uint64_t PendingBytes(const std::string& path, const Node& p) {
+  return MallocChunk(32 + sizeof(path) + sizeof(Node)) + StringHeap(path) + StringHeap(p.url) + StringHeap(p.pos);
+}
+
+}  // namespace
 
 void PositionStore::Put(const std::string& db_path, const std::string& url, const Position& pos, int64_t wal_size,
                         int64_t wal_mtime) {
   std::lock_guard<std::mutex> l(mu_);
-  pending_[db_path] = Pending{url, pos.Encode(), wal_size, wal_mtime};
+  auto [it, added] = pending_.try_emplace(db_path);
+  if (!added) pending_bytes_ -= PendingBytes(it->first, it->second);
+  it->second = Pending{url, pos.Encode(), wal_size, wal_mtime};
+  pending_bytes_ += PendingBytes(it->first, it->second);
 }
 
 Status PositionStore::Flush() {
@@ -105,7 +140,16 @@ Status PositionStore::Flush() {
     std::lock_guard<std::mutex> l(mu_);
     if (!db_ || pending_.empty()) return Status::OK();
     batch.swap(pending_);
+    pending_bytes_ = 0;
+    inflight_ = &batch;  // Load still finds these until they are saved
   }
+  struct Landed {  // the batch is saved or queued again: no longer in flight
+    PositionStore* ps;
+    ~Landed() {
+      std::lock_guard<std::mutex> l(ps->mu_);
+      ps->inflight_ = nullptr;
+    }
+  } landed{this};
   Status s;
   sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
   sqlite3_stmt* st = nullptr;
@@ -127,25 +171,41 @@ Status PositionStore::Flush() {
     }
     sqlite3_finalize(st);
   }
-  if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK) return s;
+  if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK) {
+    conn_bytes_ = SqliteConnBytes(db_);
+    return s;
+  }
   sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   if (s.ok()) s = Status::IOError(std::string("position store commit: ") + sqlite3_errmsg(db_));
+  conn_bytes_ = SqliteConnBytes(db_);
   // Not saved: queue them again, unless a newer position arrived meanwhile.
   std::lock_guard<std::mutex> l(mu_);
-  for (auto& [path, v] : batch) pending_.emplace(path, std::move(v));
+  inflight_ = nullptr;  // (moved from below: `landed` then finds it cleared)
+  for (auto& [path, v] : batch) {
+    auto [it, added] = pending_.emplace(path, std::move(v));
+    if (added) pending_bytes_ += PendingBytes(it->first, it->second);
+  }
   return s;
 }
 
 uint64_t PositionStore::MemoryBytes() {
-  uint64_t b = 0;
-  {
-    std::lock_guard<std::mutex> l(flush_mu_);
-    b += SqliteConnBytes(db_);
-  }
   std::lock_guard<std::mutex> l(mu_);
-  for (const auto& [path, p] : pending_)
-    b += MallocChunk(32 + sizeof(path) + sizeof(Pending)) + StringHeap(path) + StringHeap(p.url) + StringHeap(p.pos);
-  return b;
+  return conn_bytes_.load() + rconn_bytes_.load() + pending_bytes_;
+}
+
+void PositionStore::ReleaseMemory() {
+  {
+    std::lock_guard<std::mutex> fl(flush_mu_);
+    if (db_) {
+      sqlite3_db_release_memory(db_);
+      conn_bytes_ = SqliteConnBytes(db_);
+    }
+  }
+  std::lock_guard<std::mutex> rl(read_mu_);
+  if (rdb_) {
+    sqlite3_db_release_memory(rdb_);
+    rconn_bytes_ = SqliteConnBytes(rdb_);
+  }
 }
 
 }  // namespace replite

@@ -7,6 +7,7 @@
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
@@ -28,25 +29,37 @@ class PositionStore {
   // (a position for another URL is not ours to resume).
   // Also returns the WAL size and mtime seen at that capture, so that a
   // restart does not open a database whose WAL did not change.
+  // Reads on a connection of its own: never waits for a flush's write and
+  // fsync (an Add during a first-snapshot storm), and sees the batch a
+  // flush is writing.
   Status Load(const std::string& db_path, const std::string& replica_url, Position* out, bool* found,
               int64_t* wal_size, int64_t* wal_mtime_ns);
   // Queues a write; Flush writes every queued position in one transaction.
   void Put(const std::string& db_path, const std::string& replica_url, const Position& pos, int64_t wal_size,
            int64_t wal_mtime_ns);
   Status Flush();
-  // SQLite's accounting of positions.db's connection (its page cache) and
-  // the queued writes.
+  // SQLite's accounting of positions.db's connection (its page cache) as of
+  // the last Open, Flush or ReleaseMemory, and the queued writes: O(1), and
+  // never waits for a flush in progress.
   uint64_t MemoryBytes();
+  // Gives back the connection's unused cache pages (after a burst).
+  void ReleaseMemory();
 
  private:
   std::mutex flush_mu_;  // serializes Flush (and guards db_'s writes)
-  std::mutex mu_;        // guards pending_
+  std::mutex mu_;        // guards pending_, inflight_
+  std::mutex read_mu_;   // guards rdb_ and load_
   sqlite3* db_ = nullptr;
+  sqlite3* rdb_ = nullptr;  // Load's own connection: not blocked by a flush
   struct Pending {
     std::string url, pos;
     int64_t wal_size, wal_mtime;
   };
   std::map<std::string, Pending> pending_;
+  std::map<std::string, Pending>* inflight_ = nullptr;  // the batch a Flush is writing (guarded by mu_)
+  uint64_t pending_bytes_ = 0;           // heap bytes of pending_ (guarded by mu_)
+  std::atomic<uint64_t> rconn_bytes_{0};  // SqliteConnBytes(rdb_), updated under read_mu_
+  std::atomic<uint64_t> conn_bytes_{0};   // SqliteConnBytes(db_), updated under flush_mu_
   sqlite3_stmt* load_ = nullptr;
 };
 

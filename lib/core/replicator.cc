@@ -228,8 +228,10 @@ Status ReplicatorImpl::AddWith(const std::string& raw_path, std::shared_ptr<cons
     // while the recently written ones start at the base interval.
     MutexLock l(Stripe(*slot));
     ArmPoll(*slot, Jitter(ResumedPollInterval(*slot)));
+  } else if (!found && backlog.entries == 0) {
+    QueueFirstSync(slot);  // first sync (snapshot), once Adds pause
   } else {
-    Kick(slot, true);  // first sync (snapshot), or a backlog to upload
+    Kick(slot, true);  // a backlog to upload
   }
   return Status::OK();
 }
@@ -339,7 +341,7 @@ Status ReplicatorImpl::Attach(const std::string& path, sqlite3* conn) {
       delete ctx;
       return Status::NotFound("database " + path + " was removed");
     }
-    if (!slot->extra) slot->extra = std::make_unique<DbExtra>();
+    reg_.Extra(*slot);
     for (const auto& h : slot->extra->hooks)
       if (h.first == conn) {
         delete ctx;
@@ -620,6 +622,8 @@ void ReplicatorImpl::DeclareMetrics() {
   m_.Gauge("replite_http_bytes_sent", "Bytes sent by the shared HTTP pool since start.");
   DeclareStoreMetrics(&m_);
   m_.Counter("replite_polls_total", "Polls (one stat of the WAL) by outcome.");
+  m_.Counter("replite_memory_trims_total",
+             "Times free memory was returned to the system after a burst of connection opens (core/burst_trim.h).");
   m_.Counter("replite_syncs_total", "Sync jobs that captured or checked a database, by result.");
   m_.Counter("replite_transactions_total", "Transactions captured and made durable.");
   m_.Counter("replite_segments_uploaded_total", "Segments written to the store.");

@@ -3,8 +3,9 @@
 //  - core/replicator.cc   the public facade (Open, Add, Remove, Notify, Attach,
 //                         Sync/WaitDurable/Snapshot/Checkpoint, status, metrics, Close);
 //  - core/scheduler.cc    the per-database job state machine (SetJobState is
-//                         the one function that changes DbSlot::state), timers
-//                         and dispatch of jobs to the shared pool;
+//                         the one function that changes DbSlot::state), timers,
+//                         dispatch of jobs to the shared pool, and the memory
+//                         trim after a burst (core/burst_trim.h);
 //  - core/sync_job.cc     what a job does: capture (core/wal_capture.h), ship,
 //                         spool, checkpoint, retention, lease, positions.
 //
@@ -29,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/burst_trim.h"
 #include "core/conn_cache.h"
 #include "core/db_registry.h"
 #include "core/db_slot.h"
@@ -58,10 +60,15 @@ enum class TimerKind : uint8_t {
   kNotify,        // a Notify/WAL hook batch is due (DbSlot::notify_pending)
   kWake,          // a change wakeup (inotify) batch is due (DbSlot::wake_pending)
   kQuiet,         // wake up, the job decides (quiet checkpoint, retry after a failure)
+  kFirstSyncs,    // start the first syncs of new databases once Adds pause (no database)
 };
 constexpr int kFdsPerJob = 16;                   // upper bound of descriptors one sync job opens
 constexpr int64_t kMaxPollMs = 30000;            // idle databases back off to this
 constexpr int64_t kConnIdleUs = 10 * 1000 * 1000; // a kept connection is closed after this long unused
+// A new database's first sync (its snapshot) waits until no Add came for
+// kFirstSyncQuietUs, or at most kFirstSyncMaxWaitUs: adding 100,000 new
+// databases is not slowed by their first-snapshot storm on the same cores.
+constexpr int64_t kFirstSyncQuietUs = 100 * 1000, kFirstSyncMaxWaitUs = 1000 * 1000;
 // Generation churn: a generation started within this long of the previous
 // one counts as quick; from kChurnReport quick ones in a row the database is
 // reported and further generations wait (kChurnFirstDelayMs doubling).
@@ -163,6 +170,9 @@ class ReplicatorImpl final : public Replicator {
   void Dispatch(const SlotPtr& s);
   void ArmTimer(int64_t delay_us, TimerKind kind, uint32_t id = 0, uint64_t seq = 0);
   void OnTimer(const Timer& t);
+  void TrimAfterBurst();
+  void QueueFirstSync(const SlotPtr& s);
+  void StartFirstSyncs();
   void RunJob(SlotPtr s);
 
   // ---- what a job does (core/sync_job.cc) ----
@@ -221,6 +231,13 @@ class ReplicatorImpl final : public Replicator {
   std::unique_ptr<LeaseKeeper> leases_;  // after the stores it points to
 
   DbRegistry reg_;
+  BurstTrim burst_trim_;
+  // New databases waiting for their first sync (QueueFirstSync).
+  Mutex first_mu_;
+  std::vector<SlotPtr> first_syncs_ GUARDED_BY(first_mu_);
+  int64_t first_since_us_ GUARDED_BY(first_mu_) = 0;  // when the oldest was queued
+  int64_t last_add_us_ GUARDED_BY(first_mu_) = 0;
+  bool first_armed_ GUARDED_BY(first_mu_) = false;    // a kFirstSyncs timer entry is armed
   std::atomic<uint64_t> next_timer_seq_{1};
 
   replite::Metrics m_;

@@ -112,8 +112,13 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
       Status st = positions_.Flush();
       if (!st.ok()) Log("saving positions failed: " + st.ToString());
       conns_.Sweep(NowMono());
+      if (burst_trim_.Due(conns_.opened(), NowMono())) TrimAfterBurst();
     });
     ArmTimer(opts_.position_flush_ms * 1000, TimerKind::kHousekeeping);
+    return;
+  }
+  if (kind == TimerKind::kFirstSyncs) {
+    StartFirstSyncs();
     return;
   }
   SlotPtr s = ById(t.id);
@@ -137,12 +142,68 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
         if (s->timer_seq != t.seq) return;  // cancelled or re-armed
         break;
       case TimerKind::kHousekeeping:
+      case TimerKind::kFirstSyncs:
         return;  // handled above
     }
   }
   m_.Add("replite_polls_total",
          {{"outcome", kind == TimerKind::kNotify ? "notified" : kind == TimerKind::kWake ? "wakeup" : "timer"}});
   Kick(s, bump);
+}
+
+// A burst of connection opens is over (core/burst_trim.h): close the
+// connections it left kept (a hot database, used within kQuietUs, keeps
+// its own), give back the positions cache's unused pages, then return the
+// free heap to the system.
+void ReplicatorImpl::TrimAfterBurst() {
+  conns_.Sweep(NowMono(), BurstTrim::kQuietUs);
+  // The burst's extra workers end now rather than after their idle time:
+  // each holds a cache of freed chunks that pins its arena's pages.
+  pool_.RetireIdle(1000);
+  positions_.ReleaseMemory();
+  ReleaseFreeHeap();
+  m_.Add("replite_memory_trims_total", {});
+}
+
+// A new database's first sync waits for a pause in Adds (kFirstSyncQuietUs,
+// at most kFirstSyncMaxWaitUs): a Sync, WaitDurable or Notify meanwhile
+// starts it at once, Close's final round at the latest. Nothing is
+// acknowledged for a database before its first sync, so waiting loses none.
+void ReplicatorImpl::QueueFirstSync(const SlotPtr& s) {
+  const int64_t now = NowMono();
+  bool arm = false;
+  {
+    MutexLock l(first_mu_);
+    if (first_syncs_.empty()) first_since_us_ = now;
+    first_syncs_.push_back(s);
+    last_add_us_ = now;
+    arm = !first_armed_;
+    first_armed_ = true;
+  }
+  if (arm) ArmTimer(kFirstSyncQuietUs, TimerKind::kFirstSyncs);
+}
+
+void ReplicatorImpl::StartFirstSyncs() {
+  std::vector<SlotPtr> go;
+  int64_t wait_us = 0;
+  {
+    MutexLock l(first_mu_);
+    const int64_t now = NowMono();
+    if (now - last_add_us_ >= kFirstSyncQuietUs || now - first_since_us_ >= kFirstSyncMaxWaitUs) {
+      go.swap(first_syncs_);
+      first_armed_ = false;
+    } else {
+      wait_us = std::min(last_add_us_ + kFirstSyncQuietUs, first_since_us_ + kFirstSyncMaxWaitUs) - now;
+    }
+  }
+  if (go.empty()) {
+    if (wait_us > 0) ArmTimer(wait_us, TimerKind::kFirstSyncs);
+    return;
+  }
+  // On the pool: the timer thread keeps dispatching notify batches.
+  pool_.Submit([this, go = std::move(go)] {
+    for (const SlotPtr& s : go) Kick(s, true);
+  });
 }
 
 void ReplicatorImpl::RunJob(SlotPtr s) {
@@ -194,9 +255,9 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
 
   MutexLock l(Stripe(*s));
   if (!st.ok()) {
-    if (!s->extra) s->extra = std::make_unique<DbExtra>();
-    s->extra->last_error = st.ToString();
-    s->extra->last_code = st.code();
+    DbExtra& extra = reg_.Extra(*s);
+    extra.last_error = st.ToString();
+    extra.last_code = st.code();
     s->has_error = true;
     s->wal_size = -1;  // re-examine on the next poll
     s->want_snapshot |= snap;

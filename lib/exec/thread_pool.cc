@@ -61,6 +61,21 @@ size_t ThreadPool::queued() const {
   return q_.size();
 }
 
+int ThreadPool::RetireIdle(int64_t wait_ms) {
+  std::list<Worker> reaped;
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    retire_ = idle_;
+    cv_.notify_all();
+    idle_cv_.wait_for(l, std::chrono::milliseconds(wait_ms), [&] { return retire_ == 0 || stop_; });
+    retire_ = 0;  // the ones that did not wake in time stay
+    if (exited_ > 0 && !stop_) ReapLocked(&reaped);
+  }
+  // Joined: the threads are gone, and so is what they held.
+  for (auto& w : reaped) w.thread.join();
+  return int(reaped.size());
+}
+
 int ThreadPool::live_threads() const {
   std::lock_guard<std::mutex> l(mu_);
   return live_;
@@ -75,15 +90,20 @@ void ThreadPool::Loop(Worker* self) {
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
     idle_++;
-    const bool woke = cv_.wait_for(l, std::chrono::milliseconds(idle_retire_ms_), [&] { return stop_ || !q_.empty(); });
+    const bool woke = cv_.wait_for(l, std::chrono::milliseconds(idle_retire_ms_),
+                                   [&] { return stop_ || !q_.empty() || retire_ > 0; });
     idle_--;
     if (q_.empty()) {
-      // Stopping with nothing left, or idle long enough: the last worker
-      // stays (so a lone database's next job does not pay a thread start).
-      if (stop_ || (!woke && live_ > 1)) {
+      // Stopping with nothing left, or idle long enough (or asked to end
+      // now): the last worker stays (so a lone database's next job does
+      // not pay a thread start).
+      const bool retire = retire_ > 0;
+      if (retire) retire_--;
+      if (stop_ || ((!woke || retire) && live_ > 1)) {
         live_--;
         exited_++;
         self->exited = true;
+        idle_cv_.notify_all();
         return;
       }
       continue;

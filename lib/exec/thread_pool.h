@@ -34,6 +34,11 @@ class ThreadPool {
   void Drain();
   size_t queued() const;
   int max_threads() const { return max_; }
+  // Ends the idle workers now instead of after idle_retire_ms (down to
+  // one), and waits up to `wait_ms` for them to be gone (after a burst:
+  // a thread's exit hands its allocator cache back to malloc's arenas, see
+  // core/burst_trim.h). Returns how many ended.
+  int RetireIdle(int64_t wait_ms);
   int live_threads() const;   // workers started and not retired
   int peak_threads() const;   // the most that were live at once
 
@@ -51,6 +56,7 @@ class ThreadPool {
   std::deque<std::function<void()>> q_;
   std::list<Worker> workers_;  // live and exited-but-unjoined
   int live_ = 0, idle_ = 0, running_ = 0, peak_ = 0, exited_ = 0;  // exited_: retired, not joined yet
+  int retire_ = 0;  // idle workers asked to end now (RetireIdle)
   bool stop_ = false;
 };
 
