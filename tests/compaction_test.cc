@@ -13,6 +13,8 @@
 #include <set>
 #include <sstream>
 #include <unistd.h>
+#include <chrono>
+#include <thread>
 
 #include "fault_store.h"
 #include "format/layout.h"
@@ -699,6 +701,14 @@ TEST_CASE("recent objects are taken once and the oldest leave first past the bud
   CHECK_FALSE(r.Take("b", &out));
   for (const char* k : {"c", "d", "e"}) CHECK(r.Take(k, &out));
   CHECK(r.bytes() == 0);
+  // What waited too long goes (a database that went idle is not compacted).
+  r.Keep("old", std::string(100, 'o'));
+  r.Expire(/*max_age_us=*/3600ll * 1000 * 1000);
+  CHECK(r.bytes() == 100);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  r.Expire(/*max_age_us=*/1000);
+  CHECK(r.bytes() == 0);
+  CHECK_FALSE(r.Take("old", &out));
   // Many taken keys do not make the queue grow without bound.
   for (int i = 0; i < 10000; i++) {
     r.Keep("k" + std::to_string(i), "v");

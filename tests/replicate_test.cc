@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <thread>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -696,4 +697,35 @@ TEST_CASE("WaitDurable returns when the capture is durable and does not wait for
   CHECK(test::RestoreContent(dir.url("replica"), dir / "out.db", 0, &rr) == test::DumpContent(db));
   CHECK(rr.txid == 2);
   CHECK(rr.checksum_verified);
+}
+
+// A new database's first sync waits for a pause in Adds; when the
+// application syncs first, that deferred job must not run as well: it
+// captured whatever the application was in the middle of as a segment of
+// its own (found by MakeHistory's one-segment-per-Sync check under TSan).
+TEST_CASE("a database synced right after Add gets no deferred first sync of its own", "[e2e]") {
+  test::TempDir dir;
+  const std::string db = dir / "a.db";
+  test::Writer w(db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v)");
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.defaults.replica_url = dir.url("replica");
+  o.defaults.poll_interval_ms = 0;
+  o.logger = [](const std::string&) {};
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  REQUIRE(r->Add(db).ok());
+  REQUIRE(r->Sync(db).ok());
+  w.Exec("INSERT INTO t(v) VALUES (1)");
+  // Past the longest the deferred first syncs wait (1 s after the Add).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  DatabaseStatus st;
+  REQUIRE(r->GetStatus(db, &st).ok());
+  CHECK(st.segments_uploaded == 0);  // nothing ran but the Sync's job
+  uint64_t txid = 0;
+  REQUIRE(r->Sync(db, &txid).ok());
+  REQUIRE(r->GetStatus(db, &st).ok());
+  CHECK(st.segments_uploaded == 1);
+  REQUIRE(r->Close().ok());
 }

@@ -65,6 +65,9 @@ enum class TimerKind : uint8_t {
 constexpr int kFdsPerJob = 16;                   // upper bound of descriptors one sync job opens
 constexpr int64_t kMaxPollMs = 30000;            // idle databases back off to this
 constexpr int64_t kConnIdleUs = 10 * 1000 * 1000; // a kept connection is closed after this long unused
+// Objects kept for compaction (RecentObjects) longer than this are dropped:
+// a database that went idle is not compacted until it changes again.
+constexpr int64_t kRecentMaxAgeUs = 120ll * 1000 * 1000;
 // A new database's first sync (its snapshot) waits until no Add came for
 // kFirstSyncQuietUs, or at most kFirstSyncMaxWaitUs: adding 100,000 new
 // databases is not slowed by their first-snapshot storm on the same cores.

@@ -112,6 +112,7 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
       Status st = positions_.Flush();
       if (!st.ok()) Log("saving positions failed: " + st.ToString());
       conns_.Sweep(NowMono());
+      recent_.Expire(kRecentMaxAgeUs);
       if (burst_trim_.Due(conns_.opened(), NowMono())) TrimAfterBurst();
     });
     ArmTimer(opts_.position_flush_ms * 1000, TimerKind::kHousekeeping);
@@ -202,7 +203,16 @@ void ReplicatorImpl::StartFirstSyncs() {
   }
   // On the pool: the timer thread keeps dispatching notify batches.
   pool_.Submit([this, go = std::move(go)] {
-    for (const SlotPtr& s : go) Kick(s, true);
+    for (const SlotPtr& s : go) {
+      {
+        // A Sync, WaitDurable or Notify since the Add already asked for a
+        // job, which takes the first snapshot: no job of our own, which
+        // would capture whatever the application is in the middle of.
+        MutexLock l(Stripe(*s));
+        if (s->req_seq != 0) continue;
+      }
+      Kick(s, true);
+    }
   });
 }
 

@@ -3,8 +3,10 @@
 // levels below the top), kept in memory under one byte budget shared by
 // every database, so that compaction merges from local state instead of
 // GETting back what it uploaded seconds earlier. Each object is taken once;
-// when the budget is exceeded the oldest go first (compaction then reads
-// those from the store, as after a restart).
+// when the budget is exceeded the oldest go first, and Expire drops what
+// waited too long (a database that went idle is not compacted again until
+// it changes: its last segments would stay); compaction then reads those
+// from the store, as after a restart.
 //
 // What is kept is exactly what was stored, and compaction checks it as it
 // checks the store's bytes (block hashes, header against name); its own
@@ -13,6 +15,7 @@
 // Thread-safety: safe for concurrent use.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -33,12 +36,18 @@ class RecentObjects {
   // Moves the bytes kept for `key` to *out and forgets them; false if none.
   bool Take(const std::string& key, std::string* out);
   uint64_t bytes() const;
+  // Forgets the objects kept more than `max_age_us` ago (steady clock).
+  void Expire(int64_t max_age_us);
 
  private:
   const uint64_t budget_, max_object_;
   mutable Mutex mu_;
   std::unordered_map<std::string, std::string> objects_ GUARDED_BY(mu_);
-  std::deque<std::string> order_ GUARDED_BY(mu_);  // keys, oldest first (some already taken)
+  struct Entry {
+    std::string key;
+    int64_t kept_us;  // steady clock
+  };
+  std::deque<Entry> order_ GUARDED_BY(mu_);  // oldest first (some already taken)
   uint64_t bytes_ GUARDED_BY(mu_) = 0;
 };
 
