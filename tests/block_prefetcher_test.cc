@@ -176,13 +176,7 @@ TEST_CASE("a restore of a snapshot many batches long is exact and refuses a dama
     w.Exec("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 6000) "
            "INSERT INTO t(v) SELECT randomblob(4000) FROM n");
   }
-  ReplicatorOptions o;
-  o.state_dir = dir / "state";
-  o.defaults.replica_url = dir.url("replica");
-  o.defaults.poll_interval_ms = 0;
-  o.logger = [](const std::string&) {};
-  std::unique_ptr<Replicator> r;
-  REQUIRE(Replicator::Open(o, &r).ok());
+  auto r = test::OpenManual(dir, dir.url("replica"));
   REQUIRE(r->Add(db).ok());
   REQUIRE(r->Sync(db).ok());
   {

@@ -708,13 +708,7 @@ TEST_CASE("a database synced right after Add gets no deferred first sync of its 
   const std::string db = dir / "a.db";
   test::Writer w(db);
   w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v)");
-  ReplicatorOptions o;
-  o.state_dir = dir / "state";
-  o.defaults.replica_url = dir.url("replica");
-  o.defaults.poll_interval_ms = 0;
-  o.logger = [](const std::string&) {};
-  std::unique_ptr<Replicator> r;
-  REQUIRE(Replicator::Open(o, &r).ok());
+  auto r = test::OpenManual(dir, dir.url("replica"));
   REQUIRE(r->Add(db).ok());
   REQUIRE(r->Sync(db).ok());
   w.Exec("INSERT INTO t(v) VALUES (1)");

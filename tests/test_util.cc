@@ -23,6 +23,17 @@ extern char** environ;
 
 namespace replite::test {
 
+std::unique_ptr<Replicator> OpenManual(const TempDir& dir, const std::string& url) {
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.defaults.replica_url = url;
+  o.defaults.poll_interval_ms = 0;
+  o.logger = [](const std::string&) {};
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  return r;
+}
+
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
   std::string tmpl = std::string(base && *base ? base : "/tmp") + "/replite-test-XXXXXX";

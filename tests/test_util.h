@@ -13,6 +13,9 @@
 #include <sys/types.h>
 #include <vector>
 
+#include <memory>
+
+#include "replite/replicator.h"
 #include "replite/restore.h"
 #include "replite/sys/env.h"
 
@@ -123,6 +126,10 @@ class ManualClockEnv : public EnvWrapper {
  private:
   std::atomic<int64_t> now_;
 };
+
+// A Replicator with polling off and no log, its state in dir/state, whose
+// databases replicate to `url` (DatabaseOptions::replica_url).
+std::unique_ptr<Replicator> OpenManual(const TempDir& dir, const std::string& url);
 
 // Collects a Replicator's log lines (ReplicatorOptions::logger).
 class LogCapture {

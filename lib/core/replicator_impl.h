@@ -150,9 +150,10 @@ class ReplicatorImpl final : public Replicator {
   // Monotonic time, from the Env (timers, store backoffs, kept connections).
   int64_t NowMono() { return env_->MonotonicMicros(); }
   static Code last_code_of(const DbSlot& s) REQUIRES(s.stripe) { return s.extra ? s.extra->last_code : Code::kInternal; }
+  // With compaction off nothing would take what is kept: no copies then.
   ReplicaRef RefOf(const DbSlot& s) const {
     ReplicaRef r = ReplicaRefOf(s);
-    r.recent = const_cast<RecentObjects*>(&recent_);
+    if (!s.cfg->opts.compaction_levels_ms.empty()) r.recent = &recent_;
     return r;
   }
   std::string UrlOf(const DbSlot& s) const { return RefOf(s).url; }
@@ -224,7 +225,7 @@ class ReplicatorImpl final : public Replicator {
   // Segments and compacted objects just stored, for compaction to merge
   // without GETting them back: an eighth of the memory cap, objects up to
   // 1 MiB (replica/recent_objects.h).
-  RecentObjects recent_{opts_.memory_cap / 8, 1 << 20};
+  mutable RecentObjects recent_{opts_.memory_cap / 8, 1 << 20};
   // Held by the one compaction merge allowed past its job's share of the
   // memory cap, up to an eighth of it (replica/compactor.h).
   std::mutex large_merge_mu_;
