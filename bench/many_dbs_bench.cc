@@ -16,6 +16,8 @@
 //                              [--mode notify,poll] [--dir /tmp/replite-many]
 //                              [--reuse 1]   (keep the prepared databases)
 //                              [--s3 moto]   (replicate to a moto_server started here)
+//                              [--pack MS [--pack-unpack-s S]]  (each mode also with packing:
+//                                            DatabaseOptions::pack_window_ms, pack_unpack_ms)
 //
 // Each measurement runs in a fresh child process so that RSS is not
 // polluted by the setup.
@@ -249,12 +251,15 @@ void ProbeDisk(const std::string& dir, double start, const std::atomic<bool>& st
   }
 }
 
-int Measure(const std::string& dir, int n, const std::string& url, bool notify, int seconds) {
+int Measure(const std::string& dir, int n, const std::string& url, bool notify, int seconds, int64_t pack_ms,
+            int64_t unpack_ms) {
   RaiseFdLimit();
   const int hot = std::max(1, n / 100);
   const long rss0 = RssKb(), fds0 = OpenFds(), threads0 = Threads();
   Lag lag;
   auto o = BaseOptions(dir, url, notify);
+  o.defaults.pack_window_ms = pack_ms;
+  if (unpack_ms > 0) o.defaults.pack_unpack_ms = unpack_ms;
   o.on_durable = [&](const std::string& path, uint64_t txid) {
     double now = Now();
     std::lock_guard<std::mutex> l(lag.mu);
@@ -356,18 +361,25 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
   const double epoch_reads = MetricSum(m, "replite_epoch_checksums_total", "");
   const double epoch_adopted = MetricSum(m, "replite_epoch_checksums_total", "result=\"adopted\"");
   const double generations = MetricSum(m, "replite_generations_started_total", "");
+  const double packs = MetricSum(m, "replite_packs_stored_total", "");
+  const double members = MetricSum(m, "replite_pack_members_total", "");
+  const double unpacked = MetricSum(m, "replite_packs_unpacked_total", "");
   for (auto* c : conns) sqlite3_close(c);
   PrintMemory("warm (added from saved positions), at the end of the run", r.get(), n);
   r->Close();
   const double hours = wall / 3600;
   std::printf(
-      "  N=%-6d mode=%-6s add(warm) %.3f s | RSS %+.0f B/db after add, %.1f MiB total | threads %ld->%ld | "
+      "  N=%-6d mode=%-6s%s add(warm) %.3f s | RSS %+.0f B/db after add, %.1f MiB total | threads %ld->%ld | "
       "fds %ld->%ld (app's own %ld excluded) | http conns %.0f | CPU replite %.2f s/min, writer alone %.2f s/min | "
       "lag p50 %.0f ms p99 %.0f ms (%zu commits of %ld) | app commit p99 %.1f ms max %.1f ms | store req/db-hour hot %.0f idle %.3f | req/s %.1f\n",
-      n, notify ? "notify" : "poll", t_add, (rss1 - rss0) * 1024.0 / n, rss2 / 1024.0, threads0, threads2, fds0, fds2,
+      n, notify ? "notify" : "poll", pack_ms > 0 ? ("+pack " + std::to_string(pack_ms) + " ms").c_str() : "", t_add, (rss1 - rss0) * 1024.0 / n, rss2 / 1024.0, threads0, threads2, fds0, fds2,
       fds_app, http_conns < 0 ? 0 : http_conns, cpu * 60 / wall, writer_cpu * 60 / wall, Pct(lags, 0.5) * 1e3,
       Pct(lags, 0.99) * 1e3, lags.size(), commits.load(), Pct(commit_ms, 0.99), Pct(commit_ms, 1.0), req_hot / hot / hours, req_idle / std::max(1, n - hot) / hours,
       (req_hot + req_idle) / wall);
+  std::printf("    replite CPU per captured commit %.3f ms | packs stored %.0f (%.1f segments each), unpacked %.0f "
+              "(unpack every %.0f s)\n",
+              cpu * 1e3 / std::max<long>(1, commits.load()), std::max(0.0, packs),
+              packs > 0 ? members / packs : 0.0, std::max(0.0, unpacked), double(o.defaults.pack_unpack_ms) / 1e3);
   std::printf("    checkpoints %.0f | WAL epochs checked by reading the database %.0f (adopted %.0f) | new generations %.0f\n",
               std::max(0.0, checkpoints), std::max(0.0, epoch_reads), std::max(0.0, epoch_adopted),
               std::max(0.0, generations));
@@ -422,6 +434,7 @@ int main(int argc, char** argv) {
   // concurrency is the throughput (see bench/README.md). The fd_budget
   // here has room for 64.
   std::string workers = std::to_string(replite::ReplicatorOptions().worker_threads);
+  std::string pack = "0", unpack = "0";  // --pack MS: each mode again with packing on
   for (size_t i = 0; i + 1 < args.size(); i += 2) {
     if (args[i] == "--n") ns = args[i + 1];
     else if (args[i] == "--seconds") seconds = std::atoi(args[i + 1].c_str());
@@ -431,14 +444,18 @@ int main(int argc, char** argv) {
     else if (args[i] == "--reuse") reuse = args[i + 1] == "1";
     else if (args[i] == "--s3") s3 = args[i + 1];
     else if (args[i] == "--workers") workers = args[i + 1];
+    else if (args[i] == "--pack") pack = args[i + 1];
+    else if (args[i] == "--pack-unpack-s") unpack = std::to_string(std::atoll(args[i + 1].c_str()) * 1000);
     else if (args[i] == "--child") break;
   }
   if (!std::getenv("REPLITE_BENCH_WORKERS")) setenv("REPLITE_BENCH_WORKERS", workers.c_str(), 1);  // for the children
-  if (!args.empty() && args[0] == "--child") {  // --child prepare|notify|poll DIR N URL SECONDS
+  if (!args.empty() && args[0] == "--child") {  // --child prepare|notify|poll DIR N URL SECONDS [PACK_MS UNPACK_MS]
     const std::string what = args[1], d = args[2], u = args[4];
     const int n = std::atoi(args[3].c_str());
     if (what == "prepare") return Prepare(d, n, u);
-    return Measure(d, n, u, what == "notify", std::atoi(args[5].c_str()));
+    const int64_t pack_ms = args.size() > 7 ? std::atoll(args[6].c_str()) : 0;
+    const int64_t unpack_ms = args.size() > 7 ? std::atoll(args[7].c_str()) : 0;
+    return Measure(d, n, u, what == "notify", std::atoi(args[5].c_str()), pack_ms, unpack_ms);
   }
   std::unique_ptr<replite::testing::MotoServer> moto;
   if (s3 == "moto") {
@@ -471,8 +488,12 @@ int main(int argc, char** argv) {
       if (Run({"many_dbs_bench", "--child", "prepare", d, nstr, u, "0"}) != 0) return 1;
       std::ofstream(d + "/prepared") << "ok\n";
     }
-    for (const auto& mode : Split(modes))
+    for (const auto& mode : Split(modes)) {
       if (Run({"many_dbs_bench", "--child", mode, d, nstr, u, std::to_string(seconds)}) != 0) return 1;
+      // The same workload with packing, beside it in the same run.
+      if (pack != "0" && Run({"many_dbs_bench", "--child", mode, d, nstr, u, std::to_string(seconds), pack, unpack}) != 0)
+        return 1;
+    }
     if (!reuse) fs::remove_all(d);
   }
   return 0;

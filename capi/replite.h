@@ -158,7 +158,7 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *   "sync-interval-ms" batch commits this long after a notification. Default: 50.
  *   "poll-interval-ms" poll the WAL this often for commits by other
  *                      processes; 0 disables polling. Default: 1000.
- *   "snapshot-interval" full snapshot this often. Default: 24h.
+ *   "snapshot-interval" full snapshot this often. Default: 12h.
  *   "retention"        keep restore points at least this far back. Default: 24h.
  *   "checkpoint-quiet-ms" PASSIVE checkpoint after this long idle. Default: 60000.
  *   "checkpoint-pages" PASSIVE checkpoint above this many WAL frames. Default: 1000.
@@ -168,14 +168,24 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *   "compression-level" zstd level 1..22. Default: 1.
  *   "compaction-levels" "off", or the compaction levels' intervals joined by
  *                      '+', each a multiple of the one before (see
- *                      docs/FORMAT.md, "Compaction levels"). Default: 30s+5m+1h.
+ *                      docs/FORMAT.md, "Compaction levels"). Default: 10s+1m+10m+1h.
  *   "keep-every-txid"  every transaction stays restorable this long; older
  *                      restore points are the compaction levels' boundaries
  *                      and the snapshots. Default: 1h.
+ *   "pack-window-ms"   packing (README, "Packing"; docs/FORMAT.md, "Packs"):
+ *                      the segments of every database under one replica root
+ *                      go into one pack object per this window, durable
+ *                      once the pack is stored; 0 = off. 0..60s. Default: 0
+ *                      (each tenant's data only under its own prefix).
+ *   "pack-max-bytes"   a pack is stored once it holds this much. 64KiB..1GiB.
+ *                      Default: 8MiB.
+ *   "pack-unpack"      packed segments move into each database's own objects
+ *                      this often. Default: 2m.
  *
  * Durations are a number with a unit: ms, s, m, h, d ("90s", "24h"); for the
  * "-ms" keys a plain number is milliseconds too ("snapshot-interval",
- * "retention", "compaction-levels" and "keep-every-txid" need the unit).
+ * "retention", "compaction-levels", "keep-every-txid" and "pack-unpack" need
+ * the unit).
  * Integers are decimal digits only (no sign, exponent or suffix) and must
  * fit the range given. "state-dir" must not be
  * empty (leave it unset for the default). An unknown key or a malformed value

@@ -57,12 +57,13 @@ std::string DigestOf(const std::string& path) {
   return d;
 }
 
-}  // namespace
-
-TEST_CASE("workload torture: every txid restores to a recorded commit state, in commit order", "[torture]") {
+// The torture; with `pack_window_ms` > 0 the segments go through packs
+// (moved into the database's own objects every 2 s).
+void RunWorkloadTorture(int64_t pack_window_ms) {
   const int ops = int(EnvInt("REPLITE_TORTURE_OPS", 300));
   const uint64_t seed = uint64_t(EnvInt("REPLITE_TORTURE_SEED", int64_t(std::random_device()() & 0x7fffffff)));
-  WARN("workload torture: seed " << seed << " (REPLITE_TORTURE_SEED replays it), " << ops << " operations");
+  WARN("workload torture" << (pack_window_ms ? " with packing" : "") << ": seed " << seed
+                          << " (REPLITE_TORTURE_SEED replays it), " << ops << " operations");
   std::mt19937_64 rng(seed);
   test::TempDir dir;
   const std::string db = dir / "app.db", url = dir.url("replica");
@@ -82,6 +83,8 @@ TEST_CASE("workload torture: every txid restores to a recorded commit state, in 
   };
   o.defaults.replica_url = url;
   o.defaults.poll_interval_ms = 20;
+  o.defaults.pack_window_ms = pack_window_ms;
+  o.defaults.pack_unpack_ms = 2000;
   std::unique_ptr<Replicator> r;
   auto open = [&] {
     REQUIRE(Replicator::Open(o, &r).ok());
@@ -232,4 +235,14 @@ TEST_CASE("workload torture: every txid restores to a recorded commit state, in 
   CHECK(gens.size() == 1);
   CHECK(generations_logged == 1);
   CHECK(states_seen.size() == states.size() - size_t(vacuums));  // a VACUUM's state repeats its predecessor's
+}
+
+}  // namespace
+
+TEST_CASE("workload torture: every txid restores to a recorded commit state, in commit order", "[torture]") {
+  RunWorkloadTorture(0);
+}
+
+TEST_CASE("workload torture with packing: every txid restores to a recorded commit state", "[torture][pack]") {
+  RunWorkloadTorture(50);
 }

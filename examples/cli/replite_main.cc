@@ -41,6 +41,7 @@ int Usage(FILE* f = stderr) {
                "  replite replicate [-state DIR] [-poll-ms N] [-sync-ms N] [-snapshot-interval DUR] [-retention DUR]\n"
                "                    [-enable-wal] [-once] [-print-durable] [-lease-ttl DUR (0s: no lease)]\n"
                "                    [-compaction-levels DUR+DUR+... | off] [-keep-every-txid DUR]\n"
+               "                    [-pack-window MS (0: off, the default) [-pack-unpack DUR]]\n"
                "                    [-metrics-addr 127.0.0.1:PORT] DB_PATH... REPLICA_URL\n"
                "  replite replicate [flags] -dir DIR REPLICA_URL\n"
                "  replite restore -o OUT [-txid N | -timestamp RFC3339] [-overwrite] [-stop-at-last-good] REPLICA_URL\n"
@@ -110,6 +111,8 @@ int CmdReplicate(std::vector<std::string> args) {
                       : a == "-lease-ttl"         ? "lease-ttl"
                       : a == "-compaction-levels" ? "compaction-levels"
                       : a == "-keep-every-txid"   ? "keep-every-txid"
+                      : a == "-pack-window"       ? "pack-window-ms"
+                      : a == "-pack-unpack"       ? "pack-unpack"
                                                   : nullptr;
     if (key != nullptr) {
       if (!next(&v)) return Usage();

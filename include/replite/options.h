@@ -74,6 +74,25 @@ struct DatabaseOptions {
   // Metrics label value this database is counted under (e.g. a tenant
   // tier). Series never carry database names. Default: "default".
   std::string metrics_group = "default";
+  // Packing (docs/FORMAT.md, "Packs"): the segments of every database
+  // added with a non-zero window whose replicas share a root (and store)
+  // go into one pack object per window, or per pack_max_bytes, whichever
+  // comes first: one PUT for many databases instead of one per sync and
+  // database. WaitDurable, Sync and on_durable then answer once the pack
+  // holding the transaction is stored (about the window after the commit).
+  // Each database's segments leave the packs for objects under its own
+  // prefix within pack_unpack_ms (one object per database and run), and a
+  // pack is deleted once all its members are out. Until then a database's
+  // recent changes are also in <root>/.replite-packs/, where anyone who may
+  // read that prefix reads every member's: keep tenants that must not share
+  // it on separate roots, or leave packing off for them. A segment larger
+  // than a quarter of pack_max_bytes, snapshots and new generations are
+  // stored per database as without packing. 0 = off. Default: off (each
+  // tenant's data only under its own prefix, durable one upload after the
+  // commit); turn it on where store requests cost more than that.
+  int64_t pack_window_ms = 0;
+  uint64_t pack_max_bytes = 8ull << 20;
+  int64_t pack_unpack_ms = 120 * 1000;
 };
 
 struct ReplicatorOptions {

@@ -12,7 +12,7 @@ namespace {
 constexpr const char* kDbKeys =
     "replica-url, sync-interval-ms, poll-interval-ms, snapshot-interval, retention, checkpoint-quiet-ms, "
     "checkpoint-pages, truncate-pages, metrics-group, enable-wal, compression-level, compaction-levels, "
-    "keep-every-txid";
+    "keep-every-txid, pack-window-ms, pack-max-bytes, pack-unpack";
 constexpr const char* kReplicatorKeys =
     "state-dir, worker-threads, max-connections, max-connections-per-host, fd-budget, memory-cap, ca-file, "
     "verify-tls, position-flush-ms, spool-cap, lease-ttl, snapshot-verify-max";
@@ -77,6 +77,19 @@ Status ApplyDbOption(DatabaseOptions* o, std::string_view key, std::string_view 
     if (s.ok()) o->compaction_levels_ms = levels;
   } else if (key == "keep-every-txid") {
     if ((s = ParseDuration(n, v, kUnitNeeded, &i)).ok()) o->keep_every_txid_ms = i;
+  } else if (key == "pack-window-ms") {
+    if ((s = ParseDuration(n, v, kBareMs, &i)).ok()) {
+      if (i > 60 * 1000) return BadValue(n, v, "0 (off) or a window of at most 60 s (\"250ms\", \"1s\")");
+      o->pack_window_ms = i;
+    }
+  } else if (key == "pack-max-bytes") {
+    uint64_t b = 0;
+    if ((s = ParseBytes(n, v, &b)).ok()) {
+      if (b < (64 << 10) || b > (1ull << 30)) return BadValue(n, v, "a size from 64KiB to 1GiB (\"8MiB\")");
+      o->pack_max_bytes = b;
+    }
+  } else if (key == "pack-unpack") {
+    if ((s = ParsePositiveDuration(n, v, kUnitNeeded, &i)).ok()) o->pack_unpack_ms = i;
   } else {
     *known = false;
   }

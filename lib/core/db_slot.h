@@ -78,6 +78,10 @@ struct DbSlot {
   // ahead of pos, so the next capture starts a new generation above it.
   bool lease_taken_over GUARDED_BY(stripe) = false;
   uint16_t poll_shift GUARDED_BY(stripe) = 0;      // poll interval = base << shift (adaptive back-off)
+  // Segments handed to a pack (replica/packer.h) and not yet stored: the
+  // position is not saved, the frames not checkpointed and durable_txid not
+  // advanced past them until they are.
+  uint16_t pack_pending GUARDED_BY(stripe) = 0;
   uint32_t lease_epoch GUARDED_BY(stripe) = 0;     // LeaseKeeper epoch the lease was taken at (0: not held)
   uint8_t gen_churn GUARDED_BY(stripe) = 0;        // generations started in quick succession (see DatabaseStatus)
   uint32_t last_gen_s GUARDED_BY(stripe) = 0;      // wall-clock second the last generation started (0: none yet)
@@ -88,6 +92,9 @@ struct DbSlot {
   // The req_seq of the last job whose capture became durable: WaitDurable
   // callers up to it return then, not after the checkpoint that follows.
   uint32_t durable_seq GUARDED_BY(stripe) = 0;
+  // The newest request answered by a job while segments were in packs: it
+  // becomes durable_seq once they are stored.
+  uint32_t pack_seq GUARDED_BY(stripe) = 0;
   uint64_t timer_seq GUARDED_BY(stripe) = 0;       // the armed poll timer entry (TimerKind::kPoll); stale entries carry another value
   int64_t wal_size GUARDED_BY(stripe) = -1;        // WAL stat at the last capture
   int64_t wal_mtime_ns GUARDED_BY(stripe) = -1;

@@ -173,6 +173,15 @@ Status ReplicatorImpl::AddWith(const std::string& raw_path, std::shared_ptr<cons
                                      "under the replica root: rename the file or give the database its own "
                                      "replica URL");
   }
+  if (o.pack_window_ms > 0) {
+    const ReplicaRef ref = slot->target ? ReplicaRef{nullptr, nullptr, slot->target->url.prefix, ""}
+                                        : ReplicaRef{nullptr, nullptr, cfg->root.Child(ReplicaNameFor(path)).prefix, ""};
+    if (PackMemberName(ref.prefix).empty() || PackMemberName(ref.prefix) == kPackDirName)
+      return Status::InvalidArgument("database " + path + ": packing is on and its replica prefix '" + ref.prefix +
+                                     "' cannot be a pack member (" + kPackDirName +
+                                     " is where packs live, and a store's root has no name): rename the file, give "
+                                     "it another replica URL, or set pack_window_ms = 0 for it");
+  }
   slot->cfg = std::move(cfg);
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("database " + path, errno);
@@ -418,8 +427,11 @@ Status ReplicatorImpl::Request(const std::string& path, bool snapshot, bool chec
   // succeeds or the deadline passes.
   // WaitDurable is answered as soon as a job that started after the request
   // made its capture durable, before that job's checkpoint.
+  // A job that put its capture in a pack (core/pack_jobs.cc) ends before
+  // the pack is stored: the request is answered when it is (or it fails).
   auto reached = [&]() REQUIRES(slot->stripe) {
-    return (int32_t(slot->done_seq - seq) >= 0 && (!through_errors || !slot->has_error)) ||
+    const bool in_pack = slot->pack_pending > 0 && int32_t(slot->durable_seq - seq) < 0 && !slot->has_error;
+    return (int32_t(slot->done_seq - seq) >= 0 && (!through_errors || !slot->has_error) && !in_pack) ||
            (through_errors && int32_t(slot->durable_seq - seq) >= 0);
   };
   // Close releases every waiter once its last jobs ended (stopped_).
@@ -522,6 +534,7 @@ void ReplicatorImpl::MemoryParts(std::vector<std::pair<std::string, uint64_t>>* 
   parts->emplace_back("connections", conns_.MemoryBytes());
   parts->emplace_back("spool_index", upload_spool_.MemoryBytes());
   parts->emplace_back("recent_objects", recent_.bytes());
+  parts->emplace_back("packs", PackMemoryBytes());
   ProcessMemory(parts);
 }
 
@@ -579,6 +592,9 @@ Status ReplicatorImpl::Close() {
     }
     Unhook(hooks);
   }
+  // What the final captures put in packs is stored, and every pack's
+  // members moved to their databases' own objects.
+  PackHousekeeping(true);
   watch_.Stop();
   timers_.Stop();
   pool_.Drain();
@@ -607,8 +623,8 @@ StoreConfig ReplicatorImpl::MakeStoreConfig(const ReplicatorOptions& o) {
 void ReplicatorImpl::DeclareMetrics() {
   m_.Gauge("replite_databases", "Databases being replicated.");
   m_.Gauge("replite_memory_bytes",
-           "Memory by part: slots, registry, timers, positions, connections, spool_index (estimates of the "
-           "library's structures), heap_in_use, heap_free, sqlite_all, rss (process-wide).");
+           "Memory by part: slots, registry, timers, positions, connections, spool_index, recent_objects, packs "
+           "(estimates of the library's structures), heap_in_use, heap_free, sqlite_all, rss (process-wide).");
   m_.Gauge("replite_jobs_queued", "Jobs waiting for a worker.");
   m_.Gauge("replite_worker_threads", "Shared worker threads running now (started on demand up to worker_threads).");
   m_.Gauge("replite_worker_threads_peak", "The most shared worker threads that ran at once.");
@@ -643,6 +659,11 @@ void ReplicatorImpl::DeclareMetrics() {
              "WAL epochs replite did not see start, checked by reading the whole database under the write lock, by "
              "result (adopted, or mismatch: a new generation follows).");
   m_.Counter("replite_checkpoints_total", "Checkpoints run by the library.");
+  m_.Counter("replite_packs_stored_total",
+             "Packs stored (packing, DatabaseOptions::pack_window_ms): each holds the segments of many databases.");
+  m_.Counter("replite_pack_members_total", "Segments stored inside packs.");
+  m_.Counter("replite_packs_unpacked_total",
+             "Packs whose members were moved to their databases' own objects, then deleted.");
   m_.Counter("replite_segments_spooled_total", "Segments written to the local spool because the store failed.");
   m_.Counter("replite_spool_full_total", "Captures paused because the spool was full (changes wait in the WAL).");
   m_.Histogram("replite_sync_duration_seconds", "Duration of sync jobs that captured something.",

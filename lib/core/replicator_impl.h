@@ -42,6 +42,8 @@
 #include "exec/timer_queue.h"
 #include "metrics/metrics.h"
 #include "replica/lease.h"
+#include "replica/pack_catalog.h"
+#include "replica/packer.h"
 #include "replica/replica_ref.h"
 #include "replica/upload_spool.h"
 #include "replite/replite.h"
@@ -61,6 +63,7 @@ enum class TimerKind : uint8_t {
   kWake,          // a change wakeup (inotify) batch is due (DbSlot::wake_pending)
   kQuiet,         // wake up, the job decides (quiet checkpoint, retry after a failure)
   kFirstSyncs,    // start the first syncs of new databases once Adds pause (no database)
+  kPack,          // a pack's window passed, or a failed pack is retried; id: the pack group
 };
 constexpr int kFdsPerJob = 16;                   // upper bound of descriptors one sync job opens
 constexpr int64_t kMaxPollMs = 30000;            // idle databases back off to this
@@ -154,6 +157,7 @@ class ReplicatorImpl final : public Replicator {
   ReplicaRef RefOf(const DbSlot& s) const {
     ReplicaRef r = ReplicaRefOf(s);
     if (!s.cfg->opts.compaction_levels_ms.empty()) r.recent = &recent_;
+    r.packs = &pack_indexes_;
     return r;
   }
   std::string UrlOf(const DbSlot& s) const { return RefOf(s).url; }
@@ -197,10 +201,29 @@ class ReplicatorImpl final : public Replicator {
   void MemoryParts(std::vector<std::pair<std::string, uint64_t>>* parts);
   void PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int64_t* durable_ms);
   static void CleanupCapture(const CaptureResult& res);
-  Status Ship(DbSlot& s, const ReplicaRef& ref, bool probe, CaptureResult& res, Status* store_err);
+  // `seq`: the job's SyncRequest::seq (a packed capture answers it when stored).
+  Status Ship(DbSlot& s, const ReplicaRef& ref, bool probe, uint32_t seq, CaptureResult& res, Status* store_err,
+              int64_t wal_size, int64_t wal_mtime);
   Status StoreDownStatus(const ReplicaRef& ref);
   Status DrainSpool(DbSlot& s, const ReplicaRef& ref, bool probe);
   Status Upload(DbSlot& s, const ReplicaRef& ref, const CaptureResult& res);
+
+  // ---- packing (core/pack_jobs.cc) ----
+  struct PackGroup;
+  // The database's pack group (created on first use); null when packing is off for it.
+  std::shared_ptr<PackGroup> PackGroupOf(const DbSlot& s, const ReplicaRef& ref);
+  // Hands the capture's segment to the database's pack. *handled: the
+  // segment is in a pack (OK) or must not be shipped otherwise now (error:
+  // older segments of the database wait in a pack that cannot take more).
+  Status ShipPacked(DbSlot& s, const ReplicaRef& ref, bool probe, uint32_t seq, CaptureResult& res, int64_t wal_size,
+                    int64_t wal_mtime, bool* handled);
+  // Until the database's segments in packs are stored (storing them now).
+  Status WaitPacked(DbSlot& s, int64_t timeout_ms);
+  void OnPackStored(PackGroup& g, std::vector<PackMember>& members, const std::string& key, uint64_t bytes);
+  void FlushPackGroup(uint32_t id, bool all);
+  // Housekeeping: retries failed packs, unpacks (now: everything, at Close).
+  void PackHousekeeping(bool now);
+  uint64_t PackMemoryBytes();
 
   ReplicatorOptions opts_;
   Env* env_;
@@ -226,6 +249,12 @@ class ReplicatorImpl final : public Replicator {
   // without GETting them back: an eighth of the memory cap, objects up to
   // 1 MiB (replica/recent_objects.h).
   mutable RecentObjects recent_{opts_.memory_cap / 8, 1 << 20};
+  // Indexes of packs this process read or wrote (readers of a replica find
+  // its segments in packs through it; replica/pack_catalog.h).
+  mutable PackIndexCache pack_indexes_;
+  Mutex packs_mu_;
+  std::vector<std::shared_ptr<PackGroup>> pack_groups_ GUARDED_BY(packs_mu_);
+  std::map<std::string, uint32_t> pack_group_ids_ GUARDED_BY(packs_mu_);
   // Held by the one compaction merge allowed past its job's share of the
   // memory cap, up to an eighth of it (replica/compactor.h).
   std::mutex large_merge_mu_;

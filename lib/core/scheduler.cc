@@ -113,6 +113,7 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
       if (!st.ok()) Log("saving positions failed: " + st.ToString());
       conns_.Sweep(NowMono());
       recent_.Expire(kRecentMaxAgeUs);
+      PackHousekeeping(false);
       if (burst_trim_.Due(conns_.opened(), NowMono())) TrimAfterBurst();
     });
     ArmTimer(opts_.position_flush_ms * 1000, TimerKind::kHousekeeping);
@@ -120,6 +121,11 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
   }
   if (kind == TimerKind::kFirstSyncs) {
     StartFirstSyncs();
+    return;
+  }
+  if (kind == TimerKind::kPack) {  // on the pool: a PUT may take long
+    const uint32_t id = t.id;
+    pool_.Submit([this, id] { FlushPackGroup(id, false); });
     return;
   }
   SlotPtr s = ById(t.id);
@@ -144,6 +150,7 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
         break;
       case TimerKind::kHousekeeping:
       case TimerKind::kFirstSyncs:
+      case TimerKind::kPack:
         return;  // handled above
     }
   }

@@ -244,7 +244,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
       return cs;
     }
   }
-  cs = Ship(s, ref, sr.probe, res, &store_err);
+  cs = Ship(s, ref, sr.probe, sr.seq, res, &store_err, wal_size, wal_mtime);
   CleanupCapture(res);
   if (!cs.ok()) return cs;
   // Durable now: the application learns it before the checkpoint below
@@ -254,7 +254,16 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   // after WaitDurable sees it.
   PublishDurable(s, res.pos.txid, res.new_generation ? 0 : sr.seq, durable_ms);
   const bool epoch_full = may_checkpoint && !res.pos.expect_restart && res.wal_frames >= o.checkpoint_pages;
-  if ((req.checkpoint && (res.has_segment || res.has_snapshot)) || (epoch_full && !req.checkpoint)) {
+  bool want_ckpt = (req.checkpoint && (res.has_segment || res.has_snapshot)) || (epoch_full && !req.checkpoint);
+  if (want_ckpt) {
+    // Frames in a pack not yet stored are not checkpointed: store it first.
+    Status ws = WaitPacked(s, 30 * 1000);
+    if (!ws.ok()) {
+      Log("database " + s.path + ": checkpoint deferred: " + ws.ToString());
+      want_ckpt = false;
+    }
+  }
+  if (want_ckpt) {
     // Now that the capture is durable (or spooled), checkpoint it
     // (capturing under the write lock whatever was committed meanwhile;
     // if that is not empty the checkpoint waits for the next sync).
@@ -266,7 +275,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     CountEpochChecksum(s, tail);
     if (!ts.ok()) conn.reset();
     if (ts.ok() && !tail.new_generation && !tail.drift) {
-      ts = Ship(s, ref, sr.probe, tail, &store_err);
+      ts = Ship(s, ref, sr.probe, sr.seq, tail, &store_err, wal_size, wal_mtime);
       if (ts.ok()) {
         res.pos = tail.pos;
         res.checkpointed_frames = tail.checkpointed_frames;
@@ -277,9 +286,12 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     if (!ts.ok()) Log("database " + s.path + ": checkpoint deferred: " + ts.ToString());
   }
   *changed = res.has_segment || res.has_snapshot;
+  bool save_pos;
   {
     MutexLock l(Stripe(s));
     s.pos = res.pos;
+    // With segments still in a pack, the pack's store saves their position.
+    save_pos = s.pack_pending == 0;
     // Shipped from it, or a generation started above the store's txids.
     if (pos_checked || *changed) s.pos_checked = true;
     s.wal_size = wal_size;
@@ -300,7 +312,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     }
   }
   if (churn >= kChurnReport && (churn & (churn - 1)) == 0) ReportChurn(s, churn, res.reason, now);
-  positions_.Put(s.path, ref.url, res.pos, wal_size, wal_mtime);
+  if (save_pos) positions_.Put(s.path, ref.url, res.pos, wal_size, wal_mtime);
   const Labels group{{"group", o.metrics_group}};
   if (res.pos.txid > pos.txid && !res.new_generation)
     m_.Add("replite_transactions_total", group, double(res.pos.txid - pos.txid));
@@ -333,17 +345,27 @@ void ReplicatorImpl::Compact(DbSlot& s, const ReplicaRef& ref, const Position& p
   const DatabaseOptions& o = s.cfg->opts;
   // Not while the store fails (the sync spooled; compaction waits for it).
   if (o.compaction_levels_ms.empty() || !pos.valid() || (ref.health && ref.health->down())) return;
+  // With packing, level 0 objects appear once per unpack interval (one
+  // per database and run): the levels finer than that would copy them one
+  // by one, so the first level kept is the first coarser one.
+  std::vector<int64_t> levels = o.compaction_levels_ms;
+  if (o.pack_window_ms > 0) {
+    size_t fine = 0;
+    while (fine < levels.size() && levels[fine] <= o.pack_unpack_ms) fine++;
+    levels.erase(levels.begin(), levels.begin() + fine);
+    if (levels.empty()) return;
+  }
   const uint32_t now_s = uint32_t(now / 1000);
   {
     MutexLock l(Stripe(s));
     // The first run one interval after the first change since Add (a
     // restart does not compact at once).
     if (s.compacted_s == 0) s.compacted_s = now_s;
-    if (int64_t(now_s - s.compacted_s) * 1000 < o.compaction_levels_ms[0]) return;
+    if (int64_t(now_s - s.compacted_s) * 1000 < levels[0]) return;
     s.compacted_s = now_s;
   }
   CompactionPolicy p;
-  p.intervals_ms = o.compaction_levels_ms;
+  p.intervals_ms = levels;
   p.keep_ms = o.keep_every_txid_ms;
   p.zstd_level = o.compression_level;
   p.memory_limit = std::max<uint64_t>(1 << 20, opts_.memory_cap / uint64_t(pool_.max_threads()));
@@ -367,7 +389,7 @@ void ReplicatorImpl::Compact(DbSlot& s, const ReplicaRef& ref, const Position& p
   }
   LevelPruneStats ps;
   st = PruneLevels(ref.store, ref.prefix, pos.generation(), now, o.keep_every_txid_ms,
-                   int(std::min<size_t>(o.compaction_levels_ms.size(), kMaxLevel)), &ps, fence, &cat);
+                   int(std::min<size_t>(levels.size(), kMaxLevel)), &ps, fence, &cat);
   if (!st.ok()) Log("database " + s.path + ": retention over compaction levels: " + st.ToString());
 }
 
@@ -501,7 +523,10 @@ void ReplicatorImpl::PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int6
   {
     MutexLock l(Stripe(s));
     before = s.durable_txid;
-    if (s.spooled == 0) {
+    if (s.pack_pending > 0) {
+      // Durable once the pack is stored (OnPackStored answers the request then).
+      if (seq != 0 && int32_t(seq - s.pack_seq) > 0) s.pack_seq = seq;
+    } else if (s.spooled == 0) {
       s.durable_txid = std::max(s.durable_txid, txid);
       if (seq != 0 && int32_t(seq - s.durable_seq) > 0) {
         s.durable_seq = seq;
@@ -529,8 +554,13 @@ void ReplicatorImpl::CleanupCapture(const CaptureResult& res) {
 // position may advance and its frames may be checkpointed; *store_err
 // then says whether the store has it yet. A snapshot or a new generation
 // is never spooled: it is retried from the WAL once the store answers.
-Status ReplicatorImpl::Ship(DbSlot& s, const ReplicaRef& ref, bool probe, CaptureResult& res, Status* store_err) {
+Status ReplicatorImpl::Ship(DbSlot& s, const ReplicaRef& ref, bool probe, uint32_t seq, CaptureResult& res,
+                           Status* store_err, int64_t wal_size, int64_t wal_mtime) {
   if (!res.has_segment && !res.has_snapshot && !res.new_generation) return Status::OK();
+  // Into a pack when packing is on (core/pack_jobs.cc); durable later.
+  bool packed = false;
+  Status ps = ShipPacked(s, ref, probe, seq, res, wal_size, wal_mtime, &packed);
+  if (packed) return ps;
   StoreHealth& health = *ref.health;
   uint32_t spooled;
   {

@@ -46,6 +46,9 @@ struct ObjectRef {
   int level = 0;  // segments: 0 for per-sync segments, 1..kMaxLevel for compacted objects
   uint64_t size = 0;
   int64_t mtime_ms = 0;
+  // Non-zero for a member of a pack (replica/pack_catalog.h): the object
+  // is bytes [offset, offset + size) of the pack `key`.
+  uint64_t offset = 0;
 };
 
 // Parses a key under `prefix`; false for keys that are not ours.

@@ -74,9 +74,10 @@ Status LoadGenerations(ObjectStore* store, const std::string& prefix, std::vecto
   return Status::OK();
 }
 
-Status ReadObjectTimes(ObjectStore* store, const std::string& key, int64_t* first_ms, int64_t* last_ms) {
+Status ReadObjectTimes(ObjectStore* store, const std::string& key, int64_t* first_ms, int64_t* last_ms,
+                       uint64_t offset) {
   std::string head;
-  Status s = store->Get(key, &head, 0, kSegHeaderSize);
+  Status s = store->Get(key, &head, offset, kSegHeaderSize);
   if (!s.ok()) return s;
   SegmentHeader h;
   s = DecodeSegmentHeader(head, &h);

@@ -35,7 +35,8 @@ Status LoadGenerations(ObjectStore* store, const std::string& prefix, std::vecto
                        Manifest* manifest = nullptr);
 
 // Reads the capture time of a snapshot or segment from its header
-// (one ranged read of 128 bytes).
-Status ReadObjectTimes(ObjectStore* store, const std::string& key, int64_t* first_ms, int64_t* last_ms);
+// (one ranged read of 128 bytes); `offset`: a pack member's (ObjectRef::offset).
+Status ReadObjectTimes(ObjectStore* store, const std::string& key, int64_t* first_ms, int64_t* last_ms,
+                       uint64_t offset = 0);
 
 }  // namespace replite

@@ -7,8 +7,9 @@ namespace replite {
 
 static constexpr uint64_t kBatchBytes = 8ull << 20;
 
-Status ObjectReader::FetchWhole(ObjectStore* store, const std::string& key, uint64_t size, std::string* out) {
-  ObjectReader r(store, key, size);
+Status ObjectReader::FetchWhole(ObjectStore* store, const std::string& key, uint64_t size, std::string* out,
+                                uint64_t base) {
+  ObjectReader r(store, key, size, base);
   return r.GetRange(0, size, out);
 }
 
@@ -24,7 +25,7 @@ Status ObjectReader::GetRange(uint64_t off, uint64_t len, std::string* out) cons
   Status s;
   for (int attempt = 0; attempt < 5; attempt++) {
     std::string part;
-    s = store_->Get(key_, &part, off + out->size(), len - out->size());
+    s = store_->Get(key_, &part, base_ + off + out->size(), len - out->size());
     if (s.ok()) {
       out->append(part);
       if (out->size() >= len || part.empty()) break;

@@ -17,7 +17,10 @@ namespace replite {
 
 class ObjectReader {
  public:
-  ObjectReader(ObjectStore* store, std::string key, uint64_t size) : store_(store), key_(std::move(key)), size_(size) {}
+  // `base`: where the object starts in `key` (a pack member's offset, 0
+  // for an object of its own); offsets below are the object's.
+  ObjectReader(ObjectStore* store, std::string key, uint64_t size, uint64_t base = 0)
+      : store_(store), key_(std::move(key)), size_(size), base_(base) {}
   // With the whole object already fetched (one GET for small objects).
   ObjectReader(ObjectStore* store, std::string key, std::string whole)
       : store_(store), key_(std::move(key)), size_(whole.size()), whole_(std::move(whole)), has_whole_(true) {}
@@ -25,7 +28,8 @@ class ObjectReader {
   // Objects up to this size are fetched with one GET.
   static constexpr uint64_t kWholeObjectBytes = 8ull << 20;
   // Fetches a whole object, retrying retryable errors and resuming short reads.
-  static Status FetchWhole(ObjectStore* store, const std::string& key, uint64_t size, std::string* out);
+  static Status FetchWhole(ObjectStore* store, const std::string& key, uint64_t size, std::string* out,
+                           uint64_t base = 0);
   // Reads and verifies header, index and trailer.
   Status Open();
   const SegmentHeader& header() const { return header_; }
@@ -46,6 +50,7 @@ class ObjectReader {
   ObjectStore* store_;
   std::string key_;
   uint64_t size_;
+  uint64_t base_ = 0;
   SegmentHeader header_;
   std::vector<BlockIndexEntry> index_;
   std::unique_ptr<BlockStreamDecoder> decoder_;

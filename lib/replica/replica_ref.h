@@ -16,12 +16,18 @@
 
 namespace replite {
 
+class PackIndexCache;  // replica/pack_catalog.h
+
 struct ReplicaRef {
   ObjectStore* store = nullptr;
   StoreHealth* health = nullptr;
   std::string prefix;  // of every key of this replica (format/layout.h)
   std::string url;     // the replica URL: status, saved positions and the upload spool are keyed by it
   RecentObjects* recent = nullptr;  // where stored objects wait for compaction (the Replicator's); may be null
+  // Where this replica's segments may be waiting in packs (the Replicator's
+  // index cache; null when packing was never on for it): the txid floor
+  // after a crash counts them.
+  PackIndexCache* packs = nullptr;
 };
 
 }  // namespace replite

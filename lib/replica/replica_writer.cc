@@ -7,6 +7,7 @@
 
 #include "format/layout.h"
 #include "replica/manifest_update.h"
+#include "replica/pack_catalog.h"
 
 namespace replite {
 
@@ -72,6 +73,13 @@ Status ReplicaWriter::LastStoredTxid(uint64_t* txid) {
   for (const auto& o : objs) {
     ObjectRef r;
     if (ParseObjectKey(ref_.prefix, o, &r)) max_txid = std::max(max_txid, r.last_txid);
+  }
+  // Segments still in packs (their own objects are written later).
+  if (ref_.packs) {
+    std::vector<ObjectRef> members;
+    st = ref_.packs->Members(ref_.store, ref_.prefix, &members);
+    if (!st.ok()) return st;
+    for (const auto& m : members) max_txid = std::max(max_txid, m.last_txid);
   }
   *txid = max_txid;
   return Status::OK();

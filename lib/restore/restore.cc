@@ -20,6 +20,7 @@
 #include "format/layout.h"
 #include "replica/catalog.h"
 #include "replica/object_reader.h"
+#include "replica/pack_catalog.h"
 #include "restore/block_prefetcher.h"
 #include "replite/sys/env.h"
 #include "store/store_registry.h"
@@ -116,7 +117,7 @@ class Applier {
     ObjectStore* store = store_;
     return std::async(std::launch::async, [store, o]() {
       std::pair<Status, std::string> out;
-      if (o.size <= ObjectReader::kWholeObjectBytes) out.first = ObjectReader::FetchWhole(store, o.key, o.size, &out.second);
+      if (o.size <= ObjectReader::kWholeObjectBytes) out.first = ObjectReader::FetchWhole(store, o.key, o.size, &out.second, o.offset);
       return out;
     });
   }
@@ -127,7 +128,7 @@ class Applier {
                      std::optional<ObjectReader>* rd) {
     if (!got.first.ok()) return got.first;
     if (o.size <= ObjectReader::kWholeObjectBytes) rd->emplace(store_, o.key, std::move(got.second));
-    else rd->emplace(store_, o.key, o.size);
+    else rd->emplace(store_, o.key, o.size, o.offset);
     Status s = (*rd)->Open();
     if (!s.ok()) return s;
     const SegmentHeader& h = (*rd)->header();
@@ -529,7 +530,7 @@ Status LastCaptureMs(ObjectStore* store, const GenerationCatalog& cat, int64_t* 
     if (!last || o.last_txid > last->last_txid) last = &o;
   int64_t f = 0;
   *ms = 0;
-  return last ? ReadObjectTimes(store, last->key, &f, ms) : Status::OK();
+  return last ? ReadObjectTimes(store, last->key, &f, ms, last->offset) : Status::OK();
 }
 
 // Generations whose txid ranges [first snapshot, last txid] overlap: only
@@ -558,7 +559,9 @@ std::string Overlaps(const std::vector<GenerationCatalog>& cats, std::vector<std
   return out;
 }
 
-// Every generation's catalog, in manifest order (one LIST each).
+// Every generation's catalog, in manifest order (one LIST each), with the
+// replica's segments that still wait in packs (one LIST of the pack
+// directory, one ranged GET of each pack's tail: replica/pack_catalog.h).
 Status ListAll(ObjectStore* store, const std::string& prefix, const std::vector<GenerationEntry>& gens,
                std::vector<GenerationCatalog>* cats) {
   cats->resize(gens.size());
@@ -566,6 +569,12 @@ Status ListAll(ObjectStore* store, const std::string& prefix, const std::vector<
     Status s = ListGeneration(store, prefix, gens[g].id, &(*cats)[g]);
     if (!s.ok()) return s;
   }
+  if (PackMemberName(prefix).empty()) return Status::OK();
+  PackIndexCache packs;
+  std::vector<ObjectRef> members;
+  Status s = packs.Members(store, prefix, &members);
+  if (!s.ok()) return s;
+  for (auto& cat : *cats) AddPackMembers(members, &cat);
   return Status::OK();
 }
 
@@ -669,7 +678,7 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
     size_t lo = 0, hi = cat.segments.size();  // candidates [lo, hi)
     while (lo < hi) {
       size_t mid = (lo + hi) / 2;
-      s = ReadObjectTimes(store, cat.segments[mid].key, &f, &l);
+      s = ReadObjectTimes(store, cat.segments[mid].key, &f, &l, cat.segments[mid].offset);
       if (!s.ok()) return s;
       if (f <= *o.timestamp_ms) lo = mid + 1;
       else hi = mid;
@@ -677,12 +686,12 @@ Status Choose(ObjectStore* store, const ReplicaUrl& url, const RestoreOptions& o
     if (lo > 0) {
       const ObjectRef& seg = cat.segments[lo - 1];
       if (seg.last_txid > best) {
-        s = ReadObjectTimes(store, seg.key, &f, &l);
+        s = ReadObjectTimes(store, seg.key, &f, &l, seg.offset);
         if (!s.ok()) return s;
         if (l <= *o.timestamp_ms) {
           best = seg.last_txid;
         } else {
-          ObjectReader rd(store, seg.key, seg.size);
+          ObjectReader rd(store, seg.key, seg.size, seg.offset);
           s = rd.Open();
           if (!s.ok()) return s;
           for (const auto& e : rd.index())
@@ -739,14 +748,21 @@ Status Restore(const std::string& replica_url, const std::string& output_path, c
   s = o.store_factory ? o.store_factory(url.ToString(), &store) : reg.Open(url, &store);
   if (!s.ok()) return s;
   if (!store) return Status::InvalidArgument("store_factory returned no store for " + url.ToString());
-  Plan plan;
-  s = Choose(store.get(), url, o, &plan, &r->overlap);
-  if (!s.ok()) return s;
-  r->generation = plan.generation;
   RemoveStaleTemps(out);
   const std::string tmp = out + ".replite-restore" + TempSuffix();
-  s = BuildFile(store.get(), plan, tmp, o, r);
-  RemoveSidecars(tmp);
+  for (int attempt = 0;; attempt++) {
+    Plan plan;
+    s = Choose(store.get(), url, o, &plan, &r->overlap);
+    if (!s.ok()) return s;
+    r->generation = plan.generation;
+    s = BuildFile(store.get(), plan, tmp, o, r);
+    RemoveSidecars(tmp);
+    // A pack unpacked and deleted since it was listed: its members are in
+    // the database's own segments now; plan again (docs/FORMAT.md, 2b).
+    const bool packed = std::any_of(plan.segments.begin(), plan.segments.end(), [](const ObjectRef& x) { return x.offset != 0; });
+    if (s.code() != Code::kNotFound || !packed || attempt == 2) break;
+    ::unlink(tmp.c_str());
+  }
   if (s.ok()) {
     if (o.overwrite) {
       RemoveSidecars(out);  // an old WAL must not be applied to the restored file

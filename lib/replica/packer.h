@@ -1,0 +1,125 @@
+// Packer: one pack group's packs (format/pack.h, replica/pack_catalog.h).
+// Sync jobs Add the segments of many databases; the open pack is sealed
+// when its window has passed (the Replicator's timer calls Flush) or it
+// reaches max_bytes, and packs are stored one at a time, in the order they
+// were sealed, so a database's segments become durable in txid order. Once a
+// pack is stored, `stored` is called with its members (in order): they are
+// durable. A pack whose PUT fails is kept and retried (Flush again, after the
+// store's backoff); no member is added meanwhile (Add refuses), so memory
+// stays bounded by what was open when the store failed.
+//
+// Stored packs wait, in memory up to unpack_bytes (past it only their keys
+// are kept and they are read back whole), for Unpack: every database's members of
+// all of them are merged into one segment object under its own prefix per
+// consecutive txid run (transactions kept: every txid stays a restore
+// point), written create-only, then the packs are deleted. Unpack also
+// finds packs nobody in this process wrote (a crashed process, another
+// instance) older than `foreign_after_ms`, reads them back whole and does
+// the same.
+//
+// Thread-safety: safe for concurrent use. `stored` runs on the thread that
+// called Flush, without the Packer's lock.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "format/pack.h"
+#include "format/segment.h"
+#include "replica/pack_catalog.h"
+#include "replite/status.h"
+#include "replite/sys/object_store.h"
+#include "util/thread_annotations.h"
+
+namespace replite {
+
+struct PackMember {
+  uint32_t db_id = 0;       // the Replicator's slot id (durability goes there)
+  std::string db_prefix;    // the replica's prefix: its member name, where unpack writes
+  SegmentHeader header;     // of `segment`
+  std::string segment;      // the segment object
+  std::shared_ptr<void> note;  // the caller's, handed back to `stored` (e.g. the position to save)
+};
+
+struct PackerConfig {
+  std::string pack_dir;            // PackDirOf(the members' prefixes)
+  int64_t window_ms = 500;
+  uint64_t max_bytes = 8ull << 20;
+  int64_t unpack_ms = 120 * 1000;  // stored packs wait this long
+  uint64_t unpack_bytes = 64ull << 20;  // members kept in memory for unpacking, at most
+  int zstd_level = 1;              // of the unpacked segment objects
+};
+
+struct UnpackStats {
+  uint64_t packs = 0, foreign_packs = 0, objects_written = 0, objects_existing = 0, bytes_written = 0;
+};
+
+class Packer {
+ public:
+  using StoredFn = std::function<void(std::vector<PackMember>& members, const std::string& pack_key, uint64_t bytes)>;
+  Packer(std::shared_ptr<ObjectStore> store, PackerConfig cfg, StoredFn stored, std::function<int64_t()> now_ms);
+
+  enum class AddResult { kAdded, kAddedFirst, kAddedFull, kRefused };
+  // kAddedFirst: the member opened a new pack (arm a timer for the window);
+  // kAddedFull: the open pack reached max_bytes (call Flush soon);
+  // kRefused: a stored pack failed and waits to be retried.
+  AddResult Add(PackMember m);
+  // Seals the open pack if its window has passed (or `all`), then stores
+  // what is sealed, in order. Returns the first failure (the pack stays,
+  // in order, for the next Flush). One Flush stores at a time; a second
+  // caller returns at once.
+  Status Flush(bool all);
+  // Moves the members of stored packs into per-database objects (written
+  // create-only: one already there is the same) when the oldest waited
+  // unpack_ms (or `now`), then deletes those packs. With foreign_after_ms
+  // > 0, also the packs this Packer did not store that are older.
+  Status Unpack(bool now, int64_t foreign_after_ms, UnpackStats* stats);
+  const PackerConfig& config() const { return cfg_; }
+  uint64_t memory_bytes() const;
+  size_t pending_members() const;
+  // The db_id of every member not yet stored (with repeats).
+  std::vector<uint32_t> PendingDbIds() const;
+  // A stored pack failed and waits to be retried.
+  bool failing() const;
+  // True when nothing is open, sealed or waiting to be unpacked.
+  bool idle() const;
+
+ private:
+  struct Pack {
+    std::string key;
+    int64_t created_ms = 0;
+    uint64_t bytes = 0;
+    uint64_t index_offset = 0;
+    std::string body;                // the finished pack (sealed, not yet stored)
+    std::vector<PackMember> members;
+    uint64_t member_bytes = 0;       // of members' segments held in memory
+    bool read_back = false;          // stored past the memory budget: members dropped, read back to unpack
+  };
+  Status UnpackPacks(std::vector<Pack>& packs, UnpackStats* stats);
+  // Reads a stored pack back (GET) and fills its members from its index.
+  Status LoadPack(Pack* p);
+
+  const std::shared_ptr<ObjectStore> store_;
+  const PackerConfig cfg_;
+  const StoredFn stored_fn_;
+  const std::function<int64_t()> now_ms_;
+
+  mutable Mutex mu_;
+  std::unique_ptr<PackBuilder> open_ GUARDED_BY(mu_);
+  Pack open_pack_ GUARDED_BY(mu_);
+  std::deque<Pack> sealed_ GUARDED_BY(mu_);
+  std::deque<Pack> stored_ GUARDED_BY(mu_);  // waiting for Unpack (body dropped)
+  uint64_t stored_bytes_ GUARDED_BY(mu_) = 0;
+  uint64_t open_bytes_ GUARDED_BY(mu_) = 0, sealed_bytes_ GUARDED_BY(mu_) = 0;
+  bool failing_ GUARDED_BY(mu_) = false;
+  bool flushing_ GUARDED_BY(mu_) = false;
+  bool unpacking_ GUARDED_BY(mu_) = false;
+  std::unordered_set<std::string> ours_ GUARDED_BY(mu_);  // keys this Packer stored and has not deleted
+};
+
+}  // namespace replite

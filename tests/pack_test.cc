@@ -1,0 +1,424 @@
+// [pack] Cross-database packing (format/pack.h, replica/packer.h,
+// core/pack_jobs.cc): the pack format and its index, many databases' segments
+// in shared packs, restores reading members out of packs (only their bytes),
+// durability meaning "the pack is stored", failed packs retried, and packs
+// moved out into each database's own objects (also another process's). SQLite
+// is the oracle: every restore is checked with PRAGMA integrity_check and
+// compared with the source's content at the same txid.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "fault_store.h"
+#include "format/layout.h"
+#include "format/pack.h"
+#include "format/segment.h"
+#include "replica/catalog.h"
+#include "replica/pack_catalog.h"
+#include "replica/packer.h"
+#include "replite/replite.h"
+#include "store/file_store.h"
+#include "test_util.h"
+
+using namespace replite;
+
+namespace {
+
+// A segment of `gen` with one 4 KiB page per txid first..last.
+std::string MakeSegment(const std::string& gen, uint64_t first, uint64_t last, SegmentHeader* out = nullptr) {
+  SegmentHeader h;
+  h.page_size = 4096;
+  h.first_txid = first;
+  h.last_txid = last;
+  h.first_ts_ms = int64_t(first) * 1000;
+  h.last_ts_ms = int64_t(last) * 1000;
+  h.pages_before = 1;
+  h.pages_after = 1;
+  h.generation = gen;
+  StringSink sink;
+  SegmentBuilder b(&sink, h);
+  REQUIRE(b.Start().ok());
+  for (uint64_t t = first; t <= last; t++) {
+    std::string page(4096, char('a' + t % 26));
+    REQUIRE(b.AddBlock(t, int64_t(t) * 1000, 1, t * 7, kBlockTxEnd, {1}, page).ok());
+  }
+  REQUIRE(b.Finish(h).ok());
+  if (out) *out = h;
+  return sink.buffer();
+}
+
+std::vector<std::string> FilesUnder(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) out.push_back(e.path().string());
+  return out;
+}
+
+size_t CountSuffix(const std::vector<std::string>& files, const std::string& part) {
+  size_t n = 0;
+  for (const auto& f : files) n += f.find(part) != std::string::npos;
+  return n;
+}
+
+// Counts the bytes GETs return (what a restore reads).
+class ByteCountingStore : public ObjectStore {
+ public:
+  explicit ByteCountingStore(std::shared_ptr<ObjectStore> inner) : inner_(std::move(inner)) {}
+  Status Put(const std::string& k, const std::string& d, const PutOptions& o, std::string* e) override {
+    return inner_->Put(k, d, o, e);
+  }
+  Status PutFile(const std::string& k, const std::string& p, const PutOptions& o) override { return inner_->PutFile(k, p, o); }
+  Status Get(const std::string& k, std::string* out, uint64_t off, uint64_t len) override {
+    Status s = inner_->Get(k, out, off, len);
+    if (s.ok()) (k.find(".pack") != std::string::npos ? pack_bytes : own_bytes) += out->size();
+    return s;
+  }
+  Status Head(const std::string& k, ObjectInfo* out) override { return inner_->Head(k, out); }
+  Status List(const std::string& p, std::vector<ObjectInfo>* out) override { return inner_->List(p, out); }
+  Status Delete(const std::vector<std::string>& keys) override { return inner_->Delete(keys); }
+  std::string Describe() const override { return inner_->Describe(); }
+  std::atomic<uint64_t> pack_bytes{0}, own_bytes{0};
+
+ private:
+  std::shared_ptr<ObjectStore> inner_;
+};
+
+}  // namespace
+
+TEST_CASE("pack format: each member reads back by its range and damage is caught", "[pack]") {
+  const std::string gen = Hex16(NewGenerationNumber(1767225600000));
+  PackBuilder b(1767225600123);
+  std::vector<std::string> segs;
+  for (int i = 0; i < 3; i++) {
+    PackMemberEntry e;
+    e.name = "tenant-" + std::to_string(i);
+    e.generation = gen;
+    e.first_txid = 10 * i + 1;
+    e.last_txid = 10 * i + 3;
+    segs.push_back(MakeSegment(gen, e.first_txid, e.last_txid));
+    REQUIRE(b.Add(e, segs.back()).ok());
+  }
+  const std::string pack = b.Finish();
+  PackIndex ix;
+  REQUIRE(DecodePack(pack, &ix).ok());
+  CHECK(ix.created_ms == 1767225600123);
+  REQUIRE(ix.members.size() == 3);
+  for (int i = 0; i < 3; i++) {
+    const auto& m = ix.members[i];
+    CHECK(m.name == "tenant-" + std::to_string(i));
+    CHECK(m.generation == gen);
+    CHECK(m.first_txid == uint64_t(10 * i + 1));
+    CHECK(m.last_txid == uint64_t(10 * i + 3));
+    const std::string member = pack.substr(m.offset, m.length);
+    CHECK(member == segs[i]);
+    SegmentHeader h;
+    std::vector<DecodedBlock> blocks;
+    REQUIRE(DecodeSegment(member, &h, &blocks).ok());
+    CHECK(blocks.size() == 3);
+  }
+  // Every byte of header, index and trailer is covered (a member's bytes
+  // are covered by the member's own hashes).
+  const size_t index_at = ix.members.back().offset + ix.members.back().length;
+  for (size_t at : {size_t(3), size_t(20), index_at + 1, index_at + 60, pack.size() - 20, pack.size() - 1}) {
+    std::string bad = pack;
+    bad[at] ^= 0x10;
+    PackIndex out;
+    INFO("byte " << at);
+    CHECK(DecodePack(bad, &out).code() == Code::kCorruption);
+  }
+  PackIndex out;
+  CHECK(DecodePack(pack.substr(0, pack.size() - 5), &out).code() == Code::kCorruption);
+  PackMemberEntry nameless;
+  nameless.generation = gen;
+  CHECK(b.Add(nameless, segs[0]).code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("pack index: one ranged read of exactly the index found from the key", "[pack]") {
+  test::TempDir dir;
+  auto store = std::make_shared<test::FaultStore>(NewFileStore("/"));
+  const std::string gen = Hex16(NewGenerationNumber(1767225600000));
+  const std::string seg = MakeSegment(gen, 1, 1);
+  for (int members : {5, 2000}) {
+    PackBuilder b(1767225600000);
+    for (int i = 0; i < members; i++) {
+      PackMemberEntry e;
+      e.name = std::string(100, 'n') + std::to_string(i);  // 2000 of them: a ~300 KiB index
+      e.generation = gen;
+      e.first_txid = e.last_txid = 1;
+      REQUIRE(b.Add(e, seg).ok());
+    }
+    uint64_t index_offset = 0;
+    const std::string pack = b.Finish(&index_offset);
+    const std::string key = PackKey((dir / "packs/").substr(1), 1767225600000 + members, index_offset);
+    REQUIRE(store->Put(key, pack).ok());
+    const uint64_t gets = store->calls(test::StoreOp::kGet);
+    PackIndex ix;
+    REQUIRE(ReadPackIndex(store.get(), key, pack.size(), &ix).ok());
+    CHECK(ix.members.size() == size_t(members));
+    CHECK(ix.members.back().name == std::string(100, 'n') + std::to_string(members - 1));
+    CHECK(store->calls(test::StoreOp::kGet) - gets == 1);
+  }
+}
+
+namespace {
+
+// `n` databases under one replica root with packing on, each written on
+// the application's own connection with SQLite's defaults (autocheckpoint
+// on); what each held after each txid it reported durable.
+struct PackedFleet {
+  test::TempDir dir;
+  std::string root = dir.url("replicas");
+  std::shared_ptr<test::FaultStore> store = std::make_shared<test::FaultStore>(NewFileStore("/"));
+  std::vector<std::string> dbs;
+  std::vector<std::unique_ptr<test::Writer>> writers;
+  std::unique_ptr<Replicator> r;
+  std::map<std::pair<int, uint64_t>, std::string> states;  // (database, txid) -> content
+  std::mt19937 rng{11};
+  int commits = 0;
+  test::LogCapture log;
+
+  PackedFleet(int n, int64_t window_ms, int64_t unpack_ms) {
+    for (int i = 0; i < n; i++) {
+      dbs.push_back(dir / ("t" + std::to_string(i) + ".db"));
+      writers.push_back(std::make_unique<test::Writer>(dbs.back(), /*autocheckpoint=*/1000));
+      writers.back()->Exec("CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, n INTEGER, data BLOB)");
+      writers.back()->Exec("CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB)");
+      test::MutateVaried(*writers.back(), rng, commits++);
+    }
+    ReplicatorOptions o;
+    o.replica_url = root;
+    o.state_dir = dir / "state";
+    o.logger = log.Logger();
+    o.store_factory = [this](const std::string&, std::shared_ptr<ObjectStore>* out) {
+      *out = store;
+      return Status::OK();
+    };
+    o.defaults.poll_interval_ms = 0;
+    o.defaults.pack_window_ms = window_ms;
+    o.defaults.pack_unpack_ms = unpack_ms;
+    REQUIRE(Replicator::Open(o, &r).ok());
+    for (const auto& db : dbs) REQUIRE(r->Add(db).ok());
+  }
+  std::string url(int i) const { return root + "/t" + std::to_string(i); }
+  std::string pack_dir() const { return dir / "replicas/.replite-packs"; }
+  // One transaction on each database, then each waited for; records states.
+  void Round() {
+    for (size_t i = 0; i < dbs.size(); i++) {
+      test::MutateVaried(*writers[i], rng, commits++);
+      REQUIRE(r->Notify(dbs[i]).ok());
+    }
+    for (size_t i = 0; i < dbs.size(); i++) {
+      uint64_t txid = 0;
+      Status s = r->WaitDurable(dbs[i], 20000, &txid);
+      INFO(s.ToString());
+      REQUIRE(s.ok());
+      states[{int(i), txid}] = test::DumpContent(dbs[i]);
+    }
+  }
+  void CheckEveryState(const std::string& what) {
+    int n = 0;
+    for (const auto& [k, content] : states) {
+      INFO(what << ": database " << k.first << " txid " << k.second);
+      CHECK(test::RestoreContent(url(k.first), dir / ("out-" + std::to_string(n++)), k.second) == content);
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("packing: databases share packs and every transaction restores exactly from them", "[pack]") {
+  PackedFleet f(8, 100, 10 * 60 * 1000);
+  for (int round = 0; round < 6; round++) f.Round();
+  const std::vector<std::string> files = FilesUnder(f.dir / "replicas");
+  const size_t packs = CountSuffix(files, ".pack");
+  INFO(f.log.Lines().size() << " log lines");
+  CHECK(packs >= 1);
+  CHECK(CountSuffix(files, "/segments/") == 0);  // every segment is in a pack until unpacked
+  const std::string metrics = f.r->Metrics();
+  const double members = test::MetricSum(metrics, "replite_pack_members_total");
+  const double stored = test::MetricSum(metrics, "replite_packs_stored_total");
+  CHECK(members >= 5 * 8);  // (the first round is in the first snapshots)
+  CHECK(stored == double(packs));
+  CHECK(stored * 2 <= members);  // several databases per PUT
+  // Restores read the members out of the packs while the replicator runs.
+  f.CheckEveryState("from packs");
+  // ... and of the packs only their own members and the packs' index tails.
+  {
+    auto counting = std::make_shared<ByteCountingStore>(NewFileStore("/"));
+    RestoreOptions ro;
+    ro.store_factory = [&](const std::string&, std::shared_ptr<ObjectStore>* out) {
+      *out = counting;
+      return Status::OK();
+    };
+    REQUIRE(Restore(f.url(0), f.dir / "counted", ro).ok());
+    uint64_t all_packs = 0, own_members = 0;
+    for (const auto& fl : files)
+      if (fl.find(".pack") != std::string::npos) all_packs += std::filesystem::file_size(fl);
+    PackIndexCache cache;
+    std::vector<ObjectRef> members;
+    REQUIRE(cache.Members(f.store.get(), f.url(0).substr(std::string("file:///").size()), &members).ok());
+    for (const auto& m : members) own_members += m.size;
+    WARN("restore of one of 8 databases read " << counting->pack_bytes << " bytes of packs (its " << members.size()
+         << " members: " << own_members << " bytes; all packs: " << all_packs << " bytes in " << packs << ")");
+    uint64_t index_bytes = 0;
+    for (const auto& fl : files) {
+      int64_t created;
+      uint64_t at;
+      const std::string key = fl.substr(1);
+      if (ParsePackKey(key.substr(0, key.rfind('/') + 1), key, &created, &at))
+        index_bytes += std::filesystem::file_size(fl) - at;
+    }
+    CHECK(counting->pack_bytes == own_members + index_bytes);  // nothing of the other members
+  }
+  // Close stores what is open and moves every member out of the packs.
+  REQUIRE(f.r->Close().ok());
+  const std::vector<std::string> after = FilesUnder(f.dir / "replicas");
+  CHECK(CountSuffix(after, ".pack") == 0);
+  CHECK(CountSuffix(after, "/segments/") >= 8);
+  f.CheckEveryState("after unpacking");
+}
+
+TEST_CASE("packing: WaitDurable answers once the pack is stored and a failed pack is retried", "[pack]") {
+  PackedFleet f(3, 50, 10 * 60 * 1000);
+  f.Round();
+  DatabaseStatus before;
+  REQUIRE(f.r->GetStatus(f.dbs[0], &before).ok());
+  f.store->FailOp(test::StoreOp::kPut, Code::kUnavailable);
+  test::MutateVaried(*f.writers[0], f.rng, f.commits++);
+  const std::string pending = test::DumpContent(f.dbs[0]);
+  uint64_t txid = 0;
+  CHECK(!f.r->WaitDurable(f.dbs[0], 1500, &txid).ok());
+  DatabaseStatus during;
+  REQUIRE(f.r->GetStatus(f.dbs[0], &during).ok());
+  CHECK(during.durable_txid == before.durable_txid);  // not durable while its pack is not stored
+  f.store->ClearOp(test::StoreOp::kPut);
+  Status s = f.r->WaitDurable(f.dbs[0], 20000, &txid);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  CHECK(txid > before.durable_txid);
+  CHECK(test::RestoreContent(f.url(0), f.dir / "out", txid) == pending);
+  f.states[{0, txid}] = pending;
+  f.Round();
+  REQUIRE(f.r->Close().ok());
+  f.CheckEveryState("after a failed pack");
+}
+
+TEST_CASE("packing: packs another process left are moved into each database's own objects", "[pack]") {
+  test::TempDir dir;
+  auto store = std::make_shared<test::FaultStore>(NewFileStore("/"));
+  const std::string root = (dir / "replicas").substr(1);
+  const std::string gen = Hex16(NewGenerationNumber(1767225600000));
+  int64_t now = 1767225600000;
+  PackerConfig pc;
+  pc.pack_dir = PackDirOf(root + "/a");
+  std::vector<std::string> stored_keys;
+  auto a = std::make_unique<Packer>(
+      store, pc, [&](std::vector<PackMember>&, const std::string& k, uint64_t) { stored_keys.push_back(k); },
+      [&] { return now; });
+  // Database a: txids 1-2, 3, 4-6 over two packs (and 3 again, captured
+  // twice after a crash); database b: 1-4 then 7 (a gap: 5-6 elsewhere).
+  auto add = [&](const std::string& db, uint64_t first, uint64_t last) {
+    PackMember m;
+    m.db_prefix = root + "/" + db;
+    m.segment = MakeSegment(gen, first, last, &m.header);
+    REQUIRE(a->Add(std::move(m)) != Packer::AddResult::kRefused);
+  };
+  add("a", 1, 2);
+  add("b", 1, 4);
+  add("a", 3, 3);
+  REQUIRE(a->Flush(true).ok());
+  add("a", 3, 3);
+  add("a", 4, 6);
+  add("b", 7, 7);
+  REQUIRE(a->Flush(true).ok());
+  REQUIRE(stored_keys.size() == 2);
+  a.reset();  // the process is gone before unpacking
+  auto b = std::make_unique<Packer>(
+      store, pc, [](std::vector<PackMember>&, const std::string&, uint64_t) {}, [&] { return now; });
+  UnpackStats us;
+  // Too young: it may be a live process's.
+  REQUIRE(b->Unpack(false, 60 * 1000, &us).ok());
+  CHECK(us.foreign_packs == 0);
+  now += 61 * 1000;
+  std::vector<std::string> bodies(2);
+  for (int i = 0; i < 2; i++) REQUIRE(store->Get(stored_keys[i], &bodies[i]).ok());
+  REQUIRE(b->Unpack(false, 60 * 1000, &us).ok());
+  CHECK(us.foreign_packs == 2);
+  CHECK(us.packs == 2);
+  CHECK(us.objects_written == 3);
+  for (const auto& k : stored_keys) {
+    std::string got;
+    CHECK(store->Get(k, &got).code() == Code::kNotFound);
+  }
+  auto check = [&](const std::string& db, uint64_t first, uint64_t last) {
+    std::string obj;
+    INFO(db << " " << first << "-" << last);
+    REQUIRE(store->Get(SegmentKey(root + "/" + db, gen, first, last), &obj).ok());
+    SegmentHeader h;
+    std::vector<DecodedBlock> blocks;
+    REQUIRE(DecodeSegment(obj, &h, &blocks).ok());
+    CHECK(h.first_txid == first);
+    CHECK(h.last_txid == last);
+    REQUIRE(blocks.size() == last - first + 1);
+    for (uint64_t t = first; t <= last; t++) {
+      CHECK(blocks[t - first].txid == t);  // every transaction kept: each txid a restore point
+      CHECK(blocks[t - first].pages == std::string(4096, char('a' + t % 26)));
+    }
+  };
+  check("a", 1, 6);
+  check("b", 1, 4);
+  check("b", 7, 7);
+  // A crash after writing the objects, before deleting the packs: the next
+  // run finds the objects there and deletes the packs.
+  for (int i = 0; i < 2; i++) REQUIRE(store->Put(stored_keys[i], bodies[i]).ok());
+  REQUIRE(b->Unpack(false, 60 * 1000, &us).ok());
+  CHECK(us.objects_written == 0);
+  CHECK(us.objects_existing == 3);
+  CHECK(us.packs == 2);
+}
+
+TEST_CASE("packing: packs stored past the memory budget are read back whole to unpack", "[pack]") {
+  test::TempDir dir;
+  auto store = std::make_shared<test::FaultStore>(NewFileStore("/"));
+  const std::string root = (dir / "replicas").substr(1);
+  const std::string gen = Hex16(NewGenerationNumber(1767225600000));
+  PackerConfig pc;
+  pc.pack_dir = PackDirOf(root + "/a");
+  const uint64_t seg_bytes = MakeSegment(gen, 1, 2).size();
+  pc.unpack_bytes = 2 * seg_bytes + 10;  // the first pack's members stay in memory, the next two do not
+  Packer p(store, pc, [](std::vector<PackMember>&, const std::string&, uint64_t) {}, [] { return int64_t(1767225600000); });
+  uint64_t txid = 1;
+  for (int pack = 0; pack < 3; pack++) {
+    for (const char* db : {"a", "b"}) {
+      PackMember m;
+      m.db_prefix = root + "/" + db;
+      m.segment = MakeSegment(gen, txid, txid + 1, &m.header);
+      REQUIRE(p.Add(std::move(m)) != Packer::AddResult::kRefused);
+    }
+    txid += 2;
+    REQUIRE(p.Flush(true).ok());
+  }
+  CHECK(p.memory_bytes() == 2 * seg_bytes);
+  const uint64_t gets = store->calls(test::StoreOp::kGet);
+  UnpackStats us;
+  REQUIRE(p.Unpack(true, 0, &us).ok());
+  CHECK(store->calls(test::StoreOp::kGet) - gets == 2);  // one GET per pack read back
+  CHECK(us.packs == 3);
+  CHECK(us.objects_written == 2);  // one per database: its runs over the three packs are consecutive
+  CHECK(p.memory_bytes() == 0);
+  CHECK(p.idle());
+  for (const char* db : {"a", "b"}) {
+    std::string obj;
+    REQUIRE(store->Get(SegmentKey(root + "/" + db, gen, 1, 6), &obj).ok());
+    SegmentHeader h;
+    std::vector<DecodedBlock> blocks;
+    REQUIRE(DecodeSegment(obj, &h, &blocks).ok());
+    CHECK(blocks.size() == 6);
+  }
+}
