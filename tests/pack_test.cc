@@ -422,3 +422,31 @@ TEST_CASE("packing: packs stored past the memory budget are read back whole to u
     CHECK(blocks.size() == 6);
   }
 }
+
+// Regression: a checkpoint requested while a database's captured frames
+// waited in a pack not yet stored ran at once (a capture checkpoints what
+// was captured before it), so a crash then lost those frames from both the
+// WAL and the store (a new generation followed, and their txids were never
+// restorable).
+TEST_CASE("packing: no checkpoint while the database's frames wait in a pack", "[pack]") {
+  PackedFleet f(1, 50, 10 * 60 * 1000);
+  f.Round();
+  const double before = test::MetricSum(f.r->Metrics(), "replite_checkpoints_total");
+  f.store->FailOp(test::StoreOp::kPut, Code::kUnavailable);
+  test::MutateVaried(*f.writers[0], f.rng, f.commits++);
+  uint64_t txid = 0;
+  CHECK(!f.r->WaitDurable(f.dbs[0], 1000, &txid).ok());  // captured, in a pack the store refuses
+  CHECK(!f.r->Checkpoint(f.dbs[0], false).ok());
+  CHECK(test::MetricSum(f.r->Metrics(), "replite_checkpoints_total") == before);
+  f.store->ClearOp(test::StoreOp::kPut);
+  Status s = f.r->WaitDurable(f.dbs[0], 20000, &txid);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  f.states[{0, txid}] = test::DumpContent(f.dbs[0]);
+  s = f.r->Checkpoint(f.dbs[0], false);
+  INFO(s.ToString());
+  CHECK(s.ok());
+  CHECK(test::MetricSum(f.r->Metrics(), "replite_checkpoints_total") > before);
+  REQUIRE(f.r->Close().ok());
+  f.CheckEveryState("after the checkpoint");
+}

@@ -38,8 +38,6 @@ struct PackedPos {
   uint32_t seq = 0;  // the job's SyncRequest::seq: requests up to it are answered once stored
 };
 
-constexpr int64_t kPackWaitMs = 30 * 1000;
-
 }  // namespace
 
 std::shared_ptr<ReplicatorImpl::PackGroup> ReplicatorImpl::PackGroupOf(const DbSlot& s, const ReplicaRef& ref) {
@@ -150,8 +148,15 @@ Status ReplicatorImpl::WaitPacked(DbSlot& s, int64_t timeout_ms) {
   }
   std::shared_ptr<PackGroup> g = PackGroupOf(s, RefOf(s));
   if (g) {
-    Status st = g->packer->Flush(true);  // store it now rather than at the window's end
-    if (!st.ok()) g->health->Failure(NowMono());
+    // Stored now rather than at the window's end; a failure now is not
+    // waited out (the pack is retried on its own).
+    ScopedMetricsGroup scope(&g->metrics_group);
+    Status st = g->packer->Flush(true);
+    if (!st.ok()) {
+      g->health->Failure(NowMono());
+      return Status(st.code(), "database " + s.path + ": its latest segments wait in a pack that is not stored: " +
+                                   st.message());
+    }
   }
   MutexLock l(Stripe(s));
   Cv(s).wait_for(l.native(), std::chrono::milliseconds(timeout_ms),

@@ -81,6 +81,9 @@ constexpr int64_t kFirstSyncQuietUs = 100 * 1000, kFirstSyncMaxWaitUs = 1000 * 1
 constexpr uint32_t kChurnWindowS = 600;
 constexpr uint8_t kChurnReport = 2;
 constexpr int64_t kChurnFirstDelayMs = 30 * 1000, kChurnMaxDelayMs = 15 * 60 * 1000;
+// How long a job waits for its database's segments in a pack to be stored
+// before something that must follow them (a checkpoint, a snapshot).
+constexpr int64_t kPackWaitMs = 30 * 1000;
 
 // When a database churning generations may start the next one (0: now).
 int64_t NextGenerationNotBeforeMs(uint8_t churn, uint32_t last_gen_s);

@@ -158,6 +158,10 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   const bool may_checkpoint =
       !(had_error && health.down() && upload_spool_.bytes() >= upload_spool_.cap() && !ckpt && !trunc);
   if (!may_checkpoint) req.checkpoint = req.truncate = false;
+  // Nor while captured frames wait in a pack (core/pack_jobs.cc): the
+  // capture checkpoints what it has captured before, so store that first.
+  Status pack_err;
+  if (req.checkpoint && !(pack_err = WaitPacked(s, kPackWaitMs)).ok()) req.checkpoint = req.truncate = false;
 
   // A hot database's connection is kept between syncs; it goes back to
   // the cache unless a capture failed (then it is closed and reopened).
@@ -257,9 +261,9 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   bool want_ckpt = (req.checkpoint && (res.has_segment || res.has_snapshot)) || (epoch_full && !req.checkpoint);
   if (want_ckpt) {
     // Frames in a pack not yet stored are not checkpointed: store it first.
-    Status ws = WaitPacked(s, 30 * 1000);
+    Status ws = WaitPacked(s, kPackWaitMs);
     if (!ws.ok()) {
-      Log("database " + s.path + ": checkpoint deferred: " + ws.ToString());
+      pack_err = ws;
       want_ckpt = false;
     }
   }
@@ -334,7 +338,8 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
           " abandoned uploads");
     }
   }
-  return store_err;
+  // A checkpoint that waits for a pack the store refuses is the job's error.
+  return store_err.ok() ? pack_err : store_err;
 }
 
 // Compaction levels and the retention over them (replica/compactor.h,
