@@ -376,6 +376,11 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
       fds_app, http_conns < 0 ? 0 : http_conns, cpu * 60 / wall, writer_cpu * 60 / wall, Pct(lags, 0.5) * 1e3,
       Pct(lags, 0.99) * 1e3, lags.size(), commits.load(), Pct(commit_ms, 0.99), Pct(commit_ms, 1.0), req_hot / hot / hours, req_idle / std::max(1, n - hot) / hours,
       (req_hot + req_idle) / wall);
+  std::printf("    hot store requests per db-hour by op:");
+  for (const char* op : {"put", "get", "head", "list", "delete"})
+    std::printf(" %s %.1f", op,
+                MetricSum(m, "replite_store_requests_total", std::string("group=\"hot\",op=\"") + op + "\"") / hot / hours);
+  std::printf("\n");
   std::printf("    replite CPU per captured commit %.3f ms | packs stored %.0f (%.1f segments each), unpacked %.0f "
               "(unpack every %.0f s)\n",
               cpu * 1e3 / std::max<long>(1, commits.load()), std::max(0.0, packs),

@@ -5,6 +5,8 @@
 #include <thread>
 #include <unordered_set>
 
+#include "store/counting_store.h"
+
 namespace replite {
 namespace {
 constexpr size_t kIndexReaders = 8;  // pack indexes read at once
@@ -81,7 +83,9 @@ Status PackIndexCache::Members(ObjectStore* store, const std::string& db_prefix,
   std::atomic<size_t> next{0};
   Mutex err_mu;
   Status first_err;
+  const std::string* group = ScopedMetricsGroup::Current();  // the requests count for the caller's group
   auto work = [&] {
+    ScopedMetricsGroup scope(group);
     for (size_t i; (i = next.fetch_add(1)) < packs.size();) {
       if (indexes[i]) continue;
       auto fresh = std::make_shared<PackIndex>();

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "format/layout.h"
+#include "store/counting_store.h"
 
 namespace replite {
 namespace {
@@ -277,7 +278,9 @@ Status Packer::UnpackPacks(std::vector<Pack>& packs, UnpackStats* stats) {
   std::atomic<uint64_t> written{0}, existing{0}, bytes_written{0};
   Mutex err_mu;
   Status first_err;
+  const std::string* group = ScopedMetricsGroup::Current();  // the requests count for the caller's group
   auto work = [&] {
+    ScopedMetricsGroup scope(group);
     for (size_t i; (i = next.fetch_add(1)) < runs.size();) {
       const Run& r = runs[i];
       std::string bytes;

@@ -45,6 +45,7 @@ class CountingStore final : public ObjectStore {
 
 ScopedMetricsGroup::ScopedMetricsGroup(const std::string* group) : prev_(t_group) { t_group = group; }
 ScopedMetricsGroup::~ScopedMetricsGroup() { t_group = prev_; }
+const std::string* ScopedMetricsGroup::Current() { return t_group; }
 
 void DeclareStoreMetrics(Metrics* m) {
   m->Counter("replite_store_requests_total", "Object store calls by metrics group, operation and result.");

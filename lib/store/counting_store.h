@@ -20,6 +20,8 @@ class ScopedMetricsGroup {
  public:
   explicit ScopedMetricsGroup(const std::string* group);
   ~ScopedMetricsGroup();
+  // This thread's group (null: none), for threads started on its behalf.
+  static const std::string* Current();
 
  private:
   const std::string* prev_;
