@@ -213,10 +213,8 @@ void ReplicatorImpl::FlushPackGroup(uint32_t id, bool all) {
     g = pack_groups_[id];
   }
   ScopedMetricsGroup scope(&g->metrics_group);  // its store requests count for its databases' group
-  if (!all && !g->health->MayTry(NowMono())) {
-    ArmTimer(std::max<int64_t>(1000, g->health->retry_at_us() - NowMono()), TimerKind::kPack, id);
-    return;
-  }
+  // While the store fails, housekeeping retries once per backoff (no timer).
+  if (!all && !g->health->MayTry(NowMono())) return;
   Status st = g->packer->Flush(all);
   if (st.ok()) return;
   g->health->Failure(NowMono());
@@ -238,7 +236,6 @@ void ReplicatorImpl::FlushPackGroup(uint32_t id, bool all) {
     s->has_error = true;
     Cv(*s).notify_all();
   }
-  if (!closed_) ArmTimer(std::max<int64_t>(1000, g->health->retry_at_us() - NowMono()), TimerKind::kPack, id);
 }
 
 void ReplicatorImpl::PackHousekeeping(bool now) {

@@ -63,7 +63,7 @@ enum class TimerKind : uint8_t {
   kWake,          // a change wakeup (inotify) batch is due (DbSlot::wake_pending)
   kQuiet,         // wake up, the job decides (quiet checkpoint, retry after a failure)
   kFirstSyncs,    // start the first syncs of new databases once Adds pause (no database)
-  kPack,          // a pack's window passed, or a failed pack is retried; id: the pack group
+  kPack,          // a pack's window passed (housekeeping retries a failed one); id: the pack group
 };
 constexpr int kFdsPerJob = 16;                   // upper bound of descriptors one sync job opens
 constexpr int64_t kMaxPollMs = 30000;            // idle databases back off to this
@@ -198,10 +198,11 @@ class ReplicatorImpl final : public Replicator {
   Status DropSpooled(DbSlot& s, const ReplicaRef& ref);
   void ReleaseLease(DbSlot& s);
   void CountEpochChecksum(const DbSlot& s, const CaptureResult& r);
-  // Everything up to `txid` is durable (unless segments wait in the spool);
-  // so is every request up to `seq`, whose WaitDurable callers wake now.
   // The memory report's parts (ReplicatorStatus::memory).
   void MemoryParts(std::vector<std::pair<std::string, uint64_t>>* parts);
+  // Everything up to `txid` is durable (unless segments wait in the spool,
+  // or in a pack: then OnPackStored answers `seq`); so is every request up
+  // to `seq`, whose WaitDurable callers wake now.
   void PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int64_t* durable_ms);
   static void CleanupCapture(const CaptureResult& res);
   // `seq`: the job's SyncRequest::seq (a packed capture answers it when stored).

@@ -1,11 +1,9 @@
 #include "replica/pack_catalog.h"
 
 #include <algorithm>
-#include <atomic>
-#include <thread>
 #include <unordered_set>
 
-#include "store/counting_store.h"
+#include "store/parallel_requests.h"
 
 namespace replite {
 namespace {
@@ -80,37 +78,19 @@ Status PackIndexCache::Members(ObjectStore* store, const std::string& db_prefix,
     indexes.push_back(it == indexes_.end() ? nullptr : it->second);
   }
   // The indexes not read yet, by a few threads at once (each a ranged GET).
-  std::atomic<size_t> next{0};
-  Mutex err_mu;
-  Status first_err;
-  const std::string* group = ScopedMetricsGroup::Current();  // the requests count for the caller's group
-  auto work = [&] {
-    ScopedMetricsGroup scope(group);
-    for (size_t i; (i = next.fetch_add(1)) < packs.size();) {
-      if (indexes[i]) continue;
-      auto fresh = std::make_shared<PackIndex>();
-      Status r = ReadPackIndex(store, packs[i]->key, packs[i]->size, fresh.get());
-      if (r.code() == Code::kNotFound) continue;  // deleted since the LIST (its members were moved out)
-      if (!r.ok()) {
-        MutexLock l(err_mu);
-        if (first_err.ok()) first_err = r;
-        continue;
-      }
-      indexes[i] = fresh;
-      MutexLock l(mu_);
-      indexes_[packs[i]->key] = fresh;
-    }
-  };
-  size_t missing = 0;
-  for (const auto& ix : indexes) missing += !ix;
-  std::vector<std::thread> threads;
-  for (size_t t = 1; t < std::min<size_t>(kIndexReaders, missing); t++) threads.emplace_back(work);
-  work();
-  for (auto& t : threads) t.join();
-  {
-    MutexLock l(err_mu);
-    if (!first_err.ok()) return first_err;
-  }
+  Mutex cache_mu;  // (indexes[i] is written by one thread each; the map is ours)
+  s = ForEachParallel(packs.size(), kIndexReaders, [&](size_t i) {
+    if (indexes[i]) return Status::OK();
+    auto fresh = std::make_shared<PackIndex>();
+    Status r = ReadPackIndex(store, packs[i]->key, packs[i]->size, fresh.get());
+    if (r.code() == Code::kNotFound) return Status::OK();  // deleted since the LIST (its members were moved out)
+    if (!r.ok()) return r;
+    indexes[i] = fresh;
+    MutexLock l(mu_);
+    indexes_[packs[i]->key] = fresh;
+    return Status::OK();
+  });
+  if (!s.ok()) return s;
   for (size_t i = 0; i < packs.size(); i++) {
     if (!indexes[i]) continue;
     for (const auto& m : indexes[i]->members) {

@@ -4,10 +4,9 @@
 #include <atomic>
 #include <cstring>
 #include <map>
-#include <thread>
 
 #include "format/layout.h"
-#include "store/counting_store.h"
+#include "store/parallel_requests.h"
 
 namespace replite {
 namespace {
@@ -76,7 +75,11 @@ Packer::AddResult Packer::Add(PackMember m) {
   open_bytes_ += m.segment.size();
   open_pack_.members.push_back(std::move(m));
   if (open_->bytes() < cfg_.max_bytes) return first ? AddResult::kAddedFirst : AddResult::kAdded;
-  // Full: sealed now (Flush stores it).
+  SealLocked();  // full: Flush stores it
+  return AddResult::kAddedFull;
+}
+
+void Packer::SealLocked() {
   open_pack_.body = open_->Finish(&open_pack_.index_offset);
   open_pack_.bytes = open_pack_.body.size();
   open_pack_.key = PackKey(cfg_.pack_dir, open_pack_.created_ms, open_pack_.index_offset);
@@ -85,22 +88,12 @@ Packer::AddResult Packer::Add(PackMember m) {
   sealed_.push_back(std::move(open_pack_));
   open_pack_ = Pack();
   open_.reset();
-  return AddResult::kAddedFull;
 }
 
 Status Packer::Flush(bool all) {
   {
     MutexLock l(mu_);
-    if (open_ && (all || now_ms_() - open_pack_.created_ms >= cfg_.window_ms)) {
-      open_pack_.body = open_->Finish(&open_pack_.index_offset);
-      open_pack_.bytes = open_pack_.body.size();
-      open_pack_.key = PackKey(cfg_.pack_dir, open_pack_.created_ms, open_pack_.index_offset);
-      sealed_bytes_ += open_bytes_;
-      open_bytes_ = 0;
-      sealed_.push_back(std::move(open_pack_));
-      open_pack_ = Pack();
-      open_.reset();
-    }
+    if (open_ && (all || now_ms_() - open_pack_.created_ms >= cfg_.window_ms)) SealLocked();
     if (flushing_) return Status::OK();
     flushing_ = true;
   }
@@ -274,53 +267,33 @@ Status Packer::UnpackPacks(std::vector<Pack>& packs, UnpackStats* stats) {
   }
   // Written by a few threads at once: one PUT per database and run, each
   // waiting on the store.
-  std::atomic<size_t> next{0};
   std::atomic<uint64_t> written{0}, existing{0}, bytes_written{0};
-  Mutex err_mu;
-  Status first_err;
-  const std::string* group = ScopedMetricsGroup::Current();  // the requests count for the caller's group
-  auto work = [&] {
-    ScopedMetricsGroup scope(group);
-    for (size_t i; (i = next.fetch_add(1)) < runs.size();) {
-      const Run& r = runs[i];
-      std::string bytes;
-      Status s = MergeRun(r.members, cfg_.zstd_level, &bytes);
-      if (s.ok()) {
-        PutOptions po;
-        po.if_none_match = true;
-        s = store_->Put(SegmentKey(r.db->first, r.db->second, r.members.front()->header.first_txid,
-                                   r.members.back()->header.last_txid),
-                        bytes, po);
-        if (s.code() == Code::kFailedPrecondition) {
-          existing++;
-          s = Status::OK();
-        } else if (s.ok()) {
-          written++;
-          bytes_written += bytes.size();
-        }
-      }
-      if (!s.ok()) {
-        MutexLock l(err_mu);
-        if (first_err.ok()) first_err = s.Annotate("unpacking " + r.db->first + ": ");
-        next = runs.size();  // stop: the packs stay, the next run writes what is missing
-      }
+  Status s = ForEachParallel(runs.size(), kUnpackThreads, [&](size_t i) {
+    const Run& r = runs[i];
+    std::string bytes;
+    Status m = MergeRun(r.members, cfg_.zstd_level, &bytes);
+    if (!m.ok()) return m.Annotate("unpacking " + r.db->first + ": ");
+    PutOptions po;
+    po.if_none_match = true;
+    m = store_->Put(SegmentKey(r.db->first, r.db->second, r.members.front()->header.first_txid,
+                               r.members.back()->header.last_txid),
+                    bytes, po);
+    if (m.code() == Code::kFailedPrecondition) {
+      existing++;  // left by an unpack a crash interrupted: the same transactions
+      return Status::OK();
     }
-  };
-  std::vector<std::thread> threads;
-  const size_t n = std::min<size_t>(kUnpackThreads, runs.size());
-  for (size_t t = 1; t < n; t++) threads.emplace_back(work);
-  work();
-  for (auto& t : threads) t.join();
+    if (!m.ok()) return m.Annotate("unpacking " + r.db->first + ": ");
+    written++;
+    bytes_written += bytes.size();
+    return Status::OK();
+  });
   stats->objects_written += written;
   stats->objects_existing += existing;
   stats->bytes_written += bytes_written;
-  {
-    MutexLock l(err_mu);
-    if (!first_err.ok()) return first_err;
-  }
+  if (!s.ok()) return s;  // the packs stay; the next run writes what is missing
   std::vector<std::string> keys;
   for (const auto& p : packs) keys.push_back(p.key);
-  Status s = store_->Delete(keys);
+  s = store_->Delete(keys);
   if (!s.ok()) return s.Annotate("deleting unpacked packs: ");
   stats->packs += packs.size();
   return Status::OK();

@@ -100,6 +100,8 @@ class Packer {
     uint64_t member_bytes = 0;       // of members' segments held in memory
     bool read_back = false;          // stored past the memory budget: members dropped, read back to unpack
   };
+  // The open pack becomes the last sealed one.
+  void SealLocked() REQUIRES(mu_);
   Status UnpackPacks(std::vector<Pack>& packs, UnpackStats* stats);
   // Reads a stored pack back (GET) and fills its members from its index.
   Status LoadPack(Pack* p);
