@@ -78,7 +78,6 @@ Status PackIndexCache::Members(ObjectStore* store, const std::string& db_prefix,
     indexes.push_back(it == indexes_.end() ? nullptr : it->second);
   }
   // The indexes not read yet, by a few threads at once (each a ranged GET).
-  Mutex cache_mu;  // (indexes[i] is written by one thread each; the map is ours)
   s = ForEachParallel(packs.size(), kIndexReaders, [&](size_t i) {
     if (indexes[i]) return Status::OK();
     auto fresh = std::make_shared<PackIndex>();
