@@ -138,6 +138,11 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *                      HTTP pool shared by S3 stores, 1..65536. Default: 32, 16.
  *   "fd-budget"        file descriptors held by databases, 1..1048576.
  *                      Default: 1024.
+ *   "malloc-arena-max" at most this many malloc arenas in the whole process
+ *                      (glibc's mallopt(M_ARENA_MAX), set when the
+ *                      replicator opens; not undone): less memory kept after
+ *                      a first-snapshot storm. 0..1024, 0 = leave malloc as
+ *                      it is. Default: 0.
  *   "memory-cap"       bytes of captured changes held in memory while being
  *                      encoded and uploaded; a number with an optional K, M
  *                      or G suffix (powers of 1024, "KiB"/"KB" accepted

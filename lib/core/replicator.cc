@@ -3,6 +3,7 @@
 // that wait (Sync, WaitDurable, Snapshot, Checkpoint), status, metrics and
 // Close. Jobs and timers: core/scheduler.cc; what a job does:
 // core/sync_job.cc; the class: core/replicator_impl.h.
+#include <malloc.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -674,6 +675,10 @@ Status Replicator::Open(const ReplicatorOptions& options, std::unique_ptr<Replic
   if (options.fd_budget < kFdsPerJob)
     return Status::InvalidArgument("fd_budget must be at least " + std::to_string(kFdsPerJob) +
                                    " (one sync job opens up to that many files)");
+  if (options.malloc_arena_max < 0) return Status::InvalidArgument("malloc_arena_max must be 0 (leave malloc as it is) or more");
+#if defined(__GLIBC__)
+  if (options.malloc_arena_max > 0) mallopt(M_ARENA_MAX, options.malloc_arena_max);
+#endif
   auto r = std::make_unique<ReplicatorImpl>(options);
   Status s = r->Init();
   if (!s.ok()) return s;
