@@ -173,7 +173,7 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *   "compression-level" zstd level 1..22. Default: 1.
  *   "compaction-levels" "off", or the compaction levels' intervals joined by
  *                      '+', each a multiple of the one before (see
- *                      docs/FORMAT.md, "Compaction levels"). Default: 30s+5m+1h.
+ *                      docs/FORMAT.md, "Compaction levels"). Default: 10s+1m+10m+1h.
  *   "keep-every-txid"  every transaction stays restorable this long; older
  *                      restore points are the compaction levels' boundaries
  *                      and the snapshots. Default: 1h.
