@@ -223,7 +223,7 @@ REPLITE_C_EXPORT void replite_replicator_destroy(replite_replicator* r);
 /* Starts replicating db_path (which must be in WAL mode unless "enable-wal").
  * replica_url NULL or "": the root "replica-url" + "/" + file name. A new
  * database's first sync (its snapshot) starts once no database was added
- * for 100 ms (at most 1 s later; a sync, wait-durable or notify call starts
+ * for 100 ms (at most 5 s later; a sync, wait-durable or notify call starts
  * it at once), so adding many is not slowed by their snapshots; one with a
  * saved position resumes from it. REPLITE_ERR_ALREADY_EXISTS if added twice
  * (also under another path to the same file: a symlink or hard link),
