@@ -18,6 +18,7 @@
 //                              [--s3 moto]   (replicate to a moto_server started here)
 //                              [--pack MS [--pack-unpack-s S]]  (each mode also with packing:
 //                                            DatabaseOptions::pack_window_ms, pack_unpack_ms)
+//                              [--arena-max N] (ReplicatorOptions::malloc_arena_max)
 //
 // Each measurement runs in a fresh child process so that RSS is not
 // polluted by the setup.
@@ -137,6 +138,7 @@ replite::ReplicatorOptions BaseOptions(const std::string& dir, const std::string
   o.state_dir = dir + "/state";
   o.replica_url = url;
   o.worker_threads = std::atoi(std::getenv("REPLITE_BENCH_WORKERS"));  // set by main (--workers)
+  if (const char* a = std::getenv("REPLITE_BENCH_ARENA_MAX")) o.malloc_arena_max = std::atoi(a);  // --arena-max
   // Room to keep the SQLite connection of each of the 1,000 hot databases
   // at N = 100,000 open between syncs (5 descriptors each, see ConnCache).
   o.fd_budget = kFdBudget;
@@ -451,6 +453,7 @@ int main(int argc, char** argv) {
     else if (args[i] == "--workers") workers = args[i + 1];
     else if (args[i] == "--pack") pack = args[i + 1];
     else if (args[i] == "--pack-unpack-s") unpack = std::to_string(std::atoll(args[i + 1].c_str()) * 1000);
+    else if (args[i] == "--arena-max") setenv("REPLITE_BENCH_ARENA_MAX", args[i + 1].c_str(), 1);  // for the children
     else if (args[i] == "--child") break;
   }
   if (!std::getenv("REPLITE_BENCH_WORKERS")) setenv("REPLITE_BENCH_WORKERS", workers.c_str(), 1);  // for the children
@@ -478,9 +481,10 @@ int main(int argc, char** argv) {
   }
   std::printf("many_dbs: %s databases, 1%% hot at 1 commit/s, %d s per mode, store %s\n", ns.c_str(), seconds,
               url.empty() ? "local directory" : url.c_str());
-  std::printf("machine: %ld cores, %s; fd_budget %d, %s workers (library default %d)\n", sysconf(_SC_NPROCESSORS_ONLN),
-              replite::Version(), kFdBudget, std::getenv("REPLITE_BENCH_WORKERS"),
-              replite::ReplicatorOptions().worker_threads);
+  std::printf("machine: %ld cores, %s; fd_budget %d, %s workers (library default %d), malloc_arena_max %s\n",
+              sysconf(_SC_NPROCESSORS_ONLN), replite::Version(), kFdBudget, std::getenv("REPLITE_BENCH_WORKERS"),
+              replite::ReplicatorOptions().worker_threads,
+              std::getenv("REPLITE_BENCH_ARENA_MAX") ? std::getenv("REPLITE_BENCH_ARENA_MAX") : "0");
   for (const auto& nstr : Split(ns)) {
     const std::string d = dir + "/" + nstr;
     std::string u = "file://" + d + "/replica";

@@ -138,6 +138,11 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *                      HTTP pool shared by S3 stores, 1..65536. Default: 32, 16.
  *   "fd-budget"        file descriptors held by databases, 1..1048576.
  *                      Default: 1024.
+ *   "malloc-arena-max" at most this many malloc arenas in the whole process
+ *                      (glibc's mallopt(M_ARENA_MAX), set when the
+ *                      replicator opens; not undone): less memory kept after
+ *                      a first-snapshot storm. 0..1024, 0 = leave malloc as
+ *                      it is. Default: 0.
  *   "memory-cap"       bytes of captured changes held in memory while being
  *                      encoded and uploaded; a number with an optional K, M
  *                      or G suffix (powers of 1024, "KiB"/"KB" accepted
@@ -228,7 +233,7 @@ REPLITE_C_EXPORT void replite_replicator_destroy(replite_replicator* r);
 /* Starts replicating db_path (which must be in WAL mode unless "enable-wal").
  * replica_url NULL or "": the root "replica-url" + "/" + file name. A new
  * database's first sync (its snapshot) starts once no database was added
- * for 100 ms (at most 1 s later; a sync, wait-durable or notify call starts
+ * for 100 ms (at most 5 s later; a sync, wait-durable or notify call starts
  * it at once), so adding many is not slowed by their snapshots; one with a
  * saved position resumes from it. REPLITE_ERR_ALREADY_EXISTS if added twice
  * (also under another path to the same file: a symlink or hard link),

@@ -41,7 +41,9 @@ TEST_CASE("config: values the CLI used to take loosely are refused by the shared
                                          {"worker-threads", "0x10"},
                                          {"worker-threads", "2abc"},
                                          {"state-dir", ""},
-                                         {"memory-cap", "1T"}}) {
+                                         {"memory-cap", "1T"},
+                                         {"malloc-arena-max", "-1"},
+                                         {"malloc-arena-max", "2x"}}) {
     ReplicatorOptions o;
     const ReplicatorOptions before;
     Status s = config::ApplyReplicatorOption(&o, c.key, c.value);
@@ -78,6 +80,9 @@ TEST_CASE("config: values the CLI used to take loosely are refused by the shared
   CHECK(o.defaults.snapshot_interval_ms == 90 * 60 * 1000);
   REQUIRE(config::ApplyReplicatorOption(&o, "retention", "0s").ok());
   CHECK(o.defaults.retention_ms == 0);
+  CHECK(o.malloc_arena_max == 0);  // malloc left as it is unless asked
+  REQUIRE(config::ApplyReplicatorOption(&o, "malloc-arena-max", "2").ok());
+  CHECK(o.malloc_arena_max == 2);
   CHECK(o.defaults.compaction_levels_ms == std::vector<int64_t>{10000, 60000, 600000, 3600000});
   REQUIRE(config::ApplyReplicatorOption(&o, "compaction-levels", "1m+10m").ok());
   CHECK(o.defaults.compaction_levels_ms == std::vector<int64_t>{60000, 600000});

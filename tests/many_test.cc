@@ -421,8 +421,11 @@ TEST_CASE("a cold start gives the first-snapshot burst's memory back", "[many][m
   // (Under a sanitizer's allocator RSS says nothing about ours.)
   const double per_db = (ProcStatus("RssAnon:") - rss0) * 1024.0 / kN;
   INFO("anonymous RSS per database after the cold start settled: " << per_db << " B");
-  // Measured 2,160-6,762 B here run to run (the old code: 15,664).
-  CHECK(per_db < 9000);
+  // Measured 2,160-6,762 B here run to run before the slot was cut to 336
+  // bytes and first syncs waited for Adds to pause up to 5 s, 1,681-1,999
+  // after (3 runs beside a 100,000-database benchmark); the old code:
+  // 15,664.
+  CHECK(per_db < 7000);
 #endif
   REQUIRE(r->Close().ok());
 }

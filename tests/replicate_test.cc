@@ -712,7 +712,7 @@ TEST_CASE("a database synced right after Add gets no deferred first sync of its 
   REQUIRE(r->Add(db).ok());
   REQUIRE(r->Sync(db).ok());
   w.Exec("INSERT INTO t(v) VALUES (1)");
-  // Past the longest the deferred first syncs wait (1 s after the Add).
+  // Past when the deferred first syncs start (no Add for 100 ms).
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   DatabaseStatus st;
   REQUIRE(r->GetStatus(db, &st).ok());

@@ -96,7 +96,7 @@ class REPLITE_EXPORT Replicator {
   // its replica is another database's; kFailedPrecondition if it is
   // not in WAL mode (unless options.enable_wal); kNotFound if missing.
   // A new database's first sync (its snapshot) runs on the pool once no
-  // database was added for 100 ms (at most 1 s after the Add; Sync,
+  // database was added for 100 ms (at most 5 s after the Add; Sync,
   // WaitDurable or Notify start it at once), so adding 100,000 is not
   // slowed by their snapshots on the same cores.
   virtual Status Add(const std::string& path, const DatabaseOptions& options) = 0;

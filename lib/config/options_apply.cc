@@ -15,7 +15,7 @@ constexpr const char* kDbKeys =
     "keep-every-txid, pack-window-ms, pack-max-bytes, pack-unpack";
 constexpr const char* kReplicatorKeys =
     "state-dir, worker-threads, max-connections, max-connections-per-host, fd-budget, memory-cap, ca-file, "
-    "verify-tls, position-flush-ms, spool-cap, lease-ttl, snapshot-verify-max";
+    "verify-tls, position-flush-ms, spool-cap, lease-ttl, snapshot-verify-max, malloc-arena-max";
 
 // ParseDuration's bare_ms: the keys named "...-ms" take a bare number as
 // milliseconds; the others need a unit.
@@ -113,6 +113,8 @@ Status ApplyReplicatorOption(ReplicatorOptions* o, std::string_view key, std::st
     if ((s = ParseInt(n, v, 1, 65536, &i)).ok()) o->max_connections_per_host = int(i);
   } else if (key == "fd-budget") {
     if ((s = ParseInt(n, v, 1, 1 << 20, &i)).ok()) o->fd_budget = int(i);
+  } else if (key == "malloc-arena-max") {
+    if ((s = ParseInt(n, v, 0, 1024, &i)).ok()) o->malloc_arena_max = int(i);
   } else if (key == "memory-cap") {
     uint64_t b = 0;
     if ((s = ParseBytes(n, v, &b)).ok()) {

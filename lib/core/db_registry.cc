@@ -11,10 +11,11 @@ namespace replite {
 namespace {
 
 // The heap bytes of a slot without its DbExtra: the slot and its shared_ptr
-// control block (make_shared), its path, its target. A DbExtra counts
+// control block (make_shared), its file name, its target (directory names
+// are shared: the registry's tables count them). A DbExtra counts
 // kExtraBytes (its error text and hooks are not counted).
 uint64_t SlotBytes(const DbSlot& s) {
-  uint64_t b = MallocChunk(sizeof(DbSlot) + 16) + StringHeap(s.path);
+  uint64_t b = MallocChunk(sizeof(DbSlot) + 16) + StringHeap(s.name);
   if (s.target) b += MallocChunk(sizeof(DbTarget)) + StringHeap(s.target->url_str) + StringHeap(s.target->url.prefix);
   return b;
 }
@@ -36,17 +37,17 @@ std::string ReplicaNameFor(const std::string& db_path) {
 
 ReplicaRef ReplicaRefOf(const DbSlot& s) {
   if (s.target) return {s.target->store.get(), s.target->health.get(), s.target->url.prefix, s.target->url_str};
-  const ReplicaUrl url = s.cfg->root.Child(ReplicaNameFor(s.path));
+  const ReplicaUrl url = s.cfg->root.Child(ReplicaNameFor(s.name));
   return {s.cfg->store.get(), s.cfg->health.get(), url.prefix, url.ToString()};
 }
 
 uint32_t DbRegistry::FindPath(std::string_view p) const {
   const SlotPtr* slots = slots_.data();  // (the lambda runs under our lock)
-  return by_path_.Find(PathHash(p), [&](uint32_t id) { return slots[id]->path == p; });
+  return by_path_.Find(PathHash(p), [&](uint32_t id) { return slots[id]->PathIs(p); });
 }
 
 Status DbRegistry::Insert(const SlotPtr& slot, const std::string& url) {
-  const std::string& path = slot->path;
+  const std::string path = slot->path();
   WriterLock l(mu_);
   if (FindPath(path) != FlatIdTable::kNone)
     return Status::AlreadyExists("database " + path + " is already being replicated");
@@ -60,7 +61,7 @@ Status DbRegistry::Insert(const SlotPtr& slot, const std::string& url) {
                                            slots[id]->file_ino == slot->file_ino;
                                   });
       id != FlatIdTable::kNone)
-    return Status::AlreadyExists("database " + path + " is the same file as " + slots_[id]->path +
+    return Status::AlreadyExists("database " + path + " is the same file as " + slots_[id]->path() +
                                  ", which is already being replicated (a symlink or hard link to it): add it "
                                  "once, under one path");
   // One database per replica (two would share one manifest and serve
@@ -69,7 +70,7 @@ Status DbRegistry::Insert(const SlotPtr& slot, const std::string& url) {
   if (uint32_t id = by_url_.Find(url_hash, [&](uint32_t id) { return ReplicaRefOf(*slots[id]).url == url; });
       id != FlatIdTable::kNone)
     return Status::AlreadyExists(
-        "database " + path + " would replicate to " + url + ", which database " + slots_[id]->path +
+        "database " + path + " would replicate to " + url + ", which database " + slots_[id]->path() +
         " already uses" +
         (slot->target ? std::string(" (give each database its own replica URL)")
                       : std::string(" (under one replica root the replica is named after the file name "
@@ -99,7 +100,7 @@ void DbRegistry::Erase(const DbSlot& slot, const std::string& url) {
   }
   slot_bytes_ -= bytes;
   WriterLock l(mu_);
-  by_path_.Erase(PathHash(slot.path), slot.id);
+  by_path_.Erase(PathHash(slot.path()), slot.id);
   by_url_.Erase(UrlHash(url), slot.id);
   by_file_.Erase(FileHash(slot), slot.id);
   slots_[slot.id].reset();
@@ -131,7 +132,7 @@ std::vector<std::string> DbRegistry::Paths() const {
   {
     ReaderLock l(mu_);
     for (const auto& s : slots_)
-      if (s) v.push_back(s->path);
+      if (s) v.push_back(s->path());
   }
   std::sort(v.begin(), v.end());
   return v;
@@ -144,6 +145,7 @@ void DbRegistry::MemoryBytes(uint64_t* slots, uint64_t* tables) {
     tb += MallocChunk(slots_.capacity() * sizeof(SlotPtr)) + MallocChunk(free_ids_.capacity() * sizeof(uint32_t));
     tb += by_path_.HeapBytes() + by_url_.HeapBytes() + by_file_.HeapBytes();
   }
+  tb += InternedDir::HeapBytes();  // (the process's: every Replicator's directories)
   *slots = slot_bytes_.load();
   *tables = tb;
 }

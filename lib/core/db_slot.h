@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/position.h"
@@ -17,6 +18,7 @@
 #include "replite/options.h"
 #include "replite/sys/object_store.h"
 #include "store/replica_url.h"
+#include "util/interned_dir.h"
 #include "util/thread_annotations.h"
 
 struct sqlite3;
@@ -49,41 +51,55 @@ struct DbExtra {
 enum class JobState : uint8_t { kIdle, kQueued, kRunning };
 
 struct DbSlot {
-  std::string path;                 // absolute
+  // The absolute path, as the directory (shared with the other databases
+  // in it) and the file name (held inline up to 15 bytes).
+  InternedDir dir;
+  std::string name;
+  std::string path() const { return dir.str() + '/' + name; }
+  bool PathIs(std::string_view p) const {
+    const std::string& d = dir.str();
+    return p.size() == d.size() + 1 + name.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/' &&
+           p.compare(d.size() + 1, name.size(), name) == 0;
+  }
+  void SetPath(const std::string& abs_path) {
+    const size_t k = abs_path.rfind('/');
+    dir = InternedDir(std::string_view(abs_path).substr(0, k == std::string::npos ? 0 : k));
+    name = abs_path.substr(k == std::string::npos ? 0 : k + 1);
+  }
   std::shared_ptr<const DbConfig> cfg;
   std::unique_ptr<DbTarget> target;  // null: cfg->root + name
   uint64_t file_dev = 0, file_ino = 0;  // the file at Add: another path to it is the same database
-  uint32_t id = 0;
   Mutex* stripe = nullptr;  // set with `id` by DbRegistry::Insert; guards the fields below
+  uint32_t id = 0;
 
-  // guarded
+  // guarded (ordered by size so that no padding is left: 100,000 slots)
   JobState state GUARDED_BY(stripe) = JobState::kIdle;  // changed only by ReplicatorImpl::SetJobState
-  bool rerun GUARDED_BY(stripe) = false;
-  bool removed GUARDED_BY(stripe) = false;
-  bool notify_pending GUARDED_BY(stripe) = false;
-  bool notified GUARDED_BY(stripe) = false;        // Notify/Attach seen: never polled again
-  bool watched GUARDED_BY(stripe) = false;         // its directory has an inotify watch (core/dir_watch.h)
-  bool wake_pending GUARDED_BY(stripe) = false;    // a change wakeup is armed (batched like Notify)
-  bool want_snapshot GUARDED_BY(stripe) = false;
-  bool want_checkpoint GUARDED_BY(stripe) = false;
-  bool want_truncate GUARDED_BY(stripe) = false;
-  bool want_probe GUARDED_BY(stripe) = false;
-  bool has_error GUARDED_BY(stripe) = false;
+  uint8_t poll_shift GUARDED_BY(stripe) = 0;       // poll interval = base << shift (adaptive back-off)
+  uint8_t gen_churn GUARDED_BY(stripe) = 0;        // generations started in quick succession (see DatabaseStatus)
+  bool rerun : 1 GUARDED_BY(stripe) = false;
+  bool removed : 1 GUARDED_BY(stripe) = false;
+  bool notify_pending : 1 GUARDED_BY(stripe) = false;
+  bool notified : 1 GUARDED_BY(stripe) = false;        // Notify/Attach seen: never polled again
+  bool watched : 1 GUARDED_BY(stripe) = false;         // its directory has an inotify watch (core/dir_watch.h)
+  bool wake_pending : 1 GUARDED_BY(stripe) = false;    // a change wakeup is armed (batched like Notify)
+  bool want_snapshot : 1 GUARDED_BY(stripe) = false;
+  bool want_checkpoint : 1 GUARDED_BY(stripe) = false;
+  bool want_truncate : 1 GUARDED_BY(stripe) = false;
+  bool want_probe : 1 GUARDED_BY(stripe) = false;
+  bool has_error : 1 GUARDED_BY(stripe) = false;
   // pos is known not to lag the store: this process shipped from it, started
   // its generation, or compared it with the store's last txid. A position
   // loaded after a crash may lag (positions are saved in batches); until
   // checked, an unknown WAL epoch is not adopted without that comparison.
-  bool pos_checked GUARDED_BY(stripe) = false;
+  bool pos_checked : 1 GUARDED_BY(stripe) = false;
   // The lease was taken over from another instance: what it wrote may be
   // ahead of pos, so the next capture starts a new generation above it.
-  bool lease_taken_over GUARDED_BY(stripe) = false;
-  uint16_t poll_shift GUARDED_BY(stripe) = 0;      // poll interval = base << shift (adaptive back-off)
+  bool lease_taken_over : 1 GUARDED_BY(stripe) = false;
   // Segments handed to a pack (replica/packer.h) and not yet stored: the
   // position is not saved, the frames not checkpointed and durable_txid not
   // advanced past them until they are.
   uint16_t pack_pending GUARDED_BY(stripe) = 0;
   uint32_t lease_epoch GUARDED_BY(stripe) = 0;     // LeaseKeeper epoch the lease was taken at (0: not held)
-  uint8_t gen_churn GUARDED_BY(stripe) = 0;        // generations started in quick succession (see DatabaseStatus)
   uint32_t last_gen_s GUARDED_BY(stripe) = 0;      // wall-clock second the last generation started (0: none yet)
   uint32_t compacted_s GUARDED_BY(stripe) = 0;     // wall-clock second of the last compaction run (0: none since Add)
   uint32_t spooled GUARDED_BY(stripe) = 0;         // segments waiting in the upload spool (captured, not yet durable)
@@ -95,6 +111,10 @@ struct DbSlot {
   // The newest request answered by a job while segments were in packs: it
   // becomes durable_seq once they are stored.
   uint32_t pack_seq GUARDED_BY(stripe) = 0;
+  uint32_t segments GUARDED_BY(stripe) = 0;
+  uint32_t snapshots GUARDED_BY(stripe) = 0;
+  uint32_t checkpoints GUARDED_BY(stripe) = 0;
+  uint32_t generations GUARDED_BY(stripe) = 0;
   uint64_t timer_seq GUARDED_BY(stripe) = 0;       // the armed poll timer entry (TimerKind::kPoll); stale entries carry another value
   int64_t wal_size GUARDED_BY(stripe) = -1;        // WAL stat at the last capture
   int64_t wal_mtime_ns GUARDED_BY(stripe) = -1;
@@ -103,10 +123,6 @@ struct DbSlot {
   int64_t last_sync_ms GUARDED_BY(stripe) = 0;
   Position pos GUARDED_BY(stripe);                 // captured (durable, or spooled after durable_txid)
   uint64_t durable_txid GUARDED_BY(stripe) = 0;    // last transaction in the store
-  uint32_t segments GUARDED_BY(stripe) = 0;
-  uint32_t snapshots GUARDED_BY(stripe) = 0;
-  uint32_t checkpoints GUARDED_BY(stripe) = 0;
-  uint32_t generations GUARDED_BY(stripe) = 0;
   uint64_t bytes GUARDED_BY(stripe) = 0;
   std::unique_ptr<DbExtra> extra GUARDED_BY(stripe);
 };

@@ -90,7 +90,7 @@ Status ReplicatorImpl::ShipPacked(DbSlot& s, const ReplicaRef& ref, bool probe, 
     }
     if (fits && spooled == 0 && (probe || g->health->MayTry(NowMono()))) {
       auto note = std::make_shared<PackedPos>();
-      note->path = s.path;
+      note->path = s.path();
       note->url = ref.url;
       note->pos = res.pos;
       note->wal_size = wal_size;
@@ -135,7 +135,7 @@ Status ReplicatorImpl::ShipPacked(DbSlot& s, const ReplicaRef& ref, bool probe, 
       return w;
     }
     *handled = true;
-    return Status::Unavailable("database " + s.path + ": " + std::to_string(pending) +
+    return Status::Unavailable("database " + s.path() + ": " + std::to_string(pending) +
                                " segments wait in a pack being stored to " + ref.url +
                                " (the store fails or is slow); newer changes wait in the WAL meanwhile");
   }
@@ -154,7 +154,7 @@ Status ReplicatorImpl::WaitPacked(DbSlot& s, int64_t timeout_ms) {
     Status st = g->packer->Flush(true);
     if (!st.ok()) {
       g->health->Failure(NowMono());
-      return Status(st.code(), "database " + s.path + ": its latest segments wait in a pack that is not stored: " +
+      return Status(st.code(), "database " + s.path() + ": its latest segments wait in a pack that is not stored: " +
                                    st.message());
     }
   }
@@ -162,7 +162,7 @@ Status ReplicatorImpl::WaitPacked(DbSlot& s, int64_t timeout_ms) {
   Cv(s).wait_for(l.native(), std::chrono::milliseconds(timeout_ms),
                  [&]() REQUIRES(s.stripe) { return s.pack_pending == 0 || stopped_.load(); });
   if (s.pack_pending == 0) return Status::OK();
-  return Status::Unavailable("database " + s.path + ": " + std::to_string(s.pack_pending) +
+  return Status::Unavailable("database " + s.path() + ": " + std::to_string(s.pack_pending) +
                              " segments still wait in a pack being stored after " + std::to_string(timeout_ms / 1000) +
                              " s (the store fails or is slow)");
 }
@@ -178,7 +178,7 @@ void ReplicatorImpl::OnPackStored(PackGroup& g, std::vector<PackMember>& members
   for (PackMember& m : members) {
     auto* note = static_cast<PackedPos*>(m.note.get());
     SlotPtr s = ById(m.db_id);
-    if (!s || s->path != note->path) continue;  // removed meanwhile
+    if (!s || !s->PathIs(note->path)) continue;  // removed meanwhile
     // Saved before the pending count drops: a job that then finds none
     // pending saves a newer position after this one.
     positions_.Put(note->path, note->url, note->pos, note->wal_size, note->wal_mtime);

@@ -11,28 +11,31 @@
 namespace replite {
 
 struct Position {
+  // (8-byte fields first, then 4-byte, then the flags: no padding inside,
+  // one is kept in every database's slot)
   uint64_t gen = 0;         // generation id (0: nothing captured yet)
   uint64_t txid = 0;        // last captured transaction (durable once uploaded)
   int64_t txid_ts_ms = 0;   // its capture time
-  uint32_t page_size = 0;
-  uint32_t db_pages = 0;    // database size at txid
   uint64_t checksum = 0;    // content checksum at txid (XOR of page hashes)
-  // WAL epoch and offset: frames [0, frames) of the epoch with these salts
-  // are captured; (cksum1, cksum2) is the checksum chain after them.
-  bool has_wal = false;
-  uint32_t salt1 = 0, salt2 = 0, ckpt_seq = 0;
+  // WAL epoch and offset: frames [0, frames) of the epoch with salts
+  // (salt1, salt2) are captured; (cksum1, cksum2) is the checksum chain
+  // after them. Meaningful when has_wal.
   uint64_t frames = 0;
-  uint32_t cksum1 = 0, cksum2 = 0;
-  // We checkpointed every captured frame into the database while holding
-  // the write lock: the next epoch (salt1 + 1, ckpt_seq + 1) starts from the
-  // state at txid and is not a loss of frames.
-  bool expect_restart = false;
   // mtime of the database file when this position was captured: with no
   // WAL, a newer mtime means a WAL came and went (its last connection
   // checkpointed and deleted it) and must be treated as an unknown epoch.
   int64_t db_mtime_ns = 0;
   int64_t snapshot_ms = 0;   // time of the generation's last snapshot
   uint64_t snapshot_txid = 0;
+  uint32_t page_size = 0;
+  uint32_t db_pages = 0;    // database size at txid
+  uint32_t salt1 = 0, salt2 = 0, ckpt_seq = 0;
+  uint32_t cksum1 = 0, cksum2 = 0;
+  bool has_wal = false;
+  // We checkpointed every captured frame into the database while holding
+  // the write lock: the next epoch (salt1 + 1, ckpt_seq + 1) starts from the
+  // state at txid and is not a loss of frames.
+  bool expect_restart = false;
 
   bool valid() const { return gen != 0; }
   std::string generation() const { return gen ? Hex16(gen) : std::string(); }

@@ -9,6 +9,14 @@
 #include "util/file_util.h"
 
 namespace replite {
+namespace {
+
+// Each connection's page cache, bounded (SQLite's default is 2 MB each):
+// a Load touches the B-tree's interior pages and one leaf, which the OS's
+// page cache holds anyway; a flush's batch is written in key order.
+constexpr const char* kCachePragma = "PRAGMA cache_size=-256";
+
+}  // namespace
 
 PositionStore::~PositionStore() {
   Flush();
@@ -48,6 +56,13 @@ Status PositionStore::Open(const std::string& path) {
     sqlite3_free(err);
     return Status::IOError("position store " + path + ": " + msg);
   }
+  sqlite3_exec(db_, kCachePragma, nullptr, nullptr, nullptr);
+  {
+    sqlite3_stmt* any = nullptr;
+    if (sqlite3_prepare_v2(db_, "SELECT 1 FROM positions LIMIT 1", -1, &any, nullptr) == SQLITE_OK)
+      none_saved_ = sqlite3_step(any) == SQLITE_DONE;
+    sqlite3_finalize(any);
+  }
   // Stores written by an earlier version lack the WAL stat columns.
   for (const char* col : {"wal_size", "wal_mtime"}) {
     std::string sql = std::string("ALTER TABLE positions ADD COLUMN ") + col + " INTEGER NOT NULL DEFAULT -1";
@@ -62,6 +77,7 @@ Status PositionStore::Open(const std::string& path) {
     return Status::IOError("position store " + path + ": " + msg);
   }
   sqlite3_busy_timeout(rdb_, 10000);
+  sqlite3_exec(rdb_, kCachePragma, nullptr, nullptr, nullptr);
   if (sqlite3_prepare_v2(rdb_, "SELECT url, pos, wal_size, wal_mtime FROM positions WHERE path = ?", -1, &load_,
                          nullptr) != SQLITE_OK)
     return Status::IOError(std::string("position store: ") + sqlite3_errmsg(rdb_));
@@ -87,6 +103,7 @@ Status PositionStore::Load(const std::string& db_path, const std::string& url, P
     if (auto it = pending_.find(db_path); it != pending_.end()) return from(it->second);
     if (inflight_)
       if (auto it = inflight_->find(db_path); it != inflight_->end()) return from(it->second);
+    if (none_saved_) return Status::OK();
   }
   // Otherwise what is saved is the newest: read it on the reader
   // connection, which a flush in progress (its fsync) does not block.
@@ -141,6 +158,7 @@ Status PositionStore::Flush() {
     if (!db_ || pending_.empty()) return Status::OK();
     batch.swap(pending_);
     pending_bytes_ = 0;
+    none_saved_ = false;  // (the batch stays findable in inflight_ until written)
     inflight_ = &batch;  // Load still finds these until they are saved
   }
   struct Landed {  // the batch is saved or queued again: no longer in flight

@@ -58,6 +58,10 @@ class PositionStore {
   std::map<std::string, Pending> pending_;
   std::map<std::string, Pending>* inflight_ = nullptr;  // the batch a Flush is writing (guarded by mu_)
   uint64_t pending_bytes_ = 0;           // heap bytes of pending_ (guarded by mu_)
+  // positions.db held no row at Open and no Flush has written since: Load
+  // finds nothing there, and does not read it (a cold start's 100,000 Adds
+  // each skip a query). Guarded by mu_.
+  bool none_saved_ = false;
   std::atomic<uint64_t> rconn_bytes_{0};  // SqliteConnBytes(rdb_), updated under read_mu_
   std::atomic<uint64_t> conn_bytes_{0};   // SqliteConnBytes(db_), updated under flush_mu_
   sqlite3_stmt* load_ = nullptr;

@@ -3,6 +3,7 @@
 // that wait (Sync, WaitDurable, Snapshot, Checkpoint), status, metrics and
 // Close. Jobs and timers: core/scheduler.cc; what a job does:
 // core/sync_job.cc; the class: core/replicator_impl.h.
+#include <malloc.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -146,8 +147,8 @@ std::shared_ptr<const DbConfig> ReplicatorImpl::ConfigFor(const DatabaseOptions&
 Status ReplicatorImpl::AddWith(const std::string& raw_path, std::shared_ptr<const DbConfig> cfg) {
   if (closed_) return Status::Cancelled("replicator is closed");
   auto slot = std::make_shared<DbSlot>();
-  slot->path = AbsolutePath(raw_path);
-  const std::string& path = slot->path;
+  const std::string path = AbsolutePath(raw_path);
+  slot->SetPath(path);
   const DatabaseOptions& o = cfg->opts;
   if (!o.replica_url.empty()) {
     auto t = std::make_unique<DbTarget>();
@@ -273,9 +274,9 @@ Status ReplicatorImpl::Remove(const std::string& raw_path) {
     watched = slot->watched;
   }
   // Not durable yet: adding the database again must upload it first.
-  if (spooled) upload_spool_.ReturnBacklog(slot->path, UrlOf(*slot));
+  if (spooled) upload_spool_.ReturnBacklog(slot->path(), UrlOf(*slot));
   ReleaseLease(*slot);
-  if (watched) watch_.Unwatch(DirName(slot->path));
+  if (watched) watch_.Unwatch(DirName(slot->path()));
   reg_.Erase(*slot, UrlOf(*slot));
   return positions_.Flush();
 }
@@ -329,7 +330,7 @@ int ReplicatorImpl::WalHook(void* arg, sqlite3*, const char* name, int) {
 
 void ReplicatorImpl::NotifyById(uint32_t id, const std::string& path) {
   SlotPtr slot = ById(id);
-  if (slot && slot->path == path) NotifySlot(*slot);
+  if (slot && slot->PathIs(path)) NotifySlot(*slot);
 }
 
 Status ReplicatorImpl::Attach(const std::string& path, sqlite3* conn) {
@@ -337,13 +338,13 @@ Status ReplicatorImpl::Attach(const std::string& path, sqlite3* conn) {
   SlotPtr slot = Find(AbsolutePath(path));
   if (!slot) return Status::NotFound("database " + path + " is not being replicated (Add it before Attach)");
   const char* file = sqlite3_db_filename(conn, "main");
-  if (!file || AbsolutePath(file) != slot->path)
+  if (!file || !slot->PathIs(AbsolutePath(file)))
     return Status::InvalidArgument("Attach: the connection is to " + std::string(file ? file : "?") + ", not " +
-                                   slot->path);
+                                   slot->path());
   // hook_mu_ serializes hook changes (Attach against Remove/Close/Detach of
   // the same database); it is never taken by the hook itself.
   MutexLock hl(hook_mu_);
-  auto* ctx = new HookCtx{this, slot->id, slot->path};
+  auto* ctx = new HookCtx{this, slot->id, slot->path()};
   {
     MutexLock l(Stripe(*slot));
     if (slot->removed) {
@@ -354,7 +355,7 @@ Status ReplicatorImpl::Attach(const std::string& path, sqlite3* conn) {
     for (const auto& h : slot->extra->hooks)
       if (h.first == conn) {
         delete ctx;
-        return Status::AlreadyExists("Attach: connection already attached to " + slot->path);
+        return Status::AlreadyExists("Attach: connection already attached to " + slot->path());
       }
     slot->extra->hooks.push_back({conn, ctx});
     slot->notified = true;
@@ -383,7 +384,7 @@ Status ReplicatorImpl::Detach(const std::string& path, sqlite3* conn) {
       hooks->erase(hooks->begin() + i);
     }
   }
-  if (!ctx) return Status::NotFound("Detach: connection is not attached to " + slot->path);
+  if (!ctx) return Status::NotFound("Detach: connection is not attached to " + slot->path());
   Unhook({{conn, ctx}});
   return Status::OK();
 }
@@ -440,14 +441,14 @@ Status ReplicatorImpl::Request(const std::string& path, bool snapshot, bool chec
     Cv(*slot).wait(l.native(), done);
   } else if (!Cv(*slot).wait_for(l.native(), std::chrono::milliseconds(timeout_ms), done)) {
     if (durable) *durable = slot->durable_txid;
-    return Status::Timeout("database " + slot->path + ": not durable after " + std::to_string(timeout_ms) +
+    return Status::Timeout("database " + slot->path() + ": not durable after " + std::to_string(timeout_ms) +
                            " ms (durable txid " + std::to_string(slot->durable_txid) +
                            (slot->has_error ? "; last error: " + slot->extra->last_error : "") + ")");
   }
   if (slot->removed && int32_t(slot->done_seq - seq) < 0) return Status::Cancelled("database " + path + " was removed");
   if (!reached() && !slot->removed && stopped_) {
     if (durable) *durable = slot->durable_txid;
-    return Status::Cancelled("database " + slot->path + ": the replicator was closed before this was durable (durable txid " +
+    return Status::Cancelled("database " + slot->path() + ": the replicator was closed before this was durable (durable txid " +
                              std::to_string(slot->durable_txid) +
                              (slot->has_error ? "; last error: " + slot->extra->last_error : "") + ")");
   }
@@ -470,7 +471,7 @@ Status ReplicatorImpl::GetStatus(const std::string& path, DatabaseStatus* out) {
 void ReplicatorImpl::StatusOf(DbSlot& s, DatabaseStatus* out) {
   MutexLock l(Stripe(s));
   *out = DatabaseStatus();
-  out->path = s.path;
+  out->path = s.path();
   out->replica_url = UrlOf(s);
   out->generation = s.pos.generation();
   out->durable_txid = s.durable_txid;
@@ -695,6 +696,10 @@ Status Replicator::Open(const ReplicatorOptions& options, std::unique_ptr<Replic
   if (options.fd_budget < kFdsPerJob)
     return Status::InvalidArgument("fd_budget must be at least " + std::to_string(kFdsPerJob) +
                                    " (one sync job opens up to that many files)");
+  if (options.malloc_arena_max < 0) return Status::InvalidArgument("malloc_arena_max must be 0 (leave malloc as it is) or more");
+#if defined(__GLIBC__)
+  if (options.malloc_arena_max > 0) mallopt(M_ARENA_MAX, options.malloc_arena_max);
+#endif
   auto r = std::make_unique<ReplicatorImpl>(options);
   Status s = r->Init();
   if (!s.ok()) return s;

@@ -48,7 +48,7 @@ bool LegalTransition(JobState from, JobState to) {
 void ReplicatorImpl::SetJobState(DbSlot& s, JobState to) {
   if (!LegalTransition(s.state, to)) {
     // A bug in this file: say which, whatever the build type.
-    std::fprintf(stderr, "replite: database %s: illegal job state change %s -> %s\n", s.path.c_str(),
+    std::fprintf(stderr, "replite: database %s: illegal job state change %s -> %s\n", s.path().c_str(),
                  JobStateName(s.state), JobStateName(to));
     std::abort();
   }
@@ -268,7 +268,7 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
   if (st.ok() && notified_at != 0)
     m_.Observe("replite_commit_to_durable_seconds", group,
                double((durable_ms != 0 ? durable_ms : NowMs()) - notified_at) / 1e3);
-  if (!st.ok()) Log("database " + s->path + ": " + st.ToString());
+  if (!st.ok()) Log("database " + s->path() + ": " + st.ToString());
 
   MutexLock l(Stripe(*s));
   if (!st.ok()) {

@@ -39,7 +39,7 @@ Status ReplicatorImpl::ResolveTxidFloor(DbSlot& s, const ReplicaRef& ref, uint64
   // Spooled segments are on their way to the store (after a crash they
   // may even be ahead of the saved position).
   std::vector<SpoolEntry> spooled;
-  st = upload_spool_.List(s.path, ref.url, &spooled);
+  st = upload_spool_.List(s.path(), ref.url, &spooled);
   if (!st.ok()) return st;
   for (const auto& e : spooled) max_txid = std::max(max_txid, e.last_txid);
   *floor = max_txid;
@@ -77,10 +77,10 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   // so a commit racing the capture shows up as a change next time).
   struct stat st;
   int64_t wal_size = 0, wal_mtime = 0;
-  if (::stat((s.path + "-wal").c_str(), &st) == 0) {
+  if (::stat((s.path() + "-wal").c_str(), &st) == 0) {
     wal_size = st.st_size;
     wal_mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  } else if (::stat(s.path.c_str(), &st) == 0) {
+  } else if (::stat(s.path().c_str(), &st) == 0) {
     // No WAL: a writer may have checkpointed and deleted it; the
     // database file tells (a second stat only in that case).
     wal_size = -1 - st.st_size;
@@ -133,7 +133,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   }
   *captured = true;
   CaptureRequest req;
-  req.db_path = s.path;
+  req.db_path = s.path();
   req.enable_wal = o.enable_wal;
   req.zstd_level = o.compression_level;
   req.now_ms = now;
@@ -165,7 +165,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
 
   // A hot database's connection is kept between syncs; it goes back to
   // the cache unless a capture failed (then it is closed and reopened).
-  std::unique_ptr<KeptDb> conn = conns_.Take(s.id, s.path);
+  std::unique_ptr<KeptDb> conn = conns_.Take(s.id, s.path());
   req.conn = &conn->conn;
   req.frame_index = &conn->frames;
   req.pin = &conn->pin;
@@ -174,7 +174,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     DbSlot& s;
     std::unique_ptr<KeptDb>& conn;
     ~KeepConn() {
-      if (conn) r->conns_.Put(s.id, s.path, std::move(conn), r->NowMono());
+      if (conn) r->conns_.Put(s.id, s.path(), std::move(conn), r->NowMono());
     }
   } keep{this, s, conn};
 
@@ -202,7 +202,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     if (floor <= pos.txid) {
       pos_checked = req.may_adopt_epoch = true;
     } else {
-      Log("database " + s.path + ": the saved position (txid " + std::to_string(pos.txid) +
+      Log("database " + s.path() + ": the saved position (txid " + std::to_string(pos.txid) +
           ") lags the replica (txid " + std::to_string(floor) + "): a crash after uploads it had not saved");
       pos.txid = floor;
       req.allow_new_generation = true;
@@ -212,7 +212,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     if (!cs.ok()) return cs;
   }
   if (res.drift) {
-    Log("database " + s.path + ": " + res.reason + "; starting a new generation");
+    Log("database " + s.path() + ": " + res.reason + "; starting a new generation");
     pos.gen = 0;
     req.want_snapshot = false;
     res.needs_new_generation = true;
@@ -287,7 +287,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
       }
     }
     CleanupCapture(tail);
-    if (!ts.ok()) Log("database " + s.path + ": checkpoint deferred: " + ts.ToString());
+    if (!ts.ok()) Log("database " + s.path() + ": checkpoint deferred: " + ts.ToString());
   }
   *changed = res.has_segment || res.has_snapshot;
   bool save_pos;
@@ -316,7 +316,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     }
   }
   if (churn >= kChurnReport && (churn & (churn - 1)) == 0) ReportChurn(s, churn, res.reason, now);
-  if (save_pos) positions_.Put(s.path, ref.url, res.pos, wal_size, wal_mtime);
+  if (save_pos) positions_.Put(s.path(), ref.url, res.pos, wal_size, wal_mtime);
   const Labels group{{"group", o.metrics_group}};
   if (res.pos.txid > pos.txid && !res.new_generation)
     m_.Add("replite_transactions_total", group, double(res.pos.txid - pos.txid));
@@ -331,9 +331,9 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     Status rst = ApplyRetention(ref.store, ref.prefix, now, o.retention_ms, &rs,
                                 [&] { return leases_->VerifyHeld(ref.store, ref.prefix); });
     if (!rst.ok()) {
-      Log("database " + s.path + ": retention: " + rst.ToString());
+      Log("database " + s.path() + ": retention: " + rst.ToString());
     } else if (rs.objects_deleted > 0 || rs.abandoned_removed > 0) {
-      Log("database " + s.path + ": retention deleted " + std::to_string(rs.objects_deleted) + " objects (" +
+      Log("database " + s.path() + ": retention deleted " + std::to_string(rs.objects_deleted) + " objects (" +
           std::to_string(rs.generations_deleted) + " generations) and " + std::to_string(rs.abandoned_removed) +
           " abandoned uploads");
     }
@@ -389,13 +389,13 @@ void ReplicatorImpl::Compact(DbSlot& s, const ReplicaRef& ref, const Position& p
     m_.Add("replite_compaction_inputs_total", {{"group", o.metrics_group}, {"source", "store"}},
            double(cs.inputs_read - cs.inputs_local));
   if (!st.ok()) {
-    Log("database " + s.path + ": compaction: " + st.ToString());
+    Log("database " + s.path() + ": compaction: " + st.ToString());
     return;
   }
   LevelPruneStats ps;
   st = PruneLevels(ref.store, ref.prefix, pos.generation(), now, o.keep_every_txid_ms,
                    int(std::min<size_t>(levels.size(), kMaxLevel)), &ps, fence, &cat);
-  if (!st.ok()) Log("database " + s.path + ": retention over compaction levels: " + st.ToString());
+  if (!st.ok()) Log("database " + s.path() + ": retention over compaction levels: " + st.ToString());
 }
 
 // Positions are saved in batches, so after a crash the saved one may lag
@@ -413,7 +413,7 @@ void ReplicatorImpl::Compact(DbSlot& s, const ReplicaRef& ref, const Position& p
 // without reading the database.
 Status ReplicatorImpl::ForgetExpectedRestart(DbSlot& s, const ReplicaRef& ref, Position pos, int64_t wal_size, int64_t wal_mtime) {
   pos.expect_restart = false;
-  positions_.Put(s.path, ref.url, pos, wal_size, wal_mtime);
+  positions_.Put(s.path(), ref.url, pos, wal_size, wal_mtime);
   Status st = positions_.Flush();
   if (!st.ok()) return Status(st.code(), "saving the position before shipping past a WAL restart: " + st.message());
   return st;
@@ -429,7 +429,7 @@ Status ReplicatorImpl::GenerationDeferred(DbSlot& s, int64_t now) {
     churn = s.gen_churn;
   }
   if (now >= not_before) return Status::OK();
-  return Status::Unavailable("database " + s.path + ": a new generation is needed but waits " +
+  return Status::Unavailable("database " + s.path() + ": a new generation is needed but waits " +
                              std::to_string((not_before - now + 999) / 1000) + " s more: " +
                              std::to_string(churn + 1) +
                              " generations started in quick succession (see the log); Sync starts it now");
@@ -445,7 +445,7 @@ void ReplicatorImpl::ReportChurn(DbSlot& s, uint8_t churn, const std::string& re
     last_gen_s = s.last_gen_s;
   }
   const int64_t wait_s = (NextGenerationNotBeforeMs(churn, last_gen_s) - now + 999) / 1000;
-  Log("database " + s.path + ": " + std::to_string(churn + 1) +
+  Log("database " + s.path() + ": " + std::to_string(churn + 1) +
       " generations in a row, each started within 10 minutes of the previous one, and each a full snapshot "
       "(last cause: " + reason + "). When the cause is lost WAL frames, another connection checkpointed "
       "frames before replite read them: let replite see commits sooner (Attach the application's connection or "
@@ -468,7 +468,7 @@ Status ReplicatorImpl::EnsureLease(DbSlot& s, const ReplicaRef& ref) {
   Status st = leases_->Acquire(ref.store, ref.prefix, &epoch, &from);
   if (!st.ok()) return st;
   if (!from.empty())
-    Log("database " + s.path + ": took over the lease of " + ref.url + " from replite instance " + from +
+    Log("database " + s.path() + ": took over the lease of " + ref.url + " from replite instance " + from +
         " (it stopped, or its heartbeat expired): a new generation starts above what it wrote");
   MutexLock l(Stripe(s));
   s.lease_epoch = epoch;
@@ -486,11 +486,11 @@ bool ReplicatorImpl::TakeOverPending(DbSlot& s) {
 // Forgets the database's spooled segments (after a lease takeover).
 Status ReplicatorImpl::DropSpooled(DbSlot& s, const ReplicaRef& ref) {
   std::vector<SpoolEntry> entries;
-  Status st = upload_spool_.List(s.path, ref.url, &entries);
+  Status st = upload_spool_.List(s.path(), ref.url, &entries);
   if (!st.ok()) return st;
   for (const auto& e : entries) upload_spool_.Remove(e);
   if (!entries.empty())
-    Log("database " + s.path + ": dropped " + std::to_string(entries.size()) +
+    Log("database " + s.path() + ": dropped " + std::to_string(entries.size()) +
         " spooled segments of the generation before the takeover (never durable; the new generation's snapshot "
         "holds their changes)");
   MutexLock l(Stripe(s));
@@ -546,7 +546,7 @@ void ReplicatorImpl::PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int6
   }
   if (after == before) return;
   if (*durable_ms == 0) *durable_ms = NowMs();
-  if (opts_.on_durable) opts_.on_durable(s.path, after);
+  if (opts_.on_durable) opts_.on_durable(s.path(), after);
 }
 
 void ReplicatorImpl::CleanupCapture(const CaptureResult& res) {
@@ -587,7 +587,7 @@ Status ReplicatorImpl::Ship(DbSlot& s, const ReplicaRef& ref, bool probe, uint32
   }
   if (!res.has_segment || res.has_snapshot || res.new_generation) return *store_err;
   const Labels group{{"group", s.cfg->opts.metrics_group}};
-  Status a = upload_spool_.Append(s.path, ref.url, res.segment_header,
+  Status a = upload_spool_.Append(s.path(), ref.url, res.segment_header,
                                   res.segment_path.empty() ? &res.segment : nullptr,
                                   res.segment_path.empty() ? nullptr : &res.segment_path);
   if (!a.ok()) {
@@ -621,7 +621,7 @@ Status ReplicatorImpl::DrainSpool(DbSlot& s, const ReplicaRef& ref, bool probe) 
     return st;
   }
   std::vector<SpoolEntry> entries;
-  st = upload_spool_.List(s.path, ref.url, &entries);
+  st = upload_spool_.List(s.path(), ref.url, &entries);
   if (!st.ok()) return st;
   const Labels group{{"group", s.cfg->opts.metrics_group}};
   ReplicaWriter writer(ref);
@@ -644,7 +644,7 @@ Status ReplicatorImpl::DrainSpool(DbSlot& s, const ReplicaRef& ref, bool probe) 
       s.durable_txid = std::max(s.durable_txid, e.last_txid);
       durable = s.durable_txid;
     }
-    if (opts_.on_durable) opts_.on_durable(s.path, durable);
+    if (opts_.on_durable) opts_.on_durable(s.path(), durable);
   }
   MutexLock l(Stripe(s));
   s.spooled = 0;
@@ -657,7 +657,7 @@ Status ReplicatorImpl::Upload(DbSlot& s, const ReplicaRef& ref, const CaptureRes
   ReplicaWriter writer(ref);
   const Labels group{{"group", s.cfg->opts.metrics_group}};
   if (res.new_generation) {
-    Log("database " + s.path + ": new generation " + res.pos.generation() + " at txid " +
+    Log("database " + s.path() + ": new generation " + res.pos.generation() + " at txid " +
         std::to_string(res.pos.txid) + ": " + res.reason);
   }
   if (res.has_segment) {
