@@ -9,7 +9,7 @@
 #    tests listed in ASAN_EXCLUDE below.
 # 2. TSan (build-tsan/): the whole project built with -fsanitize=thread, then
 #    a reduced suite: the replite_tests cases tagged [e2e], [s3], [errors], [spool],
-#    [http], [wal], [cli], [sftp] (the shared pool of SSH sessions), [pipeline] (a capture's compressing thread) and [restore] (the restore's fetching and decoding threads), plus the C ABI tests capi_test, capi_misuse_test,
+#    [http], [wal], [cli], [sftp] (the shared pool of SSH sessions), [pipeline] (a capture's compressing thread), [restore] (the restore's fetching and decoding threads) and [pack] (packs filled by many jobs, stored and unpacked by others), plus the C ABI tests capi_test, capi_misuse_test,
 #    capi_test_s3 and example_cpp. These are the cases where
 #    threads meet: the replicator's worker/uploader threads and WAL hook
 #    ([e2e], [cli], capi_*), the shared HTTP pool with parallel multipart
@@ -64,7 +64,7 @@ ASAN_DIR="${ASAN_BUILD_DIR:-$ROOT/build-asan}"
 TSAN_DIR="${TSAN_BUILD_DIR:-$ROOT/build-tsan}"
 
 ASAN_EXCLUDE='^(capi_exports|capi_install_pkgconfig|capi_header_c|capi_header_cxx|example_python)$'
-TSAN_TAGS='[e2e],[s3],[errors],[http],[wal],[cli],[spool],[sftp],[pipeline],[restore]'
+TSAN_TAGS='[e2e],[s3],[errors],[http],[wal],[cli],[spool],[sftp],[pipeline],[restore],[pack]'
 TSAN_EXTRA='^(capi_test|capi_misuse_test|capi_test_s3|example_cpp)$'
 
 now() { date +%s; }
