@@ -2,9 +2,11 @@
 // damage is detected with an error that says what is wrong.
 #include <catch2/catch.hpp>
 #include <random>
+#include <thread>
 
 #include "format/layout.h"
 #include "format/segment.h"
+#include "format/zstd_pool.h"
 #include "replica/manifest.h"
 #include "replica/object_reader.h"
 #include "store/file_store.h"
@@ -22,12 +24,12 @@ std::string Page(uint32_t ps, int seed) {
   return p;
 }
 
-std::string Build(uint32_t ps, int txs, SegmentHeader* out_h, bool stream = true) {
+std::string Build(uint32_t ps, int txs, SegmentHeader* out_h, bool stream = true, int level = 3) {
   SegmentHeader h;
   h.page_size = ps;
   h.generation = "0123456789abcdef";
   StringSink sink;
-  SegmentBuilder b(&sink, h, 3, stream);
+  SegmentBuilder b(&sink, h, level, stream);
   REQUIRE(b.Start().ok());
   for (int t = 0; t < txs; t++) {
     std::vector<uint32_t> pg;
@@ -79,6 +81,60 @@ TEST_CASE("segment round trip", "[format]") {
       CHECK(blocks[t].pages.substr(0, ps) == Page(ps, t * 10));
     }
   }
+}
+
+// Builders and decoders take zstd contexts from a process-wide pool
+// (format/zstd_pool.h): a context another object used, with another level
+// or mode, must not change what the next object is.
+TEST_CASE("objects built on reused zstd contexts are the bytes a fresh context makes", "[format]") {
+  TrimZstdPool();
+  CHECK(ZstdPoolBytes() == 0);
+  SegmentHeader h1, h2, h3;
+  const std::string fresh = Build(4096, 9, &h1, true, 3);  // a new context
+  CHECK(ZstdPoolBytes() > 0);                               // kept for the next object
+  const uint64_t one = ZstdPoolBytes();
+  const std::string other = Build(4096, 9, &h2, false, 19);  // the same context, another level and mode
+  const std::string again = Build(4096, 9, &h3, true, 3);
+  CHECK(again == fresh);
+  CHECK(other != fresh);
+  SegmentHeader d;
+  std::vector<DecodedBlock> a, b;
+  REQUIRE(DecodeSegment(fresh, &d, &a).ok());
+  REQUIRE(DecodeSegment(other, &d, &b).ok());
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); i++) CHECK(a[i].pages == b[i].pages);
+
+  // Many at once: every object is right, and the pool keeps a bounded
+  // number of contexts afterwards (the rest are freed when returned).
+  std::vector<std::thread> ts;
+  std::vector<int> ok(3 * kZstdPoolIdle, 0);
+  for (size_t t = 0; t < ok.size(); t++)
+    ts.emplace_back([&, t] {  // no Catch2 assertion off the main thread
+      SegmentHeader hh;
+      hh.page_size = 4096;
+      hh.generation = "0123456789abcdef";
+      StringSink sink;
+      SegmentBuilder b(&sink, hh, 1 + int(t % 3), t % 2 == 0);
+      bool good = b.Start().ok();
+      const int txs = 5 + int(t % 4);
+      for (int k = 0; k < txs && good; k++)
+        good = b.AddBlock(uint64_t(10 + k), 1000 + k, 9, 7, kBlockTxEnd, {uint32_t(1 + k)}, Page(4096, int(t) * 100 + k)).ok();
+      SegmentHeader f;
+      f.first_txid = 10;
+      f.last_txid = uint64_t(10 + txs - 1);
+      f.checksum_after = 7;
+      good = good && b.Finish(f).ok();
+      SegmentHeader dd;
+      std::vector<DecodedBlock> bl;
+      good = good && DecodeSegment(sink.buffer(), &dd, &bl).ok() && bl.size() == size_t(txs);
+      for (int k = 0; good && k < txs; k++) good = bl[k].pages == Page(4096, int(t) * 100 + k);
+      ok[t] = good;
+    });
+  for (auto& t : ts) t.join();
+  for (int v : ok) CHECK(v == 1);
+  CHECK(ZstdPoolBytes() <= 2 * kZstdPoolIdle * (one + (1u << 20)));
+  CHECK(TrimZstdPool() > 0);
+  CHECK(ZstdPoolBytes() == 0);
 }
 
 TEST_CASE("every flipped byte of a segment is detected", "[format]") {

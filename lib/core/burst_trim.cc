@@ -8,6 +8,8 @@
 
 #include <climits>
 
+#include "format/zstd_pool.h"
+
 namespace replite {
 
 bool BurstTrim::Due(uint64_t opens, int64_t now_us) {
@@ -26,6 +28,7 @@ bool BurstTrim::Due(uint64_t opens, int64_t now_us) {
 }
 
 void ReleaseFreeHeap() {
+  TrimZstdPool();                   // idle compression contexts (format/zstd_pool.h)
   sqlite3_release_memory(INT_MAX);  // effective only with SQLITE_ENABLE_MEMORY_MANAGEMENT
 #if defined(__GLIBC__)
   malloc_trim(0);

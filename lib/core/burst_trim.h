@@ -39,7 +39,7 @@ class BurstTrim {
   int64_t burst_us_ = 0;        // when the first open since the last trim was seen
 };
 
-// Returns free memory to the system: SQLite's unused memory
+// Returns free memory to the system: idle zstd contexts (format/zstd_pool.h), SQLite's unused memory
 // (sqlite3_release_memory) and malloc's free pages in every arena
 // (malloc_trim; glibc only). Takes milliseconds on a large heap: never on a
 // job's path.

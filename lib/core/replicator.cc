@@ -16,6 +16,7 @@
 #include "core/memory_report.h"
 #include "core/replicator_impl.h"
 #include "core/sqlite_files.h"
+#include "format/zstd_pool.h"
 #include "http/http_client.h"
 #include "store/counting_store.h"
 #include "util/file_util.h"
@@ -536,6 +537,7 @@ void ReplicatorImpl::MemoryParts(std::vector<std::pair<std::string, uint64_t>>* 
   parts->emplace_back("spool_index", upload_spool_.MemoryBytes());
   parts->emplace_back("recent_objects", recent_.bytes());
   parts->emplace_back("packs", PackMemoryBytes());
+  parts->emplace_back("zstd", ZstdPoolBytes());  // idle compression contexts, process-wide
   ProcessMemory(parts);
 }
 

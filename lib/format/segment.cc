@@ -123,13 +123,13 @@ Status DecodeSegmentHeader(const std::string& b, SegmentHeader* out) {
 }
 
 SegmentBuilder::SegmentBuilder(SegmentSink* sink, SegmentHeader header, int level, bool stream)
-    : sink_(sink), header_(std::move(header)), level_(level), cctx_(ZSTD_createCCtx()) {
+    : sink_(sink), header_(std::move(header)), level_(level) {
   stream_ = stream && header_.kind == ObjectKind::kSegment;
   header_.flags = kSegFlagZstd | (stream_ ? kSegFlagStream : 0);
-  if (stream_) ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_compressionLevel, level_);
+  if (stream_) ZSTD_CCtx_setParameter(enc_.cctx(), ZSTD_c_compressionLevel, level_);
 }
 
-SegmentBuilder::~SegmentBuilder() { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_)); }
+SegmentBuilder::~SegmentBuilder() = default;
 
 Status SegmentBuilder::Start() { return sink_->Append(EncodeSegmentHeader(header_)); }
 
@@ -149,26 +149,28 @@ Status SegmentBuilder::AddBlock(uint64_t txid, int64_t ts_ms, uint32_t db_pages,
   PutLE32(&raw, 0);
   for (uint32_t p : pgnos) PutLE32(&raw, p);
   raw += pages;
-  // comp_ only grows (resize fills only what is new), so n, not its size,
-  // is the compressed length.
-  std::string& comp = comp_;
-  if (comp.size() < ZSTD_compressBound(raw.size()) + 64) comp.resize(ZSTD_compressBound(raw.size()) + 64);
+  // The output buffer is the lease's: it keeps its size from object to
+  // object and is never zero-filled.
+  size_t cap = ZSTD_compressBound(raw.size()) + 64;
+  char* comp = enc_.Buffer(cap, 0);
   size_t n = 0;
   if (stream_) {
     // The next piece of the segment's one stream, flushed so that it ends
     // where this block ends.
-    ZSTD_CCtx* cx = static_cast<ZSTD_CCtx*>(cctx_);
     ZSTD_inBuffer in{raw.data(), raw.size(), 0};
     for (;;) {
-      if (comp.size() - n < ZSTD_CStreamOutSize()) comp.resize(comp.size() + ZSTD_CStreamOutSize());
-      ZSTD_outBuffer out{comp.data(), comp.size(), n};
-      const size_t rem = ZSTD_compressStream2(cx, &out, &in, ZSTD_e_flush);
+      ZSTD_outBuffer out{comp, cap, n};
+      const size_t rem = ZSTD_compressStream2(enc_.cctx(), &out, &in, ZSTD_e_flush);
       if (ZSTD_isError(rem)) return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(rem));
       n = out.pos;
       if (rem == 0 && in.pos == in.size) break;
+      if (cap - n < ZSTD_CStreamOutSize()) {
+        cap += ZSTD_CStreamOutSize();
+        comp = enc_.Buffer(cap, n);
+      }
     }
   } else {
-    n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(cctx_), comp.data(), comp.size(), raw.data(), raw.size(), level_);
+    n = ZSTD_compressCCtx(enc_.cctx(), comp, cap, raw.data(), raw.size(), level_);
     if (ZSTD_isError(n)) return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(n));
   }
   BlockIndexEntry e;
@@ -182,9 +184,9 @@ Status SegmentBuilder::AddBlock(uint64_t txid, int64_t ts_ms, uint32_t db_pages,
   e.checksum_after = checksum_after;
   e.flags = flags;
   e.first_pgno = pgnos.empty() ? 0 : pgnos[0];
-  e.block_hash = XXH64(comp.data(), n, 0);
+  e.block_hash = XXH64(comp, n, 0);
   raw_bytes_ += raw.size();
-  Status s = sink_->Append(comp.data(), n);
+  Status s = sink_->Append(comp, n);
   if (!s.ok()) return s;
   index_.push_back(e);
   return Status::OK();
@@ -292,12 +294,12 @@ Status ParseBlock(const char* p, const BlockIndexEntry& e, uint32_t page_size, D
 }
 
 // DecodeBlock into a buffer the caller keeps (no allocation per block).
-Status DecodeBlockInto(const char* comp, size_t len, const BlockIndexEntry& e, uint32_t page_size, std::string* raw,
-                       DecodedBlock* out) {
+Status DecodeBlockInto(const char* comp, size_t len, const BlockIndexEntry& e, uint32_t page_size, ZSTD_DCtx* dctx,
+                       std::string* raw, DecodedBlock* out) {
   Status s = CheckBlock(comp, len, e, page_size);
   if (!s.ok()) return s;
   if (raw->size() < e.raw_len) raw->resize(e.raw_len);
-  size_t n = ZSTD_decompress(raw->data(), e.raw_len, comp, len);
+  size_t n = ZSTD_decompressDCtx(dctx, raw->data(), e.raw_len, comp, len);
   if (ZSTD_isError(n) || n != e.raw_len) return Status::Corruption("block does not decompress to its recorded size");
   return ParseBlock(raw->data(), e, page_size, out);
 }
@@ -306,18 +308,19 @@ Status DecodeBlockInto(const char* comp, size_t len, const BlockIndexEntry& e, u
 
 Status DecodeBlock(const std::string& comp, const BlockIndexEntry& e, uint32_t page_size, DecodedBlock* out) {
   std::string raw;
-  return DecodeBlockInto(comp.data(), comp.size(), e, page_size, &raw, out);
+  DecompressorLease dec;
+  return DecodeBlockInto(comp.data(), comp.size(), e, page_size, dec.dctx(), &raw, out);
 }
 
 BlockStreamDecoder::BlockStreamDecoder(const SegmentHeader& h)
     : page_size_(h.page_size), stream_((h.flags & kSegFlagStream) != 0) {}
 
-BlockStreamDecoder::~BlockStreamDecoder() { ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_)); }
+BlockStreamDecoder::~BlockStreamDecoder() = default;
 
 void BlockStreamDecoder::Reset() {
   next_ = 0;
   broken_ = false;
-  if (dctx_) ZSTD_DCtx_reset(static_cast<ZSTD_DCtx*>(dctx_), ZSTD_reset_session_only);
+  if (dec_) ZSTD_DCtx_reset(dec_->dctx(), ZSTD_reset_session_only);
 }
 
 Status BlockStreamDecoder::Decode(size_t i, const std::string& comp, const BlockIndexEntry& e, DecodedBlock* out) {
@@ -326,7 +329,8 @@ Status BlockStreamDecoder::Decode(size_t i, const std::string& comp, const Block
 
 Status BlockStreamDecoder::Decode(size_t i, const char* comp, size_t len, const BlockIndexEntry& e, DecodedBlock* out) {
   if (!stream_) {
-    Status s = DecodeBlockInto(comp, len, e, page_size_, &raw_, out);
+    if (!dec_) dec_ = std::make_unique<DecompressorLease>();
+    Status s = DecodeBlockInto(comp, len, e, page_size_, dec_->dctx(), &raw_, out);
     if (s.ok()) next_ = i + 1;
     return s;
   }
@@ -337,13 +341,13 @@ Status BlockStreamDecoder::Decode(size_t i, const char* comp, size_t len, const 
     broken_ = true;
     return s;
   }
-  if (!dctx_) dctx_ = ZSTD_createDCtx();
+  if (!dec_) dec_ = std::make_unique<DecompressorLease>();
   if (raw_.size() < e.raw_len) raw_.resize(e.raw_len);
   ZSTD_inBuffer in{comp, len, 0};
   ZSTD_outBuffer ob{raw_.data(), e.raw_len, 0};
   for (;;) {
     const size_t before_in = in.pos, before_out = ob.pos;
-    const size_t r = ZSTD_decompressStream(static_cast<ZSTD_DCtx*>(dctx_), &ob, &in);
+    const size_t r = ZSTD_decompressStream(dec_->dctx(), &ob, &in);
     if (ZSTD_isError(r)) {
       broken_ = true;
       return Status::Corruption(std::string("block does not decompress: ") + ZSTD_getErrorName(r));

@@ -20,9 +20,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "format/zstd_pool.h"
 #include "replite/status.h"
 
 namespace replite {
@@ -123,13 +125,13 @@ class SegmentBuilder {
   SegmentSink* sink_;
   SegmentHeader header_;
   int level_;
-  void* cctx_;
+  CompressorLease enc_;  // context and output buffer, reused across objects
   bool stream_;
   std::vector<BlockIndexEntry> index_;
   uint64_t raw_bytes_ = 0;
   // Reused from block to block: a fresh multi-MiB buffer per block costs
   // page faults and zero-filling in a large transaction's capture.
-  std::string raw_, comp_;
+  std::string raw_;
 };
 
 std::string EncodeSegmentHeader(const SegmentHeader& h);
@@ -173,7 +175,7 @@ class BlockStreamDecoder {
  private:
   uint32_t page_size_;
   bool stream_;
-  void* dctx_ = nullptr;
+  std::unique_ptr<DecompressorLease> dec_;  // taken at the first block
   size_t next_ = 0;
   bool broken_ = false;
   std::string raw_;  // the decompressed block, reused
