@@ -24,6 +24,7 @@
 // polluted by the setup.
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
@@ -309,6 +310,7 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
   std::atomic<double> writer_cpu{0};
   std::atomic<long> commits{0};
   std::thread writer([&] {
+    pthread_setname_np(pthread_self(), "bench-writer");  // apart from replite's threads in perf and top -H
     const double start = Now();
     {
       std::lock_guard<std::mutex> l(lag.mu);
@@ -340,7 +342,10 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
   const double w0 = Now();
   std::vector<std::pair<double, double>> disk;  // (when, latency) of the disk probe
   double prober_cpu = 0;
-  std::thread prober([&] { ProbeDisk(dir, w0, stop, &disk, &prober_cpu); });
+  std::thread prober([&] {
+    pthread_setname_np(pthread_self(), "bench-probe");
+    ProbeDisk(dir, w0, stop, &disk, &prober_cpu);
+  });
   std::this_thread::sleep_for(std::chrono::seconds(seconds));
   stop = true;
   writer.join();
