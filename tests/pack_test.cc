@@ -432,6 +432,51 @@ TEST_CASE("packing: packs stored past the memory budget are read back whole to u
   }
 }
 
+// The window counts from when the oldest member's change was first seen
+// (a Notify waits up to sync_interval_ms before its capture), not from
+// when the pack opened: commit -> durable stays within the window plus the
+// store's time. The code before measured from the first Add only.
+TEST_CASE("packing: the pack window counts from the oldest member's first sight", "[pack]") {
+  test::TempDir dir;
+  auto store = NewFileStore("/");
+  const std::string root = (dir / "replicas").substr(1);
+  const std::string gen = Hex16(NewGenerationNumber(1767225600000));
+  PackerConfig pc;
+  pc.pack_dir = PackDirOf(root + "/a");
+  pc.window_ms = 1000;
+  int64_t now = 1767225600000;
+  int stored = 0;
+  Packer p(store, pc, [&](std::vector<PackMember>& ms, const std::string&, uint64_t) { stored += int(ms.size()); },
+           [&] { return now; });
+  auto member = [&](const char* db, uint64_t txid, int64_t since) {
+    PackMember m;
+    m.db_prefix = root + "/" + db;
+    m.segment = MakeSegment(gen, txid, txid, &m.header);
+    m.since_ms = since;
+    return m;
+  };
+  int64_t seal = 0;
+  // Seen 50 ms before it is added: due 950 ms after the Add.
+  REQUIRE(p.Add(member("a", 1, now - 50), &seal) == Packer::AddResult::kAddedFirst);
+  CHECK(seal == now + 950);
+  // A later member seen earlier still (a slow capture) moves the seal time.
+  now += 100;
+  REQUIRE(p.Add(member("b", 1, now - 400), &seal) == Packer::AddResult::kAddedFirst);
+  CHECK(seal == now + 600);
+  // One seen after the oldest does not.
+  REQUIRE(p.Add(member("c", 1, 0), &seal) == Packer::AddResult::kAdded);
+  CHECK(seal == now + 600);
+  now += 599;
+  REQUIRE(p.Flush(false).ok());
+  CHECK(stored == 0);
+  now += 1;
+  REQUIRE(p.Flush(false).ok());
+  CHECK(stored == 3);
+  // since_ms in the future (another clock) counts as now.
+  REQUIRE(p.Add(member("a", 2, now + 5000), &seal) == Packer::AddResult::kAddedFirst);
+  CHECK(seal == now + 1000);
+}
+
 // Regression: a checkpoint requested while a database's captured frames
 // waited in a pack not yet stored ran at once (a capture checkpoints what
 // was captured before it), so a crash then lost those frames from both the

@@ -79,7 +79,9 @@ struct DatabaseOptions {
   // go into one pack object per window, or per pack_max_bytes, whichever
   // comes first: one PUT for many databases instead of one per sync and
   // database. WaitDurable, Sync and on_durable then answer once the pack
-  // holding the transaction is stored (about the window after the commit).
+  // holding the transaction is stored (at most the window after the first
+  // Notify of the pack's oldest change, plus the store's time: the sync
+  // interval before the capture is inside the window, not added to it).
   // Each database's segments leave the packs for objects under its own
   // prefix within pack_unpack_ms (one object per database and run), and a
   // pack is deleted once all its members are out. Until then a database's

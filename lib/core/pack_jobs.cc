@@ -74,8 +74,9 @@ std::shared_ptr<ReplicatorImpl::PackGroup> ReplicatorImpl::PackGroupOf(const DbS
   return g;
 }
 
-Status ReplicatorImpl::ShipPacked(DbSlot& s, const ReplicaRef& ref, bool probe, uint32_t seq, CaptureResult& res,
+Status ReplicatorImpl::ShipPacked(DbSlot& s, const ReplicaRef& ref, const SyncRequest& sr, CaptureResult& res,
                                   int64_t wal_size, int64_t wal_mtime, bool* handled) {
+  const bool probe = sr.probe;
   *handled = false;
   std::shared_ptr<PackGroup> g = PackGroupOf(s, ref);
   if (!g) return Status::OK();
@@ -95,24 +96,26 @@ Status ReplicatorImpl::ShipPacked(DbSlot& s, const ReplicaRef& ref, bool probe, 
       note->pos = res.pos;
       note->wal_size = wal_size;
       note->wal_mtime = wal_mtime;
-      note->seq = seq;
+      note->seq = sr.seq;
       PackMember m;
       m.db_id = s.id;
       m.db_prefix = ref.prefix;
       m.header = res.segment_header;
       m.segment = res.segment;
       m.note = note;
+      m.since_ms = sr.since_ms;
       {
         // Counted before the pack can be stored (a Flush may run at once).
         MutexLock l(Stripe(s));
         s.pack_pending++;
       }
-      const Packer::AddResult r = g->packer->Add(std::move(m));
+      int64_t seal_at_ms = 0;
+      const Packer::AddResult r = g->packer->Add(std::move(m), &seal_at_ms);
       if (r != Packer::AddResult::kRefused) {
         *handled = true;
         std::string().swap(res.segment);  // the pack holds it now
         if (r == Packer::AddResult::kAddedFirst)
-          ArmTimer(g->packer->config().window_ms * 1000, TimerKind::kPack, g->id);
+          ArmTimer(std::max<int64_t>(0, seal_at_ms - NowMs()) * 1000, TimerKind::kPack, g->id);
         if (r == Packer::AddResult::kAddedFull) {
           const uint32_t id = g->id;
           pool_.Submit([this, id] { FlushPackGroup(id, false); });

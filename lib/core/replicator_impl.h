@@ -135,6 +135,7 @@ class ReplicatorImpl final : public Replicator {
     bool snap = false, ckpt = false, trunc = false;
     bool probe = false;     // the application waits: try the store even during its backoff
     uint32_t seq = 0;       // the slot's req_seq when the job started (requests it answers)
+    int64_t since_ms = 0;   // the first Notify it answers (NowMs; 0: none), where a pack window starts
   };
 
   // ---- facade helpers (core/replicator.cc) ----
@@ -207,8 +208,8 @@ class ReplicatorImpl final : public Replicator {
   // to `seq`, whose WaitDurable callers wake now.
   void PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int64_t* durable_ms);
   static void CleanupCapture(const CaptureResult& res);
-  // `seq`: the job's SyncRequest::seq (a packed capture answers it when stored).
-  Status Ship(DbSlot& s, const ReplicaRef& ref, bool probe, uint32_t seq, CaptureResult& res, Status* store_err,
+  // `sr`: the job's request (a packed capture answers its seq when stored).
+  Status Ship(DbSlot& s, const ReplicaRef& ref, const SyncRequest& sr, CaptureResult& res, Status* store_err,
               int64_t wal_size, int64_t wal_mtime);
   Status StoreDownStatus(const ReplicaRef& ref);
   Status DrainSpool(DbSlot& s, const ReplicaRef& ref, bool probe);
@@ -221,7 +222,7 @@ class ReplicatorImpl final : public Replicator {
   // Hands the capture's segment to the database's pack. *handled: the
   // segment is in a pack (OK) or must not be shipped otherwise now (error:
   // older segments of the database wait in a pack that cannot take more).
-  Status ShipPacked(DbSlot& s, const ReplicaRef& ref, bool probe, uint32_t seq, CaptureResult& res, int64_t wal_size,
+  Status ShipPacked(DbSlot& s, const ReplicaRef& ref, const SyncRequest& sr, CaptureResult& res, int64_t wal_size,
                     int64_t wal_mtime, bool* handled);
   // Until the database's segments in packs are stored (storing them now).
   Status WaitPacked(DbSlot& s, int64_t timeout_ms);

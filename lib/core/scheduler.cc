@@ -258,7 +258,7 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
     // Descriptor budget: a job opens at most kFdsPerJob files.
     fd_tokens_.acquire();
     ScopedMetricsGroup scope(&s->cfg->opts.metrics_group);
-    st = DoSync(*s, SyncRequest{forced, snap, ckpt, trunc, probe, seq}, &captured, &changed, &durable_ms);
+    st = DoSync(*s, SyncRequest{forced, snap, ckpt, trunc, probe, seq, notified_at}, &captured, &changed, &durable_ms);
     fd_tokens_.release();
   }
   if (captured) {

@@ -248,7 +248,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
       return cs;
     }
   }
-  cs = Ship(s, ref, sr.probe, sr.seq, res, &store_err, wal_size, wal_mtime);
+  cs = Ship(s, ref, sr, res, &store_err, wal_size, wal_mtime);
   CleanupCapture(res);
   if (!cs.ok()) return cs;
   // Durable now: the application learns it before the checkpoint below
@@ -279,7 +279,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     CountEpochChecksum(s, tail);
     if (!ts.ok()) conn.reset();
     if (ts.ok() && !tail.new_generation && !tail.drift) {
-      ts = Ship(s, ref, sr.probe, sr.seq, tail, &store_err, wal_size, wal_mtime);
+      ts = Ship(s, ref, sr, tail, &store_err, wal_size, wal_mtime);
       if (ts.ok()) {
         res.pos = tail.pos;
         res.checkpointed_frames = tail.checkpointed_frames;
@@ -559,12 +559,13 @@ void ReplicatorImpl::CleanupCapture(const CaptureResult& res) {
 // position may advance and its frames may be checkpointed; *store_err
 // then says whether the store has it yet. A snapshot or a new generation
 // is never spooled: it is retried from the WAL once the store answers.
-Status ReplicatorImpl::Ship(DbSlot& s, const ReplicaRef& ref, bool probe, uint32_t seq, CaptureResult& res,
+Status ReplicatorImpl::Ship(DbSlot& s, const ReplicaRef& ref, const SyncRequest& sr, CaptureResult& res,
                            Status* store_err, int64_t wal_size, int64_t wal_mtime) {
+  const bool probe = sr.probe;
   if (!res.has_segment && !res.has_snapshot && !res.new_generation) return Status::OK();
   // Into a pack when packing is on (core/pack_jobs.cc); durable later.
   bool packed = false;
-  Status ps = ShipPacked(s, ref, probe, seq, res, wal_size, wal_mtime, &packed);
+  Status ps = ShipPacked(s, ref, sr, res, wal_size, wal_mtime, &packed);
   if (packed) return ps;
   StoreHealth& health = *ref.health;
   uint32_t spooled;

@@ -52,7 +52,7 @@ Status MergeRun(const std::vector<const PackMember*>& run, int level, std::strin
 Packer::Packer(std::shared_ptr<ObjectStore> store, PackerConfig cfg, StoredFn stored, std::function<int64_t()> now_ms)
     : store_(std::move(store)), cfg_(std::move(cfg)), stored_fn_(std::move(stored)), now_ms_(std::move(now_ms)) {}
 
-Packer::AddResult Packer::Add(PackMember m) {
+Packer::AddResult Packer::Add(PackMember m, int64_t* seal_at_ms) {
   MutexLock l(mu_);
   // Refused while a stored pack failed, or while what waits in memory
   // (open, sealed, not yet unpacked) is twice the unpack threshold.
@@ -63,18 +63,24 @@ Packer::AddResult Packer::Add(PackMember m) {
   e.first_txid = m.header.first_txid;
   e.last_txid = m.header.last_txid;
   const bool first = !open_;
+  const int64_t now = now_ms_();
+  const int64_t due = (m.since_ms > 0 && m.since_ms < now ? m.since_ms : now) + cfg_.window_ms;
   if (first) {
     open_pack_ = Pack();
-    open_pack_.created_ms = now_ms_();
+    open_pack_.created_ms = now;
+    open_pack_.seal_at_ms = due;
     open_ = std::make_unique<PackBuilder>(open_pack_.created_ms);
   }
   if (!open_->Add(std::move(e), m.segment).ok()) {
     if (first) open_.reset();
     return AddResult::kRefused;
   }
+  const bool sooner = first || due < open_pack_.seal_at_ms;
+  open_pack_.seal_at_ms = std::min(open_pack_.seal_at_ms, due);
+  if (seal_at_ms) *seal_at_ms = open_pack_.seal_at_ms;
   open_bytes_ += m.segment.size();
   open_pack_.members.push_back(std::move(m));
-  if (open_->bytes() < cfg_.max_bytes) return first ? AddResult::kAddedFirst : AddResult::kAdded;
+  if (open_->bytes() < cfg_.max_bytes) return sooner ? AddResult::kAddedFirst : AddResult::kAdded;
   SealLocked();  // full: Flush stores it
   return AddResult::kAddedFull;
 }
@@ -93,7 +99,7 @@ void Packer::SealLocked() {
 Status Packer::Flush(bool all) {
   {
     MutexLock l(mu_);
-    if (open_ && (all || now_ms_() - open_pack_.created_ms >= cfg_.window_ms)) SealLocked();
+    if (open_ && (all || now_ms_() >= open_pack_.seal_at_ms)) SealLocked();
     if (flushing_) return Status::OK();
     flushing_ = true;
   }

@@ -44,6 +44,10 @@ struct PackMember {
   SegmentHeader header;     // of `segment`
   std::string segment;      // the segment object
   std::shared_ptr<void> note;  // the caller's, handed back to `stored` (e.g. the position to save)
+  // When the oldest change in `segment` was first seen (the clock of
+  // now_ms; 0: now). The pack window counts from the oldest member's:
+  // batching before the capture (a sync interval) does not add to it.
+  int64_t since_ms = 0;
 };
 
 struct PackerConfig {
@@ -65,10 +69,12 @@ class Packer {
   Packer(std::shared_ptr<ObjectStore> store, PackerConfig cfg, StoredFn stored, std::function<int64_t()> now_ms);
 
   enum class AddResult { kAdded, kAddedFirst, kAddedFull, kRefused };
-  // kAddedFirst: the member opened a new pack (arm a timer for the window);
+  // kAddedFirst: the member opened a new pack or moved its seal time
+  // earlier (arm a timer for *seal_at_ms: the oldest member's since_ms +
+  // window_ms);
   // kAddedFull: the open pack reached max_bytes (call Flush soon);
   // kRefused: a stored pack failed and waits to be retried.
-  AddResult Add(PackMember m);
+  AddResult Add(PackMember m, int64_t* seal_at_ms = nullptr);
   // Seals the open pack if its window has passed (or `all`), then stores
   // what is sealed, in order. Returns the first failure (the pack stays,
   // in order, for the next Flush). One Flush stores at a time; a second
@@ -93,6 +99,7 @@ class Packer {
   struct Pack {
     std::string key;
     int64_t created_ms = 0;
+    int64_t seal_at_ms = 0;          // open pack: sealed by Flush from then on
     uint64_t bytes = 0;
     uint64_t index_offset = 0;
     std::string body;                // the finished pack (sealed, not yet stored)
