@@ -64,7 +64,10 @@ Packer::AddResult Packer::Add(PackMember m, int64_t* seal_at_ms) {
   e.last_txid = m.header.last_txid;
   const bool first = !open_;
   const int64_t now = now_ms_();
-  const int64_t due = (m.since_ms > 0 && m.since_ms < now ? m.since_ms : now) + cfg_.window_ms;
+  // Credited at most half a window: when captures fall behind (an
+  // overloaded machine), packs still carry half a window of commits
+  // instead of being sealed at once, one PUT per capture.
+  const int64_t due = std::clamp(m.since_ms > 0 ? m.since_ms : now, now - cfg_.window_ms / 2, now) + cfg_.window_ms;
   if (first) {
     open_pack_ = Pack();
     open_pack_.created_ms = now;

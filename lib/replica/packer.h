@@ -46,7 +46,9 @@ struct PackMember {
   std::shared_ptr<void> note;  // the caller's, handed back to `stored` (e.g. the position to save)
   // When the oldest change in `segment` was first seen (the clock of
   // now_ms; 0: now). The pack window counts from the oldest member's:
-  // batching before the capture (a sync interval) does not add to it.
+  // batching before the capture (a sync interval) does not add to it. At
+  // most half a window is credited (a capture that fell further behind
+  // does not seal packs at once).
   int64_t since_ms = 0;
 };
 
