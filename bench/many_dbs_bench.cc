@@ -132,7 +132,11 @@ int Run(const std::vector<std::string>& args) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-constexpr int kFdBudget = 6144;
+// Room for the 1,000 hot databases at N = 100,000 to keep their
+// connection: 7 descriptors each after 16 per worker (core/conn_cache.h).
+// 6,144 (5 each, an older count) left room for 804: plain LRU then
+// reopened every hot database at every sync.
+constexpr int kFdBudget = 8192;
 
 replite::ReplicatorOptions BaseOptions(const std::string& dir, const std::string& url, bool notify) {
   replite::ReplicatorOptions o;

@@ -17,7 +17,11 @@ std::unique_ptr<KeptDb> ConnCache::Take(uint32_t id, const std::string& path) {
       const bool same = e.path == path;  // an id is reused after Remove
       lru_.erase(it->second);
       by_id_.erase(it);
-      if (same) return c;
+      if (same) {
+        taken_.fetch_add(1, std::memory_order_relaxed);
+        c->taken = &taken_;
+        return c;
+      }
       stale = std::move(c);
     }
   }
@@ -25,13 +29,27 @@ std::unique_ptr<KeptDb> ConnCache::Take(uint32_t id, const std::string& path) {
 }
 
 void ConnCache::Put(uint32_t id, const std::string& path, std::unique_ptr<KeptDb> c, int64_t now_us) {
+  if (c && c->taken) {
+    taken_.fetch_sub(1, std::memory_order_relaxed);
+    c->taken = nullptr;
+  }
   if (!c || !c->conn.is_open()) return;
-  if (!c->cached) opened_.fetch_add(1, std::memory_order_relaxed);
+  const bool fresh = !c->cached;
+  if (fresh) opened_.fetch_add(1, std::memory_order_relaxed);
   c->cached = true;
   if (capacity_ == 0) return;
   std::vector<std::unique_ptr<KeptDb>> evicted;
   {
     std::lock_guard<std::mutex> l(mu_);
+    // Full of entries in use: the newcomer goes (closed outside the lock)
+    // rather than one of them. An entry that was kept before comes back
+    // (its place was taken only while its job ran).
+    if (fresh && !lru_.empty() && lru_.size() + taken_.load(std::memory_order_relaxed) >= capacity_ &&
+        now_us - lru_.back().used_us < kWarmUs) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      evicted.push_back(std::move(c));
+      return;
+    }
     if (auto it = by_id_.find(id); it != by_id_.end()) {  // cannot happen (one job per database); be safe
       evicted.push_back(std::move(it->second->conn));
       lru_.erase(it->second);

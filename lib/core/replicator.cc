@@ -552,6 +552,7 @@ std::string ReplicatorImpl::Metrics() {
   m_.Set("replite_timers_armed", {}, double(timers_.size()));
   m_.Set("replite_spool_bytes", {}, double(upload_spool_.bytes()));
   m_.Set("replite_connections_kept", {}, double(conns_.size()));
+  m_.Set("replite_connections_refused", {}, double(conns_.refused()));
   m_.Set("replite_spool_segments", {}, double(upload_spool_.entries()));
   if (HttpClient* h = stores_.http()) {
     HttpStats hs = h->Stats();
