@@ -6,20 +6,38 @@
 
 #include "core/memory_report.h"
 #include "util/file_util.h"
+#include "util/slab.h"
 
 namespace replite {
 
 Mutex g_slot_stripes[kSlotStripes];
 std::condition_variable g_slot_cvs[kSlotStripes];
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+void* DbSlot::operator new(size_t n) { return ::operator new(n); }
+void DbSlot::operator delete(void* p) { ::operator delete(p); }
+uint64_t DbSlot::CellBytes() { return MallocChunk(sizeof(DbSlot)); }
+#else
+namespace {
+// Never destroyed: slots may be dropped during static destruction.
+Slab& SlotSlab() {
+  static Slab* s = new Slab(sizeof(DbSlot));
+  return *s;
+}
+}  // namespace
+void* DbSlot::operator new(size_t) { return SlotSlab().Alloc(); }  // (always sizeof(DbSlot): nothing derives)
+void DbSlot::operator delete(void* p) { SlotSlab().Free(p); }
+uint64_t DbSlot::CellBytes() { return SlotSlab().cell(); }
+#endif
+
 namespace {
 
-// The heap bytes of a slot without its DbExtra: the slot (its count inside),
-// its file name when longer than 15 bytes, its target (directory names are
+// The heap bytes of a slot without its DbExtra: the slot (its cell, its
+// count inside), its file name when longer than 15 bytes, its target (directory names are
 // shared: the registry's tables count them). A DbExtra counts kExtraBytes
 // (its error text and hooks are not counted).
 uint64_t SlotBytes(const DbSlot& s) {
-  uint64_t b = MallocChunk(sizeof(DbSlot)) + s.name.HeapBytes();
+  uint64_t b = DbSlot::CellBytes() + s.name.HeapBytes();
   if (s.target) b += MallocChunk(sizeof(DbTarget)) + StringHeap(s.target->url_str) + StringHeap(s.target->url.prefix);
   return b;
 }

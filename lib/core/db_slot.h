@@ -65,6 +65,13 @@ extern Mutex g_slot_stripes[kSlotStripes];
 extern std::condition_variable g_slot_cvs[kSlotStripes];
 
 struct DbSlot {
+  // Slots come from one process-wide Slab (util/slab.h: no malloc header,
+  // packed together), or from operator new under a sanitizer (which then
+  // checks their use). Defined in core/db_registry.cc.
+  static void* operator new(size_t n);
+  static void operator delete(void* p);
+  static uint64_t CellBytes();  // what one slot takes
+
   // The absolute path, as the directory (shared with the other databases
   // in it) and the file name (held inline up to 15 bytes).
   InternedDir dir;
