@@ -53,6 +53,6 @@ TEST_CASE("FlatIdTable finds what a multimap finds after random inserts and eras
     // (the caller's match compares keys: here, the hashes themselves)
     const uint32_t absent = hash_range ? hash_range + 1 : 6;
     CHECK(t.Find(absent, [&](uint32_t x) { return hash_of_id.at(x) == absent; }) == FlatIdTable::kNone);
-    CHECK(t.HeapBytes() <= MallocChunk(live.size() * 4 * 4 / 3 * 2 + 16 * 4));
+    CHECK(t.HeapBytes() <= MallocChunk(live.size() * 4 * 5 / 4 * 2 + 16 * 4));
   }
 }
