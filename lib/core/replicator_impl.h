@@ -1,5 +1,5 @@
 // ReplicatorImpl: the Replicator. Its parts, one file each:
-//  - core/db_registry.h   the databases: slots, path/URL/file -> slot, stripe locks;
+//  - core/db_registry.h   the databases: slots, path/URL/file -> slot;
 //  - core/replicator.cc   the public facade (Open, Add, Remove, Notify, Attach,
 //                         Sync/WaitDurable/Snapshot/Checkpoint, status, metrics, Close);
 //  - core/scheduler.cc    the per-database job state machine (SetJobState is
@@ -13,7 +13,8 @@
 // a request that arrives while a job runs sets `rerun`, so nothing is
 // missed. Jobs run on the shared ThreadPool; polls, notify batches and
 // quiet checkpoints are entries in the one TimerQueue. Slot fields are
-// guarded by the registry's stripe lock of the slot (no mutex per database).
+// guarded by the stripe lock of the slot's id (DbSlot::stripe(): no mutex
+// per database).
 // Lock requirements are annotations (util/thread_annotations.h: REQUIRES,
 // GUARDED_BY), checked by the clang stage (scripts/thread_safety.sh).
 //
