@@ -10,9 +10,6 @@
 
 namespace replite {
 
-Mutex g_slot_stripes[kSlotStripes];
-std::condition_variable g_slot_cvs[kSlotStripes];
-
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 void* DbSlot::operator new(size_t n) { return ::operator new(n); }
 void DbSlot::operator delete(void* p) { ::operator delete(p); }
@@ -195,9 +192,10 @@ size_t DbRegistry::size() const {
 }
 
 void DbRegistry::NotifyAll() {
+  SlotLocks& locks = TheSlotLocks();
   for (uint32_t i = 0; i < kSlotStripes; i++) {
-    MutexLock l(g_slot_stripes[i]);
-    g_slot_cvs[i].notify_all();
+    MutexLock l(locks.mu[i]);
+    locks.cv[i].notify_all();
   }
 }
 

@@ -61,10 +61,17 @@ enum class JobState : uint8_t { kIdle, kQueued, kRunning };
 // Replicators may share a stripe, which only costs contention, since no
 // stripe is held while taking another, nor while calling the
 // application), and the condition variable of each, signalled under it
-// when those fields change. Defined in core/db_registry.cc.
+// when those fields change.
 constexpr uint32_t kSlotStripes = 256;
-extern Mutex g_slot_stripes[kSlotStripes];
-extern std::condition_variable g_slot_cvs[kSlotStripes];
+struct SlotLocks {
+  Mutex mu[kSlotStripes];
+  std::condition_variable cv[kSlotStripes];
+};
+// Never destroyed: a Replicator may be closed during static destruction.
+inline SlotLocks& TheSlotLocks() {
+  static SlotLocks* l = new SlotLocks;
+  return *l;
+}
 
 struct DbSlot {
   // Slots come from one process-wide Slab (util/slab.h: no malloc header,
@@ -104,10 +111,10 @@ struct DbSlot {
   RefCount refs;  // (SlotPtr: core/db_registry.h)
   // The lock guarding the fields below (and the condition variable
   // signalled under it when they change).
-  Mutex& stripe() const RETURN_CAPABILITY(g_slot_stripes[id % kSlotStripes]) {
-    return g_slot_stripes[id % kSlotStripes];
+  Mutex& stripe() const RETURN_CAPABILITY(TheSlotLocks().mu[id % kSlotStripes]) {
+    return TheSlotLocks().mu[id % kSlotStripes];
   }
-  std::condition_variable& cv() const { return g_slot_cvs[id % kSlotStripes]; }
+  std::condition_variable& cv() const { return TheSlotLocks().cv[id % kSlotStripes]; }
 
   // guarded (ordered by size so that no padding is left: 100,000 slots)
   JobState state GUARDED_BY(stripe()) = JobState::kIdle;  // changed only by ReplicatorImpl::SetJobState
