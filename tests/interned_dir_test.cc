@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "core/db_registry.h"
 #include "core/db_slot.h"
 #include "util/interned_dir.h"
 
@@ -47,5 +48,40 @@ TEST_CASE("a slot's path is its directory and its file name", "[memory]") {
   DbSlot s;
   s.SetPath("/srv/dbs/t000001.db");
   CHECK_FALSE(s.PathIs("/srv/dbs_t000001.db"));  // the separator is checked
-  CHECK(s.name == "t000001.db");
+  CHECK(s.name.view() == "t000001.db");
+  CHECK(s.name.HeapBytes() == 0);
+}
+
+TEST_CASE("a file name is held inline up to 15 bytes, longer ones on the heap", "[memory]") {
+  for (size_t n : {0, 1, 14, 15, 16, 17, 200}) {
+    const std::string v(n, 'x');
+    ShortName a(v);
+    CHECK(a.view() == v);
+    CHECK(a.size() == n);
+    CHECK((a.HeapBytes() == 0) == (n <= 15));
+    a = std::string_view("t000001.db");  // replaced: a heap block is freed (ASan)
+    CHECK(a.str() == "t000001.db");
+    a = v;
+    CHECK(a.view() == v);
+  }
+  CHECK(sizeof(ShortName) == 16);
+}
+
+TEST_CASE("a counted slot lives while a reference to it does", "[memory]") {
+  SlotPtr a = SlotPtr::Make();
+  a->SetPath("/srv/dbs/t1.db");
+  SlotPtr b = a;
+  CHECK(a.use_count() == 2);
+  a.reset();
+  CHECK(!a);
+  CHECK(b.use_count() == 1);
+  CHECK(b->path() == "/srv/dbs/t1.db");
+  SlotPtr c = std::move(b);
+  CHECK(b == nullptr);
+  CHECK(c.use_count() == 1);
+  RefPtr<DbConfig> m = RefPtr<DbConfig>::Make();
+  RefPtr<const DbConfig> k = m;
+  RefPtr<const DbConfig> copy = RefPtr<DbConfig>::Make(*m);  // a copy starts unreferenced elsewhere
+  CHECK(m.use_count() == 2);
+  CHECK(copy.use_count() == 1);
 }

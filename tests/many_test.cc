@@ -370,15 +370,19 @@ TEST_CASE("the memory report accounts for each database's slot and registry entr
   const double per_db = (slots400 - slots100) / 300;
   INFO("slot bytes per database " << per_db << ", registry bytes per database " << (reg400 - reg100) / 300);
   CHECK(per_db >= 200);
-  CHECK(per_db < 1000);
+  // 280 bytes a slot since issue 20's third cut (a slab cell; 288 under a
+  // sanitizer, from malloc): a field added to DbSlot is a decision, made
+  // here too.
+  CHECK(per_db <= 320);
   CHECK(reg400 > reg100);
   CHECK((reg400 - reg100) / 300 < 400);
   CHECK(part("timers") >= 0);
   CHECK(part("positions") > 0);  // positions.db's page cache
   CHECK(part("rss") > part("slots") + part("registry"));
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-  // (A sanitizer's allocator replaces malloc: mallinfo2 then says 0.)
-  CHECK(part("heap_in_use") > part("slots"));
+  // (A sanitizer's allocator replaces malloc: mallinfo2 then says 0. Slots
+  // come from a slab, not malloc: heap_in_use is the rest.)
+  CHECK(part("heap_in_use") > part("registry"));
 #endif
   // The metric carries every part.
   const std::string m = r->Metrics();
@@ -423,9 +427,12 @@ TEST_CASE("a cold start gives the first-snapshot burst's memory back", "[many][m
   INFO("anonymous RSS per database after the cold start settled: " << per_db << " B");
   // Measured 2,160-6,762 B here run to run before the slot was cut to 336
   // bytes and first syncs waited for Adds to pause up to 5 s, 1,681-1,999
-  // after (3 runs beside a 100,000-database benchmark); the old code:
+  // after (3 runs beside a 100,000-database benchmark); with the slot at
+  // 280 bytes in a slab and 4-byte index entries (issue 20, branch mem3),
+  // 1,946-3,183 beside a CI run's ASan tests (at 3,000 databases the
+  // arenas' fragments vary more than the slot's bytes). The old code:
   // 15,664.
-  CHECK(per_db < 7000);
+  CHECK(per_db < 5000);
 #endif
   REQUIRE(r->Close().ok());
 }

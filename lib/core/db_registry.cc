@@ -6,16 +6,35 @@
 
 #include "core/memory_report.h"
 #include "util/file_util.h"
+#include "util/slab.h"
 
 namespace replite {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+void* DbSlot::operator new(size_t n) { return ::operator new(n); }
+void DbSlot::operator delete(void* p) { ::operator delete(p); }
+uint64_t DbSlot::CellBytes() { return MallocChunk(sizeof(DbSlot)); }
+#else
+namespace {
+// Never destroyed: slots may be dropped during static destruction.
+Slab& SlotSlab() {
+  static Slab* s = new Slab(sizeof(DbSlot));
+  return *s;
+}
+}  // namespace
+void* DbSlot::operator new(size_t) { return SlotSlab().Alloc(); }  // (always sizeof(DbSlot): nothing derives)
+void DbSlot::operator delete(void* p) { SlotSlab().Free(p); }
+uint64_t DbSlot::CellBytes() { return SlotSlab().cell(); }
+#endif
+
 namespace {
 
-// The heap bytes of a slot without its DbExtra: the slot and its shared_ptr
-// control block (make_shared), its file name, its target (directory names
-// are shared: the registry's tables count them). A DbExtra counts
-// kExtraBytes (its error text and hooks are not counted).
+// The heap bytes of a slot without its DbExtra: the slot (its cell, its
+// count inside), its file name when longer than 15 bytes, its target (directory names are
+// shared: the registry's tables count them). A DbExtra counts kExtraBytes
+// (its error text and hooks are not counted).
 uint64_t SlotBytes(const DbSlot& s) {
-  uint64_t b = MallocChunk(sizeof(DbSlot) + 16) + StringHeap(s.name);
+  uint64_t b = DbSlot::CellBytes() + s.name.HeapBytes();
   if (s.target) b += MallocChunk(sizeof(DbTarget)) + StringHeap(s.target->url_str) + StringHeap(s.target->url.prefix);
   return b;
 }
@@ -37,8 +56,13 @@ std::string ReplicaNameFor(const std::string& db_path) {
 
 ReplicaRef ReplicaRefOf(const DbSlot& s) {
   if (s.target) return {s.target->store.get(), s.target->health.get(), s.target->url.prefix, s.target->url_str};
-  const ReplicaUrl url = s.cfg->root.Child(ReplicaNameFor(s.name));
+  const ReplicaUrl url = s.cfg->root.Child(ReplicaNameFor(s.name.str()));
   return {s.cfg->store.get(), s.cfg->health.get(), url.prefix, url.ToString()};
+}
+
+uint32_t DbRegistry::PathHash(std::string_view p) {
+  const size_t k = p.rfind('/');  // (as DbSlot::SetPath splits it)
+  return k == std::string_view::npos ? PathHash(std::string_view(), p) : PathHash(p.substr(0, k), p.substr(k + 1));
 }
 
 uint32_t DbRegistry::FindPath(std::string_view p) const {
@@ -57,8 +81,7 @@ Status DbRegistry::Insert(const SlotPtr& slot, const std::string& url) {
   const uint32_t file_hash = FileHash(*slot);
   if (uint32_t id = by_file_.Find(file_hash,
                                   [&](uint32_t id) {
-                                    return slots[id]->file_dev == slot->file_dev &&
-                                           slots[id]->file_ino == slot->file_ino;
+                                    return slots[id]->file_key == slot->file_key;
                                   });
       id != FlatIdTable::kNone)
     return Status::AlreadyExists("database " + path + " is the same file as " + slots_[id]->path() +
@@ -76,6 +99,9 @@ Status DbRegistry::Insert(const SlotPtr& slot, const std::string& url) {
                       : std::string(" (under one replica root the replica is named after the file name "
                                     "without .db/.sqlite/.sqlite3: rename one of them, or give it its own "
                                     "replica URL)")));
+  if (free_ids_.empty() && slots_.size() > FlatIdTable::kMaxId)
+    return Status::ResourceExhausted("database " + path + ": " + std::to_string(slots_.size()) +
+                                     " databases are replicated already, the most one replicator takes");
   if (free_ids_.empty()) {
     slot->id = static_cast<uint32_t>(slots_.size());
     slots_.push_back(slot);
@@ -84,10 +110,11 @@ Status DbRegistry::Insert(const SlotPtr& slot, const std::string& url) {
     free_ids_.pop_back();
     slots_[slot->id] = slot;
   }
-  slot->stripe = &stripes_[slot->id % kStripes];
-  by_path_.Insert(PathHash(path), slot->id);
-  by_url_.Insert(url_hash, slot->id);
-  by_file_.Insert(file_hash, slot->id);
+  // (what the tables ask when they grow: the hashes of the slots' keys)
+  slots = slots_.data();
+  by_path_.Insert(PathHash(*slot), slot->id, [&](uint32_t id) { return PathHash(*slots[id]); });
+  by_url_.Insert(url_hash, slot->id, [&](uint32_t id) { return UrlHash(*slots[id]); });
+  by_file_.Insert(file_hash, slot->id, [&](uint32_t id) { return FileHash(*slots[id]); });
   slot_bytes_ += SlotBytes(*slot);
   return Status::OK();
 }
@@ -95,14 +122,15 @@ Status DbRegistry::Insert(const SlotPtr& slot, const std::string& url) {
 void DbRegistry::Erase(const DbSlot& slot, const std::string& url) {
   uint64_t bytes = SlotBytes(slot);
   {
-    MutexLock sl(Stripe(slot));  // not while holding mu_ (the lock order)
+    MutexLock sl(slot.stripe());  // not while holding mu_ (the lock order)
     if (slot.extra) bytes += kExtraBytes;
   }
   slot_bytes_ -= bytes;
   WriterLock l(mu_);
-  by_path_.Erase(PathHash(slot.path()), slot.id);
-  by_url_.Erase(UrlHash(url), slot.id);
-  by_file_.Erase(FileHash(slot), slot.id);
+  const SlotPtr* slots = slots_.data();  // (the lambdas run under our lock: the hashes of the slots' keys)
+  by_path_.Erase(PathHash(slot), slot.id, [&](uint32_t id) { return PathHash(*slots[id]); });
+  by_url_.Erase(UrlHash(url), slot.id, [&](uint32_t id) { return UrlHash(*slots[id]); });
+  by_file_.Erase(FileHash(slot), slot.id, [&](uint32_t id) { return FileHash(*slots[id]); });
   slots_[slot.id].reset();
   free_ids_.push_back(slot.id);
 }
@@ -164,9 +192,10 @@ size_t DbRegistry::size() const {
 }
 
 void DbRegistry::NotifyAll() {
-  for (int i = 0; i < kStripes; i++) {
-    MutexLock l(stripes_[i]);
-    cvs_[i].notify_all();
+  SlotLocks& locks = TheSlotLocks();
+  for (uint32_t i = 0; i < kSlotStripes; i++) {
+    MutexLock l(locks.mu[i]);
+    locks.cv[i].notify_all();
   }
 }
 

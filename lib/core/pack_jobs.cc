@@ -163,7 +163,7 @@ Status ReplicatorImpl::WaitPacked(DbSlot& s, int64_t timeout_ms) {
   }
   MutexLock l(Stripe(s));
   Cv(s).wait_for(l.native(), std::chrono::milliseconds(timeout_ms),
-                 [&]() REQUIRES(s.stripe) { return s.pack_pending == 0 || stopped_.load(); });
+                 [&]() REQUIRES(s.stripe()) { return s.pack_pending == 0 || stopped_.load(); });
   if (s.pack_pending == 0) return Status::OK();
   return Status::Unavailable("database " + s.path() + ": " + std::to_string(s.pack_pending) +
                              " segments still wait in a pack being stored after " + std::to_string(timeout_ms / 1000) +

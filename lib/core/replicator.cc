@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <iterator>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -48,7 +49,7 @@ Status CheckDatabaseHeader(const std::string& path, bool enable_wal) {
 }
 
 // Sets what Add loaded before DbRegistry::Insert: until then no other thread
-// can find the slot, and it has no stripe yet.
+// can find the slot, and it has no id (stripe) yet.
 void InitUnshared(DbSlot& s, const Position& pos, int64_t wal_size, int64_t wal_mtime_ns) NO_THREAD_SAFETY_ANALYSIS {
   s.pos = pos;
   s.wal_size = wal_size;
@@ -83,7 +84,7 @@ Status ReplicatorImpl::Init() {
   s = MakeDirs(spool_dir_);
   if (!s.ok()) return s;
   RemoveDeadTemps(spool_dir_);  // staged snapshots and segments of a killed process
-  auto cfg = std::make_shared<DbConfig>();
+  auto cfg = RefPtr<DbConfig>::Make();
   cfg->opts = opts_.defaults;
   if (!opts_.replica_url.empty()) {
     s = ParseReplicaUrl(opts_.replica_url, &cfg->root);
@@ -129,7 +130,7 @@ Status ReplicatorImpl::Add(const std::string& path, const DatabaseOptions& o) {
 }
 
 // Databases added with equal options share one DbConfig.
-std::shared_ptr<const DbConfig> ReplicatorImpl::ConfigFor(const DatabaseOptions& o) {
+RefPtr<const DbConfig> ReplicatorImpl::ConfigFor(const DatabaseOptions& o) {
   char key[512];
   std::snprintf(key, sizeof key, "%d|%lld|%lld|%u|%u|%lld|%lld|%d|%lld|", o.enable_wal ? 1 : 0,
                 (long long)o.snapshot_interval_ms, (long long)o.retention_ms, o.checkpoint_pages, o.truncate_pages,
@@ -137,17 +138,24 @@ std::shared_ptr<const DbConfig> ReplicatorImpl::ConfigFor(const DatabaseOptions&
                 (long long)o.sync_interval_ms);
   std::string k = std::string(key) + o.metrics_group + "|" + o.replica_url;
   MutexLock l(cfg_mu_);
-  if (auto it = configs_.find(k); it != configs_.end())
-    if (auto c = it->second.lock()) return c;
-  auto cfg = std::make_shared<DbConfig>(*default_cfg_);
+  if (auto it = configs_.find(k); it != configs_.end()) return it->second;
+  if (configs_.size() >= configs_prune_at_) {
+    // Forget the configs of databases all removed: held by this map alone
+    // (a new reference to one is only made here, under cfg_mu_, or copied
+    // from a slot that holds one).
+    for (auto it = configs_.begin(); it != configs_.end();)
+      it = it->second.use_count() == 1 ? configs_.erase(it) : std::next(it);
+    configs_prune_at_ = std::max<size_t>(64, 2 * configs_.size());
+  }
+  auto cfg = RefPtr<DbConfig>::Make(*default_cfg_);
   cfg->opts = o;
   configs_[k] = cfg;
   return cfg;
 }
 
-Status ReplicatorImpl::AddWith(const std::string& raw_path, std::shared_ptr<const DbConfig> cfg) {
+Status ReplicatorImpl::AddWith(const std::string& raw_path, RefPtr<const DbConfig> cfg) {
   if (closed_) return Status::Cancelled("replicator is closed");
-  auto slot = std::make_shared<DbSlot>();
+  SlotPtr slot = SlotPtr::Make();
   const std::string path = AbsolutePath(raw_path);
   slot->SetPath(path);
   const DatabaseOptions& o = cfg->opts;
@@ -188,8 +196,7 @@ Status ReplicatorImpl::AddWith(const std::string& raw_path, std::shared_ptr<cons
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("database " + path, errno);
   if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("database " + path + " is not a regular file");
-  slot->file_dev = uint64_t(st.st_dev);
-  slot->file_ino = uint64_t(st.st_ino);
+  slot->file_key = FileKey(uint64_t(st.st_dev), uint64_t(st.st_ino));
   const std::string url = UrlOf(*slot);
   bool found = false;
   Position pos;
@@ -265,7 +272,7 @@ Status ReplicatorImpl::Remove(const std::string& raw_path) {
     MutexLock l(Stripe(*slot));
     // Queued work is cancelled (a queued job sees `removed` and returns);
     // a running job finishes its step first.
-    Cv(*slot).wait(l.native(), [&]() REQUIRES(slot->stripe) { return slot->state == JobState::kIdle; });
+    Cv(*slot).wait(l.native(), [&]() REQUIRES(slot->stripe()) { return slot->state == JobState::kIdle; });
   }
   conns_.Drop(slot->id);
   bool spooled, watched;
@@ -431,13 +438,13 @@ Status ReplicatorImpl::Request(const std::string& path, bool snapshot, bool chec
   // made its capture durable, before that job's checkpoint.
   // A job that put its capture in a pack (core/pack_jobs.cc) ends before
   // the pack is stored: the request is answered when it is (or it fails).
-  auto reached = [&]() REQUIRES(slot->stripe) {
+  auto reached = [&]() REQUIRES(slot->stripe()) {
     const bool in_pack = slot->pack_pending > 0 && int32_t(slot->durable_seq - seq) < 0 && !slot->has_error;
     return (int32_t(slot->done_seq - seq) >= 0 && (!through_errors || !slot->has_error) && !in_pack) ||
            (through_errors && int32_t(slot->durable_seq - seq) >= 0);
   };
   // Close releases every waiter once its last jobs ended (stopped_).
-  auto done = [&]() REQUIRES(slot->stripe) { return reached() || slot->removed || stopped_; };
+  auto done = [&]() REQUIRES(slot->stripe()) { return reached() || slot->removed || stopped_; };
   if (timeout_ms < 0) {
     Cv(*slot).wait(l.native(), done);
   } else if (!Cv(*slot).wait_for(l.native(), std::chrono::milliseconds(timeout_ms), done)) {
@@ -585,7 +592,7 @@ Status ReplicatorImpl::Close() {
     const uint32_t seq = w.second;
     {
       MutexLock l(Stripe(*s));
-      Cv(*s).wait(l.native(), [&]() REQUIRES(s->stripe) { return int32_t(s->done_seq - seq) >= 0 || s->removed; });
+      Cv(*s).wait(l.native(), [&]() REQUIRES(s->stripe()) { return int32_t(s->done_seq - seq) >= 0 || s->removed; });
       if (s->has_error && first.ok()) first = Status(last_code_of(*s), "close: " + s->extra->last_error);
     }
     MutexLock hl(hook_mu_);

@@ -1,5 +1,5 @@
 // ReplicatorImpl: the Replicator. Its parts, one file each:
-//  - core/db_registry.h   the databases: slots, path/URL/file -> slot, stripe locks;
+//  - core/db_registry.h   the databases: slots, path/URL/file -> slot;
 //  - core/replicator.cc   the public facade (Open, Add, Remove, Notify, Attach,
 //                         Sync/WaitDurable/Snapshot/Checkpoint, status, metrics, Close);
 //  - core/scheduler.cc    the per-database job state machine (SetJobState is
@@ -13,7 +13,8 @@
 // a request that arrives while a job runs sets `rerun`, so nothing is
 // missed. Jobs run on the shared ThreadPool; polls, notify batches and
 // quiet checkpoints are entries in the one TimerQueue. Slot fields are
-// guarded by the registry's stripe lock of the slot (no mutex per database).
+// guarded by the stripe lock of the slot's id (DbSlot::stripe(): no mutex
+// per database).
 // Lock requirements are annotations (util/thread_annotations.h: REQUIRES,
 // GUARDED_BY), checked by the clang stage (scripts/thread_safety.sh).
 //
@@ -140,13 +141,13 @@ class ReplicatorImpl final : public Replicator {
 
   // ---- facade helpers (core/replicator.cc) ----
   Status OpenStore(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* out, std::shared_ptr<StoreHealth>* health);
-  std::shared_ptr<const DbConfig> ConfigFor(const DatabaseOptions& o);
-  Status AddWith(const std::string& raw_path, std::shared_ptr<const DbConfig> cfg);
+  RefPtr<const DbConfig> ConfigFor(const DatabaseOptions& o);
+  Status AddWith(const std::string& raw_path, RefPtr<const DbConfig> cfg);
   void OnDirEvent(const std::string& dir, const char* name);
   void NotifySlot(DbSlot& slot);
   static int WalHook(void* arg, sqlite3*, const char* name, int);
   void NotifyById(uint32_t id, const std::string& path);
-  static std::vector<std::pair<sqlite3*, void*>> TakeHooks(DbSlot& slot) REQUIRES(slot.stripe);
+  static std::vector<std::pair<sqlite3*, void*>> TakeHooks(DbSlot& slot) REQUIRES(slot.stripe());
   static void Unhook(const std::vector<std::pair<sqlite3*, void*>>& hooks);
   Status Request(const std::string& path, bool snapshot, bool checkpoint, bool truncate, uint64_t* durable,
                  int64_t timeout_ms, bool through_errors);
@@ -158,7 +159,7 @@ class ReplicatorImpl final : public Replicator {
   int64_t NowMs() { return env_->NowMicros() / 1000; }
   // Monotonic time, from the Env (timers, store backoffs, kept connections).
   int64_t NowMono() { return env_->MonotonicMicros(); }
-  static Code last_code_of(const DbSlot& s) REQUIRES(s.stripe) { return s.extra ? s.extra->last_code : Code::kInternal; }
+  static Code last_code_of(const DbSlot& s) REQUIRES(s.stripe()) { return s.extra ? s.extra->last_code : Code::kInternal; }
   // With compaction off nothing would take what is kept: no copies then.
   ReplicaRef RefOf(const DbSlot& s) const {
     ReplicaRef r = ReplicaRefOf(s);
@@ -171,15 +172,15 @@ class ReplicatorImpl final : public Replicator {
   StoreHealth& HealthOf(const DbSlot& s) const { return s.target ? *s.target->health : *s.cfg->health; }
   SlotPtr Find(const std::string& abs_path) { return reg_.Find(abs_path); }
   SlotPtr ById(uint32_t id) { return reg_.ById(id); }
-  Mutex& Stripe(const DbSlot& s) RETURN_CAPABILITY(s.stripe) { return reg_.Stripe(s); }
-  std::condition_variable& Cv(const DbSlot& s) { return reg_.Cv(s); }
+  Mutex& Stripe(const DbSlot& s) RETURN_CAPABILITY(s.stripe()) { return s.stripe(); }
+  std::condition_variable& Cv(const DbSlot& s) { return s.cv(); }
 
   // ---- jobs and timers (core/scheduler.cc) ----
   // The one place DbSlot::state changes (caller holds the slot's stripe).
-  void SetJobState(DbSlot& s, JobState to) REQUIRES(s.stripe);
+  void SetJobState(DbSlot& s, JobState to) REQUIRES(s.stripe());
   static int64_t Jitter(int64_t interval_ms);
-  static int64_t ResumedPollInterval(DbSlot& s) REQUIRES(s.stripe);
-  void ArmPoll(DbSlot& s, int64_t delay_ms) REQUIRES(s.stripe);
+  static int64_t ResumedPollInterval(DbSlot& s) REQUIRES(s.stripe());
+  void ArmPoll(DbSlot& s, int64_t delay_ms) REQUIRES(s.stripe());
   void Kick(const SlotPtr& s, bool bump);
   void Dispatch(const SlotPtr& s);
   void ArmTimer(int64_t delay_us, TimerKind kind, uint32_t id = 0, uint64_t seq = 0);
@@ -237,14 +238,17 @@ class ReplicatorImpl final : public Replicator {
   StoreRegistry stores_;
   PositionStore positions_;
   std::string spool_dir_;
-  std::shared_ptr<const DbConfig> default_cfg_;
+  RefPtr<const DbConfig> default_cfg_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> stopped_{false};  // Close ended every job: waiters are released
   // Serializes changes of WAL hooks (Attach against Remove/Close/Detach of
   // the same database); taken before a stripe, never by the hook itself.
   Mutex hook_mu_;
   Mutex cfg_mu_;
-  std::map<std::string, std::weak_ptr<const DbConfig>> configs_ GUARDED_BY(cfg_mu_);
+  // Databases added with equal options share a DbConfig: by those options.
+  // Held here too; ConfigFor forgets the ones only this map holds.
+  std::map<std::string, RefPtr<const DbConfig>> configs_ GUARDED_BY(cfg_mu_);
+  size_t configs_prune_at_ GUARDED_BY(cfg_mu_) = 64;
   Mutex wrap_mu_;
   struct Wrapped {
     std::shared_ptr<ObjectStore> store;
