@@ -158,6 +158,7 @@ run_tsan() {
   set +e
   (cd "$TSAN_DIR" &&
    TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:history_size=4:suppressions=$ROOT/scripts/tsan.supp:log_path=$logdir/tsan" \
+   REPLITE_TORTURE_OPS="${REPLITE_TORTURE_OPS:-40}" \
    ctest --output-on-failure -j"$JOBS" --timeout 900 -I "0,0,0$nums")
   local rc=$?
   set -e
