@@ -18,32 +18,58 @@ struct CompressorLease::Item {
 
 namespace {
 
-struct Pool {
-  std::mutex mu;
-  std::vector<CompressorLease::Item*> cctx;
-  std::vector<ZSTD_DCtx*> dctx;
+// Idle objects of one kind, at most kZstdPoolIdle of them. Never destroyed:
+// leases may be returned by threads that outlive static destruction order
+// (a detached worker at exit).
+template <typename T>
+class IdleList {
+ public:
+  static IdleList& Get() {
+    static IdleList* l = new IdleList;
+    return *l;
+  }
+  T* Take() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (items_.empty()) return nullptr;
+    T* t = items_.back();
+    items_.pop_back();
+    return t;
+  }
+  // Keeps `t` for the next Take; false when full (the caller frees it).
+  bool Give(T* t) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (items_.size() >= kZstdPoolIdle) return false;
+    items_.push_back(t);
+    return true;
+  }
+  std::vector<T*> TakeAll() {
+    std::vector<T*> v;
+    std::lock_guard<std::mutex> l(mu_);
+    v.swap(items_);
+    return v;
+  }
+  template <typename F>
+  uint64_t Sum(F bytes) {
+    std::lock_guard<std::mutex> l(mu_);
+    uint64_t n = 0;
+    for (T* t : items_) n += bytes(t);
+    return n;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<T*> items_;
 };
 
-// Never destroyed: leases may be returned by threads that outlive static
-// destruction order (a detached worker at exit).
-Pool& ThePool() {
-  static Pool* p = new Pool;
-  return *p;
-}
+using CctxList = IdleList<CompressorLease::Item>;
+using DctxList = IdleList<ZSTD_DCtx>;
 
 uint64_t ItemBytes(const CompressorLease::Item* it) { return ZSTD_sizeof_CCtx(it->cctx) + it->cap; }
+uint64_t DctxBytes(const ZSTD_DCtx* d) { return ZSTD_sizeof_DCtx(d); }
 
 }  // namespace
 
-CompressorLease::CompressorLease() : item_(nullptr) {
-  Pool& p = ThePool();
-  {
-    std::lock_guard<std::mutex> l(p.mu);
-    if (!p.cctx.empty()) {
-      item_ = p.cctx.back();
-      p.cctx.pop_back();
-    }
-  }
+CompressorLease::CompressorLease() : item_(CctxList::Get().Take()) {
   if (item_) {
     ZSTD_CCtx_reset(item_->cctx, ZSTD_reset_session_and_parameters);
   } else {
@@ -57,15 +83,7 @@ CompressorLease::~CompressorLease() {
     item_->buf.reset();
     item_->cap = 0;
   }
-  Pool& p = ThePool();
-  {
-    std::lock_guard<std::mutex> l(p.mu);
-    if (item_->cctx && p.cctx.size() < kZstdPoolIdle) {
-      p.cctx.push_back(item_);
-      return;
-    }
-  }
-  delete item_;
+  if (!item_->cctx || !CctxList::Get().Give(item_)) delete item_;
 }
 
 ZSTD_CCtx* CompressorLease::cctx() const { return item_->cctx; }
@@ -83,15 +101,7 @@ char* CompressorLease::Buffer(size_t size, size_t keep) {
   return item_->buf.get();
 }
 
-DecompressorLease::DecompressorLease() : dctx_(nullptr) {
-  Pool& p = ThePool();
-  {
-    std::lock_guard<std::mutex> l(p.mu);
-    if (!p.dctx.empty()) {
-      dctx_ = p.dctx.back();
-      p.dctx.pop_back();
-    }
-  }
+DecompressorLease::DecompressorLease() : dctx_(DctxList::Get().Take()) {
   if (dctx_) {
     ZSTD_DCtx_reset(dctx_, ZSTD_reset_session_and_parameters);
   } else {
@@ -100,46 +110,24 @@ DecompressorLease::DecompressorLease() : dctx_(nullptr) {
 }
 
 DecompressorLease::~DecompressorLease() {
-  if (!dctx_) return;
-  Pool& p = ThePool();
-  {
-    std::lock_guard<std::mutex> l(p.mu);
-    if (p.dctx.size() < kZstdPoolIdle) {
-      p.dctx.push_back(dctx_);
-      return;
-    }
-  }
-  ZSTD_freeDCtx(dctx_);
+  if (dctx_ && !DctxList::Get().Give(dctx_)) ZSTD_freeDCtx(dctx_);
 }
 
 uint64_t TrimZstdPool() {
-  std::vector<CompressorLease::Item*> c;
-  std::vector<ZSTD_DCtx*> d;
-  Pool& p = ThePool();
-  {
-    std::lock_guard<std::mutex> l(p.mu);
-    c.swap(p.cctx);
-    d.swap(p.dctx);
-  }
   uint64_t freed = 0;
-  for (auto* it : c) {
+  for (auto* it : CctxList::Get().TakeAll()) {
     freed += ItemBytes(it);
     delete it;
   }
-  for (auto* x : d) {
-    freed += ZSTD_sizeof_DCtx(x);
-    ZSTD_freeDCtx(x);
+  for (auto* d : DctxList::Get().TakeAll()) {
+    freed += DctxBytes(d);
+    ZSTD_freeDCtx(d);
   }
   return freed;
 }
 
 uint64_t ZstdPoolBytes() {
-  Pool& p = ThePool();
-  std::lock_guard<std::mutex> l(p.mu);
-  uint64_t n = 0;
-  for (auto* it : p.cctx) n += ItemBytes(it);
-  for (auto* x : p.dctx) n += ZSTD_sizeof_DCtx(x);
-  return n;
+  return CctxList::Get().Sum(ItemBytes) + DctxList::Get().Sum(DctxBytes);
 }
 
 }  // namespace replite
