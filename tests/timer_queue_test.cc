@@ -53,3 +53,23 @@ TEST_CASE("timers: entries come due on the queue's clock and carry their kind", 
   CHECK(fired[1].id == 7);
   CHECK(fired[1].seq == 42);
 }
+
+TEST_CASE("timers: the entries' array shrinks after a burst has come due", "[timers]") {
+  std::atomic<int64_t> now{1000};
+  std::atomic<size_t> fired{0};
+  TimerQueue q([&](const Timer&) { fired++; }, [&] { return now.load(); });
+  // A burst: one entry per database of 100,000 (first syncs' quiet timers),
+  // all due at once, and a few that stay armed.
+  constexpr size_t kBurst = 100000;
+  for (uint32_t i = 0; i < kBurst; i++) q.At(2000 + i % 100, Timer::Of(Kind::kA, i));
+  for (uint32_t i = 0; i < 10; i++) q.At(1000000000, Timer::Of(Kind::kB, i));
+  const size_t peak = q.MemoryBytes();
+  CHECK(peak >= kBurst * 24);
+  now = 5000;
+  q.At(5000, Timer::Of(Kind::kA, 0));  // wakes the queue on the new clock
+  for (int i = 0; i < 5000 && fired.load() < kBurst + 1; i++) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(fired.load() == kBurst + 1);
+  CHECK(q.size() == 10);
+  // What is left: the kept minimum, not the burst's peak (2.4 MB).
+  CHECK(q.MemoryBytes() <= TimerQueue::kKeptEntries * 24);
+}

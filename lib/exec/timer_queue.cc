@@ -1,5 +1,6 @@
 #include "exec/timer_queue.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace replite {
@@ -59,6 +60,8 @@ void TimerQueue::Loop() {
       continue;
     }
     heap_.pop();
+    if (heap_.capacity() > kKeptEntries && heap_.size() < heap_.capacity() / 4)
+      heap_.Shrink(std::max(kKeptEntries, 2 * heap_.size()));
     l.unlock();
     fire_(top.timer);
     l.lock();

@@ -50,8 +50,12 @@ class TimerQueue {
   // Schedules `t` at monotonic time `when_us`.
   void At(int64_t when_us, const Timer& t);
   size_t size() const;
-  // Heap bytes of the entries' array (its capacity: it does not shrink).
+  // Heap bytes of the entries' array (its capacity). After a burst (first
+  // syncs of 100,000 databases, a quiet timer each) it shrinks as the
+  // entries come due: to twice what is left once under a quarter is used
+  // (never below kKeptEntries).
   size_t MemoryBytes() const;
+  static constexpr size_t kKeptEntries = 4096;
 
  private:
   struct Entry {
@@ -67,6 +71,13 @@ class TimerQueue {
   std::condition_variable cv_;
   struct Heap : std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> {
     size_t capacity() const { return c.capacity(); }
+    // The same array (still a heap) in a smaller allocation.
+    void Shrink(size_t to) {
+      std::vector<Entry> v;
+      v.reserve(to);
+      v.assign(c.begin(), c.end());
+      c.swap(v);
+    }
   };
   Heap heap_;
   bool stop_ = false;
