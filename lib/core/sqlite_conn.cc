@@ -11,6 +11,10 @@ SqliteConn::~SqliteConn() { Close(); }
 void SqliteConn::Close() {
   if (db_) {
     if (in_txn_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    for (sqlite3_stmt*& st : stmts_) {
+      sqlite3_finalize(st);
+      st = nullptr;
+    }
     sqlite3_close_v2(db_);
     db_ = nullptr;
     in_txn_ = false;
@@ -90,11 +94,26 @@ Status SqliteConn::Exec(const std::string& sql) {
   return Status::OK();
 }
 
+Status SqliteConn::Step(int which, const char* sql) {
+  sqlite3_stmt*& st = stmts_[which];
+  if (!st && sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) != SQLITE_OK) {
+    st = nullptr;
+    return Error(sql);
+  }
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  }
+  // The error is the connection's until the reset (which returns it too).
+  Status s = rc == SQLITE_DONE ? Status::OK() : Error(sql);
+  sqlite3_reset(st);
+  return s;
+}
+
 Status SqliteConn::BeginRead() {
-  Status s = Exec("BEGIN");
+  Status s = Step(0, "BEGIN");
   if (!s.ok()) return s;
   in_txn_ = true;
-  s = Exec("SELECT 1 FROM sqlite_schema LIMIT 1");
+  s = Step(1, "SELECT 1 FROM sqlite_schema LIMIT 1");
   if (!s.ok()) End();
   return s;
 }
@@ -108,7 +127,7 @@ Status SqliteConn::BeginWrite() {
 Status SqliteConn::End() {
   if (!in_txn_) return Status::OK();
   in_txn_ = false;
-  return Exec("ROLLBACK");
+  return Step(2, "ROLLBACK");
 }
 
 void SqliteConn::SetBusyTimeout(int ms) { sqlite3_busy_timeout(db_, ms); }

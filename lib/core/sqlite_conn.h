@@ -11,6 +11,7 @@
 #include "replite/status.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace replite {
 
@@ -44,7 +45,13 @@ class SqliteConn {
 
  private:
   Status Error(const std::string& what);
+  // Steps a statement prepared once per connection (BEGIN, the schema read,
+  // ROLLBACK: a hot database runs them on every capture, and parsing them
+  // each time was a visible part of a capture's CPU). Re-prepared by SQLite
+  // itself when the schema changes.
+  Status Step(int which, const char* sql);
   sqlite3* db_ = nullptr;
+  sqlite3_stmt* stmts_[3] = {nullptr, nullptr, nullptr};
   std::string path_;
   bool in_txn_ = false;
 };
