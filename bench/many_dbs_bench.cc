@@ -451,7 +451,17 @@ int main(int argc, char** argv) {
   // here has room for 64.
   std::string workers = std::to_string(replite::ReplicatorOptions().worker_threads);
   std::string pack = "0", unpack = "0";  // --pack MS: each mode again with packing on
-  for (size_t i = 0; i + 1 < args.size(); i += 2) {
+  const bool child = !args.empty() && args[0] == "--child";
+  if (!child && args.size() % 2 != 0) {
+    // --help, a flag without its value: say so rather than start the
+    // default run (three N, both modes, 100,000 databases prepared).
+    std::fprintf(stderr,
+                 "usage: many_dbs_bench [--n 1000,10000,100000] [--seconds 60] [--mode notify,poll] "
+                 "[--dir DIR] [--url URL] [--reuse 1] [--s3 moto] [--workers N] [--pack MS [--pack-unpack-s S]] "
+                 "[--arena-max N]\n(see the comment at the top of bench/many_dbs_bench.cc and bench/README.md)\n");
+    return 2;
+  }
+  for (size_t i = 0; !child && i + 1 < args.size(); i += 2) {
     if (args[i] == "--n") ns = args[i + 1];
     else if (args[i] == "--seconds") seconds = std::atoi(args[i + 1].c_str());
     else if (args[i] == "--mode") modes = args[i + 1];
@@ -463,10 +473,14 @@ int main(int argc, char** argv) {
     else if (args[i] == "--pack") pack = args[i + 1];
     else if (args[i] == "--pack-unpack-s") unpack = std::to_string(std::atoll(args[i + 1].c_str()) * 1000);
     else if (args[i] == "--arena-max") setenv("REPLITE_BENCH_ARENA_MAX", args[i + 1].c_str(), 1);  // for the children
-    else if (args[i] == "--child") break;
+    else {
+      std::fprintf(stderr, "many_dbs_bench: unknown option %s (run with no options for the default run; "
+                   "options: see the comment at the top of bench/many_dbs_bench.cc)\n", args[i].c_str());
+      return 2;
+    }
   }
   if (!std::getenv("REPLITE_BENCH_WORKERS")) setenv("REPLITE_BENCH_WORKERS", workers.c_str(), 1);  // for the children
-  if (!args.empty() && args[0] == "--child") {  // --child prepare|notify|poll DIR N URL SECONDS [PACK_MS UNPACK_MS]
+  if (child) {  // --child prepare|notify|poll DIR N URL SECONDS [PACK_MS UNPACK_MS]
     const std::string what = args[1], d = args[2], u = args[4];
     const int n = std::atoi(args[3].c_str());
     if (what == "prepare") return Prepare(d, n, u);
