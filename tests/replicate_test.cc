@@ -279,6 +279,55 @@ TEST_CASE("a restart resumes from the saved position without a new snapshot", "[
   REQUIRE(f.r->Close().ok());
 }
 
+// A notified database is not polled, so a timer brings its quiet
+// checkpoint once writes stop. Every job used to arm one more: a hot
+// database kept one entry per commit of the last checkpoint_quiet_ms in the
+// timer queue (60,000 at 1,000 commits/s) and ran a second, empty job per
+// commit when they came due. One entry now, moved while it keeps changing.
+TEST_CASE("a notified database keeps one quiet-checkpoint timer however often it syncs", "[e2e]") {
+  Fixture f;
+  test::Writer w(f.db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  DatabaseOptions o;
+  o.checkpoint_quiet_ms = 2000;
+  f.Open(o);
+  f.Sync();
+  uint64_t txid = 0;
+  for (int i = 0; i < 15; i++) {
+    f.env.Advance(100 * 1000);
+    w.Exec("INSERT INTO t(v) VALUES ('x" + std::to_string(i) + "')");
+    REQUIRE(f.r->Notify(f.db).ok());
+    txid = f.Sync();
+  }
+  std::string m = f.r->Metrics();
+  INFO(m);
+  // The housekeeping timer, the first-syncs timer (not due on this clock),
+  // the last notify batch and the quiet timer: not one per sync.
+  CHECK(test::MetricSum(m, "replite_timers_armed") <= 4);
+  DatabaseStatus st;
+  REQUIRE(f.r->GetStatus(f.db, &st).ok());
+  CHECK(st.checkpoints == 0);
+  // Jobs started by a timer (no series until the first).
+  auto timer_jobs_in = [](const std::string& text) {
+    const std::string series = "\nreplite_polls_total{outcome=\"timer\"} ";
+    const size_t p = text.find(series);
+    return p == std::string::npos ? 0.0 : std::stod(text.substr(p + series.size()));
+  };
+  const double timer_jobs = timer_jobs_in(m);
+  // Quiet now: the one timer runs one job, which checkpoints.
+  f.env.Advance(2500 * 1000);
+  for (int i = 0; i < 1000 && st.checkpoints == 0; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(f.r->GetStatus(f.db, &st).ok());
+  }
+  CHECK(st.checkpoints == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  m = f.r->Metrics();
+  CHECK(timer_jobs_in(m) - timer_jobs <= 2);
+  f.CheckLatest(txid);
+  REQUIRE(f.r->Close().ok());
+}
+
 namespace {
 
 // The saved position of `db` in the position store (state_dir/positions.db),

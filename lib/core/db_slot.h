@@ -139,6 +139,9 @@ struct DbSlot {
   // The lease was taken over from another instance: what it wrote may be
   // ahead of pos, so the next capture starts a new generation above it.
   bool lease_taken_over : 1 GUARDED_BY(stripe()) = false;
+  // The quiet-checkpoint timer of a notified database is armed (one entry
+  // per database, moved forward while it keeps changing: core/scheduler.cc).
+  bool quiet_armed : 1 GUARDED_BY(stripe()) = false;
   // Segments handed to a pack (replica/packer.h) and not yet stored: the
   // position is not saved, the frames not checkpointed and durable_txid not
   // advanced past them until they are.

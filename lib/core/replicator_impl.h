@@ -62,10 +62,12 @@ enum class TimerKind : uint8_t {
   kPoll,          // a poll of the database; seq: its DbSlot::timer_seq when armed (stale otherwise)
   kNotify,        // a Notify/WAL hook batch is due (DbSlot::notify_pending)
   kWake,          // a change wakeup (inotify) batch is due (DbSlot::wake_pending)
-  kQuiet,         // wake up, the job decides (quiet checkpoint, retry after a failure)
+  kQuiet,         // wake up, the job decides (quiet checkpoint, retry after a failure); seq:
+                  // kQuietCheckpointTimer for a notified database's quiet timer (DbSlot::quiet_armed)
   kFirstSyncs,    // start the first syncs of new databases once Adds pause (no database)
   kPack,          // a pack's window passed (housekeeping retries a failed one); id: the pack group
 };
+constexpr uint64_t kQuietCheckpointTimer = 1;
 constexpr int kFdsPerJob = 16;                   // upper bound of descriptors one sync job opens
 constexpr int64_t kMaxPollMs = 30000;            // idle databases back off to this
 constexpr int64_t kConnIdleUs = 10 * 1000 * 1000; // a kept connection is closed after this long unused

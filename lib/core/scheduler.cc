@@ -144,7 +144,22 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
         s->wake_pending = false;  // the job compares the WAL's stat, as a poll does
         break;
       case TimerKind::kQuiet:
-        break;  // the job decides whether a quiet checkpoint is due
+        if (t.seq == kQuietCheckpointTimer) {
+          // One entry per database: while it still changes, the entry
+          // moves to its next possible quiet moment instead of running a
+          // job (a hot database's every capture armed one before: a
+          // second, empty job per commit, 60 s later).
+          if (!s->quiet_armed) return;
+          s->quiet_armed = false;
+          if (s->removed || closed_) return;
+          const int64_t quiet_at = s->last_change_ms + s->cfg->opts.checkpoint_quiet_ms;
+          if (quiet_at > NowMs()) {
+            s->quiet_armed = true;
+            ArmTimer((quiet_at - NowMs() + 100) * 1000, TimerKind::kQuiet, s->id, kQuietCheckpointTimer);
+            return;
+          }
+        }
+        break;  // the job decides whether a quiet checkpoint is due (or retries after a failure)
       case TimerKind::kPoll:
         if (s->timer_seq != t.seq) return;  // cancelled or re-armed
         break;
@@ -313,8 +328,11 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
     }
     // A notified database is not polled, but its WAL still needs the
     // quiet checkpoint once writes stop.
-    if (s->notified && st.ok() && s->pos.frames > 0 && !s->pos.expect_restart && !closed_ && !s->removed)
-      ArmTimer((s->cfg->opts.checkpoint_quiet_ms + 100) * 1000, TimerKind::kQuiet, s->id);
+    if (s->notified && st.ok() && s->pos.frames > 0 && !s->pos.expect_restart && !closed_ && !s->removed &&
+        !s->quiet_armed) {
+      s->quiet_armed = true;
+      ArmTimer((s->cfg->opts.checkpoint_quiet_ms + 100) * 1000, TimerKind::kQuiet, s->id, kQuietCheckpointTimer);
+    }
   }
   Cv(*s).notify_all();
 }
