@@ -152,10 +152,14 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
           if (!s->quiet_armed) return;
           s->quiet_armed = false;
           if (s->removed || closed_) return;
-          const int64_t quiet_at = s->last_change_ms + s->cfg->opts.checkpoint_quiet_ms;
-          if (quiet_at > NowMs()) {
+          const int64_t quiet_ms = s->cfg->opts.checkpoint_quiet_ms, now = NowMs();
+          const int64_t quiet_at = s->last_change_ms + quiet_ms;
+          if (quiet_at > now) {
             s->quiet_armed = true;
-            ArmTimer((quiet_at - NowMs() + 100) * 1000, TimerKind::kQuiet, s->id, kQuietCheckpointTimer);
+            // (at most quiet_ms out: a wall clock set back must not
+            // postpone it further than a change would)
+            ArmTimer((std::min(quiet_at - now, quiet_ms) + 100) * 1000, TimerKind::kQuiet, s->id,
+                     kQuietCheckpointTimer);
             return;
           }
         }
