@@ -183,6 +183,7 @@ class ReplicatorImpl final : public Replicator {
   static int64_t Jitter(int64_t interval_ms);
   static int64_t ResumedPollInterval(DbSlot& s) REQUIRES(s.stripe());
   void ArmPoll(DbSlot& s, int64_t delay_ms) REQUIRES(s.stripe());
+  void ArmQuiet(DbSlot& s, int64_t delay_ms) REQUIRES(s.stripe());
   void Kick(const SlotPtr& s, bool bump);
   void Dispatch(const SlotPtr& s);
   void ArmTimer(int64_t delay_us, TimerKind kind, uint32_t id = 0, uint64_t seq = 0);

@@ -85,6 +85,13 @@ void ReplicatorImpl::ArmPoll(DbSlot& s, int64_t delay_ms) {
   ArmTimer(delay_ms * 1000, TimerKind::kPoll, s.id, s.timer_seq);
 }
 
+// Arms a notified database's one quiet-checkpoint timer `delay_ms` (plus
+// 100 ms of slack) from now (caller holds the stripe).
+void ReplicatorImpl::ArmQuiet(DbSlot& s, int64_t delay_ms) {
+  s.quiet_armed = true;
+  ArmTimer((delay_ms + 100) * 1000, TimerKind::kQuiet, s.id, kQuietCheckpointTimer);
+}
+
 // Queues a job unless one is queued; a running job reruns afterwards.
 void ReplicatorImpl::Kick(const SlotPtr& s, bool bump) {
   MutexLock l(Stripe(*s));
@@ -155,11 +162,9 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
           const int64_t quiet_ms = s->cfg->opts.checkpoint_quiet_ms, now = NowMs();
           const int64_t quiet_at = s->last_change_ms + quiet_ms;
           if (quiet_at > now) {
-            s->quiet_armed = true;
             // (at most quiet_ms out: a wall clock set back must not
             // postpone it further than a change would)
-            ArmTimer((std::min(quiet_at - now, quiet_ms) + 100) * 1000, TimerKind::kQuiet, s->id,
-                     kQuietCheckpointTimer);
+            ArmQuiet(*s, std::min(quiet_at - now, quiet_ms));
             return;
           }
         }
@@ -334,8 +339,7 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
     // quiet checkpoint once writes stop.
     if (s->notified && st.ok() && s->pos.frames > 0 && !s->pos.expect_restart && !closed_ && !s->removed &&
         !s->quiet_armed) {
-      s->quiet_armed = true;
-      ArmTimer((s->cfg->opts.checkpoint_quiet_ms + 100) * 1000, TimerKind::kQuiet, s->id, kQuietCheckpointTimer);
+      ArmQuiet(*s, s->cfg->opts.checkpoint_quiet_ms);
     }
   }
   Cv(*s).notify_all();
