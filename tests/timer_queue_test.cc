@@ -73,3 +73,25 @@ TEST_CASE("timers: the entries' array shrinks after a burst has come due", "[tim
   // What is left: the kept minimum, not the burst's peak (2.4 MB).
   CHECK(q.MemoryBytes() <= TimerQueue::kKeptEntries * 24);
 }
+
+TEST_CASE("timers: batching windows opened within one tick end together", "[timers]") {
+  // A 50 ms window (sync_interval_ms's default) on a 10 ms tick: every
+  // commit notified within one tick comes due at one time, 40-50 ms later.
+  constexpr int64_t kWindow = 50000, kTick = 10000;
+  const int64_t first = TimerQueue::BatchedDue(1000000, kWindow, kTick);
+  for (int64_t now = 1000000; now < 1000000 + kTick; now += 7) {
+    const int64_t due = TimerQueue::BatchedDue(now, kWindow, kTick);
+    REQUIRE(due == first);
+    REQUIRE(due >= now + kWindow - kTick);
+    REQUIRE(due <= now + kWindow);
+  }
+  CHECK(TimerQueue::BatchedDue(1000000 + kTick, kWindow, kTick) == first + kTick);
+  // A short window keeps four fifths of itself at least; none stays none.
+  for (int64_t now = 123; now < 5000; now += 13) {
+    const int64_t due = TimerQueue::BatchedDue(now, 1000, kTick);
+    REQUIRE(due >= now + 800);
+    REQUIRE(due <= now + 1000);
+  }
+  CHECK(TimerQueue::BatchedDue(777, 0, kTick) == 777);
+  CHECK(TimerQueue::BatchedDue(777, 3, kTick) == 780);
+}

@@ -69,7 +69,9 @@ struct DatabaseOptions {
   // zstd level for segments and snapshots. Default: 1.
   int compression_level = 1;
   // After Notify (or a commit seen by an Attach-ed connection's WAL hook),
-  // wait this long to batch further commits into one segment. Default: 50 ms.
+  // wait this long to batch further commits into one segment (ending on a
+  // shared tick of a fifth of it, at most 10 ms, rounded down: databases
+  // notified within one tick are synced together). Default: 50 ms.
   int64_t sync_interval_ms = 50;
   // Metrics label value this database is counted under (e.g. a tenant
   // tier). Series never carry database names. Default: "default".

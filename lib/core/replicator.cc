@@ -314,7 +314,7 @@ void ReplicatorImpl::OnDirEvent(const std::string& dir, const char* name) {
     if (s->removed || closed_ || s->notified || s->wake_pending) return;
     s->wake_pending = true;
   }
-  ArmTimer(s->cfg->opts.sync_interval_ms * 1000, TimerKind::kWake, s->id);
+  ArmBatched(s->cfg->opts.sync_interval_ms, TimerKind::kWake, s->id);
 }
 
 void ReplicatorImpl::NotifySlot(DbSlot& slot) {
@@ -327,7 +327,7 @@ void ReplicatorImpl::NotifySlot(DbSlot& slot) {
   if (slot.notified_at_ms == 0) slot.notified_at_ms = NowMs();
   if (slot.notify_pending) return;
   slot.notify_pending = true;
-  ArmTimer(slot.cfg->opts.sync_interval_ms * 1000, TimerKind::kNotify, slot.id);
+  ArmBatched(slot.cfg->opts.sync_interval_ms, TimerKind::kNotify, slot.id);
 }
 
 int ReplicatorImpl::WalHook(void* arg, sqlite3*, const char* name, int) {

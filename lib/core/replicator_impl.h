@@ -187,6 +187,8 @@ class ReplicatorImpl final : public Replicator {
   void Kick(const SlotPtr& s, bool bump);
   void Dispatch(const SlotPtr& s);
   void ArmTimer(int64_t delay_us, TimerKind kind, uint32_t id = 0, uint64_t seq = 0);
+  static constexpr int64_t kBatchTickUs = 10000;
+  void ArmBatched(int64_t window_ms, TimerKind kind, uint32_t id);
   void OnTimer(const Timer& t);
   void TrimAfterBurst();
   void QueueFirstSync(const SlotPtr& s);

@@ -56,6 +56,17 @@ class TimerQueue {
   // (never below kKeptEntries).
   size_t MemoryBytes() const;
   static constexpr size_t kKeptEntries = 4096;
+  // When a batching window of `window_us` opened at `now_us` ends, on a
+  // shared tick: a fifth of the window, at most `max_tick_us`, rounded down
+  // (the window shrinks by at most a fifth, never grows; never before
+  // now_us). Windows opened within one tick end together, so their
+  // entries come due in one wake of the timer thread.
+  static int64_t BatchedDue(int64_t now_us, int64_t window_us, int64_t max_tick_us) {
+    const int64_t tick = window_us / 5 < max_tick_us ? window_us / 5 : max_tick_us;
+    int64_t when = now_us + window_us;
+    if (tick > 0) when -= when % tick;
+    return when < now_us ? now_us : when;
+  }
 
  private:
   struct Entry {
