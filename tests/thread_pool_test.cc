@@ -126,3 +126,48 @@ TEST_CASE("pool: the destructor runs what is queued, also jobs queued by jobs", 
   }
   CHECK(ran == 200);
 }
+
+TEST_CASE("pool: a burst of short jobs does not wake one idle worker per job", "[pool]") {
+  ThreadPool pool(8, /*idle_retire_ms=*/60000);
+  {
+    Gate warm;  // eight workers, all idle afterwards
+    for (int i = 0; i < 8; i++) pool.Submit([&] { warm.Enter(); });
+    warm.WaitInside(8);
+    warm.Open();
+    pool.Drain();
+  }
+  REQUIRE(pool.live_threads() == 8);
+  const uint64_t before = pool.wakes();
+  // As the timer thread hands over the databases of one batching tick: a
+  // job that queues 200 short ones at once.
+  std::atomic<int> ran{0};
+  pool.Submit([&] {
+    for (int i = 0; i < 200; i++) pool.Submit([&] { ran++; });
+  });
+  pool.Drain();
+  CHECK(ran == 200);
+  // One wake per job was 201 here; each woken worker wakes the next only
+  // while jobs remain.
+  CHECK(pool.wakes() - before < 100);
+  CHECK(pool.live_threads() == 8);
+}
+
+TEST_CASE("pool: blocked jobs queued at once on idle workers all run together", "[pool]") {
+  ThreadPool pool(8, /*idle_retire_ms=*/60000);
+  {
+    Gate warm;
+    for (int i = 0; i < 8; i++) pool.Submit([&] { warm.Enter(); });
+    warm.WaitInside(8);
+    warm.Open();
+    pool.Drain();
+  }
+  // Eight jobs that each wait for all the others (fsyncs, HTTP answers):
+  // every idle worker must come awake for them, one waking the next.
+  Gate gate;
+  for (int i = 0; i < 8; i++) pool.Submit([&] { gate.Enter(); });
+  gate.WaitInside(8);  // would hang if the wakes stopped at the first worker
+  CHECK(pool.live_threads() == 8);
+  gate.Open();
+  pool.Drain();
+  CHECK(gate.most == 8);
+}

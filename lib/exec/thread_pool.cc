@@ -33,6 +33,7 @@ void ThreadPool::ReapLocked(std::list<Worker>* out) {
 
 void ThreadPool::Submit(std::function<void()> job) {
   std::list<Worker> reaped;
+  bool wake;
   {
     std::lock_guard<std::mutex> l(mu_);
     q_.push_back(std::move(job));
@@ -46,9 +47,23 @@ void ThreadPool::Submit(std::function<void()> job) {
       if (live_ > peak_) peak_ = live_;
       w->thread = std::thread([this, w] { Loop(w); });
     }
+    wake = WakeOneLocked();
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
   for (auto& w : reaped) w.thread.join();
+}
+
+// One idle worker is woken at a time: the woken one wakes the next when it
+// takes a job and more are queued (Loop). A burst of jobs submitted at
+// once (the databases of one batching tick) is then taken by the workers
+// already running, and by as many more as come awake while jobs remain,
+// instead of waking one thread per job for jobs that a running worker
+// takes first (each wake and sleep is a context switch on both sides).
+bool ThreadPool::WakeOneLocked() {
+  if (idle_ == 0 || waking_ > 0 || q_.empty()) return false;
+  waking_++;
+  wakes_++;
+  return true;
 }
 
 void ThreadPool::Drain() {
@@ -81,6 +96,11 @@ int ThreadPool::live_threads() const {
   return live_;
 }
 
+uint64_t ThreadPool::wakes() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return wakes_;
+}
+
 int ThreadPool::peak_threads() const {
   std::lock_guard<std::mutex> l(mu_);
   return peak_;
@@ -90,9 +110,17 @@ void ThreadPool::Loop(Worker* self) {
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
     idle_++;
-    const bool woke = cv_.wait_for(l, std::chrono::milliseconds(idle_retire_ms_),
-                                   [&] { return stop_ || !q_.empty() || retire_ > 0; });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(idle_retire_ms_);
+    bool woke = true;
+    while (!stop_ && q_.empty() && retire_ == 0) {
+      woke = cv_.wait_until(l, deadline) == std::cv_status::no_timeout;
+      // Whoever comes out of the wait first (notified, timed out or
+      // spurious) takes the wake in flight: another can be started now.
+      if (waking_ > 0) waking_--;
+      if (!woke) break;
+    }
     idle_--;
+    if (!woke && !q_.empty()) woke = true;
     if (q_.empty()) {
       // Stopping with nothing left, or idle long enough (or asked to end
       // now): the last worker stays (so a lone database's next job does
@@ -111,7 +139,9 @@ void ThreadPool::Loop(Worker* self) {
     auto job = std::move(q_.front());
     q_.pop_front();
     running_++;
+    const bool wake = WakeOneLocked();  // more queued: the next worker
     l.unlock();
+    if (wake) cv_.notify_one();
     job();
     job = nullptr;  // its captures are released before the pool counts it done
     l.lock();

@@ -9,6 +9,12 @@
 // of databases still runs one or two threads. The count never depends on
 // the number of databases, only on how many jobs were waiting at once.
 //
+// Idle workers are woken one at a time: the woken one wakes the next when it
+// takes a job and more are queued, so a burst of short jobs is run by the
+// workers already awake plus as many as wake while jobs remain, not one
+// thread woken per job (blocked jobs still get a worker each, one wake
+// latency apart).
+//
 // Thread-safety: Submit may be called from any thread, including workers.
 #pragma once
 
@@ -41,6 +47,7 @@ class ThreadPool {
   int RetireIdle(int64_t wait_ms);
   int live_threads() const;   // workers started and not retired
   int peak_threads() const;   // the most that were live at once
+  uint64_t wakes() const;     // idle workers woken for a job so far
 
  private:
   struct Worker {
@@ -49,6 +56,7 @@ class ThreadPool {
   };
   void Loop(Worker* self);
   void ReapLocked(std::list<Worker>* out);
+  bool WakeOneLocked();
   const int max_;
   const int64_t idle_retire_ms_;
   mutable std::mutex mu_;
@@ -57,6 +65,8 @@ class ThreadPool {
   std::list<Worker> workers_;  // live and exited-but-unjoined
   int live_ = 0, idle_ = 0, running_ = 0, peak_ = 0, exited_ = 0;  // exited_: retired, not joined yet
   int retire_ = 0;  // idle workers asked to end now (RetireIdle)
+  int waking_ = 0;  // an idle worker was notified and has not come out of its wait yet (0 or 1)
+  uint64_t wakes_ = 0;
   bool stop_ = false;
 };
 
