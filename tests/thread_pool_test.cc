@@ -39,6 +39,15 @@ struct Gate {
   }
 };
 
+// Leaves `n` workers started and idle.
+void StartIdleWorkers(ThreadPool& pool, int n) {
+  Gate warm;
+  for (int i = 0; i < n; i++) pool.Submit([&] { warm.Enter(); });
+  warm.WaitInside(n);
+  warm.Open();
+  pool.Drain();
+}
+
 }  // namespace
 
 TEST_CASE("pool: no thread before the first job, one for sequential jobs", "[pool]") {
@@ -70,11 +79,7 @@ TEST_CASE("pool: blocked jobs start workers up to the cap, the rest queue", "[po
 
 TEST_CASE("pool: idle workers retire down to one, and start again when needed", "[pool]") {
   ThreadPool pool(4, /*idle_retire_ms=*/50);
-  Gate gate;
-  for (int i = 0; i < 4; i++) pool.Submit([&] { gate.Enter(); });
-  gate.WaitInside(4);
-  gate.Open();
-  pool.Drain();
+  StartIdleWorkers(pool, 4);
   CHECK(pool.live_threads() == 4);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (pool.live_threads() > 1 && std::chrono::steady_clock::now() < deadline)
@@ -92,11 +97,7 @@ TEST_CASE("pool: idle workers retire down to one, and start again when needed", 
 
 TEST_CASE("pool: RetireIdle ends the idle workers at once but not a running one", "[pool]") {
   ThreadPool pool(4, /*idle_retire_ms=*/60000);
-  Gate gate;
-  for (int i = 0; i < 4; i++) pool.Submit([&] { gate.Enter(); });
-  gate.WaitInside(4);
-  gate.Open();
-  pool.Drain();
+  StartIdleWorkers(pool, 4);
   CHECK(pool.live_threads() == 4);
   // From inside a job (as the Replicator's housekeeping calls it): the
   // three idle ones end and are joined, the caller's worker stays.
@@ -129,13 +130,7 @@ TEST_CASE("pool: the destructor runs what is queued, also jobs queued by jobs", 
 
 TEST_CASE("pool: a burst of short jobs does not wake one idle worker per job", "[pool]") {
   ThreadPool pool(8, /*idle_retire_ms=*/60000);
-  {
-    Gate warm;  // eight workers, all idle afterwards
-    for (int i = 0; i < 8; i++) pool.Submit([&] { warm.Enter(); });
-    warm.WaitInside(8);
-    warm.Open();
-    pool.Drain();
-  }
+  StartIdleWorkers(pool, 8);
   REQUIRE(pool.live_threads() == 8);
   const uint64_t before = pool.wakes();
   // As the timer thread hands over the databases of one batching tick: a
@@ -146,21 +141,15 @@ TEST_CASE("pool: a burst of short jobs does not wake one idle worker per job", "
   });
   pool.Drain();
   CHECK(ran == 200);
-  // One wake per job was 201 here; each woken worker wakes the next only
-  // while jobs remain.
+  // The pool that notified a worker per job did so 201 times here; now
+  // each woken worker wakes the next only while jobs remain.
   CHECK(pool.wakes() - before < 100);
   CHECK(pool.live_threads() == 8);
 }
 
 TEST_CASE("pool: blocked jobs queued at once on idle workers all run together", "[pool]") {
   ThreadPool pool(8, /*idle_retire_ms=*/60000);
-  {
-    Gate warm;
-    for (int i = 0; i < 8; i++) pool.Submit([&] { warm.Enter(); });
-    warm.WaitInside(8);
-    warm.Open();
-    pool.Drain();
-  }
+  StartIdleWorkers(pool, 8);
   // Eight jobs that each wait for all the others (fsyncs, HTTP answers):
   // every idle worker must come awake for them, one waking the next.
   Gate gate;
