@@ -60,8 +60,8 @@ void ThreadPool::Submit(std::function<void()> job) {
 // instead of waking one thread per job for jobs that a running worker
 // takes first (each wake and sleep is a context switch on both sides).
 bool ThreadPool::WakeOneLocked() {
-  if (idle_ == 0 || waking_ > 0 || q_.empty()) return false;
-  waking_++;
+  if (idle_ == 0 || waking_ || q_.empty()) return false;
+  waking_ = true;
   wakes_++;
   return true;
 }
@@ -116,11 +116,10 @@ void ThreadPool::Loop(Worker* self) {
       woke = cv_.wait_until(l, deadline) == std::cv_status::no_timeout;
       // Whoever comes out of the wait first (notified, timed out or
       // spurious) takes the wake in flight: another can be started now.
-      if (waking_ > 0) waking_--;
+      waking_ = false;
       if (!woke) break;
     }
     idle_--;
-    if (!woke && !q_.empty()) woke = true;
     if (q_.empty()) {
       // Stopping with nothing left, or idle long enough (or asked to end
       // now): the last worker stays (so a lone database's next job does

@@ -65,7 +65,7 @@ class ThreadPool {
   std::list<Worker> workers_;  // live and exited-but-unjoined
   int live_ = 0, idle_ = 0, running_ = 0, peak_ = 0, exited_ = 0;  // exited_: retired, not joined yet
   int retire_ = 0;  // idle workers asked to end now (RetireIdle)
-  int waking_ = 0;  // an idle worker was notified and has not come out of its wait yet (0 or 1)
+  bool waking_ = false;  // an idle worker was notified and has not come out of its wait yet
   uint64_t wakes_ = 0;
   bool stop_ = false;
 };

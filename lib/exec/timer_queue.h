@@ -10,6 +10,7 @@
 // Thread-safety: all methods may be called from any thread.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -62,10 +63,10 @@ class TimerQueue {
   // now_us). Windows opened within one tick end together, so their
   // entries come due in one wake of the timer thread.
   static int64_t BatchedDue(int64_t now_us, int64_t window_us, int64_t max_tick_us) {
-    const int64_t tick = window_us / 5 < max_tick_us ? window_us / 5 : max_tick_us;
+    const int64_t tick = std::min(window_us / 5, max_tick_us);
     int64_t when = now_us + window_us;
     if (tick > 0) when -= when % tick;
-    return when < now_us ? now_us : when;
+    return std::max(now_us, when);
   }
 
  private:
