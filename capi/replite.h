@@ -160,7 +160,9 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *                      this many bytes is checked by SQLite's quick_check
  *                      before it is reported durable; 0 = never. Default: 1G.
  *  Per-database defaults (also accepted by replite_db_add_with):
- *   "sync-interval-ms" batch commits this long after a notification. Default: 50.
+ *   "sync-interval-ms" batch commits this long after a notification (ending
+ *                      on a shared tick of a fifth of it, at most 10 ms,
+ *                      rounded down). Default: 50.
  *   "poll-interval-ms" poll the WAL this often for commits by other
  *                      processes; 0 disables polling. Default: 1000.
  *   "snapshot-interval" full snapshot this often. Default: 12h.
