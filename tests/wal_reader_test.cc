@@ -34,6 +34,7 @@ class StringFile : public ReadableFile {
     max_read_ = std::max(max_read_, n);
     reads_++;
     *got = offset >= data_.size() ? 0 : std::min<size_t>(n, data_.size() - offset);
+    bytes_read_ += *got;
     if (*got) std::memcpy(buf, data_.data() + offset, *got);
     return Status::OK();
   }
@@ -41,11 +42,12 @@ class StringFile : public ReadableFile {
   std::string& data() { return data_; }
   size_t max_read() const { return max_read_; }
   size_t reads() const { return reads_; }
+  size_t bytes_read() const { return bytes_read_; }
 
  private:
   std::string data_;
   std::string path_ = "test-wal";
-  mutable size_t max_read_ = 0, reads_ = 0;
+  mutable size_t max_read_ = 0, reads_ = 0, bytes_read_ = 0;
 };
 
 // Writes `txs` transactions with SQLite (the last one large, several
@@ -153,6 +155,67 @@ TEST_CASE("WalReader resumes a scan from a saved position and chain", "[wal]") {
   CHECK(none.stop == WalScanEnd::kBrokenChain);
   REQUIRE(r.ScanCommitted(r.FramesInFile() + 100, r.header_chain(), &none).ok());
   CHECK(none.txs.empty());
+}
+
+TEST_CASE("an end hint sizes the scan's reads and never changes what it finds", "[wal]") {
+  // A WAL that SQLite reuses after a checkpoint: the current epoch's 10
+  // one-frame commits, then 90 frames of an older epoch (other salts).
+  const uint32_t ps = 4096;
+  const size_t fsz = kWalFrameHeaderSize + ps;
+  std::string b = SyntheticWal(ps, 100, 1, false);
+  for (uint64_t fr = 10; fr < 100; fr++) PutBE32(reinterpret_cast<unsigned char*>(&b[WalFrameOffset(ps, fr) + 8]), 7);
+  StringFile f(b);
+  const WalScan plain = ScanFrom0(f);
+  REQUIRE(plain.end == 10);
+  REQUIRE(plain.stop == WalScanEnd::kForeignFrame);
+  WalReader r;
+  REQUIRE(r.Open(&f).ok());
+  // Every hint, wrong or right, finds the same transactions from every start.
+  for (uint64_t start : {0, 3, 9, 10}) {
+    WalChain chain = r.header_chain();
+    if (start > 0) {  // the chain after frame start - 1
+      WalScan upto;
+      StringFile head(b.substr(0, kWalHeaderSize + start * fsz));
+      WalReader hr;
+      REQUIRE(hr.Open(&head).ok());
+      REQUIRE(hr.ScanCommitted(0, hr.header_chain(), &upto).ok());
+      REQUIRE(upto.end == start);
+      chain = upto.chain;
+    }
+    WalScan base;
+    REQUIRE(r.ScanCommitted(start, chain, &base).ok());
+    for (uint64_t hint : {uint64_t(0), uint64_t(1), start, start + 1, uint64_t(9), uint64_t(10), uint64_t(11),
+                          uint64_t(50), uint64_t(100), uint64_t(1000)}) {
+      INFO("start " << start << " hint " << hint);
+      WalScan h;
+      REQUIRE(r.ScanCommitted(start, chain, &h, hint).ok());
+      CHECK(h.end == base.end);
+      CHECK(h.verified_end == base.verified_end);
+      CHECK(h.chain == base.chain);
+      CHECK(h.stop == base.stop);
+      CHECK(h.txs.size() == base.txs.size());
+      CHECK(h.pgnos == base.pgnos);
+    }
+  }
+  // The last commit's capture: without a hint it reads 8 frames (7 of them
+  // the older epoch's), with the wal-index's end its frame and the next.
+  WalScan last;
+  WalScan upto;
+  StringFile head(b.substr(0, kWalHeaderSize + 9 * fsz));
+  WalReader hr;
+  REQUIRE(hr.Open(&head).ok());
+  REQUIRE(hr.ScanCommitted(0, hr.header_chain(), &upto).ok());
+  StringFile g(b);
+  WalReader gr;
+  REQUIRE(gr.Open(&g).ok());
+  const size_t before = g.bytes_read();
+  REQUIRE(gr.ScanCommitted(9, upto.chain, &last).ok());
+  CHECK(last.end == 10);
+  CHECK(g.bytes_read() - before == 8 * fsz);
+  const size_t mid = g.bytes_read();
+  REQUIRE(gr.ScanCommitted(9, upto.chain, &last, 10).ok());
+  CHECK(last.end == 10);
+  CHECK(g.bytes_read() - mid == 2 * fsz);
 }
 
 TEST_CASE("WalReader stops before a torn tail and an uncommitted transaction", "[wal]") {

@@ -101,7 +101,7 @@ bool BackfillAttempted(sqlite3* db, uint32_t* attempted) {
 class PageSource {
  public:
   PageSource(const WalReader* wal, DbFile* db, uint32_t page_size, uint32_t db_pages)
-      : wal_(wal), db_(db), ps_(page_size), pages_(db_pages), zero_(page_size, '\0') {}
+      : wal_(wal), db_(db), ps_(page_size), pages_(db_pages) {}
 
   // Indexes frames [from, to) by reading their headers.
   // Also appends each frame's page number to `pgnos` if given.
@@ -126,7 +126,7 @@ class PageSource {
   Status Read(uint32_t pgno, std::string* out) {
     out->resize(ps_);
     if (pgno > pages_) {
-      std::memcpy(out->data(), zero_.data(), ps_);
+      std::memset(out->data(), 0, ps_);
       return Status::OK();
     }
     if (uint64_t frame = 0; FindFrame(pgno, &frame)) return wal_->ReadPage(frame, pgno, out->data());
@@ -174,7 +174,6 @@ class PageSource {
   DbFile* db_;
   uint32_t ps_;
   uint32_t pages_;
-  std::string zero_;
   WalPageIndex idx_;           // frames after the prefix
   const uint32_t* prefix_ = nullptr;
   uint64_t prefix_n_ = 0;
@@ -323,7 +322,11 @@ class Capture {
     }
     if (e != Epoch::kNoWal) {
       WalScan scan;
-      s = wal_.r.ScanCommitted(start, chain, &scan);
+      // The wal-index's mxFrame (read through our connection's mapping) sizes
+      // the scan's reads; the result does not depend on it.
+      WalIndexInfo wi;
+      const uint64_t end_hint = ReadWalIndexInfo(conn_.raw(), &wi) ? wi.mx_frame : 0;
+      s = wal_.r.ScanCommitted(start, chain, &scan, end_hint);
       if (!s.ok()) return s;
       if (!scan.txs.empty()) {
         s = EncodeSegment(start, scan, lock, &np, outcome);
@@ -508,7 +511,7 @@ class Capture {
     // old versions (for the checksum) from wherever they are.
     WalFrameCursor cursor(&wal_.r, scan.end);
     std::string oldp;
-    const std::string zero(ps, '\0');
+    std::string zero;  // a zero page, made when a transaction grows the database
     std::vector<uint64_t> frames;
     std::vector<uint32_t> grown;  // pages past the old size the transaction wrote
     std::vector<uint32_t> blk_pgnos;
@@ -551,6 +554,7 @@ class Capture {
       }
       // Pages added by growth but not written: zeros (see FORMAT.md).
       if (n_after > n_before) {
+        if (zero.empty()) zero.assign(ps, '\0');
         std::sort(grown.begin(), grown.end());
         size_t g = 0;
         for (uint32_t p = n_before + 1; p <= n_after; p++) {

@@ -42,7 +42,7 @@ Status WalReader::ReadHeader(WalHeader* out) const {
   return ParseWalHeader(buf, got, out);
 }
 
-Status WalReader::ScanCommitted(uint64_t start, WalChain chain, WalScan* out) const {
+Status WalReader::ScanCommitted(uint64_t start, WalChain chain, WalScan* out, uint64_t end_hint) const {
   out->start = start;
   out->txs.clear();
   out->pgnos.clear();
@@ -58,7 +58,8 @@ Status WalReader::ScanCommitted(uint64_t start, WalChain chain, WalScan* out) co
   // overflowed to 0 after ~61 MiB and ended a scan silently), and frame
   // offsets are checked against the file size before any read.
   const uint64_t kChunkFrames = std::max<uint64_t>(1, opts_.max_read_bytes / fsz);
-  uint64_t want = std::min<uint64_t>(8, kChunkFrames);
+  if (end_hint <= start) end_hint = 0;  // no use
+  uint64_t want = std::min<uint64_t>(end_hint ? end_hint - start : 8, kChunkFrames);
   std::unique_ptr<unsigned char[]> buf;
   uint64_t buf_frames = 0;
   uint64_t frame = start, tx_first = start;
@@ -73,6 +74,12 @@ Status WalReader::ScanCommitted(uint64_t start, WalChain chain, WalScan* out) co
       break;
     }
     uint64_t n = std::min(want, whole);
+    if (frame < end_hint) {
+      n = std::min(n, end_hint - frame);  // up to the hint, then
+    } else if (end_hint != 0) {
+      end_hint = 0;  // the frame after it alone (and doubling from there)
+      n = want = 1;
+    }
     want = std::min(want * 2, kChunkFrames);
     if (n > buf_frames) {
       buf.reset(new unsigned char[n * fsz]);  // not zeroed: the read fills it
@@ -134,14 +141,19 @@ Status WalReader::ReadFrameHeader(uint64_t frame, WalFrameHeader* out) const {
 
 Status WalReader::ReadPage(uint64_t frame, uint32_t pgno, char* page) const {
   if (file_ == nullptr) return NotOpen();
-  std::string buf(kWalFrameHeaderSize + hdr_.page_size, '\0');
+  // On the stack up to 16 KiB pages (one is read per changed page, for the
+  // checksum: no allocation each), else on the heap.
+  const size_t fsz = kWalFrameHeaderSize + hdr_.page_size;
+  char small[kWalFrameHeaderSize + 16384];
+  std::unique_ptr<char[]> big(fsz > sizeof small ? new char[fsz] : nullptr);
+  char* buf = big ? big.get() : small;
   size_t got = 0;
-  Status s = file_->Read(buf.data(), buf.size(), WalFrameOffset(hdr_.page_size, frame), &got);
+  Status s = file_->Read(buf, fsz, WalFrameOffset(hdr_.page_size, frame), &got);
   if (!s.ok()) return s;
-  const WalFrameHeader fh = ParseWalFrameHeader(reinterpret_cast<const unsigned char*>(buf.data()));
-  if (got != buf.size() || fh.salt1 != hdr_.salt1 || fh.salt2 != hdr_.salt2 || fh.pgno != pgno)
+  const WalFrameHeader fh = ParseWalFrameHeader(reinterpret_cast<const unsigned char*>(buf));
+  if (got != fsz || fh.salt1 != hdr_.salt1 || fh.salt2 != hdr_.salt2 || fh.pgno != pgno)
     return Status::Unavailable("WAL " + file_->path() + " was rewritten during capture (will retry)");
-  std::memcpy(page, buf.data() + kWalFrameHeaderSize, hdr_.page_size);
+  std::memcpy(page, buf + kWalFrameHeaderSize, hdr_.page_size);
   return Status::OK();
 }
 
@@ -156,7 +168,10 @@ Status WalFrameCursor::Page(uint64_t frame, uint32_t pgno, const char** page) {
   const uint64_t fsz = kWalFrameHeaderSize + uint64_t(wal_->page_size());
   if (frame < first_ || frame >= first_ + count_) {
     const uint64_t n = std::min(chunk_frames_, end_ - frame);
-    if (!buf_) buf_.reset(new unsigned char[chunk_frames_ * fsz]);  // not zeroed: the read fills it
+    if (n > buf_frames_) {  // sized to what is read (a one-page commit: one frame), not max_read_bytes
+      buf_.reset(new unsigned char[n * fsz]);  // not zeroed: the read fills it
+      buf_frames_ = n;
+    }
     count_ = 0;
     size_t got = 0;
     Status s = wal_->file()->Read(buf_.get(), static_cast<size_t>(n * fsz), WalFrameOffset(wal_->page_size(), frame),

@@ -93,7 +93,13 @@ class WalReader {
   // Collects every complete, verified transaction from frame `start`, whose
   // preceding chain is `chain` (header_chain() for frame 0). Needs
   // has_header().
-  Status ScanCommitted(uint64_t start, WalChain chain, WalScan* out) const;
+  // `end_hint` (> start), where the caller expects the committed WAL to end
+  // (the wal-index's mxFrame), sizes the reads: up to it, then one frame to
+  // find the end, instead of 8 frames at a time from `start` (in a WAL that
+  // SQLite reuses after a checkpoint, the frames past the end are an older
+  // epoch's: a commit of one page read eight). Only the read sizes depend
+  // on it, never the result.
+  Status ScanCommitted(uint64_t start, WalChain chain, WalScan* out, uint64_t end_hint = 0) const;
 
   // The header of `frame` (not verified). kUnavailable if the file no
   // longer holds the whole header (it shrank: a restart or truncate).
@@ -132,6 +138,7 @@ class WalFrameCursor {
   uint64_t end_;
   uint64_t chunk_frames_;
   std::unique_ptr<unsigned char[]> buf_;
+  uint64_t buf_frames_ = 0;         // buf_'s size in frames
   uint64_t first_ = 0, count_ = 0;  // frames [first_, first_ + count_) are in buf_
 };
 
