@@ -101,7 +101,7 @@ Status ReplicatorImpl::ShipPacked(DbSlot& s, const ReplicaRef& ref, const SyncRe
       m.db_id = s.id;
       m.db_prefix = ref.prefix;
       m.header = res.segment_header;
-      m.segment = res.segment;
+      m.segment = std::move(res.segment);  // given back if refused
       m.note = note;
       m.since_ms = sr.since_ms;
       {
@@ -113,7 +113,7 @@ Status ReplicatorImpl::ShipPacked(DbSlot& s, const ReplicaRef& ref, const SyncRe
       const Packer::AddResult r = g->packer->Add(std::move(m), &seal_at_ms);
       if (r != Packer::AddResult::kRefused) {
         *handled = true;
-        std::string().swap(res.segment);  // the pack holds it now
+        res.segment.clear();  // the pack holds it now
         if (r == Packer::AddResult::kAddedFirst)
           ArmTimer(std::max<int64_t>(0, seal_at_ms - NowMs()) * 1000, TimerKind::kPack, g->id);
         if (r == Packer::AddResult::kAddedFull) {
@@ -122,6 +122,7 @@ Status ReplicatorImpl::ShipPacked(DbSlot& s, const ReplicaRef& ref, const SyncRe
         }
         return Status::OK();
       }
+      res.segment = std::move(m.segment);
       MutexLock l(Stripe(s));
       s.pack_pending--;
       Cv(s).notify_all();

@@ -52,7 +52,7 @@ Status MergeRun(const std::vector<const PackMember*>& run, int level, std::strin
 Packer::Packer(std::shared_ptr<ObjectStore> store, PackerConfig cfg, StoredFn stored, std::function<int64_t()> now_ms)
     : store_(std::move(store)), cfg_(std::move(cfg)), stored_fn_(std::move(stored)), now_ms_(std::move(now_ms)) {}
 
-Packer::AddResult Packer::Add(PackMember m, int64_t* seal_at_ms) {
+Packer::AddResult Packer::Add(PackMember&& m, int64_t* seal_at_ms) {
   MutexLock l(mu_);
   // Refused while a stored pack failed, or while what waits in memory
   // (open, sealed, not yet unpacked) is twice the unpack threshold.

@@ -75,8 +75,9 @@ class Packer {
   // earlier (arm a timer for *seal_at_ms: the oldest member's since_ms +
   // window_ms);
   // kAddedFull: the open pack reached max_bytes (call Flush soon);
-  // kRefused: a stored pack failed and waits to be retried.
-  AddResult Add(PackMember m, int64_t* seal_at_ms = nullptr);
+  // kRefused: a stored pack failed and waits to be retried (`m` is left
+  // as it was: the caller keeps its segment).
+  AddResult Add(PackMember&& m, int64_t* seal_at_ms = nullptr);
   // Seals the open pack if its window has passed (or `all`), then stores
   // what is sealed, in order. Returns the first failure (the pack stays,
   // in order, for the next Flush). One Flush stores at a time; a second
