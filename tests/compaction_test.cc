@@ -716,3 +716,33 @@ TEST_CASE("recent objects are taken once and the oldest leave first past the bud
   }
   CHECK(r.bytes() == 0);
 }
+
+TEST_CASE("first compactions after a start are spread over the level-1 interval", "[compaction]") {
+  // 1,000 databases added one after another (consecutive ids) that all
+  // change in the same second after a restart: their first compactions are
+  // spread over the next interval, not all in one second.
+  std::vector<int> per_second(10, 0);
+  for (uint32_t id = 1; id <= 1000; id++) {
+    const uint32_t s = CompactionStaggerS(id, 10 * 1000);
+    REQUIRE(s < 10);
+    per_second[s]++;
+  }
+  for (int n : per_second) {
+    CHECK(n >= 70);
+    CHECK(n <= 130);
+  }
+  // An interval under two seconds has nothing to spread over.
+  for (uint32_t id = 1; id <= 100; id++) {
+    CHECK(CompactionStaggerS(id, 1000) == 0);
+    CHECK(CompactionStaggerS(id, 200) == 0);
+  }
+  // An hour's interval spreads over the hour.
+  uint32_t lo = UINT32_MAX, hi = 0;
+  for (uint32_t id = 1; id <= 1000; id++) {
+    lo = std::min(lo, CompactionStaggerS(id, 3600 * 1000));
+    hi = std::max(hi, CompactionStaggerS(id, 3600 * 1000));
+  }
+  CHECK(lo < 60);
+  CHECK(hi >= 3540);
+  CHECK(hi < 3600);
+}

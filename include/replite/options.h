@@ -43,8 +43,11 @@ struct DatabaseOptions {
   // a restore reads the latest snapshot, a few compacted objects and the
   // per-sync segments of the last interval. Compaction runs in the
   // database's sync job once per level 1 interval, only after a sync that
-  // stored something (an idle database makes no request). Empty = no
-  // compaction (every txid stays restorable for the whole retention).
+  // stored something (an idle database makes no request); the first run
+  // after a start comes one to two intervals after the first change,
+  // spread by database so that databases restarted together do not all
+  // compact in the same second. Empty = no compaction (every txid stays
+  // restorable for the whole retention).
   // Default: {10 s, 1 min, 10 min, 1 h}: at one commit per second the
   // latest restore then reads the snapshot, at most 23 hourly objects and
   // about 30 finer ones (with {30 s, 5 min, 1 h}: about 87, 30 of them

@@ -364,9 +364,11 @@ void ReplicatorImpl::Compact(DbSlot& s, const ReplicaRef& ref, const Position& p
   {
     MutexLock l(Stripe(s));
     // The first run one interval after the first change since Add (a
-    // restart does not compact at once).
-    if (s.compacted_s == 0) s.compacted_s = now_s;
-    if (int64_t(now_s - s.compacted_s) * 1000 < levels[0]) return;
+    // restart does not compact at once), plus a stagger of up to another
+    // interval so that databases that changed together do not all compact
+    // together.
+    if (s.compacted_s == 0) s.compacted_s = now_s + CompactionStaggerS(s.id, levels[0]);
+    if ((int64_t(now_s) - int64_t(s.compacted_s)) * 1000 < levels[0]) return;
     s.compacted_s = now_s;
   }
   CompactionPolicy p;

@@ -234,6 +234,12 @@ Status VerifyCompacted(ObjectStore* store, const std::string& key, uint64_t size
   return Status::OK();
 }
 
+uint32_t CompactionStaggerS(uint32_t key, int64_t interval_ms) {
+  const uint64_t n = uint64_t(std::max<int64_t>(1, interval_ms / 1000));
+  // Consecutive ids (databases added one after another) land far apart.
+  return uint32_t((uint64_t(key) * 0x9E3779B1u & 0xffffffffu) * n >> 32);
+}
+
 Status CompactGeneration(ObjectStore* store, const std::string& prefix, const std::string& gen,
                          const CompactionPolicy& p, CompactionStats* stats, const std::function<Status()>& fence,
                          GenerationCatalog* catalog) {
