@@ -44,9 +44,9 @@ struct DatabaseOptions {
   // per-sync segments of the last interval. Compaction runs in the
   // database's sync job once per level 1 interval, only after a sync that
   // stored something (an idle database makes no request); the first run
-  // after a start comes one to two intervals after the first change,
-  // spread by database so that databases restarted together do not all
-  // compact in the same second. Empty = no compaction (every txid stays
+  // after a start comes within one interval of the first change, spread by
+  // database so that databases restarted together do not all compact in
+  // the same second. Empty = no compaction (every txid stays
   // restorable for the whole retention).
   // Default: {10 s, 1 min, 10 min, 1 h}: at one commit per second the
   // latest restore then reads the snapshot, at most 23 hourly objects and

@@ -148,7 +148,7 @@ struct DbSlot {
   uint16_t pack_pending GUARDED_BY(stripe()) = 0;
   uint32_t lease_epoch GUARDED_BY(stripe()) = 0;     // LeaseKeeper epoch the lease was taken at (0: not held)
   uint32_t last_gen_s GUARDED_BY(stripe()) = 0;      // wall-clock second the last generation started (0: none yet)
-  uint32_t compacted_s GUARDED_BY(stripe()) = 0;     // wall-clock second of the last compaction run (0: none since Add; the first is set ahead by CompactionStaggerS)
+  uint32_t compacted_s GUARDED_BY(stripe()) = 0;     // wall-clock second of the last compaction run (0: none since Add; then set so that the first run is CompactionStaggerS after the first change)
   uint32_t spooled GUARDED_BY(stripe()) = 0;         // segments waiting in the upload spool (captured, not yet durable)
   uint32_t req_seq GUARDED_BY(stripe()) = 0;
   uint32_t done_seq GUARDED_BY(stripe()) = 0;

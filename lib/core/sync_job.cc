@@ -363,11 +363,15 @@ void ReplicatorImpl::Compact(DbSlot& s, const ReplicaRef& ref, const Position& p
   const uint32_t now_s = uint32_t(now / 1000);
   {
     MutexLock l(Stripe(s));
-    // The first run one interval after the first change since Add (a
-    // restart does not compact at once), plus a stagger of up to another
-    // interval so that databases that changed together do not all compact
-    // together.
-    if (s.compacted_s == 0) s.compacted_s = now_s + CompactionStaggerS(s.id, levels[0]);
+    // The first run after Add comes within one interval of the first
+    // change, at a point spread by database: databases that changed
+    // together after a restart do not all compact together (nor all one
+    // interval later), and a process restarted more often than the interval
+    // still compacts. (Intervals under 2 s: one interval after it.)
+    if (s.compacted_s == 0) {
+      const int64_t n = levels[0] / 1000;
+      s.compacted_s = n >= 2 ? uint32_t(int64_t(now_s) + CompactionStaggerS(s.id, levels[0]) - n) : now_s;
+    }
     if ((int64_t(now_s) - int64_t(s.compacted_s)) * 1000 < levels[0]) return;
     s.compacted_s = now_s;
   }

@@ -85,12 +85,12 @@ Status CompactGeneration(ObjectStore* store, const std::string& prefix, const st
                          const CompactionPolicy& policy, CompactionStats* stats,
                          const std::function<Status()>& fence = nullptr, GenerationCatalog* catalog = nullptr);
 
-// How many seconds past one level-1 interval a database's first compaction
+// How many seconds after its first change a database's first compaction
 // after a start waits: in [0, interval), spread by `key` (the database's
-// id). Databases that all changed in the first second after a restart would
-// otherwise all compact in the same second one interval later, each reading
-// its inputs back from the store: 1,000 hot databases held every worker for
-// seconds and their syncs waited (bench/README.md, many_dbs --pack).
+// id). Databases that all changed in the first second after a restart
+// would otherwise all compact in the same second, each reading its inputs
+// back from the store: 1,000 hot databases held every worker for seconds
+// and their syncs waited (bench/README.md, many_dbs --pack).
 uint32_t CompactionStaggerS(uint32_t key, int64_t interval_ms);
 
 // Reads compacted object `key` (level > 0) whole and checks it: header and
