@@ -285,7 +285,7 @@ REPLITE_C_EXPORT int replite_db_checkpoint(replite_replicator* r, const char* db
  * db_path NULL: the summary
  *   {"databases","with_errors","jobs_queued","worker_threads" (the cap),
  *    "worker_threads_live",
- *    "memory_bytes":{"slots","registry","timers","positions","connections",
+ *    "memory_bytes":{"slots","registry","timers","positions","live_positions","connections",
  *      "spool_index","heap_in_use","heap_free","sqlite_all","rss"} (bytes by
  *      part, see ReplicatorStatus::memory in replite/replicator.h),
  *    "laggards":[ <objects as above>, at most 10, most lagging first ]}

@@ -279,6 +279,37 @@ TEST_CASE("a restart resumes from the saved position without a new snapshot", "[
   REQUIRE(f.r->Close().ok());
 }
 
+// A database that commits rarely parks its position after each job (issue
+// 20: core/slot_park.cc); the quiet checkpoint its timer brings later must
+// still see the frames it left in the WAL (the slot's parked_frames).
+TEST_CASE("a parked database still gets its quiet checkpoint", "[e2e]") {
+  Fixture f;
+  test::Writer w(f.db);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  DatabaseOptions o;
+  o.checkpoint_quiet_ms = 2000;
+  f.Open(o);
+  REQUIRE(f.r->Notify(f.db).ok());  // notified: no polls, a quiet timer
+  f.Sync();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the Notify's own job ran
+  f.env.Advance(int64_t(11) * 1000 * 1000);  // idle longer than kParkAfterMs: the next job parks at its end
+  w.Exec("INSERT INTO t(v) VALUES ('rare')");
+  const uint64_t txid = f.Sync();
+  DatabaseStatus st;
+  REQUIRE(f.r->GetStatus(f.db, &st).ok());
+  CHECK(st.checkpoints == 0);
+  CHECK(st.wal_frames > 0);
+  f.env.Advance(2500 * 1000);
+  for (int i = 0; i < 1000 && st.checkpoints == 0; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(f.r->GetStatus(f.db, &st).ok());
+  }
+  CHECK(st.checkpoints == 1);
+  CHECK(st.durable_txid == txid);
+  f.CheckLatest(txid);
+  REQUIRE(f.r->Close().ok());
+}
+
 // A notified database is not polled, so a timer brings its quiet
 // checkpoint once writes stop. Every job used to arm one more: a hot
 // database kept one entry per commit of the last checkpoint_quiet_ms in the

@@ -73,7 +73,9 @@ struct ReplicatorStatus {
   // replite_memory_bytes): "slots" (per-database state with its path),
   // "registry" (the tables finding a slot by path, replica and file),
   // "timers" (the poll/notify heap), "positions" (positions.db's SQLite
-  // cache and queued writes), "connections" (hot databases' kept SQLite
+  // cache and queued writes), "live_positions" (the positions of databases
+  // active in the last ~10 s: an idle database's stays in positions.db
+  // only), "connections" (hot databases' kept SQLite
   // connections and WAL frame indexes), "spool_index" (the upload spool's
   // entries), then process-wide: "heap_in_use" and "heap_free" (malloc),
   // "sqlite_all" (all of SQLite's allocations, the application's too when it

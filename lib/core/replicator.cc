@@ -49,9 +49,12 @@ Status CheckDatabaseHeader(const std::string& path, bool enable_wal) {
 }
 
 // Sets what Add loaded before DbRegistry::Insert: until then no other thread
-// can find the slot, and it has no id (stripe) yet.
+// can find the slot, and it has no id (stripe) yet. The position is parked
+// (core/slot_park.cc): the position store holds exactly it (or nothing, for
+// a new database), unless it names an abandoned generation.
 void InitUnshared(DbSlot& s, const Position& pos, int64_t wal_size, int64_t wal_mtime_ns) NO_THREAD_SAFETY_ANALYSIS {
-  s.pos = pos;
+  if (pos.valid() || pos.txid == 0) SetParked(s, pos);
+  else s.pos = std::make_unique<Position>(pos);
   s.wal_size = wal_size;
   s.wal_mtime_ns = wal_mtime_ns;
 }
@@ -235,8 +238,11 @@ Status ReplicatorImpl::AddWith(const std::string& raw_path, RefPtr<const DbConfi
   const SpoolBacklog backlog = upload_spool_.TakeBacklog(path, url);
   {
     MutexLock l(Stripe(*slot));
+    // Spooled segments are not durable yet: the position stays in memory
+    // until they are (as does an abandoned generation's, made so above).
+    if (slot->pos || backlog.entries > 0) Unpark(*slot, pos);
     slot->spooled = backlog.entries;
-    slot->durable_txid = backlog.entries ? std::min(slot->pos.txid, backlog.first_txid - 1) : slot->pos.txid;
+    slot->durable_txid = backlog.entries ? std::min(pos.txid, backlog.first_txid - 1) : pos.txid;
   }
   if (found && backlog.entries == 0) {
     // Resume: the first poll opens nothing if the WAL is unchanged, and is
@@ -477,18 +483,31 @@ Status ReplicatorImpl::GetStatus(const std::string& path, DatabaseStatus* out) {
 }
 
 void ReplicatorImpl::StatusOf(DbSlot& s, DatabaseStatus* out) {
+  // A parked position is read from the position store, without the
+  // stripe held (if the database became active meanwhile, its live one).
+  Position loaded;
+  bool have_loaded = false;
+  for (;;) {
+    {
+      MutexLock l(Stripe(s));
+      if (s.pos || have_loaded) break;
+    }
+    if (!LoadParked(s, &loaded).ok()) loaded = Position();
+    have_loaded = true;
+  }
   MutexLock l(Stripe(s));
+  const Position& pos = s.pos ? *s.pos : loaded;
   *out = DatabaseStatus();
   out->path = s.path();
   out->replica_url = UrlOf(s);
-  out->generation = s.pos.generation();
+  out->generation = pos.generation();
   out->durable_txid = s.durable_txid;
-  out->local_txid = s.pos.txid;
+  out->local_txid = pos.txid;
   out->spooled_segments = s.spooled;
-  out->durable_ts_ms = s.durable_txid == s.pos.txid ? s.pos.txid_ts_ms : 0;
-  out->page_size = s.pos.page_size;
-  out->db_pages = s.pos.db_pages;
-  out->wal_frames = s.pos.frames;
+  out->durable_ts_ms = s.durable_txid == pos.txid ? pos.txid_ts_ms : 0;
+  out->page_size = pos.page_size;
+  out->db_pages = pos.db_pages;
+  out->wal_frames = pos.frames;
   out->last_sync_ms = s.last_sync_ms;
   out->generations_started = s.generations;
   out->generation_churn = s.gen_churn;
@@ -540,6 +559,10 @@ void ReplicatorImpl::MemoryParts(std::vector<std::pair<std::string, uint64_t>>* 
   parts->emplace_back("registry", tables);
   parts->emplace_back("timers", timers_.MemoryBytes());
   parts->emplace_back("positions", positions_.MemoryBytes());
+  {
+    MutexLock l(live_mu_);  // (active databases' positions: core/slot_park.cc)
+    parts->emplace_back("live_positions", MallocChunk(sizeof(Position)) * live_ids_.size());
+  }
   parts->emplace_back("connections", conns_.MemoryBytes());
   parts->emplace_back("spool_index", upload_spool_.MemoryBytes());
   parts->emplace_back("recent_objects", recent_.bytes());

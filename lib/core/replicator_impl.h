@@ -89,11 +89,18 @@ constexpr int64_t kChurnFirstDelayMs = 30 * 1000, kChurnMaxDelayMs = 15 * 60 * 1
 // How long a job waits for its database's segments in a pack to be stored
 // before something that must follow them (a checkpoint, a snapshot).
 constexpr int64_t kPackWaitMs = 30 * 1000;
+// A database that did not change for this long gives its Position back to
+// the position store (core/slot_park.cc); one that changes more often keeps
+// it (no positions.db read per commit).
+constexpr int64_t kParkAfterMs = 10 * 1000;
 
 // When a database churning generations may start the next one (0: now).
 int64_t NextGenerationNotBeforeMs(uint8_t churn, uint32_t last_gen_s);
 
 class ReplicatorImpl;
+
+// Sets the slot's parked_* fields from the position it parks (core/slot_park.cc).
+void SetParked(DbSlot& s, const Position& p) REQUIRES(s.stripe());
 
 // The context of a WAL hook installed by Attach.
 struct HookCtx {
@@ -221,6 +228,23 @@ class ReplicatorImpl final : public Replicator {
   Status DrainSpool(DbSlot& s, const ReplicaRef& ref, bool probe);
   Status Upload(DbSlot& s, const ReplicaRef& ref, const CaptureResult& res);
 
+  // ---- parked positions (core/slot_park.cc) ----
+  // An idle database keeps no Position in memory (DbSlot::pos null): the
+  // position store holds it. Park when it may (caller holds the stripe);
+  // Unpark loads it back before a job needs it (a job's thread, the slot
+  // not idle, so nothing parks it meanwhile).
+  bool Parkable(const DbSlot& s) REQUIRES(s.stripe());
+  void Park(DbSlot& s) REQUIRES(s.stripe());
+  void Unpark(DbSlot& s, const Position& pos) REQUIRES(s.stripe());
+  Status LoadParked(DbSlot& s, Position* pos);
+  // Parks the active databases idle for kParkAfterMs (housekeeping).
+  void ParkIdle();
+  // Frames of the current WAL epoch not yet checkpointed (a notified
+  // database's quiet checkpoint is due once writes stop).
+  static bool HasUncheckpointedFrames(const DbSlot& s) REQUIRES(s.stripe()) {
+    return s.pos ? s.pos->frames > 0 && !s.pos->expect_restart : s.parked_frames;
+  }
+
   // ---- packing (core/pack_jobs.cc) ----
   struct PackGroup;
   // The database's pack group (created on first use); null when packing is off for it.
@@ -288,6 +312,11 @@ class ReplicatorImpl final : public Replicator {
   int64_t last_add_us_ GUARDED_BY(first_mu_) = 0;
   bool first_armed_ GUARDED_BY(first_mu_) = false;    // a kFirstSyncs timer entry is armed
   std::atomic<uint64_t> next_timer_seq_{1};
+  // The ids of the databases with a Position in memory (core/slot_park.cc:
+  // ParkIdle looks at these only, not at the 100,000; an id may be listed
+  // twice, or after it parked, until the next ParkIdle).
+  Mutex live_mu_;
+  std::vector<uint32_t> live_ids_ GUARDED_BY(live_mu_);
 
   replite::Metrics m_;
   std::counting_semaphore<1 << 20> fd_tokens_;

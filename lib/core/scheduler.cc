@@ -130,6 +130,7 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
       conns_.Sweep(NowMono());
       recent_.Expire(kRecentMaxAgeUs);
       PackHousekeeping(false);
+      ParkIdle();
       if (burst_trim_.Due(conns_.opened(), NowMono())) TrimAfterBurst();
     });
     ArmTimer(opts_.position_flush_ms * 1000, TimerKind::kHousekeeping);
@@ -259,7 +260,7 @@ void ReplicatorImpl::StartFirstSyncs() {
 void ReplicatorImpl::RunJob(SlotPtr s) {
   uint32_t seq;
   bool snap, ckpt, trunc, forced, probe;
-  int64_t notified_at;
+  int64_t notified_at, last_change_before;
   {
     MutexLock l(Stripe(*s));
     if (s->removed) {  // cancelled while queued
@@ -281,6 +282,7 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
     s->want_snapshot = s->want_checkpoint = s->want_truncate = s->want_probe = false;
     notified_at = s->notified_at_ms;
     s->notified_at_ms = 0;
+    last_change_before = s->last_change_ms;
   }
   const Labels group{{"group", s->cfg->opts.metrics_group}};
   const int64_t t0 = NowMono();
@@ -346,10 +348,13 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
     }
     // A notified database is not polled, but its WAL still needs the
     // quiet checkpoint once writes stop.
-    if (s->notified && st.ok() && s->pos.frames > 0 && !s->pos.expect_restart && !closed_ && !s->removed &&
-        !s->quiet_armed) {
+    if (s->notified && st.ok() && HasUncheckpointedFrames(*s) && !closed_ && !s->removed && !s->quiet_armed) {
       ArmQuiet(*s, s->cfg->opts.checkpoint_quiet_ms);
     }
+    // A database that had not changed for a while before this job (a first
+    // snapshot, a quiet checkpoint, a rare commit) parks its position now;
+    // a hot one keeps it, and housekeeping parks it once it goes idle.
+    if (NowMs() - last_change_before >= kParkAfterMs && Parkable(*s)) Park(*s);
   }
   Cv(*s).notify_all();
 }

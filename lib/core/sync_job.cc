@@ -49,13 +49,21 @@ Status ReplicatorImpl::ResolveTxidFloor(DbSlot& s, const ReplicaRef& ref, uint64
 Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, bool* changed, int64_t* durable_ms) {
   const bool forced = sr.forced, snap = sr.snap, ckpt = sr.ckpt, trunc = sr.trunc;
   uint8_t churn = 0;
+  // The position, unless parked (core/slot_park.cc): then the cheap path
+  // below decides from what the slot keeps of it, and anything more loads it.
   Position pos;
+  bool parked, parked_valid, parked_frames;
+  uint32_t parked_snap_s;
   int64_t last_change, cached_size, cached_mtime;
   uint32_t spooled;
   bool had_error, pos_checked;
   {
     MutexLock l(Stripe(s));
-    pos = s.pos;
+    parked = !s.pos;
+    if (!parked) pos = *s.pos;
+    parked_valid = s.parked_valid;
+    parked_frames = s.parked_frames;
+    parked_snap_s = s.parked_snap_s;
     pos_checked = s.pos_checked;
     last_change = s.last_change_ms;
     cached_size = s.wal_size;
@@ -69,7 +77,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   // A churning database whose next generation must wait (its generation
   // was abandoned below): nothing to do before then, unless the
   // application asks (Sync) or the Replicator closes.
-  if (!pos.valid() && pos.txid > 0 && !sr.probe && !closed_) {
+  if (!parked && !pos.valid() && pos.txid > 0 && !sr.probe && !closed_) {
     Status d = GenerationDeferred(s, now);
     if (!d.ok()) return d;
   }
@@ -89,19 +97,46 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   // Snapshots only for databases that changed since the last one (an
   // idle database makes no store requests at all), and not while the
   // store fails (a snapshot is not spooled).
-  const bool snapshot_due = pos.valid() && pos.txid > pos.snapshot_txid &&
-                            now - pos.snapshot_ms >= o.snapshot_interval_ms && spooled == 0 && !health.down();
   // Quiet: nothing captured for a while and the WAL unchanged since the
   // last look (a database just written to is not quiet, also not on its
   // first sync after a restart, when last_change is still 0).
   const bool wal_unchanged = wal_size == cached_size && wal_mtime == cached_mtime;
-  const bool quiet_due = pos.valid() && pos.frames > 0 && !pos.expect_restart && wal_unchanged &&
-                         now - last_change >= o.checkpoint_quiet_ms;
-  const bool nothing_new =
-      !forced && pos.valid() && !snap && !ckpt && !trunc && !snapshot_due && !quiet_due && wal_unchanged;
+  bool snapshot_due, quiet_due;
+  auto decide = [&] {
+    const bool valid = parked ? parked_valid : pos.valid();
+    const bool snap_pending = parked ? parked_snap_s != 0 && now / 1000 >= int64_t(parked_snap_s)
+                                     : pos.txid > pos.snapshot_txid && now - pos.snapshot_ms >= o.snapshot_interval_ms;
+    snapshot_due = valid && snap_pending && spooled == 0 && !health.down();
+    const bool frames = parked ? parked_frames : pos.frames > 0 && !pos.expect_restart;
+    quiet_due = valid && frames && wal_unchanged && now - last_change >= o.checkpoint_quiet_ms;
+    return !forced && valid && !snap && !ckpt && !trunc && !snapshot_due && !quiet_due && wal_unchanged;
+  };
+  bool nothing_new = decide();
   if (nothing_new && spooled == 0) {
     m_.Add("replite_polls_total", {{"outcome", "unchanged"}});
     return Status::OK();
+  }
+  if (parked) {
+    // More to do than a look: the position back in memory (the slot is
+    // not idle while its job runs, so nothing parks it meanwhile), and the
+    // decision redone from it (a parked snapshot time is rounded down).
+    Status ls = LoadParked(s, &pos);
+    if (!ls.ok()) return ls;
+    {
+      MutexLock l(Stripe(s));
+      if (!s.pos) Unpark(s, pos);
+      else pos = *s.pos;
+    }
+    parked = false;
+    nothing_new = decide();
+    if (nothing_new && spooled == 0) {
+      m_.Add("replite_polls_total", {{"outcome", "unchanged"}});
+      return Status::OK();
+    }
+    if (!pos.valid() && pos.txid > 0 && !sr.probe && !closed_) {
+      Status d = GenerationDeferred(s, now);
+      if (!d.ok()) return d;
+    }
   }
   // Work to do: where the replica lives, resolved once for this job.
   const ReplicaRef ref = RefOf(s);
@@ -223,7 +258,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
       if (!d.ok()) {
         // Abandoned until then: later syncs return at once (above).
         MutexLock l(Stripe(s));
-        s.pos.gen = 0;
+        s.pos->gen = 0;
         return d;
       }
     }
@@ -293,7 +328,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   bool save_pos;
   {
     MutexLock l(Stripe(s));
-    s.pos = res.pos;
+    *s.pos = res.pos;
     // With segments still in a pack, the pack's store saves their position.
     save_pos = s.pack_pending == 0;
     // Shipped from it, or a generation started above the store's txids.

@@ -1,0 +1,84 @@
+// Parked positions (issue 20): a database idle for kParkAfterMs gives its
+// Position (104 bytes) back to the position store, which then holds
+// exactly it; the slot keeps the three things a sync's cheap path reads of
+// it (DbSlot::parked_*). A job that has more to do than that loads it back
+// (one read of positions.db, or of the queued writes).
+#include <algorithm>
+#include <limits>
+
+#include "core/replicator_impl.h"
+
+namespace replite {
+
+// Only what is durable and saved as it is: nothing spooled or in a pack,
+// no job queued or running, no request or error waiting for one. A
+// position whose generation was abandoned (gen 0, txid > 0: a churning
+// database waiting for its next one) stays in memory.
+bool ReplicatorImpl::Parkable(const DbSlot& s) {
+  return s.pos && s.pos->valid() && s.state == JobState::kIdle && !s.rerun && !s.removed && !s.want_snapshot &&
+         !s.want_checkpoint && !s.want_truncate && !s.want_probe && !s.has_error && s.spooled == 0 &&
+         s.pack_pending == 0 && s.durable_txid == s.pos->txid;
+}
+
+void SetParked(DbSlot& s, const Position& p) {
+  s.parked_valid = p.valid();
+  s.parked_frames = p.frames > 0 && !p.expect_restart;
+  s.parked_snap_s = 0;
+  if (p.valid() && p.txid > p.snapshot_txid) {
+    const int64_t interval = std::max<int64_t>(0, s.cfg->opts.snapshot_interval_ms);
+    const int64_t due_ms = interval > std::numeric_limits<int64_t>::max() - p.snapshot_ms
+                               ? std::numeric_limits<int64_t>::max()
+                               : p.snapshot_ms + interval;
+    s.parked_snap_s = uint32_t(std::clamp<int64_t>(due_ms / 1000, 1, std::numeric_limits<uint32_t>::max()));
+  }
+}
+
+void ReplicatorImpl::Park(DbSlot& s) {
+  SetParked(s, *s.pos);
+  // The store may hold an older one (a pack's position, saved when the
+  // pack was stored, before a later checkpoint's): this one is durable.
+  positions_.Put(s.path(), UrlOf(s), *s.pos, s.wal_size, s.wal_mtime_ns);
+  s.pos.reset();
+}
+
+void ReplicatorImpl::Unpark(DbSlot& s, const Position& pos) {
+  s.pos = std::make_unique<Position>(pos);
+  MutexLock l(live_mu_);
+  live_ids_.push_back(s.id);
+}
+
+Status ReplicatorImpl::LoadParked(DbSlot& s, Position* pos) {
+  bool found = false;
+  int64_t wal_size, wal_mtime;
+  Status st = positions_.Load(s.path(), UrlOf(s), pos, &found, &wal_size, &wal_mtime);
+  if (!st.ok()) return st.Annotate("database " + s.path() + ": loading its position: ");
+  if (!found) *pos = Position();
+  return Status::OK();
+}
+
+void ReplicatorImpl::ParkIdle() {
+  std::vector<uint32_t> ids;
+  {
+    MutexLock l(live_mu_);
+    ids.swap(live_ids_);
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  const int64_t now = NowMs();
+  std::vector<uint32_t> keep;
+  for (uint32_t id : ids) {
+    SlotPtr s = ById(id);
+    if (!s) continue;
+    MutexLock l(Stripe(*s));
+    if (!s->pos) continue;  // parked after its job
+    if (now - s->last_change_ms >= kParkAfterMs && Parkable(*s)) {
+      Park(*s);
+      continue;
+    }
+    keep.push_back(id);
+  }
+  MutexLock l(live_mu_);
+  live_ids_.insert(live_ids_.end(), keep.begin(), keep.end());
+}
+
+}  // namespace replite
