@@ -64,6 +64,22 @@ ReplicatorOptions Options(test::TempDir& dir) {
   return o;
 }
 
+// The memory report's part `name` (fails the test if there is none).
+double MemoryPart(Replicator& r, const char* name) {
+  for (const auto& [p, b] : r.GetSummary(0).memory)
+    if (p == name) return double(b);
+  FAIL("no memory part " << name);
+  return 0.0;
+}
+
+// Options on a clock the test moves (parking is decided on it).
+ReplicatorOptions ClockedOptions(test::TempDir& dir, test::ManualClockEnv* env, int64_t poll_interval_ms) {
+  ReplicatorOptions o = Options(dir);
+  o.env = env;
+  o.defaults.poll_interval_ms = poll_interval_ms;
+  return o;
+}
+
 }  // namespace
 
 TEST_CASE("threads do not grow with the number of databases", "[many]") {
@@ -353,12 +369,7 @@ TEST_CASE("the memory report accounts for each database's slot and registry entr
   o.defaults.poll_interval_ms = 0;
   std::unique_ptr<Replicator> r;
   REQUIRE(Replicator::Open(o, &r).ok());
-  auto part = [&](const char* name) {
-    for (const auto& [p, b] : r->GetSummary(0).memory)
-      if (p == name) return double(b);
-    FAIL("no memory part " << name);
-    return 0.0;
-  };
+  auto part = [&](const char* name) { return MemoryPart(*r, name); };
   for (int i = 0; i < 100; i++) REQUIRE(r->Add(paths[i]).ok());
   for (int i = 0; i < 100; i++) REQUIRE(r->Sync(paths[i]).ok());
   const double slots100 = part("slots"), reg100 = part("registry");
@@ -401,18 +412,11 @@ TEST_CASE("an idle database's position leaves memory and comes back exactly", "[
   test::TempDir dir;
   auto paths = MakeDbs(dir, 3);
   test::ManualClockEnv env{int64_t(1767225600) * 1000000};
-  auto o = Options(dir);
-  o.env = &env;
-  o.defaults.poll_interval_ms = 0;
+  auto o = ClockedOptions(dir, &env, 0);
   o.position_flush_ms = 20;  // housekeeping (which parks the idle ones) often
   std::unique_ptr<Replicator> r;
   REQUIRE(Replicator::Open(o, &r).ok());
-  auto part = [&](const char* name) {
-    for (const auto& [p, b] : r->GetSummary(0).memory)
-      if (p == name) return double(b);
-    FAIL("no memory part " << name);
-    return 0.0;
-  };
+  auto part = [&](const char* name) { return MemoryPart(*r, name); };
   // Housekeeping runs on real time; parking is decided on the Env's clock.
   auto live_becomes = [&](double want) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -497,9 +501,7 @@ TEST_CASE("a parked database takes its due snapshot when polled", "[many][memory
   test::TempDir dir;
   auto paths = MakeDbs(dir, 1);
   test::ManualClockEnv env{int64_t(1767225600) * 1000000};
-  auto o = Options(dir);
-  o.env = &env;
-  o.defaults.poll_interval_ms = 20;
+  auto o = ClockedOptions(dir, &env, 20);
   o.defaults.snapshot_interval_ms = 60 * 60 * 1000;
   o.defaults.checkpoint_quiet_ms = 24 * 60 * 60 * 1000;  // (a quiet checkpoint's job would take it too)
   std::unique_ptr<Replicator> r;
