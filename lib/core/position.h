@@ -38,6 +38,9 @@ struct Position {
   bool expect_restart = false;
 
   bool valid() const { return gen != 0; }
+  // Frames of the current WAL epoch not yet checkpointed by us (a quiet
+  // checkpoint is due for them once writes stop).
+  bool frames_to_checkpoint() const { return frames > 0 && !expect_restart; }
   std::string generation() const { return gen ? Hex16(gen) : std::string(); }
   std::string Encode() const;
   static bool Decode(const std::string& s, Position* out);

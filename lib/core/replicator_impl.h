@@ -242,7 +242,7 @@ class ReplicatorImpl final : public Replicator {
   // Frames of the current WAL epoch not yet checkpointed (a notified
   // database's quiet checkpoint is due once writes stop).
   static bool HasUncheckpointedFrames(const DbSlot& s) REQUIRES(s.stripe()) {
-    return s.pos ? s.pos->frames > 0 && !s.pos->expect_restart : s.parked_frames;
+    return s.pos ? s.pos->frames_to_checkpoint() : s.parked_frames;
   }
 
   // ---- packing (core/pack_jobs.cc) ----

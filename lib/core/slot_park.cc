@@ -22,7 +22,7 @@ bool ReplicatorImpl::Parkable(const DbSlot& s) {
 
 void SetParked(DbSlot& s, const Position& p) {
   s.parked_valid = p.valid();
-  s.parked_frames = p.frames > 0 && !p.expect_restart;
+  s.parked_frames = p.frames_to_checkpoint();
   s.parked_snap_s = 0;
   if (p.valid() && p.txid > p.snapshot_txid) {
     const int64_t interval = std::max<int64_t>(0, s.cfg->opts.snapshot_interval_ms);

@@ -107,19 +107,16 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     const bool snap_pending = parked ? parked_snap_s != 0 && now / 1000 >= int64_t(parked_snap_s)
                                      : pos.txid > pos.snapshot_txid && now - pos.snapshot_ms >= o.snapshot_interval_ms;
     snapshot_due = valid && snap_pending && spooled == 0 && !health.down();
-    const bool frames = parked ? parked_frames : pos.frames > 0 && !pos.expect_restart;
+    const bool frames = parked ? parked_frames : pos.frames_to_checkpoint();
     quiet_due = valid && frames && wal_unchanged && now - last_change >= o.checkpoint_quiet_ms;
     return !forced && valid && !snap && !ckpt && !trunc && !snapshot_due && !quiet_due && wal_unchanged;
   };
   bool nothing_new = decide();
-  if (nothing_new && spooled == 0) {
-    m_.Add("replite_polls_total", {{"outcome", "unchanged"}});
-    return Status::OK();
-  }
-  if (parked) {
+  if (parked && !(nothing_new && spooled == 0)) {
     // More to do than a look: the position back in memory (the slot is
     // not idle while its job runs, so nothing parks it meanwhile), and the
-    // decision redone from it (a parked snapshot time is rounded down).
+    // decision redone from it (a parked snapshot time is rounded down). A
+    // parked position is never an abandoned generation's (Parkable).
     Status ls = LoadParked(s, &pos);
     if (!ls.ok()) return ls;
     {
@@ -129,14 +126,10 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     }
     parked = false;
     nothing_new = decide();
-    if (nothing_new && spooled == 0) {
-      m_.Add("replite_polls_total", {{"outcome", "unchanged"}});
-      return Status::OK();
-    }
-    if (!pos.valid() && pos.txid > 0 && !sr.probe && !closed_) {
-      Status d = GenerationDeferred(s, now);
-      if (!d.ok()) return d;
-    }
+  }
+  if (nothing_new && spooled == 0) {
+    m_.Add("replite_polls_total", {{"outcome", "unchanged"}});
+    return Status::OK();
   }
   // Work to do: where the replica lives, resolved once for this job.
   const ReplicaRef ref = RefOf(s);
