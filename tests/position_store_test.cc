@@ -83,3 +83,67 @@ TEST_CASE("positions: Load during flushes always sees the newest position", "[po
   flusher.join();
   CHECK(wrong == 0);
 }
+
+// Issue 20: a parked database's status counters are saved after its
+// position's fields, for this store only (a later Replicator counts from
+// zero), and the position reads the same with or without them: an older
+// binary's Position::Decode stops before them.
+TEST_CASE("positions: counters saved with a position are this store's only", "[positions]") {
+  test::TempDir dir;
+  const std::string file = dir / "positions.db";
+  Position want = At(9);
+  want.frames = 12;
+  want.db_mtime_ns = 1234567890123;
+  SyncCounters c;
+  c.bytes = 1ull << 40;
+  c.last_sync_ms = 1767225600123;
+  c.segments = 4000000000u;
+  c.snapshots = 2;
+  c.checkpoints = 3;
+  c.generations = 1;
+  auto load = [&](PositionStore& ps, SyncCounters* got) {
+    Position p;
+    bool found = false;
+    int64_t ws = 0, wm = 0;
+    REQUIRE(ps.Load("a", "file:///r/a", &p, &found, &ws, &wm, got).ok());
+    REQUIRE(found);
+    CHECK(p.Encode() == want.Encode());
+    CHECK(ws == 10);
+    CHECK(wm == 20);
+  };
+  {
+    PositionStore ps;
+    REQUIRE(ps.Open(file).ok());
+    ps.Put("a", "file:///r/a", want, 10, 20, &c);
+    for (int flushed = 0; flushed < 2; flushed++) {
+      SyncCounters got;
+      load(ps, &got);
+      CHECK(got.bytes == c.bytes);
+      CHECK(got.last_sync_ms == c.last_sync_ms);
+      CHECK(got.segments == c.segments);
+      CHECK(got.snapshots == c.snapshots);
+      CHECK(got.checkpoints == c.checkpoints);
+      CHECK(got.generations == c.generations);
+      REQUIRE(ps.Flush().ok());
+    }
+    // What an older binary reads: the position's fields alone.
+    Position old;
+    REQUIRE(Position::Decode(want.Encode() + " | 0123456789abcdef 1 2 3 4 5 6", &old));
+    CHECK(old.Encode() == want.Encode());
+    // A Put without counters saves none.
+    ps.Put("a", "file:///r/a", want, 10, 20);
+    SyncCounters none;
+    load(ps, &none);
+    CHECK(none.segments == 0);
+    ps.Put("a", "file:///r/a", want, 10, 20, &c);
+    REQUIRE(ps.Flush().ok());
+  }
+  PositionStore again;
+  REQUIRE(again.Open(file).ok());
+  SyncCounters got;
+  got.segments = 99;
+  load(again, &got);
+  CHECK(got.bytes == 0);
+  CHECK(got.segments == 0);
+  CHECK(got.last_sync_ms == 0);
+}

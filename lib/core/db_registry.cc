@@ -35,7 +35,8 @@ namespace {
 // (its error text and hooks are not counted).
 uint64_t SlotBytes(const DbSlot& s) {
   uint64_t b = DbSlot::CellBytes() + s.name.HeapBytes();
-  if (s.target) b += MallocChunk(sizeof(DbTarget)) + StringHeap(s.target->url_str) + StringHeap(s.target->url.prefix);
+  if (const DbTarget* t = s.target())  // (its config's: one database's)
+    b += MallocChunk(sizeof(DbTarget)) + StringHeap(t->url_str) + StringHeap(t->url.prefix);
   return b;
 }
 constexpr uint64_t kExtraBytes = MallocChunk(sizeof(DbExtra));
@@ -55,7 +56,7 @@ std::string ReplicaNameFor(const std::string& db_path) {
 }
 
 ReplicaRef ReplicaRefOf(const DbSlot& s) {
-  if (s.target) return {s.target->store.get(), s.target->health.get(), s.target->url.prefix, s.target->url_str};
+  if (const DbTarget* t = s.target()) return {t->store.get(), t->health.get(), t->url.prefix, t->url_str};
   const ReplicaUrl url = s.cfg->root.Child(ReplicaNameFor(s.name.str()));
   return {s.cfg->store.get(), s.cfg->health.get(), url.prefix, url.ToString()};
 }
@@ -95,7 +96,7 @@ Status DbRegistry::Insert(const SlotPtr& slot, const std::string& url) {
     return Status::AlreadyExists(
         "database " + path + " would replicate to " + url + ", which database " + slots_[id]->path() +
         " already uses" +
-        (slot->target ? std::string(" (give each database its own replica URL)")
+        (slot->target() ? std::string(" (give each database its own replica URL)")
                       : std::string(" (under one replica root the replica is named after the file name "
                                     "without .db/.sqlite/.sqlite3: rename one of them, or give it its own "
                                     "replica URL)")));

@@ -1,8 +1,9 @@
 // DbSlot: everything a Replicator keeps per database, sized for 100,000 of
 // them: no thread, timer object, mutex, buffer or connection of its own,
-// 200 bytes in a slab cell (issue 20: no control block, no stripe pointer,
-// a 16-byte file name, its count inside, no Position while idle:
-// core/slot_park.cc). Fields below `// guarded` are
+// 152 bytes in a slab cell (issue 20: no control block, no stripe pointer,
+// a 16-byte file name, its count inside, no Position or status counters
+// while idle: core/slot_park.cc; its own replica URL, if any, in its
+// DbConfig). Fields below `// guarded` are
 // protected by the stripe lock of the slot's id, `stripe()` (one of
 // kSlotStripes process-wide mutexes: no pointer to it kept per slot):
 // GUARDED_BY makes the clang stage (scripts/thread_safety.sh) check it.
@@ -31,21 +32,25 @@ struct sqlite3;
 
 namespace replite {
 
+// A database's own replica URL (DatabaseOptions::replica_url), opened.
+struct DbTarget {
+  ReplicaUrl url;
+  std::string url_str;
+  std::shared_ptr<ObjectStore> store;
+  std::shared_ptr<StoreHealth> health;
+};
+
 // Shared by every database added with the same options (normally all).
+// Options naming a replica URL are one database's (two databases cannot
+// share a replica: DbRegistry::Insert refuses the second), so its target
+// lives here, not in every slot. Immutable once made.
 struct DbConfig {
   RefCount refs;  // (RefPtr)
   DatabaseOptions opts;
   ReplicaUrl root;                     // replica root; a database's prefix is root/<name>
   std::shared_ptr<ObjectStore> store;  // for databases without their own URL
   std::shared_ptr<StoreHealth> health;  // of `store`
-};
-
-// Rarely present: a database with its own replica URL.
-struct DbTarget {
-  ReplicaUrl url;
-  std::string url_str;
-  std::shared_ptr<ObjectStore> store;
-  std::shared_ptr<StoreHealth> health;
+  std::shared_ptr<const DbTarget> target;  // opts.replica_url's, or null: root + name
 };
 
 // Rarely present: what only some databases need.
@@ -104,7 +109,7 @@ struct DbSlot {
     name = std::string_view(abs_path).substr(k == std::string::npos ? 0 : k + 1);
   }
   RefPtr<const DbConfig> cfg;
-  std::unique_ptr<DbTarget> target;  // null: cfg->root + name
+  const DbTarget* target() const { return cfg->target.get(); }  // null: cfg->root + name
   // The file at Add (st_dev, st_ino), as FileKey packs them: another path
   // to it is the same database.
   uint64_t file_key = 0;
@@ -166,26 +171,26 @@ struct DbSlot {
   // The newest request answered by a job while segments were in packs: it
   // becomes durable_seq once they are stored.
   uint32_t pack_seq GUARDED_BY(stripe()) = 0;
-  uint32_t segments GUARDED_BY(stripe()) = 0;
-  uint32_t snapshots GUARDED_BY(stripe()) = 0;
-  uint32_t checkpoints GUARDED_BY(stripe()) = 0;
-  uint32_t generations GUARDED_BY(stripe()) = 0;
-  uint64_t timer_seq GUARDED_BY(stripe()) = 0;       // the armed poll timer entry (TimerKind::kPoll); stale entries carry another value
+  // The armed poll timer entry (TimerKind::kPoll; 0: none): stale entries
+  // carry another value (wrapping after 2^32 arms: a stale entry taken for
+  // the armed one would only poll early).
+  uint32_t timer_seq GUARDED_BY(stripe()) = 0;
   int64_t wal_size GUARDED_BY(stripe()) = -1;        // WAL stat at the last capture
   int64_t wal_mtime_ns GUARDED_BY(stripe()) = -1;
   int64_t last_change_ms GUARDED_BY(stripe()) = 0;   // last capture that found something
   int64_t notified_at_ms GUARDED_BY(stripe()) = 0;   // first Notify not yet covered by a sync
-  int64_t last_sync_ms GUARDED_BY(stripe()) = 0;
   // Captured (durable, or spooled after durable_txid), while the database
   // is active: null while it is parked (core/slot_park.cc), when the
   // position store's answer for it (PositionStore::Load: a position, or
   // none) is exactly its position, which is durable (durable_txid, nothing
-  // spooled or in a pack), and the three fields below stand for what the
-  // cheap path of a sync reads of it. 104 bytes an active database, 8 an
-  // idle one.
-  std::unique_ptr<Position> pos GUARDED_BY(stripe());
+  // spooled or in a pack), and the parked_* fields stand for what the
+  // cheap path of a sync reads of it. With it, the status counters (saved
+  // with it while parked). 136 bytes an active database, 8 an idle one.
+  std::unique_ptr<LivePosition> pos GUARDED_BY(stripe());
+  // The counters, while active (every job, upload and pack store is: they
+  // hold a position in memory). Null while parked.
+  SyncCounters* counts() REQUIRES(stripe()) { return pos ? &pos->counts : nullptr; }
   uint64_t durable_txid GUARDED_BY(stripe()) = 0;    // last transaction in the store
-  uint64_t bytes GUARDED_BY(stripe()) = 0;
   std::unique_ptr<DbExtra> extra GUARDED_BY(stripe());
 };
 

@@ -52,7 +52,7 @@ std::shared_ptr<ReplicatorImpl::PackGroup> ReplicatorImpl::PackGroupOf(const DbS
   if (it != pack_group_ids_.end()) return pack_groups_[it->second];
   auto g = std::make_shared<PackGroup>();
   g->id = uint32_t(pack_groups_.size());
-  g->health = s.target ? s.target->health : s.cfg->health;
+  g->health = s.target() ? s.target()->health : s.cfg->health;
   g->metrics_group = o.metrics_group;
   g->last_scan_ms = NowMs();
   PackerConfig pc;
@@ -64,7 +64,7 @@ std::shared_ptr<ReplicatorImpl::PackGroup> ReplicatorImpl::PackGroupOf(const DbS
   pc.zstd_level = o.compression_level;
   PackGroup* raw = g.get();
   g->packer = std::make_shared<Packer>(
-      s.target ? s.target->store : s.cfg->store, pc,
+      s.target() ? s.target()->store : s.cfg->store, pc,
       [this, raw](std::vector<PackMember>& members, const std::string& k, uint64_t bytes) {
         OnPackStored(*raw, members, k, bytes);
       },
@@ -190,8 +190,10 @@ void ReplicatorImpl::OnPackStored(PackGroup& g, std::vector<PackMember>& members
     {
       MutexLock l(Stripe(*s));
       if (s->pack_pending > 0) s->pack_pending--;
-      s->segments++;
-      s->bytes += m.segment.size();
+      if (SyncCounters* c = s->counts()) {  // (held: segments are in a pack)
+        c->segments++;
+        c->bytes += m.segment.size();
+      }
       before = s->durable_txid;
       if (s->spooled == 0) {
         s->durable_txid = std::max(s->durable_txid, m.header.last_txid);

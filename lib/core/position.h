@@ -46,4 +46,27 @@ struct Position {
   static bool Decode(const std::string& s, Position* out);
 };
 
+// What one Replicator counted for a database since its Add (DatabaseStatus:
+// uploads, checkpoints, generations, the last sync). Kept beside the
+// position while the database is active; saved after it while parked
+// (PositionStore::Put), so that an idle database's slot holds neither.
+struct SyncCounters {
+  uint64_t bytes = 0;
+  int64_t last_sync_ms = 0;
+  uint32_t segments = 0, snapshots = 0, checkpoints = 0, generations = 0;
+};
+
+// An active database's position and counters (DbSlot::pos). Assigning a
+// Position (a job's result) leaves the counters as they are: uploads
+// counted meanwhile by another thread (a pack stored) are not lost.
+struct LivePosition : Position {
+  SyncCounters counts;
+  LivePosition() = default;
+  explicit LivePosition(const Position& p) : Position(p) {}
+  LivePosition& operator=(const Position& p) {
+    Position::operator=(p);
+    return *this;
+  }
+};
+
 }  // namespace replite

@@ -54,7 +54,7 @@ Status CheckDatabaseHeader(const std::string& path, bool enable_wal) {
 // a new database), unless it names an abandoned generation.
 void InitUnshared(DbSlot& s, const Position& pos, int64_t wal_size, int64_t wal_mtime_ns) NO_THREAD_SAFETY_ANALYSIS {
   if (pos.valid() || pos.txid == 0) SetParked(s, pos);
-  else s.pos = std::make_unique<Position>(pos);
+  else s.pos = std::make_unique<LivePosition>(pos);
   s.wal_size = wal_size;
   s.wal_mtime_ns = wal_mtime_ns;
 }
@@ -95,7 +95,7 @@ Status ReplicatorImpl::Init() {
     s = OpenStore(cfg->root, &cfg->store, &cfg->health);
     if (!s.ok()) return s;
   }
-  default_cfg_ = cfg;
+  default_cfg_ = cfg;  // (defaults naming one database's URL: Add opens its store, through ConfigFor)
   s = positions_.Open(opts_.state_dir + "/positions.db");
   if (!s.ok()) return s;
   s = upload_spool_.Open(opts_.state_dir + "/upload-spool", opts_.spool_cap);
@@ -129,11 +129,27 @@ Status ReplicatorImpl::OpenStore(const ReplicaUrl& url, std::shared_ptr<ObjectSt
 }
 
 Status ReplicatorImpl::Add(const std::string& path, const DatabaseOptions& o) {
-  return AddWith(path, ConfigFor(o));
+  RefPtr<const DbConfig> cfg;
+  Status s = ConfigFor(o, &cfg);
+  if (!s.ok()) return s.Annotate("database " + AbsolutePath(path) + ": ");
+  return AddWith(path, std::move(cfg));
 }
 
-// Databases added with equal options share one DbConfig.
-RefPtr<const DbConfig> ReplicatorImpl::ConfigFor(const DatabaseOptions& o) {
+Status ReplicatorImpl::OpenTarget(const std::string& replica_url, std::shared_ptr<const DbTarget>* out) {
+  if (replica_url.empty()) return Status::OK();
+  auto t = std::make_shared<DbTarget>();
+  Status s = ParseReplicaUrl(replica_url, &t->url);
+  if (!s.ok()) return s;
+  s = OpenStore(t->url, &t->store, &t->health);
+  if (!s.ok()) return s;
+  t->url_str = t->url.ToString();
+  *out = std::move(t);
+  return Status::OK();
+}
+
+// Databases added with equal options share one DbConfig (with a replica
+// URL of their own, its store is opened here, once).
+Status ReplicatorImpl::ConfigFor(const DatabaseOptions& o, RefPtr<const DbConfig>* out) {
   char key[512];
   std::snprintf(key, sizeof key, "%d|%lld|%lld|%u|%u|%lld|%lld|%d|%lld|", o.enable_wal ? 1 : 0,
                 (long long)o.snapshot_interval_ms, (long long)o.retention_ms, o.checkpoint_pages, o.truncate_pages,
@@ -141,7 +157,10 @@ RefPtr<const DbConfig> ReplicatorImpl::ConfigFor(const DatabaseOptions& o) {
                 (long long)o.sync_interval_ms);
   std::string k = std::string(key) + o.metrics_group + "|" + o.replica_url;
   MutexLock l(cfg_mu_);
-  if (auto it = configs_.find(k); it != configs_.end()) return it->second;
+  if (auto it = configs_.find(k); it != configs_.end()) {
+    *out = it->second;
+    return Status::OK();
+  }
   if (configs_.size() >= configs_prune_at_) {
     // Forget the configs of databases all removed: held by this map alone
     // (a new reference to one is only made here, under cfg_mu_, or copied
@@ -152,8 +171,12 @@ RefPtr<const DbConfig> ReplicatorImpl::ConfigFor(const DatabaseOptions& o) {
   }
   auto cfg = RefPtr<DbConfig>::Make(*default_cfg_);
   cfg->opts = o;
+  cfg->target.reset();  // (the defaults')
+  Status s = OpenTarget(o.replica_url, &cfg->target);
+  if (!s.ok()) return s;
   configs_[k] = cfg;
-  return cfg;
+  *out = cfg;
+  return Status::OK();
 }
 
 Status ReplicatorImpl::AddWith(const std::string& raw_path, RefPtr<const DbConfig> cfg) {
@@ -162,19 +185,11 @@ Status ReplicatorImpl::AddWith(const std::string& raw_path, RefPtr<const DbConfi
   const std::string path = AbsolutePath(raw_path);
   slot->SetPath(path);
   const DatabaseOptions& o = cfg->opts;
-  if (!o.replica_url.empty()) {
-    auto t = std::make_unique<DbTarget>();
-    Status s = ParseReplicaUrl(o.replica_url, &t->url);
-    if (!s.ok()) return s;
-    s = OpenStore(t->url, &t->store, &t->health);
-    if (!s.ok()) return s;
-    t->url_str = t->url.ToString();
-    slot->target = std::move(t);
-  } else if (!cfg->store) {
+  if (!cfg->target && !cfg->store) {
     return Status::InvalidArgument("database " + path +
                                    ": no replica URL (set DatabaseOptions::replica_url or ReplicatorOptions::replica_url)");
   }
-  if (!slot->target) {
+  if (!cfg->target) {
     // The name becomes a path segment under the root: the same rules as
     // an explicit URL's segments (no escape from the root, no empty name).
     const std::string name = ReplicaNameFor(path);
@@ -187,7 +202,7 @@ Status ReplicatorImpl::AddWith(const std::string& raw_path, RefPtr<const DbConfi
                                      "replica URL");
   }
   if (o.pack_window_ms > 0) {
-    const ReplicaRef ref = slot->target ? ReplicaRef{nullptr, nullptr, slot->target->url.prefix, ""}
+    const ReplicaRef ref = cfg->target ? ReplicaRef{nullptr, nullptr, cfg->target->url.prefix, ""}
                                         : ReplicaRef{nullptr, nullptr, cfg->root.Child(ReplicaNameFor(path)).prefix, ""};
     if (PackMemberName(ref.prefix).empty() || PackMemberName(ref.prefix) == kPackDirName)
       return Status::InvalidArgument("database " + path + ": packing is on and its replica prefix '" + ref.prefix +
@@ -240,7 +255,7 @@ Status ReplicatorImpl::AddWith(const std::string& raw_path, RefPtr<const DbConfi
     MutexLock l(Stripe(*slot));
     // Spooled segments are not durable yet: the position stays in memory
     // until they are (as does an abandoned generation's, made so above).
-    if (slot->pos || backlog.entries > 0) Unpark(*slot, pos);
+    if (slot->pos || backlog.entries > 0) Unpark(*slot, LivePosition(pos));
     slot->spooled = backlog.entries;
     slot->durable_txid = backlog.entries ? std::min(pos.txid, backlog.first_txid - 1) : pos.txid;
   }
@@ -485,18 +500,18 @@ Status ReplicatorImpl::GetStatus(const std::string& path, DatabaseStatus* out) {
 void ReplicatorImpl::StatusOf(DbSlot& s, DatabaseStatus* out) {
   // A parked position is read from the position store, without the
   // stripe held (if the database became active meanwhile, its live one).
-  Position loaded;
+  LivePosition loaded;
   bool have_loaded = false;
   for (;;) {
     {
       MutexLock l(Stripe(s));
       if (s.pos || have_loaded) break;
     }
-    if (!LoadParked(s, &loaded).ok()) loaded = Position();
+    if (!LoadParked(s, &loaded).ok()) loaded = LivePosition();
     have_loaded = true;
   }
   MutexLock l(Stripe(s));
-  const Position& pos = s.pos ? *s.pos : loaded;
+  const LivePosition& pos = s.pos ? *s.pos : loaded;
   *out = DatabaseStatus();
   out->path = s.path();
   out->replica_url = UrlOf(s);
@@ -508,14 +523,14 @@ void ReplicatorImpl::StatusOf(DbSlot& s, DatabaseStatus* out) {
   out->page_size = pos.page_size;
   out->db_pages = pos.db_pages;
   out->wal_frames = pos.frames;
-  out->last_sync_ms = s.last_sync_ms;
-  out->generations_started = s.generations;
+  out->last_sync_ms = pos.counts.last_sync_ms;
+  out->generations_started = pos.counts.generations;
   out->generation_churn = s.gen_churn;
   out->next_generation_not_before_ms = NextGenerationNotBeforeMs(s.gen_churn, s.last_gen_s);
-  out->segments_uploaded = s.segments;
-  out->snapshots_uploaded = s.snapshots;
-  out->bytes_uploaded = s.bytes;
-  out->checkpoints = s.checkpoints;
+  out->segments_uploaded = pos.counts.segments;
+  out->snapshots_uploaded = pos.counts.snapshots;
+  out->bytes_uploaded = pos.counts.bytes;
+  out->checkpoints = pos.counts.checkpoints;
   out->metrics_group = s.cfg->opts.metrics_group;
   out->notified = s.notified;
   out->pending_since_ms = s.notified_at_ms;

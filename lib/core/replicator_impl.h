@@ -116,7 +116,9 @@ class ReplicatorImpl final : public Replicator {
   Status Init();
 
   // ---- facade (core/replicator.cc) ----
-  Status Add(const std::string& path) override { return AddWith(path, default_cfg_); }
+  Status Add(const std::string& path) override {
+    return default_cfg_->opts.replica_url.empty() ? AddWith(path, default_cfg_) : Add(path, default_cfg_->opts);
+  }
   Status Add(const std::string& path, const DatabaseOptions& o) override;
   Status Remove(const std::string& raw_path) override;
   std::vector<std::string> Databases() override;
@@ -150,7 +152,9 @@ class ReplicatorImpl final : public Replicator {
 
   // ---- facade helpers (core/replicator.cc) ----
   Status OpenStore(const ReplicaUrl& url, std::shared_ptr<ObjectStore>* out, std::shared_ptr<StoreHealth>* health);
-  RefPtr<const DbConfig> ConfigFor(const DatabaseOptions& o);
+  Status ConfigFor(const DatabaseOptions& o, RefPtr<const DbConfig>* out);
+  // The store of a database's own replica URL (none if empty).
+  Status OpenTarget(const std::string& replica_url, std::shared_ptr<const DbTarget>* out);
   Status AddWith(const std::string& raw_path, RefPtr<const DbConfig> cfg);
   void OnDirEvent(const std::string& dir, const char* name);
   void NotifySlot(DbSlot& slot);
@@ -178,7 +182,7 @@ class ReplicatorImpl final : public Replicator {
   }
   std::string UrlOf(const DbSlot& s) const { return RefOf(s).url; }
   // The store's circuit breaker alone (no string built: an idle poll needs only this).
-  StoreHealth& HealthOf(const DbSlot& s) const { return s.target ? *s.target->health : *s.cfg->health; }
+  StoreHealth& HealthOf(const DbSlot& s) const { return s.target() ? *s.target()->health : *s.cfg->health; }
   SlotPtr Find(const std::string& abs_path) { return reg_.Find(abs_path); }
   SlotPtr ById(uint32_t id) { return reg_.ById(id); }
   Mutex& Stripe(const DbSlot& s) RETURN_CAPABILITY(s.stripe()) { return s.stripe(); }
@@ -235,8 +239,8 @@ class ReplicatorImpl final : public Replicator {
   // not idle, so nothing parks it meanwhile).
   bool Parkable(const DbSlot& s) REQUIRES(s.stripe());
   void Park(DbSlot& s) REQUIRES(s.stripe());
-  void Unpark(DbSlot& s, const Position& pos) REQUIRES(s.stripe());
-  Status LoadParked(DbSlot& s, Position* pos);
+  void Unpark(DbSlot& s, const LivePosition& pos) REQUIRES(s.stripe());
+  Status LoadParked(DbSlot& s, LivePosition* pos);
   // Parks the active databases idle for kParkAfterMs (housekeeping).
   void ParkIdle();
   // Frames of the current WAL epoch not yet checkpointed (a notified

@@ -81,7 +81,8 @@ int64_t ReplicatorImpl::ResumedPollInterval(DbSlot& s) {
 // Arms the poll timer `delay_ms` from now (caller holds the stripe).
 void ReplicatorImpl::ArmPoll(DbSlot& s, int64_t delay_ms) {
   if (s.removed || closed_ || s.notified || s.cfg->opts.poll_interval_ms <= 0) return;
-  s.timer_seq = next_timer_seq_.fetch_add(1);
+  do s.timer_seq = uint32_t(next_timer_seq_.fetch_add(1));
+  while (s.timer_seq == 0);  // (0: none armed)
   ArmTimer(delay_ms * 1000, TimerKind::kPoll, s.id, s.timer_seq);
 }
 

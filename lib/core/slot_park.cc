@@ -1,8 +1,9 @@
 // Parked positions (issue 20): a database idle for kParkAfterMs gives its
-// Position (104 bytes) back to the position store, which then holds
-// exactly it; the slot keeps the three things a sync's cheap path reads of
-// it (DbSlot::parked_*). A job that has more to do than that loads it back
-// (one read of positions.db, or of the queued writes).
+// Position and status counters (136 bytes) back to the position store,
+// which then holds exactly them; the slot keeps the three things a sync's
+// cheap path reads of them (DbSlot::parked_*). A job that has more to do
+// than that loads them back (one read of positions.db, or of the queued
+// writes).
 #include <algorithm>
 #include <limits>
 
@@ -37,22 +38,22 @@ void ReplicatorImpl::Park(DbSlot& s) {
   SetParked(s, *s.pos);
   // The store may hold an older one (a pack's position, saved when the
   // pack was stored, before a later checkpoint's): this one is durable.
-  positions_.Put(s.path(), UrlOf(s), *s.pos, s.wal_size, s.wal_mtime_ns);
+  positions_.Put(s.path(), UrlOf(s), *s.pos, s.wal_size, s.wal_mtime_ns, &s.pos->counts);
   s.pos.reset();
 }
 
-void ReplicatorImpl::Unpark(DbSlot& s, const Position& pos) {
-  s.pos = std::make_unique<Position>(pos);
+void ReplicatorImpl::Unpark(DbSlot& s, const LivePosition& pos) {
+  s.pos = std::make_unique<LivePosition>(pos);
   MutexLock l(live_mu_);
   live_ids_.push_back(s.id);
 }
 
-Status ReplicatorImpl::LoadParked(DbSlot& s, Position* pos) {
+Status ReplicatorImpl::LoadParked(DbSlot& s, LivePosition* pos) {
   bool found = false;
   int64_t wal_size, wal_mtime;
-  Status st = positions_.Load(s.path(), UrlOf(s), pos, &found, &wal_size, &wal_mtime);
+  Status st = positions_.Load(s.path(), UrlOf(s), pos, &found, &wal_size, &wal_mtime, &pos->counts);
   if (!st.ok()) return st.Annotate("database " + s.path() + ": loading its position: ");
-  if (!found) *pos = Position();
+  if (!found) *pos = LivePosition();
   return Status::OK();
 }
 

@@ -117,12 +117,13 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     // not idle while its job runs, so nothing parks it meanwhile), and the
     // decision redone from it (a parked snapshot time is rounded down). A
     // parked position is never an abandoned generation's (Parkable).
-    Status ls = LoadParked(s, &pos);
+    LivePosition loaded;
+    Status ls = LoadParked(s, &loaded);
     if (!ls.ok()) return ls;
     {
       MutexLock l(Stripe(s));
-      if (!s.pos) Unpark(s, pos);
-      else pos = *s.pos;
+      if (!s.pos) Unpark(s, loaded);
+      pos = *s.pos;
     }
     parked = false;
     nothing_new = decide();
@@ -329,13 +330,14 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     s.wal_size = wal_size;
     s.wal_mtime_ns = wal_mtime;
     if (*changed) s.last_change_ms = now;
+    SyncCounters& counts = s.pos->counts;
     if (res.checkpointed_frames >= 0) {
-      s.checkpoints++;
+      counts.checkpoints++;
       s.last_change_ms = now;  // no quiet checkpoint right after one
     }
-    s.last_sync_ms = now;
+    counts.last_sync_ms = now;
     if (res.new_generation) {
-      s.generations++;
+      counts.generations++;
       const uint32_t now_s = uint32_t(now / 1000);
       const bool quick = s.last_gen_s != 0 && now_s - s.last_gen_s < kChurnWindowS;
       s.gen_churn = quick ? uint8_t(std::min(255, s.gen_churn + 1)) : 0;
@@ -674,8 +676,10 @@ Status ReplicatorImpl::DrainSpool(DbSlot& s, const ReplicaRef& ref, bool probe) 
     {
       MutexLock l(Stripe(s));
       if (s.spooled > 0) s.spooled--;
-      s.segments++;
-      s.bytes += e.bytes;
+      if (SyncCounters* c = s.counts()) {  // (held: segments are spooled)
+        c->segments++;
+        c->bytes += e.bytes;
+      }
       s.durable_txid = std::max(s.durable_txid, e.last_txid);
       durable = s.durable_txid;
     }
@@ -702,8 +706,10 @@ Status ReplicatorImpl::Upload(DbSlot& s, const ReplicaRef& ref, const CaptureRes
     m_.Add("replite_uploaded_bytes_total", group, double(size));
     m_.Add("replite_segments_uploaded_total", group);
     MutexLock l(Stripe(s));
-    s.segments++;
-    s.bytes += size;
+    if (SyncCounters* c = s.counts()) {  // (held: the job runs)
+      c->segments++;
+      c->bytes += size;
+    }
   }
   if (res.has_snapshot) {
     uint64_t size = 0;
@@ -712,8 +718,10 @@ Status ReplicatorImpl::Upload(DbSlot& s, const ReplicaRef& ref, const CaptureRes
     m_.Add("replite_uploaded_bytes_total", group, double(size));
     m_.Add("replite_snapshots_uploaded_total", group);
     MutexLock l(Stripe(s));
-    s.snapshots++;
-    s.bytes += size;
+    if (SyncCounters* c = s.counts()) {
+      c->snapshots++;
+      c->bytes += size;
+    }
   }
   if (res.new_generation) {
     // The manifest names the generation only once its snapshot is stored
