@@ -84,24 +84,27 @@ TEST_CASE("positions: Load during flushes always sees the newest position", "[po
   CHECK(wrong == 0);
 }
 
-// Issue 20: a parked database's status counters are saved after its
-// position's fields, for this store only (a later Replicator counts from
-// zero), and the position reads the same with or without them: an older
-// binary's Position::Decode stops before them.
-TEST_CASE("positions: counters saved with a position are this store's only", "[positions]") {
+// Issue 20: a parked database's session state (status counters, lease
+// epoch, last compaction) is saved after its position's fields, for this
+// store only (a later Replicator starts from zero), and the position reads
+// the same with or without it: an older binary's Position::Decode stops
+// before it.
+TEST_CASE("positions: the session state saved with a position is this store's only", "[positions]") {
   test::TempDir dir;
   const std::string file = dir / "positions.db";
   Position want = At(9);
   want.frames = 12;
   want.db_mtime_ns = 1234567890123;
-  SyncCounters c;
+  SessionState c;
   c.bytes = 1ull << 40;
   c.last_sync_ms = 1767225600123;
   c.segments = 4000000000u;
   c.snapshots = 2;
   c.checkpoints = 3;
   c.generations = 1;
-  auto load = [&](PositionStore& ps, SyncCounters* got) {
+  c.lease_epoch = 7;
+  c.compacted_s = 1767225600;
+  auto load = [&](PositionStore& ps, SessionState* got) {
     Position p;
     bool found = false;
     int64_t ws = 0, wm = 0;
@@ -116,7 +119,7 @@ TEST_CASE("positions: counters saved with a position are this store's only", "[p
     REQUIRE(ps.Open(file).ok());
     ps.Put("a", "file:///r/a", want, 10, 20, &c);
     for (int flushed = 0; flushed < 2; flushed++) {
-      SyncCounters got;
+      SessionState got;
       load(ps, &got);
       CHECK(got.bytes == c.bytes);
       CHECK(got.last_sync_ms == c.last_sync_ms);
@@ -124,6 +127,8 @@ TEST_CASE("positions: counters saved with a position are this store's only", "[p
       CHECK(got.snapshots == c.snapshots);
       CHECK(got.checkpoints == c.checkpoints);
       CHECK(got.generations == c.generations);
+      CHECK(got.lease_epoch == c.lease_epoch);
+      CHECK(got.compacted_s == c.compacted_s);
       REQUIRE(ps.Flush().ok());
     }
     // What an older binary reads: the position's fields alone.
@@ -132,7 +137,7 @@ TEST_CASE("positions: counters saved with a position are this store's only", "[p
     CHECK(old.Encode() == want.Encode());
     // A Put without counters saves none.
     ps.Put("a", "file:///r/a", want, 10, 20);
-    SyncCounters none;
+    SessionState none;
     load(ps, &none);
     CHECK(none.segments == 0);
     ps.Put("a", "file:///r/a", want, 10, 20, &c);
@@ -140,10 +145,11 @@ TEST_CASE("positions: counters saved with a position are this store's only", "[p
   }
   PositionStore again;
   REQUIRE(again.Open(file).ok());
-  SyncCounters got;
+  SessionState got;
   got.segments = 99;
   load(again, &got);
   CHECK(got.bytes == 0);
   CHECK(got.segments == 0);
   CHECK(got.last_sync_ms == 0);
+  CHECK(got.lease_epoch == 0);
 }

@@ -1,7 +1,7 @@
 // DbSlot: everything a Replicator keeps per database, sized for 100,000 of
 // them: no thread, timer object, mutex, buffer or connection of its own,
-// 152 bytes in a slab cell (issue 20: no control block, no stripe pointer,
-// a 16-byte file name, its count inside, no Position or status counters
+// 144 bytes in a slab cell (issue 20: no control block, no stripe pointer,
+// a 16-byte file name, its count inside, no Position or session state
 // while idle: core/slot_park.cc; its own replica URL, if any, in its
 // DbConfig). Fields below `// guarded` are
 // protected by the stripe lock of the slot's id, `stripe()` (one of
@@ -156,12 +156,10 @@ struct DbSlot {
   // position is not saved, the frames not checkpointed and durable_txid not
   // advanced past them until they are.
   uint16_t pack_pending GUARDED_BY(stripe()) = 0;
-  uint32_t lease_epoch GUARDED_BY(stripe()) = 0;     // LeaseKeeper epoch the lease was taken at (0: not held)
   uint32_t last_gen_s GUARDED_BY(stripe()) = 0;      // wall-clock second the last generation started (0: none yet)
   // Parked: the wall-clock second from which the next snapshot may be due
   // (rounded down; 0: none until the next change).
   uint32_t parked_snap_s GUARDED_BY(stripe()) = 0;
-  uint32_t compacted_s GUARDED_BY(stripe()) = 0;     // wall-clock second of the last compaction run (0: none since Add; then set so that the first run is CompactionStaggerS after the first change)
   uint32_t spooled GUARDED_BY(stripe()) = 0;         // segments waiting in the upload spool (captured, not yet durable)
   uint32_t req_seq GUARDED_BY(stripe()) = 0;
   uint32_t done_seq GUARDED_BY(stripe()) = 0;
@@ -184,12 +182,13 @@ struct DbSlot {
   // position store's answer for it (PositionStore::Load: a position, or
   // none) is exactly its position, which is durable (durable_txid, nothing
   // spooled or in a pack), and the parked_* fields stand for what the
-  // cheap path of a sync reads of it. With it, the status counters (saved
-  // with it while parked). 136 bytes an active database, 8 an idle one.
+  // cheap path of a sync reads of it. With it, the session state (status
+  // counters, lease epoch, last compaction: saved with it while parked).
+  // 144 bytes an active database, 8 an idle one.
   std::unique_ptr<LivePosition> pos GUARDED_BY(stripe());
-  // The counters, while active (every job, upload and pack store is: they
-  // hold a position in memory). Null while parked.
-  SyncCounters* counts() REQUIRES(stripe()) { return pos ? &pos->counts : nullptr; }
+  // The session state, while active (every job that finds work, upload
+  // and pack store is: they hold a position in memory). Null while parked.
+  SessionState* session() REQUIRES(stripe()) { return pos ? &pos->session : nullptr; }
   uint64_t durable_txid GUARDED_BY(stripe()) = 0;    // last transaction in the store
   std::unique_ptr<DbExtra> extra GUARDED_BY(stripe());
 };

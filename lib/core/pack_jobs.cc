@@ -190,7 +190,7 @@ void ReplicatorImpl::OnPackStored(PackGroup& g, std::vector<PackMember>& members
     {
       MutexLock l(Stripe(*s));
       if (s->pack_pending > 0) s->pack_pending--;
-      if (SyncCounters* c = s->counts()) {  // (held: segments are in a pack)
+      if (SessionState* c = s->session()) {  // (held: segments are in a pack)
         c->segments++;
         c->bytes += m.segment.size();
       }

@@ -46,21 +46,27 @@ struct Position {
   static bool Decode(const std::string& s, Position* out);
 };
 
-// What one Replicator counted for a database since its Add (DatabaseStatus:
-// uploads, checkpoints, generations, the last sync). Kept beside the
-// position while the database is active; saved after it while parked
-// (PositionStore::Put), so that an idle database's slot holds neither.
-struct SyncCounters {
+// What one Replicator counted and holds for a database since its Add: the
+// status counters (DatabaseStatus: uploads, checkpoints, generations, the
+// last sync), the lease epoch it holds the replica's lease at, and its last
+// compaction run. Kept beside the position while the database is active;
+// saved after it while parked (PositionStore::Put), so that an idle
+// database's slot holds neither. A later Replicator starts from zero.
+struct SessionState {
   uint64_t bytes = 0;
   int64_t last_sync_ms = 0;
   uint32_t segments = 0, snapshots = 0, checkpoints = 0, generations = 0;
+  uint32_t lease_epoch = 0;  // LeaseKeeper epoch the lease was taken at (0: not held)
+  // Wall-clock second of the last compaction run (0: none since Add; then
+  // set so that the first run is CompactionStaggerS after the first change).
+  uint32_t compacted_s = 0;
 };
 
-// An active database's position and counters (DbSlot::pos). Assigning a
-// Position (a job's result) leaves the counters as they are: uploads
-// counted meanwhile by another thread (a pack stored) are not lost.
+// An active database's position and session state (DbSlot::pos).
+// Assigning a Position (a job's result) leaves the session state as it is:
+// uploads counted meanwhile by another thread (a pack stored) are not lost.
 struct LivePosition : Position {
-  SyncCounters counts;
+  SessionState session;
   LivePosition() = default;
   explicit LivePosition(const Position& p) : Position(p) {}
   LivePosition& operator=(const Position& p) {

@@ -19,27 +19,28 @@ namespace {
 // page cache holds anyway; a flush's batch is written in key order.
 constexpr const char* kCachePragma = "PRAGMA cache_size=-256";
 
-// A parked database's counters follow its position's fields:
-// " | <session hex> bytes last_sync_ms segments snapshots checkpoints generations".
-constexpr const char* kCountsMark = " | ";
+// A parked database's session state follows its position's fields:
+// " | <session hex> bytes last_sync_ms segments snapshots checkpoints
+// generations lease_epoch compacted_s".
+constexpr const char* kSessionMark = " | ";
 
-std::string EncodeCounts(uint64_t session, const SyncCounters& c) {
-  char buf[160];
+std::string EncodeSession(uint64_t session, const SessionState& c) {
+  char buf[192];
   std::snprintf(buf, sizeof buf, "%s%016" PRIx64 " %" PRIu64 " %" PRId64 " %" PRIu32 " %" PRIu32 " %" PRIu32
-                " %" PRIu32, kCountsMark, session, c.bytes, c.last_sync_ms, c.segments, c.snapshots,
-                c.checkpoints, c.generations);
+                " %" PRIu32 " %" PRIu32 " %" PRIu32, kSessionMark, session, c.bytes, c.last_sync_ms, c.segments,
+                c.snapshots, c.checkpoints, c.generations, c.lease_epoch, c.compacted_s);
   return buf;
 }
 
-SyncCounters DecodeCounts(uint64_t session, const std::string& s) {
-  SyncCounters c;
-  const size_t at = s.find(kCountsMark);
+SessionState DecodeSession(uint64_t session, const std::string& s) {
+  SessionState c;
+  const size_t at = s.find(kSessionMark);
   if (at == std::string::npos) return c;
   uint64_t tag = 0;
-  SyncCounters r;
+  SessionState r;
   if (std::sscanf(s.c_str() + at + 3, "%" SCNx64 " %" SCNu64 " %" SCNd64 " %" SCNu32 " %" SCNu32 " %" SCNu32
-                  " %" SCNu32, &tag, &r.bytes, &r.last_sync_ms, &r.segments, &r.snapshots, &r.checkpoints,
-                  &r.generations) == 7 &&
+                  " %" SCNu32 " %" SCNu32 " %" SCNu32, &tag, &r.bytes, &r.last_sync_ms, &r.segments, &r.snapshots,
+                  &r.checkpoints, &r.generations, &r.lease_epoch, &r.compacted_s) == 9 &&
       tag == session)
     c = r;
   return c;
@@ -118,15 +119,15 @@ Status PositionStore::Open(const std::string& path) {
 }
 
 Status PositionStore::Load(const std::string& db_path, const std::string& url, Position* out, bool* found,
-                           int64_t* wal_size, int64_t* wal_mtime, SyncCounters* counts) {
+                           int64_t* wal_size, int64_t* wal_mtime, SessionState* session) {
   *found = false;
-  if (counts) *counts = SyncCounters();
+  if (session) *session = SessionState();
   auto from = [&](const Pending& p) {
     if (p.url == url && Position::Decode(p.pos, out)) {
       *found = true;
       *wal_size = p.wal_size;
       *wal_mtime = p.wal_mtime;
-      if (counts) *counts = DecodeCounts(session_, p.pos);
+      if (session) *session = DecodeSession(session_, p.pos);
     }
     return Status::OK();
   };
@@ -153,7 +154,7 @@ Status PositionStore::Load(const std::string& db_path, const std::string& url, P
       *found = true;
       *wal_size = sqlite3_column_int64(load_, 2);
       *wal_mtime = sqlite3_column_int64(load_, 3);
-      if (counts) *counts = DecodeCounts(session_, p);
+      if (session) *session = DecodeSession(session_, p);
     }
   } else if (rc != SQLITE_DONE) {
     st = Status::IOError(std::string("position store: ") + sqlite3_errmsg(rdb_));
@@ -174,9 +175,9 @@ uint64_t PendingBytes(const std::string& path, const Node& p) {
 }  // namespace
 
 void PositionStore::Put(const std::string& db_path, const std::string& url, const Position& pos, int64_t wal_size,
-                        int64_t wal_mtime, const SyncCounters* counts) {
+                        int64_t wal_mtime, const SessionState* session) {
   std::string text = pos.Encode();
-  if (counts) text += EncodeCounts(session_, *counts);
+  if (session) text += EncodeSession(session_, *session);
   std::lock_guard<std::mutex> l(mu_);
   auto [it, added] = pending_.try_emplace(db_path);
   if (!added) pending_bytes_ -= PendingBytes(it->first, it->second);

@@ -29,19 +29,18 @@ class PositionStore {
   // (a position for another URL is not ours to resume).
   // Also returns the WAL size and mtime seen at that capture, so that a
   // restart does not open a database whose WAL did not change.
-  // With `counts`: the counters Put with it by this PositionStore (zero if
-  // none were, or another one saved them: they count since this
-  // Replicator's Add).
+  // With `session`: the session state Put with it by this PositionStore
+  // (zero if none was, or another one saved it: it is this Replicator's).
   // Reads on a connection of its own: never waits for a flush's write and
   // fsync (an Add during a first-snapshot storm), and sees the batch a
   // flush is writing.
   Status Load(const std::string& db_path, const std::string& replica_url, Position* out, bool* found,
-              int64_t* wal_size, int64_t* wal_mtime_ns, SyncCounters* counts = nullptr);
+              int64_t* wal_size, int64_t* wal_mtime_ns, SessionState* session = nullptr);
   // Queues a write; Flush writes every queued position in one transaction.
-  // `counts` (a parked database's) are saved after the position's fields,
-  // tagged with this store's session: Position::Decode ignores them.
+  // `session` (a parked database's) is saved after the position's fields,
+  // tagged with this store's random session id: Position::Decode ignores it.
   void Put(const std::string& db_path, const std::string& replica_url, const Position& pos, int64_t wal_size,
-           int64_t wal_mtime_ns, const SyncCounters* counts = nullptr);
+           int64_t wal_mtime_ns, const SessionState* session = nullptr);
   Status Flush();
   // SQLite's accounting of positions.db's connection (its page cache) as of
   // the last Open, Flush or ReleaseMemory, and the queued writes: O(1), and
@@ -70,7 +69,7 @@ class PositionStore {
   std::atomic<uint64_t> rconn_bytes_{0};  // SqliteConnBytes(rdb_), updated under read_mu_
   std::atomic<uint64_t> conn_bytes_{0};   // SqliteConnBytes(db_), updated under flush_mu_
   sqlite3_stmt* load_ = nullptr;
-  const uint64_t session_;  // tags the counters this store saves (random, per PositionStore)
+  const uint64_t session_;  // tags the session states this store saves (random, per PositionStore)
 };
 
 }  // namespace replite

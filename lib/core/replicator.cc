@@ -305,6 +305,7 @@ Status ReplicatorImpl::Remove(const std::string& raw_path) {
   // Not durable yet: adding the database again must upload it first.
   if (spooled) upload_spool_.ReturnBacklog(slot->path(), UrlOf(*slot));
   ReleaseLease(*slot);
+  ForgetSession(*slot);
   if (watched) watch_.Unwatch(DirName(slot->path()));
   reg_.Erase(*slot, UrlOf(*slot));
   return positions_.Flush();
@@ -523,14 +524,14 @@ void ReplicatorImpl::StatusOf(DbSlot& s, DatabaseStatus* out) {
   out->page_size = pos.page_size;
   out->db_pages = pos.db_pages;
   out->wal_frames = pos.frames;
-  out->last_sync_ms = pos.counts.last_sync_ms;
-  out->generations_started = pos.counts.generations;
+  out->last_sync_ms = pos.session.last_sync_ms;
+  out->generations_started = pos.session.generations;
   out->generation_churn = s.gen_churn;
   out->next_generation_not_before_ms = NextGenerationNotBeforeMs(s.gen_churn, s.last_gen_s);
-  out->segments_uploaded = pos.counts.segments;
-  out->snapshots_uploaded = pos.counts.snapshots;
-  out->bytes_uploaded = pos.counts.bytes;
-  out->checkpoints = pos.counts.checkpoints;
+  out->segments_uploaded = pos.session.segments;
+  out->snapshots_uploaded = pos.session.snapshots;
+  out->bytes_uploaded = pos.session.bytes;
+  out->checkpoints = pos.session.checkpoints;
   out->metrics_group = s.cfg->opts.metrics_group;
   out->notified = s.notified;
   out->pending_since_ms = s.notified_at_ms;

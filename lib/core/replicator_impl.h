@@ -241,6 +241,10 @@ class ReplicatorImpl final : public Replicator {
   void Park(DbSlot& s) REQUIRES(s.stripe());
   void Unpark(DbSlot& s, const LivePosition& pos) REQUIRES(s.stripe());
   Status LoadParked(DbSlot& s, LivePosition* pos);
+  // A removed database's session state ends with its Add: its saved row is
+  // written again without it (the lease it names was released), so that
+  // adding it again starts from zero, as in a new Replicator.
+  void ForgetSession(DbSlot& s);
   // Parks the active databases idle for kParkAfterMs (housekeeping).
   void ParkIdle();
   // Frames of the current WAL epoch not yet checkpointed (a notified

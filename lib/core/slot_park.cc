@@ -1,5 +1,5 @@
 // Parked positions (issue 20): a database idle for kParkAfterMs gives its
-// Position and status counters (136 bytes) back to the position store,
+// Position and session state (144 bytes) back to the position store,
 // which then holds exactly them; the slot keeps the three things a sync's
 // cheap path reads of them (DbSlot::parked_*). A job that has more to do
 // than that loads them back (one read of positions.db, or of the queued
@@ -38,7 +38,7 @@ void ReplicatorImpl::Park(DbSlot& s) {
   SetParked(s, *s.pos);
   // The store may hold an older one (a pack's position, saved when the
   // pack was stored, before a later checkpoint's): this one is durable.
-  positions_.Put(s.path(), UrlOf(s), *s.pos, s.wal_size, s.wal_mtime_ns, &s.pos->counts);
+  positions_.Put(s.path(), UrlOf(s), *s.pos, s.wal_size, s.wal_mtime_ns, &s.pos->session);
   s.pos.reset();
 }
 
@@ -51,10 +51,19 @@ void ReplicatorImpl::Unpark(DbSlot& s, const LivePosition& pos) {
 Status ReplicatorImpl::LoadParked(DbSlot& s, LivePosition* pos) {
   bool found = false;
   int64_t wal_size, wal_mtime;
-  Status st = positions_.Load(s.path(), UrlOf(s), pos, &found, &wal_size, &wal_mtime, &pos->counts);
+  Status st = positions_.Load(s.path(), UrlOf(s), pos, &found, &wal_size, &wal_mtime, &pos->session);
   if (!st.ok()) return st.Annotate("database " + s.path() + ": loading its position: ");
   if (!found) *pos = LivePosition();
   return Status::OK();
+}
+
+void ReplicatorImpl::ForgetSession(DbSlot& s) {
+  Position pos;
+  bool found = false;
+  int64_t wal_size, wal_mtime;
+  const std::string path = s.path(), url = UrlOf(s);
+  if (positions_.Load(path, url, &pos, &found, &wal_size, &wal_mtime).ok() && found)
+    positions_.Put(path, url, pos, wal_size, wal_mtime);  // (the same position, without it)
 }
 
 void ReplicatorImpl::ParkIdle() {

@@ -330,14 +330,14 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     s.wal_size = wal_size;
     s.wal_mtime_ns = wal_mtime;
     if (*changed) s.last_change_ms = now;
-    SyncCounters& counts = s.pos->counts;
+    SessionState& ss = s.pos->session;
     if (res.checkpointed_frames >= 0) {
-      counts.checkpoints++;
+      ss.checkpoints++;
       s.last_change_ms = now;  // no quiet checkpoint right after one
     }
-    counts.last_sync_ms = now;
+    ss.last_sync_ms = now;
     if (res.new_generation) {
-      counts.generations++;
+      ss.generations++;
       const uint32_t now_s = uint32_t(now / 1000);
       const bool quick = s.last_gen_s != 0 && now_s - s.last_gen_s < kChurnWindowS;
       s.gen_churn = quick ? uint8_t(std::min(255, s.gen_churn + 1)) : 0;
@@ -398,12 +398,14 @@ void ReplicatorImpl::Compact(DbSlot& s, const ReplicaRef& ref, const Position& p
     // together after a restart do not all compact together (nor all one
     // interval later), and a process restarted more often than the interval
     // still compacts. (Intervals under 2 s: one interval after it.)
-    if (s.compacted_s == 0) {
+    SessionState* ss = s.session();  // (held: this job stored something)
+    if (!ss) return;
+    if (ss->compacted_s == 0) {
       const int64_t n = levels[0] / 1000;
-      s.compacted_s = n >= 2 ? uint32_t(int64_t(now_s) + CompactionStaggerS(s.id, levels[0]) - n) : now_s;
+      ss->compacted_s = n >= 2 ? uint32_t(int64_t(now_s) + CompactionStaggerS(s.id, levels[0]) - n) : now_s;
     }
-    if ((int64_t(now_s) - int64_t(s.compacted_s)) * 1000 < levels[0]) return;
-    s.compacted_s = now_s;
+    if ((int64_t(now_s) - int64_t(ss->compacted_s)) * 1000 < levels[0]) return;
+    ss->compacted_s = now_s;
   }
   CompactionPolicy p;
   p.intervals_ms = levels;
@@ -494,10 +496,10 @@ void ReplicatorImpl::ReportChurn(DbSlot& s, uint8_t churn, const std::string& re
 // the lease is known good, which is every sync but the first after Add or
 // after a heartbeat lapse.
 Status ReplicatorImpl::EnsureLease(DbSlot& s, const ReplicaRef& ref) {
-  uint32_t epoch;
+  uint32_t epoch = 0;
   {
     MutexLock l(Stripe(s));
-    epoch = s.lease_epoch;
+    if (const SessionState* ss = s.session()) epoch = ss->lease_epoch;  // (held: the job has work)
   }
   if (leases_->Usable(ref.store, ref.prefix, epoch)) return Status::OK();
   std::string from;
@@ -507,7 +509,7 @@ Status ReplicatorImpl::EnsureLease(DbSlot& s, const ReplicaRef& ref) {
     Log("database " + s.path() + ": took over the lease of " + ref.url + " from replite instance " + from +
         " (it stopped, or its heartbeat expired): a new generation starts above what it wrote");
   MutexLock l(Stripe(s));
-  s.lease_epoch = epoch;
+  if (SessionState* ss = s.session()) ss->lease_epoch = epoch;
   if (!from.empty()) s.lease_taken_over = true;
   return Status::OK();
 }
@@ -537,10 +539,16 @@ Status ReplicatorImpl::DropSpooled(DbSlot& s, const ReplicaRef& ref) {
 // A removed database's lease is deleted if it still names us, so that
 // another instance may take the replica without waiting (best effort).
 void ReplicatorImpl::ReleaseLease(DbSlot& s) {
-  uint32_t epoch;
+  uint32_t epoch = 0;
+  bool parked;
   {
     MutexLock l(Stripe(s));
-    epoch = s.lease_epoch;
+    parked = !s.pos;
+    if (!parked) epoch = s.pos->session.lease_epoch;
+  }
+  if (parked) {  // (removed: nothing unparks it meanwhile)
+    LivePosition p;
+    if (LoadParked(s, &p).ok()) epoch = p.session.lease_epoch;
   }
   if (!leases_->enabled() || epoch == 0) return;
   const ReplicaRef ref = RefOf(s);
@@ -676,7 +684,7 @@ Status ReplicatorImpl::DrainSpool(DbSlot& s, const ReplicaRef& ref, bool probe) 
     {
       MutexLock l(Stripe(s));
       if (s.spooled > 0) s.spooled--;
-      if (SyncCounters* c = s.counts()) {  // (held: segments are spooled)
+      if (SessionState* c = s.session()) {  // (held: segments are spooled)
         c->segments++;
         c->bytes += e.bytes;
       }
@@ -706,7 +714,7 @@ Status ReplicatorImpl::Upload(DbSlot& s, const ReplicaRef& ref, const CaptureRes
     m_.Add("replite_uploaded_bytes_total", group, double(size));
     m_.Add("replite_segments_uploaded_total", group);
     MutexLock l(Stripe(s));
-    if (SyncCounters* c = s.counts()) {  // (held: the job runs)
+    if (SessionState* c = s.session()) {  // (held: the job runs)
       c->segments++;
       c->bytes += size;
     }
@@ -718,7 +726,7 @@ Status ReplicatorImpl::Upload(DbSlot& s, const ReplicaRef& ref, const CaptureRes
     m_.Add("replite_uploaded_bytes_total", group, double(size));
     m_.Add("replite_snapshots_uploaded_total", group);
     MutexLock l(Stripe(s));
-    if (SyncCounters* c = s.counts()) {
+    if (SessionState* c = s.session()) {
       c->snapshots++;
       c->bytes += size;
     }
