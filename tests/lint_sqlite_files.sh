@@ -18,6 +18,7 @@ allowed=(
   lib/core/sqlite_files.cc       # opens through SQLite's VFS only
   lib/core/spool_sink.cc         # staged segments and snapshots in the spool dir
   lib/replica/upload_spool.cc      # the upload spool in the state dir
+  lib/replica/packer.cc          # local copies of stored packs in state_dir/unpack
   lib/core/instance.cc           # state_dir/lock and state_dir/instance-id
   lib/core/snapshot_check.cc     # the scratch copy of a snapshot in the spool dir
   lib/store/file_store.cc        # replica objects of file:// stores

@@ -89,7 +89,8 @@ struct DatabaseOptions {
   // interval before the capture is inside the window, not added to it).
   // Each database's segments leave the packs for objects under its own
   // prefix within pack_unpack_ms (one object per database and run), and a
-  // pack is deleted once all its members are out. Until then a database's
+  // pack is deleted once all its members are out. Stored packs wait for
+  // that in memory up to memory_cap / 8, past it in state_dir/unpack. Until then a database's
   // recent changes are also in <root>/.replite-packs/, where anyone who may
   // read that prefix reads every member's: keep tenants that must not share
   // it on separate roots, or leave packing off for them. A segment larger

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <thread>
 
+#include "core/burst_trim.h"
 #include "core/replicator_impl.h"
 #include "format/layout.h"
 #include "store/counting_store.h"
@@ -62,6 +63,7 @@ std::shared_ptr<ReplicatorImpl::PackGroup> ReplicatorImpl::PackGroupOf(const DbS
   pc.unpack_ms = o.pack_unpack_ms;
   pc.unpack_bytes = std::max<uint64_t>(4 * o.pack_max_bytes, opts_.memory_cap / 8);
   pc.zstd_level = o.compression_level;
+  pc.spill_dir = unpack_dir_;
   PackGroup* raw = g.get();
   g->packer = std::make_shared<Packer>(
       s.target() ? s.target()->store : s.cfg->store, pc,
@@ -277,7 +279,12 @@ void ReplicatorImpl::PackHousekeeping(bool now) {
       m_.Add("replite_segments_uploaded_total", group, double(us.objects_written));
       m_.Add("replite_uploaded_bytes_total", group, double(us.bytes_written));
     }
-    if (us.packs > 0) m_.Add("replite_packs_unpacked_total", group, double(us.packs));
+    if (us.packs > 0) {
+      m_.Add("replite_packs_unpacked_total", group, double(us.packs));
+      // Its runs were read and merged on up to kUnpackThreads threads'
+      // arenas: their freed memory goes back now, not at the next burst.
+      ReleaseFreeHeap();
+    }
     if (us.foreign_packs > 0)
       Log("pack " + pc.pack_dir + ": unpacked " + std::to_string(us.foreign_packs) +
           " packs another process left (it crashed or stopped before unpacking them)");

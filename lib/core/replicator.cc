@@ -87,6 +87,10 @@ Status ReplicatorImpl::Init() {
   s = MakeDirs(spool_dir_);
   if (!s.ok()) return s;
   RemoveDeadTemps(spool_dir_);  // staged snapshots and segments of a killed process
+  unpack_dir_ = opts_.state_dir + "/unpack";
+  s = MakeDirs(unpack_dir_);
+  if (!s.ok()) return s;
+  RemoveDeadTemps(unpack_dir_);  // copies of packs a killed process stored (the store has them)
   auto cfg = RefPtr<DbConfig>::Make();
   cfg->opts = opts_.defaults;
   if (!opts_.replica_url.empty()) {

@@ -275,6 +275,7 @@ class ReplicatorImpl final : public Replicator {
   StoreRegistry stores_;
   PositionStore positions_;
   std::string spool_dir_;
+  std::string unpack_dir_;  // state_dir/unpack: packs waiting to be unpacked past the memory budget (Packer)
   RefPtr<const DbConfig> default_cfg_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> stopped_{false};  // Close ended every job: waiters are released

@@ -48,10 +48,15 @@ Status ReadPackIndex(ObjectStore* store, const std::string& key, uint64_t size, 
   std::string tail;
   Status s = store->Get(key, &tail, at, size - at);
   if (!s.ok()) return s;
-  if (tail.size() != size - at) return Status::Corruption("pack " + key + ": short read of its index");
+  return DecodePackTail(key, tail, at, size, out);
+}
+
+Status DecodePackTail(const std::string& key, const std::string& tail, uint64_t at, uint64_t size, PackIndex* out) {
+  if (tail.size() != size - at || tail.size() < kPackTrailerSize)
+    return Status::Corruption("pack " + key + ": short read of its index");
   const char* t = tail.data() + tail.size() - kPackTrailerSize;
   uint64_t index_offset, index_len;
-  s = DecodePackTrailer(t, size, &index_offset, &index_len);
+  Status s = DecodePackTrailer(t, size, &index_offset, &index_len);
   if (!s.ok()) return s.Annotate("pack " + key + ": ");
   if (index_offset != at) return Status::Corruption("pack " + key + ": index offset differs from its key");
   s = DecodePackIndex(tail.substr(0, index_len), t, size, out);

@@ -40,6 +40,9 @@ bool ParsePackKey(const std::string& pack_dir, const std::string& key, int64_t* 
 
 // Reads a pack's index and trailer (one ranged GET of exactly them).
 Status ReadPackIndex(ObjectStore* store, const std::string& key, uint64_t size, PackIndex* out);
+// Decodes `tail`, the bytes [at, size) of the pack `key` of `size` bytes
+// whose index starts at `at` (from its key): index and trailer.
+Status DecodePackTail(const std::string& key, const std::string& tail, uint64_t at, uint64_t size, PackIndex* out);
 
 // The members of one database found in the packs of its pack directory,
 // as segment ObjectRefs (key = the pack's key, offset and size = the

@@ -3,32 +3,39 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <fcntl.h>
 #include <map>
+#include <unistd.h>
 
 #include "format/layout.h"
 #include "store/parallel_requests.h"
+#include "util/file_util.h"
 
 namespace replite {
 namespace {
 
 constexpr size_t kUnpackThreads = 8;
+// What one member's index entry costs while a pass holds it (the entry,
+// its name, its place in the pass's map): the passes are sized by it.
+constexpr uint64_t kRefBytes = 256;
 
 // One segment object holding the transactions of `run` (consecutive txids,
 // in order), block by block: every txid stays a restore point.
-Status MergeRun(const std::vector<const PackMember*>& run, int level, std::string* out) {
+Status MergeRun(std::vector<PackMember>& run, int level, std::string* out) {
   if (run.size() == 1) {
-    *out = run[0]->segment;
+    *out = std::move(run[0].segment);
     return Status::OK();
   }
-  const SegmentHeader& first = run.front()->header;
+  const SegmentHeader& first = run.front().header;
   StringSink sink;
   SegmentBuilder b(&sink, first, level, true);
   Status s = b.Start();
-  for (const PackMember* m : run) {
+  for (PackMember& m : run) {
     if (!s.ok()) break;
     SegmentHeader h;
     std::vector<DecodedBlock> blocks;
-    s = DecodeSegment(m->segment, &h, &blocks);
+    s = DecodeSegment(m.segment, &h, &blocks);
+    std::string().swap(m.segment);  // (decoded: its blocks are what is held now)
     for (const auto& blk : blocks) {
       if (!s.ok()) break;
       s = b.AddBlock(blk.txid, blk.ts_ms, blk.db_pages, blk.checksum_after, blk.flags, blk.pgnos, blk.pages);
@@ -36,7 +43,7 @@ Status MergeRun(const std::vector<const PackMember*>& run, int level, std::strin
   }
   if (!s.ok()) return s;
   SegmentHeader fin = first;
-  const SegmentHeader& last = run.back()->header;
+  const SegmentHeader& last = run.back().header;
   fin.last_txid = last.last_txid;
   fin.last_ts_ms = last.last_ts_ms;
   fin.checksum_after = last.checksum_after;
@@ -119,14 +126,18 @@ Status Packer::Flush(bool all) {
     }
     PutOptions po;
     po.if_none_match = true;
-    Status st = store_->Put(p.key, p.body, po);
-    if (st.code() == Code::kFailedPrecondition) {
-      // Ours, when an earlier attempt's answer was lost; else another
-      // writer's pack under the same id (same ms, same 16 random bits).
+    Status st;
+    for (int attempt = 0; attempt < 4; attempt++) {
+      st = store_->Put(p.key, p.body, po);
+      if (st.code() != Code::kFailedPrecondition) break;
+      // Ours, when an earlier attempt's answer was lost; else another pack
+      // under the same id (same ms, same 15 random bits): stored under
+      // another one at once.
       std::string there;
       Status g = store_->Get(p.key, &there);
       if (g.ok() && there == p.body) st = Status::OK();
-      else if (g.ok()) p.key = PackKey(cfg_.pack_dir, p.created_ms, p.index_offset);  // retried under another id
+      if (!g.ok() || st.ok()) break;
+      p.key = PackKey(cfg_.pack_dir, p.created_ms, p.index_offset);
     }
     if (!st.ok()) {
       MutexLock l(mu_);
@@ -137,23 +148,95 @@ Status Packer::Flush(bool all) {
     }
     uint64_t member_bytes = 0;
     for (const auto& m : p.members) member_bytes += m.segment.size();
-    std::string().swap(p.body);
+    p.member_count = p.members.size();
     stored_fn_(p.members, p.key, p.bytes);
+    std::vector<PackMember>().swap(p.members);  // the body holds them
+    bool keep;
+    {
+      MutexLock l(mu_);
+      keep = stored_bytes_ + p.bytes <= cfg_.unpack_bytes;
+      if (keep) stored_bytes_ += p.bytes;
+    }
+    if (!keep) {
+      // Past the memory budget: a local copy, else read back by ranges.
+      if (!cfg_.spill_dir.empty()) p.spill = Spill(p.body);
+      std::string().swap(p.body);
+    }
     MutexLock l(mu_);
     failing_ = false;
     sealed_bytes_ -= member_bytes;
-    if (stored_bytes_ + member_bytes > cfg_.unpack_bytes) {
-      // Past the budget: unpacking reads it back (one GET for all its members).
-      std::vector<PackMember>().swap(p.members);
-      p.read_back = true;
-    } else {
-      p.member_bytes = member_bytes;
-      stored_bytes_ += member_bytes;
-      for (auto& m : p.members) m.note.reset();
-    }
     ours_.insert(p.key);
     stored_.push_back(std::move(p));
   }
+}
+
+std::string Packer::Spill(const std::string& body) {
+  const std::string path = cfg_.spill_dir + "/pack" + TempSuffix();
+  ScopedFd fd;
+  Status s = OpenFile(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &fd);
+  if (s.ok()) s = WriteAll(fd.get(), body.data(), body.size(), path);
+  if (s.ok()) return path;
+  if (fd.get() >= 0) ::unlink(path.c_str());
+  return "";
+}
+
+void Packer::RemoveSpill(Pack* p) {
+  if (!p->spill.empty()) ::unlink(p->spill.c_str());
+  p->spill.clear();
+}
+
+Packer::~Packer() {
+  // What waits is durable in the store: a later process finds it there.
+  MutexLock l(mu_);
+  for (auto& p : stored_) RemoveSpill(&p);
+}
+
+Status Packer::ReadRange(const Pack& p, uint64_t offset, uint64_t length, std::string* out) const {
+  if (offset > p.bytes || length > p.bytes - offset)
+    return Status::Corruption("pack " + p.key + ": range " + std::to_string(offset) + "+" + std::to_string(length) +
+                              " is past its end (" + std::to_string(p.bytes) + " bytes)");
+  if (!p.body.empty()) {
+    out->assign(p.body, offset, length);
+    return Status::OK();
+  }
+  if (p.spill.empty()) {
+    Status s = store_->Get(p.key, out, offset, length);
+    if (s.ok() && out->size() != length) return Status::Corruption("pack " + p.key + ": short read");
+    return s;
+  }
+  ScopedFd fd;
+  Status s = OpenFile(p.spill, O_RDONLY | O_CLOEXEC, 0, &fd);
+  out->resize(length);
+  size_t got = 0;
+  if (s.ok()) s = PRead(fd.get(), out->data(), length, offset, &got, p.spill);
+  if (s.ok() && got != length) s = Status::IOError("read " + p.spill + ": short read");
+  if (!s.ok()) {  // the local copy is gone or damaged: the store has it
+    Status g = store_->Get(p.key, out, offset, length);
+    if (g.ok() && out->size() != length) return Status::Corruption("pack " + p.key + ": short read");
+    return g;
+  }
+  return Status::OK();
+}
+
+Status Packer::ReadIndex(const Pack& p, PackIndex* ix) const {
+  if (!p.body.empty()) return DecodePack(p.body, ix);
+  if (p.index_offset > p.bytes) return Status::Corruption("pack " + p.key + ": index offset past its end");
+  std::string tail;
+  Status s = ReadRange(p, p.index_offset, p.bytes - p.index_offset, &tail);
+  if (!s.ok()) return s;
+  return DecodePackTail(p.key, tail, p.index_offset, p.bytes, ix);
+}
+
+Status Packer::FetchForeign(Pack* p) {
+  std::string body;
+  Status g = store_->Get(p->key, &body);
+  PackIndex ix;
+  if (g.ok()) g = DecodePack(body, &ix);
+  if (!g.ok()) return g.code() == Code::kNotFound ? g : g.Annotate("reading back pack " + p->key + ": ");
+  p->bytes = body.size();
+  p->member_count = ix.members.size();
+  if (!cfg_.spill_dir.empty()) p->spill = Spill(body);
+  return Status::OK();
 }
 
 Status Packer::Unpack(bool now, int64_t foreign_after_ms, UnpackStats* stats) {
@@ -171,16 +254,19 @@ Status Packer::Unpack(bool now, int64_t foreign_after_ms, UnpackStats* stats) {
       stored_.clear();
     }
   }
+  const size_t ours = packs.size();
   Status st;
   if (foreign_after_ms > 0) {
     // Packs no process of ours is about to unpack: a crashed process's, or
-    // an instance's that stopped. Read back whole, unpacked with ours.
+    // an instance's that stopped. Copied here one at a time, unpacked with
+    // ours.
     std::vector<ObjectInfo> listed;
     st = store_->List(cfg_.pack_dir, &listed);
     const int64_t t = now_ms_();
     for (size_t i = 0; st.ok() && i < listed.size(); i++) {
       int64_t created;
-      if (!ParsePackKey(cfg_.pack_dir, listed[i].key, &created) || t - created < foreign_after_ms) continue;
+      uint64_t at;
+      if (!ParsePackKey(cfg_.pack_dir, listed[i].key, &created, &at) || t - created < foreign_after_ms) continue;
       {
         MutexLock l(mu_);
         if (ours_.count(listed[i].key)) continue;
@@ -188,7 +274,8 @@ Status Packer::Unpack(bool now, int64_t foreign_after_ms, UnpackStats* stats) {
       Pack p;
       p.key = listed[i].key;
       p.created_ms = created;
-      Status g = LoadPack(&p);
+      p.index_offset = at;
+      Status g = FetchForeign(&p);
       if (g.code() == Code::kNotFound) continue;
       if (!g.ok()) {
         st = g;
@@ -198,100 +285,137 @@ Status Packer::Unpack(bool now, int64_t foreign_after_ms, UnpackStats* stats) {
       stats->foreign_packs++;
     }
   }
-  for (auto& p : packs) {
-    if (!st.ok() || !p.read_back) continue;
-    st = LoadPack(&p);
-    if (st.code() == Code::kNotFound) {  // unpacked by another process (it found it old enough)
-      p.members.clear();
-      st = Status::OK();
-    }
-  }
   if (st.ok()) st = UnpackPacks(packs, stats);
+  for (size_t i = ours; i < packs.size(); i++) RemoveSpill(&packs[i]);  // found again if need be
   MutexLock l(mu_);
   unpacking_ = false;
   if (!st.ok()) {
-    // Ours go back, oldest first, for the next run; foreign ones are found again.
-    for (auto it = packs.rbegin(); it != packs.rend(); ++it) {
-      if (!ours_.count(it->key)) continue;
-      if (it->read_back) std::vector<PackMember>().swap(it->members);
-      stored_.push_front(std::move(*it));
-    }
+    // Ours go back, oldest first, for the next run.
+    for (size_t i = ours; i-- > 0;) stored_.push_front(std::move(packs[i]));
     return st;
   }
-  for (const auto& p : packs)
-    if (ours_.erase(p.key)) stored_bytes_ -= p.member_bytes;
+  for (size_t i = 0; i < ours; i++) {
+    ours_.erase(packs[i].key);
+    stored_bytes_ -= packs[i].body.size();
+    RemoveSpill(&packs[i]);
+  }
   return st;
 }
 
-Status Packer::LoadPack(Pack* p) {
-  std::string body;
-  Status g = store_->Get(p->key, &body);
-  PackIndex ix;
-  if (g.ok()) g = DecodePack(body, &ix);
-  if (!g.ok()) return g.code() == Code::kNotFound ? g : g.Annotate("reading back pack " + p->key + ": ");
-  p->members.clear();
-  const std::string root = cfg_.pack_dir.substr(0, cfg_.pack_dir.size() - std::strlen(kPackDirName) - 1);
-  for (const auto& e : ix.members) {
-    PackMember m;
-    m.db_prefix = root + e.name;
-    m.segment = body.substr(e.offset, e.length);
-    Status h = DecodeSegmentHeader(m.segment.substr(0, kSegHeaderSize), &m.header);
-    if (!h.ok() || m.header.generation != e.generation || m.header.first_txid != e.first_txid ||
-        m.header.last_txid != e.last_txid)
-      return Status::Corruption("pack " + p->key + ": member " + e.name + " does not match its index entry");
-    p->members.push_back(std::move(m));
+// A member of one pass: where its bytes are (the name and generation are
+// its map key).
+struct Packer::MemberRef {
+  uint32_t pack = 0;
+  uint64_t offset = 0, length = 0, first_txid = 0, last_txid = 0;
+};
+
+struct Packer::Run {
+  const std::pair<std::string, std::string>* db;  // member name, generation
+  std::vector<const MemberRef*> members;
+};
+
+uint64_t Packer::run_bytes() const {
+  return std::max<uint64_t>(cfg_.max_bytes / 4, cfg_.unpack_bytes / (2 * kUnpackThreads));
+}
+
+Status Packer::UnpackPacks(const std::vector<Pack>& packs, UnpackStats* stats) {
+  if (packs.empty()) return Status::OK();
+  uint64_t members = 0;
+  for (const auto& p : packs) members += p.member_count;
+  const size_t parts = size_t(std::max<uint64_t>(1, (members * kRefBytes + cfg_.unpack_bytes - 1) / cfg_.unpack_bytes));
+  for (size_t part = 0; part < parts; part++) {
+    Status s = UnpackPart(packs, part, parts, stats);
+    if (!s.ok()) return s;  // the packs stay; the next run writes what is missing
+    stats->passes++;
   }
+  std::vector<std::string> keys;
+  for (const auto& p : packs) keys.push_back(p.key);
+  Status s = store_->Delete(keys);
+  if (!s.ok()) return s.Annotate("deleting unpacked packs: ");
+  stats->packs += packs.size();
   return Status::OK();
 }
 
-Status Packer::UnpackPacks(std::vector<Pack>& packs, UnpackStats* stats) {
-  if (packs.empty()) return Status::OK();
-  std::map<std::pair<std::string, std::string>, std::vector<const PackMember*>> by_db;
-  for (const auto& p : packs)
-    for (const auto& m : p.members) by_db[{m.db_prefix, m.header.generation}].push_back(&m);
-  // One object per database, generation and run of consecutive txids; a
-  // member inside a run already taken (the same transactions captured again
-  // after a crash) is left out.
-  struct Run {
-    const std::pair<std::string, std::string>* db;
-    std::vector<const PackMember*> members;
-  };
+Status Packer::UnpackPart(const std::vector<Pack>& packs, size_t part, size_t parts, UnpackStats* stats) {
+  std::map<std::pair<std::string, std::string>, std::vector<MemberRef>> by_db;
+  const std::hash<std::string> hash;
+  for (size_t i = 0; i < packs.size(); i++) {
+    PackIndex ix;
+    Status s = ReadIndex(packs[i], &ix);
+    if (s.code() == Code::kNotFound) continue;  // unpacked by another process (it found it old enough)
+    if (!s.ok()) return s.Annotate("unpacking: ");
+    for (auto& e : ix.members) {
+      if (parts > 1 && hash(e.name) % parts != part) continue;
+      by_db[{std::move(e.name), std::move(e.generation)}].push_back(
+          MemberRef{uint32_t(i), e.offset, e.length, e.first_txid, e.last_txid});
+    }
+  }
+  // One object per database, generation and run of consecutive txids (split
+  // past run_bytes()); a member inside a run already taken (the same
+  // transactions captured again after a crash) is left out.
+  const uint64_t cap = run_bytes();
   std::vector<Run> runs;
-  for (auto& [db, members] : by_db) {
-    std::stable_sort(members.begin(), members.end(), [](const PackMember* a, const PackMember* b) {
-      return a->header.first_txid != b->header.first_txid ? a->header.first_txid < b->header.first_txid
-                                                          : a->header.last_txid > b->header.last_txid;
+  uint64_t run_len = 0;
+  for (auto& [db, refs] : by_db) {
+    std::stable_sort(refs.begin(), refs.end(), [](const MemberRef& a, const MemberRef& b) {
+      return a.first_txid != b.first_txid ? a.first_txid < b.first_txid : a.last_txid > b.last_txid;
     });
-    for (const PackMember* m : members) {
+    for (const MemberRef& m : refs) {
       if (!runs.empty() && runs.back().db == &db) {
-        const SegmentHeader& last = runs.back().members.back()->header;
-        if (m->header.last_txid <= last.last_txid) continue;
-        if (m->header.first_txid == last.last_txid + 1) {
-          runs.back().members.push_back(m);
+        const MemberRef& last = *runs.back().members.back();
+        if (m.last_txid <= last.last_txid) continue;
+        if (m.first_txid == last.last_txid + 1 && run_len + m.length <= cap) {
+          runs.back().members.push_back(&m);
+          run_len += m.length;
           continue;
         }
       }
-      runs.push_back(Run{&db, {m}});
+      runs.push_back(Run{&db, {&m}});
+      run_len = m.length;
     }
   }
+  const std::string root = cfg_.pack_dir.substr(0, cfg_.pack_dir.size() - std::strlen(kPackDirName) - 1);
   // Written by a few threads at once: one PUT per database and run, each
-  // waiting on the store.
-  std::atomic<uint64_t> written{0}, existing{0}, bytes_written{0};
+  // waiting on the store; each reads its run's members only then.
+  std::atomic<uint64_t> written{0}, existing{0}, bytes_written{0}, held{0}, peak{stats->peak_member_bytes};
   Status s = ForEachParallel(runs.size(), kUnpackThreads, [&](size_t i) {
     const Run& r = runs[i];
+    const std::string prefix = root + r.db->first;
+    std::vector<PackMember> loaded(r.members.size());
+    uint64_t run_held = 0;
+    struct Release {
+      std::atomic<uint64_t>& held;
+      uint64_t& n;
+      ~Release() { held -= n; }
+    } release{held, run_held};
+    for (size_t j = 0; j < r.members.size(); j++) {
+      const MemberRef& ref = *r.members[j];
+      PackMember& m = loaded[j];
+      Status g = ReadRange(packs[ref.pack], ref.offset, ref.length, &m.segment);
+      if (!g.ok()) return g.Annotate("unpacking " + prefix + ": ");
+      run_held += m.segment.size();
+      const uint64_t now_held = held += m.segment.size();
+      for (uint64_t p = peak.load(); now_held > p && !peak.compare_exchange_weak(p, now_held);) {
+      }
+      g = m.segment.size() < kSegHeaderSize ? Status::Corruption("too short")
+                                             : DecodeSegmentHeader(m.segment.substr(0, kSegHeaderSize), &m.header);
+      if (!g.ok() || m.header.generation != r.db->second || m.header.first_txid != ref.first_txid ||
+          m.header.last_txid != ref.last_txid)
+        return Status::Corruption("pack " + packs[ref.pack].key + ": member " + r.db->first +
+                                  " does not match its index entry");
+    }
     std::string bytes;
-    Status m = MergeRun(r.members, cfg_.zstd_level, &bytes);
-    if (!m.ok()) return m.Annotate("unpacking " + r.db->first + ": ");
+    Status m = MergeRun(loaded, cfg_.zstd_level, &bytes);
+    if (!m.ok()) return m.Annotate("unpacking " + prefix + ": ");
     PutOptions po;
     po.if_none_match = true;
-    m = store_->Put(SegmentKey(r.db->first, r.db->second, r.members.front()->header.first_txid,
-                               r.members.back()->header.last_txid),
+    m = store_->Put(SegmentKey(prefix, r.db->second, r.members.front()->first_txid, r.members.back()->last_txid),
                     bytes, po);
     if (m.code() == Code::kFailedPrecondition) {
       existing++;  // left by an unpack a crash interrupted: the same transactions
       return Status::OK();
     }
-    if (!m.ok()) return m.Annotate("unpacking " + r.db->first + ": ");
+    if (!m.ok()) return m.Annotate("unpacking " + prefix + ": ");
     written++;
     bytes_written += bytes.size();
     return Status::OK();
@@ -299,13 +423,8 @@ Status Packer::UnpackPacks(std::vector<Pack>& packs, UnpackStats* stats) {
   stats->objects_written += written;
   stats->objects_existing += existing;
   stats->bytes_written += bytes_written;
-  if (!s.ok()) return s;  // the packs stay; the next run writes what is missing
-  std::vector<std::string> keys;
-  for (const auto& p : packs) keys.push_back(p.key);
-  s = store_->Delete(keys);
-  if (!s.ok()) return s.Annotate("deleting unpacked packs: ");
-  stats->packs += packs.size();
-  return Status::OK();
+  stats->peak_member_bytes = peak;
+  return s;
 }
 
 uint64_t Packer::memory_bytes() const {
@@ -327,6 +446,13 @@ std::vector<uint32_t> Packer::PendingDbIds() const {
   for (const auto& p : sealed_)
     for (const auto& m : p.members) ids.push_back(m.db_id);
   return ids;
+}
+
+size_t Packer::spilled_packs() const {
+  MutexLock l(mu_);
+  size_t n = 0;
+  for (const auto& p : stored_) n += !p.spill.empty();
+  return n;
 }
 
 bool Packer::failing() const {

@@ -8,14 +8,24 @@
 // store's backoff); no member is added meanwhile (Add refuses), so memory
 // stays bounded by what was open when the store failed.
 //
-// Stored packs wait, in memory up to unpack_bytes (past it only their keys
-// are kept and they are read back whole), for Unpack: every database's members of
-// all of them are merged into one segment object under its own prefix per
-// consecutive txid run (transactions kept: every txid stays a restore
-// point), written create-only, then the packs are deleted. Unpack also
-// finds packs nobody in this process wrote (a crashed process, another
-// instance) older than `foreign_after_ms`, reads them back whole and does
-// the same.
+// Stored packs wait for Unpack: every database's members of all of them
+// are merged into one segment object under its own prefix per consecutive
+// txid run (transactions kept: every txid stays a restore point; a run
+// past run_bytes() is split at a member), written create-only, then the
+// packs are deleted. A stored pack's body stays in memory while the stored
+// packs' bytes fit unpack_bytes; past it, it is written to a file in
+// spill_dir (a local copy of what is durable in the store: no fsync; after
+// a crash the store's copy is read) or, without one, its members are read
+// back from the store by ranges. Unpack also finds packs nobody in this
+// process wrote (a crashed process, another instance) older than
+// `foreign_after_ms`, copies each to spill_dir (one GET) and does the
+// same.
+//
+// Memory while unpacking stays near unpack_bytes however many packs wait:
+// the databases are taken in passes (a hash of the member name), each pass
+// holding only its members' index entries, and a run's members are read
+// (from memory, the spill file or the store) only by the thread writing its
+// object, kUnpackThreads at a time.
 //
 // Thread-safety: safe for concurrent use. `stored` runs on the thread that
 // called Flush, without the Packer's lock.
@@ -57,18 +67,22 @@ struct PackerConfig {
   int64_t window_ms = 500;
   uint64_t max_bytes = 8ull << 20;
   int64_t unpack_ms = 120 * 1000;  // stored packs wait this long
-  uint64_t unpack_bytes = 64ull << 20;  // members kept in memory for unpacking, at most
+  uint64_t unpack_bytes = 64ull << 20;  // stored packs kept in memory for unpacking, at most
+  std::string spill_dir;           // stored packs past unpack_bytes wait here (empty: read back from the store)
   int zstd_level = 1;              // of the unpacked segment objects
 };
 
 struct UnpackStats {
   uint64_t packs = 0, foreign_packs = 0, objects_written = 0, objects_existing = 0, bytes_written = 0;
+  uint64_t passes = 0;            // over the databases (more when the waiting members' index entries exceed unpack_bytes)
+  uint64_t peak_member_bytes = 0;  // of members read and held at once while writing objects
 };
 
 class Packer {
  public:
   using StoredFn = std::function<void(std::vector<PackMember>& members, const std::string& pack_key, uint64_t bytes)>;
   Packer(std::shared_ptr<ObjectStore> store, PackerConfig cfg, StoredFn stored, std::function<int64_t()> now_ms);
+  ~Packer();  // removes its files in spill_dir (the packs stay in the store)
 
   enum class AddResult { kAdded, kAddedFirst, kAddedFull, kRefused };
   // kAddedFirst: the member opened a new pack or moved its seal time
@@ -89,7 +103,11 @@ class Packer {
   // > 0, also the packs this Packer did not store that are older.
   Status Unpack(bool now, int64_t foreign_after_ms, UnpackStats* stats);
   const PackerConfig& config() const { return cfg_; }
+  // The most member bytes one unpacked object gathers (more: split).
+  uint64_t run_bytes() const;
   uint64_t memory_bytes() const;
+  // Stored packs waiting in spill_dir (files) and their bytes.
+  size_t spilled_packs() const;
   size_t pending_members() const;
   // The db_id of every member not yet stored (with repeats).
   std::vector<uint32_t> PendingDbIds() const;
@@ -105,16 +123,30 @@ class Packer {
     int64_t seal_at_ms = 0;          // open pack: sealed by Flush from then on
     uint64_t bytes = 0;
     uint64_t index_offset = 0;
-    std::string body;                // the finished pack (sealed, not yet stored)
-    std::vector<PackMember> members;
-    uint64_t member_bytes = 0;       // of members' segments held in memory
-    bool read_back = false;          // stored past the memory budget: members dropped, read back to unpack
+    // Sealed: the finished pack; stored: kept in memory for unpacking
+    // (within unpack_bytes), else empty and read from `spill` or the store.
+    std::string body;
+    std::vector<PackMember> members;  // open and sealed only
+    uint64_t member_count = 0;
+    std::string spill;               // stored: the local copy of the body
   };
+  struct MemberRef;
+  struct Run;
   // The open pack becomes the last sealed one.
   void SealLocked() REQUIRES(mu_);
-  Status UnpackPacks(std::vector<Pack>& packs, UnpackStats* stats);
-  // Reads a stored pack back (GET) and fills its members from its index.
-  Status LoadPack(Pack* p);
+  // Bytes [offset, offset + length) of a stored pack: from memory, its
+  // local copy or the store.
+  Status ReadRange(const Pack& p, uint64_t offset, uint64_t length, std::string* out) const;
+  Status ReadIndex(const Pack& p, PackIndex* ix) const;
+  // A foreign pack: one GET, copied to spill_dir (or kept by key only).
+  Status FetchForeign(Pack* p);
+  Status UnpackPacks(const std::vector<Pack>& packs, UnpackStats* stats);
+  // Writes the objects of the databases whose member name hashes to
+  // `part` of `parts`.
+  Status UnpackPart(const std::vector<Pack>& packs, size_t part, size_t parts, UnpackStats* stats);
+  // Writes `body` to a new file in spill_dir; its path, or "" if that failed.
+  std::string Spill(const std::string& body);
+  static void RemoveSpill(Pack* p);
 
   const std::shared_ptr<ObjectStore> store_;
   const PackerConfig cfg_;
@@ -125,8 +157,8 @@ class Packer {
   std::unique_ptr<PackBuilder> open_ GUARDED_BY(mu_);
   Pack open_pack_ GUARDED_BY(mu_);
   std::deque<Pack> sealed_ GUARDED_BY(mu_);
-  std::deque<Pack> stored_ GUARDED_BY(mu_);  // waiting for Unpack (body dropped)
-  uint64_t stored_bytes_ GUARDED_BY(mu_) = 0;
+  std::deque<Pack> stored_ GUARDED_BY(mu_);  // waiting for Unpack
+  uint64_t stored_bytes_ GUARDED_BY(mu_) = 0;  // of stored packs' bodies held in memory
   uint64_t open_bytes_ GUARDED_BY(mu_) = 0, sealed_bytes_ GUARDED_BY(mu_) = 0;
   bool failing_ GUARDED_BY(mu_) = false;
   bool flushing_ GUARDED_BY(mu_) = false;
