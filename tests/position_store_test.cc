@@ -84,6 +84,30 @@ TEST_CASE("positions: Load during flushes always sees the newest position", "[po
   CHECK(wrong == 0);
 }
 
+// Issue 20: a burst of Loads (Adds) shares one read transaction on the
+// reader connection instead of taking positions.db's locks per database. A
+// Flush must end it: a Load that no longer finds the flushed batch queued
+// reads what the flush wrote, not the snapshot taken before it.
+TEST_CASE("positions: Loads share a read transaction that a flush ends", "[positions]") {
+  test::TempDir dir;
+  PositionStore ps;
+  REQUIRE(ps.Open(dir / "positions.db").ok());
+  ps.Put("a", "file:///r/a", At(1), 1, 2);
+  ps.Put("b", "file:///r/b", At(1), 1, 2);
+  REQUIRE(ps.Flush().ok());
+  bool found = false;
+  CHECK(Loaded(ps, "b", &found) == 1);  // opens the read transaction
+  for (uint64_t txid = 2; txid < 2 + 3 * PositionStore::kLoadsPerRead; txid++) {
+    ps.Put("a", "file:///r/a", At(txid), 1, 2);
+    REQUIRE(ps.Flush().ok());
+    CHECK(Loaded(ps, "a", &found) == txid);
+    CHECK(found);
+    CHECK(Loaded(ps, "b", &found) == 1);
+  }
+  // Loads with no flush between them: what they read does not change.
+  for (int i = 0; i < 2 * PositionStore::kLoadsPerRead; i++) REQUIRE(Loaded(ps, "b", &found) == 1);
+}
+
 // Issue 20: a parked database's session state (status counters, lease
 // epoch, last compaction) is saved after its position's fields, for this
 // store only (a later Replicator starts from zero), and the position reads
