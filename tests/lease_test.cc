@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "forwarding_store.h"
 #include "format/layout.h"
 #include "replica/lease.h"
 #include "replica/retention.h"
@@ -39,31 +40,20 @@ void Insert(test::Writer& w, int from, int n) {
 
 // Forwards to a file store; runs `before_put` before each Put of one key
 // (another writer's update landing between our read and our write).
-class InterposingStore : public ObjectStore {
+class InterposingStore : public test::ForwardingStore {
  public:
   InterposingStore(std::shared_ptr<ObjectStore> inner, std::string key, std::function<void()> before_put)
-      : inner_(std::move(inner)), key_(std::move(key)), before_put_(std::move(before_put)) {}
+      : ForwardingStore(std::move(inner)), key_(std::move(key)), before_put_(std::move(before_put)) {}
   Status Put(const std::string& key, const std::string& data, const PutOptions& o, std::string* etag) override {
     if (key == key_ && before_put_) {
       auto f = std::move(before_put_);
       before_put_ = nullptr;
       f();
     }
-    return inner_->Put(key, data, o, etag);
+    return ForwardingStore::Put(key, data, o, etag);
   }
-  Status PutFile(const std::string& key, const std::string& p, const PutOptions& o) override {
-    return inner_->PutFile(key, p, o);
-  }
-  Status Get(const std::string& key, std::string* out, uint64_t off, uint64_t len) override {
-    return inner_->Get(key, out, off, len);
-  }
-  Status Head(const std::string& key, ObjectInfo* out) override { return inner_->Head(key, out); }
-  Status List(const std::string& prefix, std::vector<ObjectInfo>* out) override { return inner_->List(prefix, out); }
-  Status Delete(const std::vector<std::string>& keys) override { return inner_->Delete(keys); }
-  std::string Describe() const override { return inner_->Describe(); }
 
  private:
-  std::shared_ptr<ObjectStore> inner_;
   std::string key_;
   std::function<void()> before_put_;
 };

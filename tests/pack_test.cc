@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "fault_store.h"
+#include "forwarding_store.h"
 #include "moto_server.h"
 #include "format/layout.h"
 #include "format/pack.h"
@@ -71,31 +72,23 @@ size_t CountSuffix(const std::vector<std::string>& files, const std::string& par
 }
 
 // Counts the bytes GETs return (what a restore reads).
-class ByteCountingStore : public ObjectStore {
+class ByteCountingStore : public test::ForwardingStore {
  public:
-  explicit ByteCountingStore(std::shared_ptr<ObjectStore> inner) : inner_(std::move(inner)) {}
+  using ForwardingStore::ForwardingStore;
   Status Put(const std::string& k, const std::string& d, const PutOptions& o, std::string* e) override {
     if (k.find(".pack") == std::string::npos) {
       uint64_t none = UINT64_MAX;
       pack_bytes_at_put.compare_exchange_strong(none, pack_bytes.load());
     }
-    return inner_->Put(k, d, o, e);
+    return ForwardingStore::Put(k, d, o, e);
   }
-  Status PutFile(const std::string& k, const std::string& p, const PutOptions& o) override { return inner_->PutFile(k, p, o); }
   Status Get(const std::string& k, std::string* out, uint64_t off, uint64_t len) override {
-    Status s = inner_->Get(k, out, off, len);
+    Status s = ForwardingStore::Get(k, out, off, len);
     if (s.ok()) (k.find(".pack") != std::string::npos ? pack_bytes : own_bytes) += out->size();
     return s;
   }
-  Status Head(const std::string& k, ObjectInfo* out) override { return inner_->Head(k, out); }
-  Status List(const std::string& p, std::vector<ObjectInfo>* out) override { return inner_->List(p, out); }
-  Status Delete(const std::vector<std::string>& keys) override { return inner_->Delete(keys); }
-  std::string Describe() const override { return inner_->Describe(); }
   std::atomic<uint64_t> pack_bytes{0}, own_bytes{0};
   std::atomic<uint64_t> pack_bytes_at_put{UINT64_MAX};  // pack bytes read before the first other object's PUT
-
- private:
-  std::shared_ptr<ObjectStore> inner_;
 };
 
 }  // namespace
@@ -545,31 +538,18 @@ TEST_CASE("packing: unpacking many packs holds no more than unpack_bytes of them
 // another id in the same Flush; before, the Flush failed (its databases
 // reported an error until the next one).
 TEST_CASE("packing: a pack whose id another pack took is stored under another at once", "[pack]") {
-  class TakenOnce : public ObjectStore {
+  class TakenOnce : public test::ForwardingStore {
    public:
-    explicit TakenOnce(std::shared_ptr<ObjectStore> inner) : inner_(std::move(inner)) {}
+    using ForwardingStore::ForwardingStore;
     Status Put(const std::string& k, const std::string& d, const PutOptions& o, std::string* e) override {
       if (k.find(".pack") != std::string::npos && !taken.exchange(true)) {
-        REQUIRE(inner_->Put(k, "another writer's pack").ok());
+        REQUIRE(inner()->Put(k, "another writer's pack").ok());
         first_key = k;
       }
-      return inner_->Put(k, d, o, e);
+      return ForwardingStore::Put(k, d, o, e);
     }
-    Status PutFile(const std::string& k, const std::string& p, const PutOptions& o) override {
-      return inner_->PutFile(k, p, o);
-    }
-    Status Get(const std::string& k, std::string* out, uint64_t off, uint64_t len) override {
-      return inner_->Get(k, out, off, len);
-    }
-    Status Head(const std::string& k, ObjectInfo* out) override { return inner_->Head(k, out); }
-    Status List(const std::string& p, std::vector<ObjectInfo>* out) override { return inner_->List(p, out); }
-    Status Delete(const std::vector<std::string>& keys) override { return inner_->Delete(keys); }
-    std::string Describe() const override { return inner_->Describe(); }
     std::atomic<bool> taken{false};
     std::string first_key;
-
-   private:
-    std::shared_ptr<ObjectStore> inner_;
   };
   test::TempDir dir;
   auto store = std::make_shared<TakenOnce>(NewFileStore("/"));
