@@ -3,6 +3,7 @@
 // replication and for restore, and its errors reach the caller.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -125,4 +126,45 @@ TEST_CASE("WaitDurable after a failed sync returns OK once a later capture is du
   RestoreResult rr;
   CHECK(test::RestoreContent(dir.url("replica"), dir / "out.db", 0, &rr) == test::DumpContent(db));
   CHECK(rr.checksum_verified);
+}
+
+// A factory may do network I/O (a credentials lookup, a first request): a
+// database with a replica URL of its own opens its store without holding the
+// lock every Add takes to find its options, so Adds of databases on other
+// URLs do not wait for it. Before, they waited until the slow open returned.
+TEST_CASE("a slow store factory for one URL does not hold up Adds for others", "[e2e]") {
+  test::TempDir dir;
+  auto store = std::make_shared<test::FaultStore>(NewFileStore("/"));
+  std::atomic<bool> slow_entered{false};
+  ReplicatorOptions ro;
+  ro.state_dir = dir / "state";
+  ro.logger = [](const std::string&) {};
+  ro.store_factory = [&](const std::string& u, std::shared_ptr<ObjectStore>* out) {
+    if (u.find("/slow") != std::string::npos) {
+      slow_entered = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    }
+    *out = store;
+    return Status::OK();
+  };
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(ro, &r).ok());
+  for (const char* name : {"a.db", "b.db"}) {
+    test::Writer w(dir / name);
+    w.Exec("CREATE TABLE t(x)");
+  }
+  DatabaseOptions slow, fast;
+  slow.replica_url = dir.url("slow");
+  fast.replica_url = dir.url("fast");
+  slow.poll_interval_ms = fast.poll_interval_ms = 0;
+  std::thread t([&] { CHECK(r->Add(dir / "a.db", slow).ok()); });
+  while (!slow_entered) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(r->Add(dir / "b.db", fast).ok());
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  t.join();
+  CHECK(ms < 750);
+  // Both replicate.
+  REQUIRE(r->Sync(dir / "a.db").ok());
+  REQUIRE(r->Sync(dir / "b.db").ok());
 }

@@ -160,6 +160,19 @@ Status ReplicatorImpl::ConfigFor(const DatabaseOptions& o, RefPtr<const DbConfig
                 (long long)o.checkpoint_quiet_ms, (long long)o.poll_interval_ms, o.compression_level,
                 (long long)o.sync_interval_ms);
   std::string k = std::string(key) + o.metrics_group + "|" + o.replica_url;
+  {
+    MutexLock l(cfg_mu_);
+    if (auto it = configs_.find(k); it != configs_.end()) {
+      *out = it->second;
+      return Status::OK();
+    }
+  }
+  // A URL of its own: its store is opened without the lock (a factory may
+  // do network I/O; other Adds go on meanwhile). Two Adds racing here open
+  // it twice; the first config inserted is the one kept.
+  std::shared_ptr<const DbTarget> target;
+  Status s = OpenTarget(o.replica_url, &target);
+  if (!s.ok()) return s;
   MutexLock l(cfg_mu_);
   if (auto it = configs_.find(k); it != configs_.end()) {
     *out = it->second;
@@ -175,9 +188,7 @@ Status ReplicatorImpl::ConfigFor(const DatabaseOptions& o, RefPtr<const DbConfig
   }
   auto cfg = RefPtr<DbConfig>::Make(*default_cfg_);
   cfg->opts = o;
-  cfg->target.reset();  // (the defaults')
-  Status s = OpenTarget(o.replica_url, &cfg->target);
-  if (!s.ok()) return s;
+  cfg->target = std::move(target);  // (not the defaults')
   configs_[k] = cfg;
   *out = cfg;
   return Status::OK();
