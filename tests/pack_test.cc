@@ -7,6 +7,7 @@
 // compared with the source's content at the same txid.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
@@ -14,6 +15,8 @@
 #include <map>
 #include <random>
 #include <thread>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "fault_store.h"
 #include "forwarding_store.h"
@@ -530,6 +533,67 @@ TEST_CASE("packing: unpacking many packs holds no more than unpack_bytes of them
 
 TEST_CASE("packing: unpacking many packs holds no more than unpack_bytes of them (read back by ranges)", "[pack]") {
   UnpackManyPacks(false);
+}
+
+// The local copies are a cache of what the store holds (written without
+// fsync, in a directory an operator may clean): one that is gone, cut short
+// or damaged in its index is read from the store instead, and the unpack
+// still completes.
+TEST_CASE("packing: a local copy gone or cut short or damaged is read from the store", "[pack]") {
+  test::TempDir dir;
+  auto store = std::make_shared<test::FaultStore>(NewFileStore("/"));
+  const std::string root = (dir / "replicas").substr(1);
+  const std::string gen = Hex16(NewGenerationNumber(1767225600000));
+  PackerConfig pc;
+  pc.pack_dir = PackDirOf(root + "/a");
+  pc.unpack_bytes = MakeSegment(gen, 1, 2).size() * 3 / 2;  // every stored pack (two members) past the budget
+  pc.spill_dir = dir / "spill";
+  REQUIRE(MakeDirs(pc.spill_dir).ok());
+  Packer p(store, pc, [](std::vector<PackMember>&, const std::string&, uint64_t) {}, [] { return int64_t(1767225600000); });
+  uint64_t txid = 1;
+  for (int pack = 0; pack < 3; pack++) {
+    for (const char* db : {"a", "b"}) {
+      PackMember m;
+      m.db_prefix = root + "/" + db;
+      m.segment = MakeSegment(gen, txid, txid + 1, &m.header);
+      REQUIRE(p.Add(std::move(m)) != Packer::AddResult::kRefused);
+    }
+    txid += 2;
+    REQUIRE(p.Flush(true).ok());
+  }
+  REQUIRE(p.spilled_packs() == 3);
+  std::vector<std::string> copies = FilesUnder(pc.spill_dir);
+  REQUIRE(copies.size() == 3);
+  std::sort(copies.begin(), copies.end());
+  REQUIRE(::unlink(copies[0].c_str()) == 0);               // gone
+  REQUIRE(::truncate(copies[1].c_str(), 100) == 0);        // cut short
+  {
+    // Damaged inside its index (a byte flipped on disk).
+    std::string body;
+    REQUIRE(ReadFileToString(copies[2], &body).ok());
+    body[body.size() - kPackTrailerSize - 3] ^= 0x5a;
+    ScopedFd fd;
+    REQUIRE(OpenFile(copies[2], O_WRONLY | O_TRUNC, 0600, &fd).ok());
+    REQUIRE(WriteAll(fd.get(), body.data(), body.size(), copies[2]).ok());
+  }
+  const uint64_t gets = store->calls(test::StoreOp::kGet);
+  UnpackStats us;
+  Status st = p.Unpack(true, 0, &us);
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+  CHECK(store->calls(test::StoreOp::kGet) > gets);
+  CHECK(us.packs == 3);
+  CHECK(us.objects_written == 2);
+  CHECK(FilesUnder(pc.spill_dir).empty());
+  for (const char* db : {"a", "b"}) {
+    std::string obj;
+    REQUIRE(store->Get(SegmentKey(root + "/" + db, gen, 1, 6), &obj).ok());
+    SegmentHeader h;
+    std::vector<DecodedBlock> blocks;
+    REQUIRE(DecodeSegment(obj, &h, &blocks).ok());
+    REQUIRE(blocks.size() == 6);
+    for (uint64_t t = 1; t <= 6; t++) CHECK(blocks[t - 1].pages == std::string(4096, char('a' + t % 26)));
+  }
 }
 
 // Two packs opened in the same millisecond draw their ids from 15 random

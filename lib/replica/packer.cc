@@ -223,6 +223,10 @@ Status Packer::ReadIndex(const Pack& p, PackIndex* ix) const {
   if (p.index_offset > p.bytes) return Status::Corruption("pack " + p.key + ": index offset past its end");
   std::string tail;
   Status s = ReadRange(p, p.index_offset, p.bytes - p.index_offset, &tail);
+  if (s.ok()) s = DecodePackTail(p.key, tail, p.index_offset, p.bytes, ix);
+  if (s.code() != Code::kCorruption || p.spill.empty()) return s;
+  // A damaged local copy (not the store's pack): the store's index.
+  s = store_->Get(p.key, &tail, p.index_offset, p.bytes - p.index_offset);
   if (!s.ok()) return s;
   return DecodePackTail(p.key, tail, p.index_offset, p.bytes, ix);
 }
