@@ -89,15 +89,6 @@ Status PositionStore::Open(const std::string& path) {
     return Status::IOError("position store " + path + ": " + msg);
   }
   sqlite3_exec(db_, kCachePragma, nullptr, nullptr, nullptr);
-  // Checkpoints run in Flush, after the readers' transactions end (see
-  // there), not inside COMMIT where SQLite's autocheckpoint would run them.
-  sqlite3_wal_hook(
-      db_,
-      [](void* arg, sqlite3*, const char*, int pages) {
-        if (pages >= kCheckpointPages) static_cast<PositionStore*>(arg)->checkpoint_due_ = true;
-        return SQLITE_OK;
-      },
-      this);
   {
     sqlite3_stmt* any = nullptr;
     if (sqlite3_prepare_v2(db_, "SELECT 1 FROM positions LIMIT 1", -1, &any, nullptr) == SQLITE_OK)
@@ -153,10 +144,6 @@ Status PositionStore::Load(const std::string& db_path, const std::string& url, P
   std::lock_guard<std::mutex> rl(read_mu_);
   if (!rdb_) return Status::OK();
   sqlite3_reset(load_);
-  if (read_loads_ >= kLoadsPerRead) EndReadLocked();
-  if (read_loads_ == 0 && sqlite3_exec(rdb_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK)
-    return Status::IOError(std::string("position store: ") + sqlite3_errmsg(rdb_));
-  read_loads_++;
   sqlite3_bind_text(load_, 1, db_path.c_str(), -1, SQLITE_TRANSIENT);
   int rc = sqlite3_step(load_);
   Status st;
@@ -173,16 +160,8 @@ Status PositionStore::Load(const std::string& db_path, const std::string& url, P
     st = Status::IOError(std::string("position store: ") + sqlite3_errmsg(rdb_));
   }
   sqlite3_reset(load_);
-  if (!st.ok()) EndReadLocked();
   rconn_bytes_ = SqliteConnBytes(rdb_);
   return st;
-}
-
-void PositionStore::EndReadLocked() {
-  if (read_loads_ == 0) return;
-  sqlite3_reset(load_);
-  sqlite3_exec(rdb_, "COMMIT", nullptr, nullptr, nullptr);
-  read_loads_ = 0;
 }
 
 namespace {
@@ -212,26 +191,12 @@ Status PositionStore::Flush() {
   std::lock_guard<std::mutex> fl(flush_mu_);
   std::map<std::string, Pending> batch;
   {
-    std::unique_lock<std::mutex> l(mu_);
-    if (!db_ || pending_.empty()) {
-      l.unlock();
-      // (Nothing to write: a burst's read transaction ends here too, so
-      // it never outlives a flush interval and holds back no checkpoint.)
-      std::lock_guard<std::mutex> rl(read_mu_);
-      EndReadLocked();
-      return Status::OK();
-    }
+    std::lock_guard<std::mutex> l(mu_);
+    if (!db_ || pending_.empty()) return Status::OK();
     batch.swap(pending_);
     pending_bytes_ = 0;
     none_saved_ = false;  // (the batch stays findable in inflight_ until written)
     inflight_ = &batch;  // Load still finds these until they are saved
-  }
-  {
-    // No Load's read transaction from before this write: one begun while
-    // it runs finds the WAL wholly checkpointed (by the last Flush, below)
-    // and reads the database file, so it holds back no restart of the WAL.
-    std::lock_guard<std::mutex> rl(read_mu_);
-    EndReadLocked();
   }
   struct Landed {  // the batch is saved or queued again: no longer in flight
     PositionStore* ps;
@@ -263,19 +228,6 @@ Status PositionStore::Flush() {
   }
   if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK) {
     conn_bytes_ = SqliteConnBytes(db_);
-    {
-      // Before the batch leaves inflight_ (`landed`): a Load that no longer
-      // finds it there reads a transaction begun after this commit.
-      std::lock_guard<std::mutex> rl(read_mu_);
-      EndReadLocked();
-    }
-    if (checkpoint_due_) {
-      // Every reader's snapshot now includes this commit, so the
-      // checkpoint copies every frame, and the next write restarts the WAL
-      // from its beginning (it stays near kCheckpointPages).
-      checkpoint_due_ = false;
-      sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    }
     return s;
   }
   sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -306,7 +258,6 @@ void PositionStore::ReleaseMemory() {
   }
   std::lock_guard<std::mutex> rl(read_mu_);
   if (rdb_) {
-    EndReadLocked();
     sqlite3_db_release_memory(rdb_);
     rconn_bytes_ = SqliteConnBytes(rdb_);
   }
