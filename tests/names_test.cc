@@ -6,6 +6,8 @@
 // refused like a bad explicit URL.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+
 #include "replite/replite.h"
 #include "test_util.h"
 #include "util/file_util.h"
@@ -90,4 +92,20 @@ TEST_CASE("replite replicate refuses two databases with one file name for one re
   INFO(out);
   CHECK(rc != 0);
   CHECK(out.find("already uses") != std::string::npos);
+}
+
+// A database is known by its absolute, lexically normal path (two spellings
+// of one path are one database). AbsolutePath returns an already normal
+// absolute path as it is (the warm-add fast path) and normalises the rest
+// exactly as std::filesystem does.
+TEST_CASE("a database path is made absolute and normal the same way with or without the fast path", "[names]") {
+  const std::string cwd = std::filesystem::current_path().string();
+  for (const char* p :
+       {"/a/b.db", "/a//b.db", "/a/./b.db", "/a/../b.db", "/a/b.db/", "/a/b.db/.", "/a/b.db/..", "//a/b.db", "/.",
+        "/..", "/", "/a/.b.db", "/a/..b.db", "/a/b..db", "/a/b.", "a/b.db", "./a.db", "../a.db", "a.db", "/.hidden/x"}) {
+    INFO(p);
+    const std::string want = std::filesystem::absolute(p).lexically_normal().string();
+    CHECK(AbsolutePath(p) == want);
+  }
+  CHECK(AbsolutePath("x.db") == cwd + "/x.db");
 }

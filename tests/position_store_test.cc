@@ -213,3 +213,59 @@ TEST_CASE("positions: the session state saved with a position is this store's on
   CHECK(got.last_sync_ms == 0);
   CHECK(got.lease_epoch == 0);
 }
+
+// A saved position is text (from_chars since the warm-add profile of issue
+// 20): every field round-trips at its type's limits, a record written
+// before db_mtime_ns existed still reads, and a damaged one is refused
+// rather than read as another position.
+TEST_CASE("positions: a position's text round-trips at its fields' limits and damaged text is refused",
+          "[positions]") {
+  Position p;
+  p.gen = ~0ull;
+  p.txid = ~0ull;
+  p.txid_ts_ms = INT64_MIN;
+  p.checksum = 0x8000000000000001ull;
+  p.frames = ~0ull;
+  p.db_mtime_ns = -1;
+  p.snapshot_ms = INT64_MAX;
+  p.snapshot_txid = 1;
+  p.page_size = 65536;
+  p.db_pages = UINT32_MAX;
+  p.salt1 = UINT32_MAX;
+  p.salt2 = 0;
+  p.ckpt_seq = 7;
+  p.cksum1 = 0x80000000u;
+  p.cksum2 = 1;
+  p.has_wal = true;
+  p.expect_restart = true;
+  const std::string text = p.Encode();
+  Position got;
+  REQUIRE(Position::Decode(text, &got));
+  CHECK(got.Encode() == text);
+  CHECK(got.gen == p.gen);
+  CHECK(got.txid_ts_ms == INT64_MIN);
+  CHECK(got.db_mtime_ns == -1);
+  CHECK(got.has_wal);
+  CHECK(got.expect_restart);
+
+  // Before db_mtime_ns: 16 fields, read as 0.
+  Position old = At(5);
+  old.db_mtime_ns = 77;
+  std::string v16 = old.Encode();
+  v16.resize(v16.rfind(' '));
+  REQUIRE(Position::Decode(v16, &got));
+  CHECK(got.txid == 5);
+  CHECK(got.db_mtime_ns == 0);
+  // No generation yet.
+  REQUIRE(Position::Decode(Position().Encode(), &got));
+  CHECK(got.gen == 0);
+
+  const std::string good = At(5).Encode();
+  for (const std::string& bad :
+       {std::string(), std::string("v1"), std::string("v2") + good.substr(2), good.substr(0, good.size() / 2),
+        "v1 xyz" + good.substr(good.find(' ', 3)), "v1 - -5" + good.substr(good.find(' ', good.find(' ', 3) + 1)),
+        "v1 - 99999999999999999999" + good.substr(good.find(' ', good.find(' ', 3) + 1))}) {
+    INFO(bad);
+    CHECK_FALSE(Position::Decode(bad, &got));
+  }
+}

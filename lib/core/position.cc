@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "util/text_fields.h"
+
 namespace replite {
 
 std::string Position::Encode() const {
@@ -16,34 +18,26 @@ std::string Position::Encode() const {
   return buf;
 }
 
-bool Position::Decode(const std::string& s, Position* out) {
-  char gen[64];
-  unsigned long long txid, checksum, frames, snap_txid;
-  long long ts, snap_ms, db_mtime = 0;
-  unsigned ps, pages, s1, s2, ck, c1, c2;
-  int has_wal, expect;
-  int n = std::sscanf(s.c_str(), "v1 %63s %llu %lld %u %u %llu %d %u %u %u %llu %u %u %d %lld %llu %lld", gen, &txid,
-                      &ts, &ps, &pages, &checksum, &has_wal, &s1, &s2, &ck, &frames, &c1, &c2, &expect, &snap_ms,
-                      &snap_txid, &db_mtime);
-  if (n != 16 && n != 17) return false;
+bool Position::Decode(std::string_view s, Position* out) {
+  TextFields f(s);
+  std::string_view version, gen;
+  unsigned has_wal, expect;
   Position p;
-  p.gen = std::strcmp(gen, "-") == 0 ? 0 : std::strtoull(gen, nullptr, 16);
-  p.txid = txid;
-  p.txid_ts_ms = ts;
-  p.page_size = ps;
-  p.db_pages = pages;
-  p.checksum = checksum;
+  if (!f.Word(&version) || version != "v1" || !f.Word(&gen)) return false;
+  if (gen == "-") {
+    p.gen = 0;
+  } else {
+    TextFields g(gen);
+    if (!g.Number(&p.gen, 16) || !g.AtEnd()) return false;
+  }
+  if (!f.Number(&p.txid) || !f.Number(&p.txid_ts_ms) || !f.Number(&p.page_size) || !f.Number(&p.db_pages) ||
+      !f.Number(&p.checksum) || !f.Number(&has_wal) || !f.Number(&p.salt1) || !f.Number(&p.salt2) ||
+      !f.Number(&p.ckpt_seq) || !f.Number(&p.frames) || !f.Number(&p.cksum1) || !f.Number(&p.cksum2) ||
+      !f.Number(&expect) || !f.Number(&p.snapshot_ms) || !f.Number(&p.snapshot_txid))
+    return false;
+  if (!f.Number(&p.db_mtime_ns)) p.db_mtime_ns = 0;  // (written since issue 12; older records end before it)
   p.has_wal = has_wal != 0;
-  p.salt1 = s1;
-  p.salt2 = s2;
-  p.ckpt_seq = ck;
-  p.frames = frames;
-  p.cksum1 = c1;
-  p.cksum2 = c2;
   p.expect_restart = expect != 0;
-  p.snapshot_ms = snap_ms;
-  p.snapshot_txid = snap_txid;
-  p.db_mtime_ns = db_mtime;
   *out = p;
   return true;
 }

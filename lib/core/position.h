@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "format/layout.h"
 
@@ -43,7 +44,7 @@ struct Position {
   bool frames_to_checkpoint() const { return frames > 0 && !expect_restart; }
   std::string generation() const { return gen ? Hex16(gen) : std::string(); }
   std::string Encode() const;
-  static bool Decode(const std::string& s, Position* out);
+  static bool Decode(std::string_view s, Position* out);
 };
 
 // What one Replicator counted and holds for a database since its Add: the

@@ -10,6 +10,7 @@
 
 #include "core/memory_report.h"
 #include "util/file_util.h"
+#include "util/text_fields.h"
 
 namespace replite {
 namespace {
@@ -32,16 +33,21 @@ std::string EncodeSession(uint64_t session, const SessionState& c) {
   return buf;
 }
 
-SessionState DecodeSession(uint64_t session, const std::string& s) {
+std::string_view ColumnText(sqlite3_stmt* st, int col) {
+  const char* t = reinterpret_cast<const char*>(sqlite3_column_text(st, col));
+  return t ? std::string_view(t, size_t(sqlite3_column_bytes(st, col))) : std::string_view();
+}
+
+SessionState DecodeSession(uint64_t session, std::string_view s) {
   SessionState c;
   const size_t at = s.find(kSessionMark);
   if (at == std::string::npos) return c;
   uint64_t tag = 0;
   SessionState r;
-  if (std::sscanf(s.c_str() + at + 3, "%" SCNx64 " %" SCNu64 " %" SCNd64 " %" SCNu32 " %" SCNu32 " %" SCNu32
-                  " %" SCNu32 " %" SCNu32 " %" SCNu32, &tag, &r.bytes, &r.last_sync_ms, &r.segments, &r.snapshots,
-                  &r.checkpoints, &r.generations, &r.lease_epoch, &r.compacted_s) == 9 &&
-      tag == session)
+  TextFields f(s.substr(at + 3));
+  if (f.Number(&tag, 16) && f.Number(&r.bytes) && f.Number(&r.last_sync_ms) && f.Number(&r.segments) &&
+      f.Number(&r.snapshots) && f.Number(&r.checkpoints) && f.Number(&r.generations) && f.Number(&r.lease_epoch) &&
+      f.Number(&r.compacted_s) && tag == session)
     c = r;
   return c;
 }
@@ -148,8 +154,8 @@ Status PositionStore::Load(const std::string& db_path, const std::string& url, P
   int rc = sqlite3_step(load_);
   Status st;
   if (rc == SQLITE_ROW) {
-    std::string u = reinterpret_cast<const char*>(sqlite3_column_text(load_, 0));
-    std::string p = reinterpret_cast<const char*>(sqlite3_column_text(load_, 1));
+    // (Views of the row: valid until the reset below.)
+    const std::string_view u = ColumnText(load_, 0), p = ColumnText(load_, 1);
     if (u == url && Position::Decode(p, out)) {
       *found = true;
       *wal_size = sqlite3_column_int64(load_, 2);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -200,7 +201,27 @@ std::string BaseName(const std::string& path) {
   return p == std::string::npos ? path : path.substr(p + 1);
 }
 
+namespace {
+
+// Already what lexically_normal() would return: absolute, and no empty,
+// "." or ".." segment (nor a trailing '/'). What Add is usually given; the
+// check saves the std::filesystem round trip (~6% of a warm add).
+bool IsNormalAbsolute(const std::string& path) {
+  if (path.size() < 2 || path[0] != '/' || path.back() == '/') return false;
+  for (size_t i = 0; i < path.size(); i++) {
+    if (path[i] != '/') continue;
+    const size_t end = std::min(path.find('/', i + 1), path.size());
+    const size_t len = end - i - 1;
+    if (len == 0 || (len == 1 && path[i + 1] == '.') || (len == 2 && path[i + 1] == '.' && path[i + 2] == '.'))
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::string AbsolutePath(const std::string& path) {
+  if (IsNormalAbsolute(path)) return path;
   std::error_code ec;
   auto p = std::filesystem::absolute(path, ec);
   if (ec) return path;
