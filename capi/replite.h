@@ -149,7 +149,9 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *                      too). Default: 256M.
  *   "spool-cap"        bytes of the local upload spool that holds captured
  *                      segments while the store fails (then capture pauses
- *                      and changes wait in the WAL); same syntax. Default: 1G.
+ *                      and changes wait in the WAL); same syntax. Also the
+ *                      cap of the local copies of packs waiting to be
+ *                      unpacked (state_dir/unpack). Default: 1G.
  *   "ca-file"          CA bundle for TLS. Default: "" (system bundle).
  *   "verify-tls"       0 or 1 (also true/false, yes/no, on/off). Default: 1.
  *   "position-flush-ms" save positions at most this often. Default: 1000.

@@ -442,7 +442,9 @@ TEST_CASE("packing: packs another process left are moved into each database's ow
 // are taken in passes, and a run's members are read only while its object is
 // written: what is held stays within unpack_bytes, with no GET of a pack we
 // stored, and each database still gets one object per unpack.
-void UnpackManyPacks(bool spill) {
+// spill_cap: the local copies' bytes at once (0: no copies, read back by ranges).
+void UnpackManyPacks(uint64_t spill_cap) {
+  const bool spill = spill_cap > 0;
   test::TempDir dir;
   auto counting = std::make_shared<ByteCountingStore>(NewFileStore("/"));
   auto store = std::make_shared<test::FaultStore>(counting);
@@ -454,6 +456,7 @@ void UnpackManyPacks(bool spill) {
   pc.unpack_bytes = 1 << 20;   // 1 MiB of 24 MB waiting
   if (spill) pc.spill_dir = dir / "spill";
   if (spill) REQUIRE(MakeDirs(pc.spill_dir).ok());
+  pc.spill_cap = spill_cap;
   Packer p(store, pc, [](std::vector<PackMember>&, const std::string&, uint64_t) {}, [] { return int64_t(1767225600000); });
   REQUIRE(p.run_bytes() == 64 << 10);
   constexpr int kDbs = 500, kRounds = 12;
@@ -494,7 +497,17 @@ void UnpackManyPacks(bool spill) {
   REQUIRE(p.Flush(true).ok());
   REQUIRE(member_bytes > 20 * pc.unpack_bytes);
   CHECK(p.memory_bytes() <= pc.unpack_bytes);
-  if (spill) CHECK(p.spilled_packs() > 80);
+  const bool capped = spill && spill_cap < member_bytes;
+  if (spill && !capped) CHECK(p.spilled_packs() > 80);
+  // The copies never pass the cap (on disk as counted), and the cap left
+  // packs to read back from the store.
+  CHECK(p.spilled_bytes() <= spill_cap);
+  uint64_t on_disk = 0;
+  if (spill)
+    for (const std::string& f : FilesUnder(pc.spill_dir)) on_disk += std::filesystem::file_size(f);
+  CHECK(on_disk == p.spilled_bytes());
+  if (capped) CHECK(p.spilled_bytes() > spill_cap / 2);
+  if (capped) CHECK(p.spilled_packs() < 80);
   const uint64_t pack_bytes_read = counting->pack_bytes;
   REQUIRE(counting->pack_bytes_at_put == UINT64_MAX);
   UnpackStats us;
@@ -504,8 +517,9 @@ void UnpackManyPacks(bool spill) {
   CHECK(us.passes >= 2);
   CHECK(us.peak_member_bytes > 0);
   CHECK(us.peak_member_bytes <= pc.unpack_bytes);
-  if (spill) CHECK(counting->pack_bytes == pack_bytes_read);  // its own copies: no GET
+  if (spill && !capped) CHECK(counting->pack_bytes == pack_bytes_read);  // its own copies: no GET
   else CHECK(counting->pack_bytes - pack_bytes_read < member_bytes + member_bytes / 4);  // members once, indexes per pass
+  if (capped) CHECK(counting->pack_bytes - pack_bytes_read > member_bytes / 4);  // what did not fit: from the store
   // Before the first object is written: the indexes, and one round of runs.
   CHECK(counting->pack_bytes_at_put - pack_bytes_read <= 2 * pc.unpack_bytes);
   CHECK(us.objects_written == kDbs);  // one per database
@@ -528,11 +542,17 @@ void UnpackManyPacks(bool spill) {
 }
 
 TEST_CASE("packing: unpacking many packs holds no more than unpack_bytes of them (local copies)", "[pack]") {
-  UnpackManyPacks(true);
+  UnpackManyPacks(UINT64_MAX);
+}
+
+// The local copies are bounded too (ReplicatorOptions::spool_cap): past
+// the cap a stored pack is read back from the store by ranges.
+TEST_CASE("packing: local copies of stored packs stay within their cap and the rest are read back", "[pack]") {
+  UnpackManyPacks(8 << 20);
 }
 
 TEST_CASE("packing: unpacking many packs holds no more than unpack_bytes of them (read back by ranges)", "[pack]") {
-  UnpackManyPacks(false);
+  UnpackManyPacks(0);
 }
 
 // The local copies are a cache of what the store holds (written without

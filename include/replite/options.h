@@ -90,7 +90,9 @@ struct DatabaseOptions {
   // Each database's segments leave the packs for objects under its own
   // prefix within pack_unpack_ms (one object per database and run), and a
   // pack is deleted once all its members are out. Stored packs wait for
-  // that in memory up to memory_cap / 8, past it in state_dir/unpack. Until then a database's
+  // that in memory up to memory_cap / 8, past it in state_dir/unpack (up
+  // to ReplicatorOptions::spool_cap of copies; past that they are read
+  // back from the store by ranges when unpacked). Until then a database's
   // recent changes are also in <root>/.replite-packs/, where anyone who may
   // read that prefix reads every member's: keep tenants that must not share
   // it on separate roots, or leave packing off for them. A segment larger
@@ -165,7 +167,9 @@ struct ReplicatorOptions {
   // fails, captured segments are written there (so the WAL can still be
   // checkpointed) and uploaded in order once it answers. When the spool is
   // full, capture pauses and changes wait in the WAL (which then grows);
-  // nothing is dropped. Default: 1 GiB.
+  // nothing is dropped. The local copies of stored packs waiting to be
+  // unpacked (DatabaseOptions::pack_window_ms) have a cap of the same size
+  // of their own. Default: 1 GiB.
   uint64_t spool_cap = 1ull << 30;
   // Leases (one writer per replica): before writing a replica the
   // Replicator takes its lease object (<replica>/lease) and keeps it alive

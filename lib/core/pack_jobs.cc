@@ -64,6 +64,8 @@ std::shared_ptr<ReplicatorImpl::PackGroup> ReplicatorImpl::PackGroupOf(const DbS
   pc.unpack_bytes = std::max<uint64_t>(4 * o.pack_max_bytes, opts_.memory_cap / 8);
   pc.zstd_level = o.compression_level;
   pc.spill_dir = unpack_dir_;
+  pc.spill_cap = opts_.spool_cap;  // (every group's copies together: spill_used_)
+  pc.spill_used = spill_used_;
   PackGroup* raw = g.get();
   g->packer = std::make_shared<Packer>(
       s.target() ? s.target()->store : s.cfg->store, pc,

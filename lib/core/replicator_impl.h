@@ -276,6 +276,8 @@ class ReplicatorImpl final : public Replicator {
   PositionStore positions_;
   std::string spool_dir_;
   std::string unpack_dir_;  // state_dir/unpack: packs waiting to be unpacked past the memory budget (Packer)
+  // Bytes of every pack group's copies in unpack_dir_ (at most spool_cap).
+  std::shared_ptr<std::atomic<uint64_t>> spill_used_ = std::make_shared<std::atomic<uint64_t>>(0);
   RefPtr<const DbConfig> default_cfg_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> stopped_{false};  // Close ended every job: waiters are released

@@ -54,10 +54,16 @@ Status MergeRun(std::vector<PackMember>& run, int level, std::string* out) {
   return Status::OK();
 }
 
+PackerConfig WithSpillCount(PackerConfig cfg) {
+  if (!cfg.spill_used) cfg.spill_used = std::make_shared<std::atomic<uint64_t>>(0);
+  return cfg;
+}
+
 }  // namespace
 
 Packer::Packer(std::shared_ptr<ObjectStore> store, PackerConfig cfg, StoredFn stored, std::function<int64_t()> now_ms)
-    : store_(std::move(store)), cfg_(std::move(cfg)), stored_fn_(std::move(stored)), now_ms_(std::move(now_ms)) {}
+    : store_(std::move(store)), cfg_(WithSpillCount(std::move(cfg))), stored_fn_(std::move(stored)),
+      now_ms_(std::move(now_ms)) {}
 
 Packer::AddResult Packer::Add(PackMember&& m, int64_t* seal_at_ms) {
   MutexLock l(mu_);
@@ -159,7 +165,7 @@ Status Packer::Flush(bool all) {
     }
     if (!keep) {
       // Past the memory budget: a local copy, else read back by ranges.
-      if (!cfg_.spill_dir.empty()) p.spill = Spill(p.body);
+      Spill(&p, p.body);
       std::string().swap(p.body);
     }
     MutexLock l(mu_);
@@ -170,19 +176,32 @@ Status Packer::Flush(bool all) {
   }
 }
 
-std::string Packer::Spill(const std::string& body) {
+void Packer::Spill(Pack* p, const std::string& body) {
+  if (cfg_.spill_dir.empty()) return;
+  std::atomic<uint64_t>& used = *cfg_.spill_used;
+  uint64_t was = used.load();
+  do {
+    if (body.size() > cfg_.spill_cap || was > cfg_.spill_cap - body.size()) return;  // full: read back from the store
+  } while (!used.compare_exchange_weak(was, was + body.size()));
   const std::string path = cfg_.spill_dir + "/pack" + TempSuffix();
   ScopedFd fd;
   Status s = OpenFile(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &fd);
   if (s.ok()) s = WriteAll(fd.get(), body.data(), body.size(), path);
-  if (s.ok()) return path;
+  if (s.ok()) {
+    p->spill = path;
+    p->spill_bytes = body.size();
+    return;
+  }
   if (fd.get() >= 0) ::unlink(path.c_str());
-  return "";
+  used -= body.size();
 }
 
 void Packer::RemoveSpill(Pack* p) {
-  if (!p->spill.empty()) ::unlink(p->spill.c_str());
+  if (p->spill.empty()) return;
+  ::unlink(p->spill.c_str());
   p->spill.clear();
+  *cfg_.spill_used -= p->spill_bytes;
+  p->spill_bytes = 0;
 }
 
 Packer::~Packer() {
@@ -199,23 +218,19 @@ Status Packer::ReadRange(const Pack& p, uint64_t offset, uint64_t length, std::s
     out->assign(p.body, offset, length);
     return Status::OK();
   }
-  if (p.spill.empty()) {
-    Status s = store_->Get(p.key, out, offset, length);
-    if (s.ok() && out->size() != length) return Status::Corruption("pack " + p.key + ": short read");
-    return s;
-  }
+  auto from_store = [&] {
+    Status g = store_->Get(p.key, out, offset, length);
+    if (g.ok() && out->size() != length) return Status::Corruption("pack " + p.key + ": short read");
+    return g;
+  };
+  if (p.spill.empty()) return from_store();
   ScopedFd fd;
   Status s = OpenFile(p.spill, O_RDONLY | O_CLOEXEC, 0, &fd);
   out->resize(length);
   size_t got = 0;
   if (s.ok()) s = PRead(fd.get(), out->data(), length, offset, &got, p.spill);
   if (s.ok() && got != length) s = Status::IOError("read " + p.spill + ": short read");
-  if (!s.ok()) {  // the local copy is gone or damaged: the store has it
-    Status g = store_->Get(p.key, out, offset, length);
-    if (g.ok() && out->size() != length) return Status::Corruption("pack " + p.key + ": short read");
-    return g;
-  }
-  return Status::OK();
+  return s.ok() ? s : from_store();  // the local copy is gone or damaged: the store has it
 }
 
 Status Packer::ReadIndex(const Pack& p, PackIndex* ix) const {
@@ -239,7 +254,7 @@ Status Packer::FetchForeign(Pack* p) {
   if (!g.ok()) return g.code() == Code::kNotFound ? g : g.Annotate("reading back pack " + p->key + ": ");
   p->bytes = body.size();
   p->member_count = ix.members.size();
-  if (!cfg_.spill_dir.empty()) p->spill = Spill(body);
+  Spill(p, body);
   return Status::OK();
 }
 
@@ -450,6 +465,13 @@ std::vector<uint32_t> Packer::PendingDbIds() const {
   for (const auto& p : sealed_)
     for (const auto& m : p.members) ids.push_back(m.db_id);
   return ids;
+}
+
+uint64_t Packer::spilled_bytes() const {
+  MutexLock l(mu_);
+  uint64_t n = 0;
+  for (const auto& p : stored_) n += p.spill_bytes;
+  return n;
 }
 
 size_t Packer::spilled_packs() const {

@@ -15,8 +15,8 @@
 // packs are deleted. A stored pack's body stays in memory while the stored
 // packs' bytes fit unpack_bytes; past it, it is written to a file in
 // spill_dir (a local copy of what is durable in the store: no fsync; after
-// a crash the store's copy is read) or, without one, its members are read
-// back from the store by ranges. Unpack also finds packs nobody in this
+// a crash the store's copy is read) or, without one or past spill_cap, its
+// members are read back from the store by ranges. Unpack also finds packs nobody in this
 // process wrote (a crashed process, another instance) older than
 // `foreign_after_ms`, copies each to spill_dir (one GET) and does the
 // same.
@@ -31,6 +31,7 @@
 // called Flush, without the Packer's lock.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -69,6 +70,11 @@ struct PackerConfig {
   int64_t unpack_ms = 120 * 1000;  // stored packs wait this long
   uint64_t unpack_bytes = 64ull << 20;  // stored packs kept in memory for unpacking, at most
   std::string spill_dir;           // stored packs past unpack_bytes wait here (empty: read back from the store)
+  // The local copies' bytes at once, at most: past it a stored pack is
+  // read back from the store by ranges. Counted in spill_used, which the
+  // Packers of one process share (null: this Packer's own count).
+  uint64_t spill_cap = UINT64_MAX;
+  std::shared_ptr<std::atomic<uint64_t>> spill_used;
   int zstd_level = 1;              // of the unpacked segment objects
 };
 
@@ -106,8 +112,9 @@ class Packer {
   // The most member bytes one unpacked object gathers (more: split).
   uint64_t run_bytes() const;
   uint64_t memory_bytes() const;
-  // Stored packs waiting in spill_dir (files) and their bytes.
+  // Stored packs waiting in spill_dir (files), and their bytes.
   size_t spilled_packs() const;
+  uint64_t spilled_bytes() const;
   size_t pending_members() const;
   // The db_id of every member not yet stored (with repeats).
   std::vector<uint32_t> PendingDbIds() const;
@@ -129,6 +136,7 @@ class Packer {
     std::vector<PackMember> members;  // open and sealed only
     uint64_t member_count = 0;
     std::string spill;               // stored: the local copy of the body
+    uint64_t spill_bytes = 0;        // its size, counted in spill_used
   };
   struct MemberRef;
   struct Run;
@@ -144,9 +152,11 @@ class Packer {
   // Writes the objects of the databases whose member name hashes to
   // `part` of `parts`.
   Status UnpackPart(const std::vector<Pack>& packs, size_t part, size_t parts, UnpackStats* stats);
-  // Writes `body` to a new file in spill_dir; its path, or "" if that failed.
-  std::string Spill(const std::string& body);
-  static void RemoveSpill(Pack* p);
+  // Writes `body` to a new file in spill_dir (p->spill), if there is one,
+  // the copies stay within spill_cap and the write succeeds; else p is
+  // read back from the store.
+  void Spill(Pack* p, const std::string& body);
+  void RemoveSpill(Pack* p);
 
   const std::shared_ptr<ObjectStore> store_;
   const PackerConfig cfg_;
