@@ -779,6 +779,47 @@ TEST_CASE("WaitDurable returns when the capture is durable and does not wait for
   CHECK(rr.checksum_verified);
 }
 
+// What WaitDurable answered is what a status and the metrics read right
+// after it show: the job woke the waiters before it set the database's
+// live position and counted the transactions (at its end, after the
+// checkpoint), so GetStatus reported the previous txid as local_txid, no
+// durable time, and replite_transactions_total without them (seen once in
+// CI under TSan with the C ABI; here the checkpoint waits for another
+// connection's write lock, so the old code fails every time).
+TEST_CASE("GetStatus and the metrics right after WaitDurable show the transaction it answered", "[e2e]") {
+  test::TempDir dir;
+  const std::string db = dir / "app.db";
+  test::Writer w(db);
+  w.Exec("CREATE TABLE t(v)");
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.logger = [](const std::string&) {};
+  o.defaults.replica_url = dir.url("replica");
+  o.defaults.poll_interval_ms = 0;
+  o.defaults.checkpoint_pages = 1;  // every capture is followed by a checkpoint
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  REQUIRE(r->Add(db).ok());
+  REQUIRE(r->Sync(db).ok());
+  const double counted = test::MetricSum(r->Metrics(), "replite_transactions_total");
+  w.Exec("INSERT INTO t VALUES (randomblob(5000))");
+  w.Exec("INSERT INTO t VALUES (randomblob(5000))");
+  test::Writer other(db);
+  other.Exec("BEGIN IMMEDIATE");  // the checkpoint after the capture waits for this lock
+  REQUIRE(r->Notify(db).ok());
+  uint64_t txid = 0;
+  REQUIRE(r->WaitDurable(db, 20000, &txid).ok());
+  REQUIRE(txid == 3);
+  DatabaseStatus st;
+  REQUIRE(r->GetStatus(db, &st).ok());
+  CHECK(st.durable_txid == 3);
+  CHECK(st.local_txid == 3);
+  CHECK(st.durable_ts_ms > 0);
+  CHECK(test::MetricSum(r->Metrics(), "replite_transactions_total") == counted + 2);
+  other.Exec("COMMIT");
+  REQUIRE(r->Close().ok());
+}
+
 // A new database's first sync waits for a pause in Adds; when the
 // application syncs first, that deferred job must not run as well: it
 // captured whatever the application was in the middle of as a segment of

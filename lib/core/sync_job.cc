@@ -285,7 +285,13 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   // A new generation's bookkeeping (counts, churn) is recorded at the end
   // of the job: its waiters are answered then, so that a status read right
   // after WaitDurable sees it.
-  PublishDurable(s, res.pos.txid, res.new_generation ? 0 : sr.seq, durable_ms);
+  // (Counted before waiters wake: a metrics read right after WaitDurable sees them.)
+  uint64_t counted_txid = pos.txid;
+  if (res.pos.txid > counted_txid && !res.new_generation) {
+    m_.Add("replite_transactions_total", {{"group", o.metrics_group}}, double(res.pos.txid - counted_txid));
+    counted_txid = res.pos.txid;
+  }
+  PublishDurable(s, res.pos.txid, res.new_generation ? 0 : sr.seq, durable_ms, &res.pos);
   const bool epoch_full = may_checkpoint && !res.pos.expect_restart && res.wal_frames >= o.checkpoint_pages;
   bool want_ckpt = (req.checkpoint && (res.has_segment || res.has_snapshot)) || (epoch_full && !req.checkpoint);
   if (want_ckpt) {
@@ -348,8 +354,8 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   if (churn >= kChurnReport && (churn & (churn - 1)) == 0) ReportChurn(s, churn, res.reason, now);
   if (save_pos) positions_.Put(s.path(), ref.url, res.pos, wal_size, wal_mtime);
   const Labels group{{"group", o.metrics_group}};
-  if (res.pos.txid > pos.txid && !res.new_generation)
-    m_.Add("replite_transactions_total", group, double(res.pos.txid - pos.txid));
+  if (res.pos.txid > counted_txid && !res.new_generation)
+    m_.Add("replite_transactions_total", group, double(res.pos.txid - counted_txid));
   if (res.new_generation) m_.Add("replite_generations_started_total", group);
   if (res.checkpointed_frames >= 0) m_.Add("replite_checkpoints_total", group);
   PublishDurable(s, res.pos.txid, sr.seq, durable_ms);  // what the checkpoint's capture added
@@ -567,10 +573,11 @@ void ReplicatorImpl::CountEpochChecksum(const DbSlot& s, const CaptureResult& r)
          {{"group", s.cfg->opts.metrics_group}, {"result", r.epoch_checksum == CaptureResult::kEpochAdopted ? "adopted" : "mismatch"}});
 }
 
-void ReplicatorImpl::PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int64_t* durable_ms) {
+void ReplicatorImpl::PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int64_t* durable_ms, const Position* pos) {
   uint64_t before, after;
   {
     MutexLock l(Stripe(s));
+    if (pos && s.pos) *s.pos = *pos;  // before any waiter wakes (StatusOf reads it)
     before = s.durable_txid;
     if (s.pack_pending > 0) {
       // Durable once the pack is stored (OnPackStored answers the request then).
