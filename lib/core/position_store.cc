@@ -150,6 +150,10 @@ Status PositionStore::Load(const std::string& db_path, const std::string& url, P
   std::lock_guard<std::mutex> rl(read_mu_);
   if (!rdb_) return Status::OK();
   sqlite3_reset(load_);
+  if (read_loads_ >= kLoadsPerRead) EndReadLocked();
+  if (read_loads_ == 0 && sqlite3_exec(rdb_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK)
+    return Status::IOError(std::string("position store: ") + sqlite3_errmsg(rdb_));
+  read_loads_++;
   sqlite3_bind_text(load_, 1, db_path.c_str(), -1, SQLITE_TRANSIENT);
   int rc = sqlite3_step(load_);
   Status st;
@@ -166,8 +170,16 @@ Status PositionStore::Load(const std::string& db_path, const std::string& url, P
     st = Status::IOError(std::string("position store: ") + sqlite3_errmsg(rdb_));
   }
   sqlite3_reset(load_);
+  if (!st.ok()) EndReadLocked();
   rconn_bytes_ = SqliteConnBytes(rdb_);
   return st;
+}
+
+void PositionStore::EndReadLocked() {
+  if (read_loads_ == 0) return;
+  sqlite3_reset(load_);
+  sqlite3_exec(rdb_, "COMMIT", nullptr, nullptr, nullptr);
+  read_loads_ = 0;
 }
 
 namespace {
@@ -197,8 +209,15 @@ Status PositionStore::Flush() {
   std::lock_guard<std::mutex> fl(flush_mu_);
   std::map<std::string, Pending> batch;
   {
-    std::lock_guard<std::mutex> l(mu_);
-    if (!db_ || pending_.empty()) return Status::OK();
+    std::unique_lock<std::mutex> l(mu_);
+    if (!db_ || pending_.empty()) {
+      l.unlock();
+      // (Nothing to write: a burst's read transaction ends here too, so
+      // it never outlives a flush interval and holds back no checkpoint.)
+      std::lock_guard<std::mutex> rl(read_mu_);
+      EndReadLocked();
+      return Status::OK();
+    }
     batch.swap(pending_);
     pending_bytes_ = 0;
     none_saved_ = false;  // (the batch stays findable in inflight_ until written)
@@ -234,6 +253,10 @@ Status PositionStore::Flush() {
   }
   if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK) {
     conn_bytes_ = SqliteConnBytes(db_);
+    // Before the batch leaves inflight_ (`landed`): a Load that no longer
+    // finds it there reads a transaction begun after this commit.
+    std::lock_guard<std::mutex> rl(read_mu_);
+    EndReadLocked();
     return s;
   }
   sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -264,6 +287,7 @@ void PositionStore::ReleaseMemory() {
   }
   std::lock_guard<std::mutex> rl(read_mu_);
   if (rdb_) {
+    EndReadLocked();
     sqlite3_db_release_memory(rdb_);
     rconn_bytes_ = SqliteConnBytes(rdb_);
   }

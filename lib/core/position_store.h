@@ -33,7 +33,10 @@ class PositionStore {
   // (zero if none was, or another one saved it: it is this Replicator's).
   // Reads on a connection of its own: never waits for a flush's write and
   // fsync (an Add during a first-snapshot storm), and sees the batch a
-  // flush is writing.
+  // flush is writing. Up to kLoadsPerRead Loads share one read transaction
+  // (a burst of Adds takes SQLite's file locks once, not per database); a
+  // Flush ends it once its batch is written, so what a Load reads there is
+  // never older than what left inflight_.
   Status Load(const std::string& db_path, const std::string& replica_url, Position* out, bool* found,
               int64_t* wal_size, int64_t* wal_mtime_ns, SessionState* session = nullptr);
   // Queues a write; Flush writes every queued position in one transaction.
@@ -42,6 +45,7 @@ class PositionStore {
   void Put(const std::string& db_path, const std::string& replica_url, const Position& pos, int64_t wal_size,
            int64_t wal_mtime_ns, const SessionState* session = nullptr);
   Status Flush();
+  static constexpr int kLoadsPerRead = 256;
   // SQLite's accounting of positions.db's connection (its page cache) as of
   // the last Open, Flush or ReleaseMemory, and the queued writes: O(1), and
   // never waits for a flush in progress.
@@ -69,6 +73,8 @@ class PositionStore {
   std::atomic<uint64_t> rconn_bytes_{0};  // SqliteConnBytes(rdb_), updated under read_mu_
   std::atomic<uint64_t> conn_bytes_{0};   // SqliteConnBytes(db_), updated under flush_mu_
   sqlite3_stmt* load_ = nullptr;
+  int read_loads_ = 0;  // Loads in rdb_'s open read transaction (0: none open), guarded by read_mu_
+  void EndReadLocked();  // ends rdb_'s read transaction (read_mu_ held)
   const uint64_t session_;  // tags the session states this store saves (random, per PositionStore)
 };
 
