@@ -109,10 +109,10 @@ TEST_CASE("positions: a Load after a flush reads what the flush wrote", "[positi
 }
 
 // positions.db's WAL restarts from its beginning only when every frame is
-// checkpointed and no reader holds a snapshot in it. With Loads that never
-// stop (parked databases waking at 100,000), a reader transaction kept open
-// across commits (tried in 605efe4: one per 256 Loads) kept the checkpoint
-// from finishing and the WAL grew a flush's worth each time (70 MB here).
+// checkpointed and no reader holds a snapshot in it. Loads' shared read
+// transactions are open most of the time at 100,000 databases (parked ones
+// waking): if one straddled every commit, the checkpoint could never finish
+// and the WAL would only grow, a flush's worth each second.
 TEST_CASE("positions: positions.db's WAL stays bounded while Loads never stop", "[positions]") {
   test::TempDir dir;
   PositionStore ps;

@@ -95,6 +95,15 @@ Status PositionStore::Open(const std::string& path) {
     return Status::IOError("position store " + path + ": " + msg);
   }
   sqlite3_exec(db_, kCachePragma, nullptr, nullptr, nullptr);
+  // Checkpoints run in Flush, after the readers' transactions end (see
+  // there), not inside COMMIT where SQLite's autocheckpoint would run them.
+  sqlite3_wal_hook(
+      db_,
+      [](void* arg, sqlite3*, const char*, int pages) {
+        if (pages >= kCheckpointPages) static_cast<PositionStore*>(arg)->checkpoint_due_ = true;
+        return SQLITE_OK;
+      },
+      this);
   {
     sqlite3_stmt* any = nullptr;
     if (sqlite3_prepare_v2(db_, "SELECT 1 FROM positions LIMIT 1", -1, &any, nullptr) == SQLITE_OK)
@@ -223,6 +232,13 @@ Status PositionStore::Flush() {
     none_saved_ = false;  // (the batch stays findable in inflight_ until written)
     inflight_ = &batch;  // Load still finds these until they are saved
   }
+  {
+    // No Load's read transaction from before this write: one begun while
+    // it runs finds the WAL wholly checkpointed (by the last Flush, below)
+    // and reads the database file, so it holds back no restart of the WAL.
+    std::lock_guard<std::mutex> rl(read_mu_);
+    EndReadLocked();
+  }
   struct Landed {  // the batch is saved or queued again: no longer in flight
     PositionStore* ps;
     ~Landed() {
@@ -253,10 +269,19 @@ Status PositionStore::Flush() {
   }
   if (s.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK) {
     conn_bytes_ = SqliteConnBytes(db_);
-    // Before the batch leaves inflight_ (`landed`): a Load that no longer
-    // finds it there reads a transaction begun after this commit.
-    std::lock_guard<std::mutex> rl(read_mu_);
-    EndReadLocked();
+    {
+      // Before the batch leaves inflight_ (`landed`): a Load that no longer
+      // finds it there reads a transaction begun after this commit.
+      std::lock_guard<std::mutex> rl(read_mu_);
+      EndReadLocked();
+    }
+    if (checkpoint_due_) {
+      // Every reader's snapshot now includes this commit, so the
+      // checkpoint copies every frame, and the next write restarts the WAL
+      // from its beginning (it stays near kCheckpointPages).
+      checkpoint_due_ = false;
+      sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    }
     return s;
   }
   sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);

@@ -74,6 +74,8 @@ class PositionStore {
   std::atomic<uint64_t> conn_bytes_{0};   // SqliteConnBytes(db_), updated under flush_mu_
   sqlite3_stmt* load_ = nullptr;
   int read_loads_ = 0;  // Loads in rdb_'s open read transaction (0: none open), guarded by read_mu_
+  static constexpr int kCheckpointPages = 1000;  // SQLite's autocheckpoint default
+  bool checkpoint_due_ = false;  // the WAL reached kCheckpointPages (set in COMMIT, guarded by flush_mu_)
   void EndReadLocked();  // ends rdb_'s read transaction (read_mu_ held)
   const uint64_t session_;  // tags the session states this store saves (random, per PositionStore)
 };
