@@ -740,6 +740,23 @@ TEST_CASE("after a crash a saved position that lags the replica does not number 
   REQUIRE(f.r->Close().ok());
 }
 
+// A replicator of `w`'s database (table t(v), synced once) that
+// checkpoints after every capture.
+std::unique_ptr<Replicator> CheckpointingEveryCapture(const test::TempDir& dir, test::Writer* w) {
+  w->Exec("CREATE TABLE t(v)");
+  ReplicatorOptions o;
+  o.state_dir = dir / "state";
+  o.logger = [](const std::string&) {};
+  o.defaults.replica_url = dir.url("replica");
+  o.defaults.poll_interval_ms = 0;
+  o.defaults.checkpoint_pages = 1;  // every capture is followed by a checkpoint
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  REQUIRE(r->Add(dir / "app.db").ok());
+  REQUIRE(r->Sync(dir / "app.db").ok());
+  return r;
+}
+
 // WaitDurable answered only when the whole job ended, after the checkpoint
 // that follows a capture: behind an application's write transaction that
 // checkpoint waits the capture's busy timeout (5 s), and a 1 GB
@@ -749,17 +766,7 @@ TEST_CASE("WaitDurable returns when the capture is durable and does not wait for
   test::TempDir dir;
   const std::string db = dir / "app.db";
   test::Writer w(db);
-  w.Exec("CREATE TABLE t(v)");
-  ReplicatorOptions o;
-  o.state_dir = dir / "state";
-  o.logger = [](const std::string&) {};
-  o.defaults.replica_url = dir.url("replica");
-  o.defaults.poll_interval_ms = 0;
-  o.defaults.checkpoint_pages = 1;  // every capture is followed by a checkpoint
-  std::unique_ptr<Replicator> r;
-  REQUIRE(Replicator::Open(o, &r).ok());
-  REQUIRE(r->Add(db).ok());
-  REQUIRE(r->Sync(db).ok());
+  std::unique_ptr<Replicator> r = CheckpointingEveryCapture(dir, &w);
   w.Exec("INSERT INTO t VALUES (randomblob(5000))");
   // Another connection holds the write lock: our capture reads under it,
   // but the checkpoint after it needs the lock and waits for it.
@@ -790,17 +797,7 @@ TEST_CASE("GetStatus and the metrics right after WaitDurable show the transactio
   test::TempDir dir;
   const std::string db = dir / "app.db";
   test::Writer w(db);
-  w.Exec("CREATE TABLE t(v)");
-  ReplicatorOptions o;
-  o.state_dir = dir / "state";
-  o.logger = [](const std::string&) {};
-  o.defaults.replica_url = dir.url("replica");
-  o.defaults.poll_interval_ms = 0;
-  o.defaults.checkpoint_pages = 1;  // every capture is followed by a checkpoint
-  std::unique_ptr<Replicator> r;
-  REQUIRE(Replicator::Open(o, &r).ok());
-  REQUIRE(r->Add(db).ok());
-  REQUIRE(r->Sync(db).ok());
+  std::unique_ptr<Replicator> r = CheckpointingEveryCapture(dir, &w);
   const double counted = test::MetricSum(r->Metrics(), "replite_transactions_total");
   w.Exec("INSERT INTO t VALUES (randomblob(5000))");
   w.Exec("INSERT INTO t VALUES (randomblob(5000))");
