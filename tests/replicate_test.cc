@@ -803,6 +803,9 @@ TEST_CASE("GetStatus and the metrics right after WaitDurable show the transactio
   w.Exec("INSERT INTO t VALUES (randomblob(5000))");
   test::Writer other(db);
   other.Exec("BEGIN IMMEDIATE");  // the checkpoint after the capture waits for this lock
+  const int64_t notified_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
   REQUIRE(r->Notify(db).ok());
   uint64_t txid = 0;
   REQUIRE(r->WaitDurable(db, 20000, &txid).ok());
@@ -812,6 +815,7 @@ TEST_CASE("GetStatus and the metrics right after WaitDurable show the transactio
   CHECK(st.durable_txid == 3);
   CHECK(st.local_txid == 3);
   CHECK(st.durable_ts_ms > 0);
+  CHECK(st.last_sync_ms >= notified_ms);  // this sync's, not the first one's
   CHECK(test::MetricSum(r->Metrics(), "replite_transactions_total") == counted + 2);
   other.Exec("COMMIT");
   REQUIRE(r->Close().ok());

@@ -223,9 +223,11 @@ class ReplicatorImpl final : public Replicator {
   // Everything up to `txid` is durable (unless segments wait in the spool,
   // or in a pack: then OnPackStored answers `seq`); so is every request up
   // to `seq`, whose WaitDurable callers wake now.
-  // With `pos`: the slot's live position becomes it in the same critical
-  // section (a status read right after WaitDurable sees what was made durable).
-  void PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int64_t* durable_ms, const Position* pos = nullptr);
+  // With `pos`: the slot's live position becomes it, and its last sync
+  // time `sync_ms`, in the same critical section (a status read right
+  // after WaitDurable sees what was made durable).
+  void PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int64_t* durable_ms, const Position* pos = nullptr,
+                      int64_t sync_ms = 0);
   static void CleanupCapture(const CaptureResult& res);
   // `sr`: the job's request (a packed capture answers its seq when stored).
   Status Ship(DbSlot& s, const ReplicaRef& ref, const SyncRequest& sr, CaptureResult& res, Status* store_err,

@@ -291,7 +291,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     m_.Add("replite_transactions_total", {{"group", o.metrics_group}}, double(res.pos.txid - counted_txid));
     counted_txid = res.pos.txid;
   }
-  PublishDurable(s, res.pos.txid, res.new_generation ? 0 : sr.seq, durable_ms, &res.pos);
+  PublishDurable(s, res.pos.txid, res.new_generation ? 0 : sr.seq, durable_ms, &res.pos, now);
   const bool epoch_full = may_checkpoint && !res.pos.expect_restart && res.wal_frames >= o.checkpoint_pages;
   bool want_ckpt = (req.checkpoint && (res.has_segment || res.has_snapshot)) || (epoch_full && !req.checkpoint);
   if (want_ckpt) {
@@ -573,11 +573,15 @@ void ReplicatorImpl::CountEpochChecksum(const DbSlot& s, const CaptureResult& r)
          {{"group", s.cfg->opts.metrics_group}, {"result", r.epoch_checksum == CaptureResult::kEpochAdopted ? "adopted" : "mismatch"}});
 }
 
-void ReplicatorImpl::PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int64_t* durable_ms, const Position* pos) {
+void ReplicatorImpl::PublishDurable(DbSlot& s, uint64_t txid, uint32_t seq, int64_t* durable_ms, const Position* pos,
+                                    int64_t sync_ms) {
   uint64_t before, after;
   {
     MutexLock l(Stripe(s));
-    if (pos && s.pos) *s.pos = *pos;  // before any waiter wakes (StatusOf reads it)
+    if (pos && s.pos) {  // before any waiter wakes (StatusOf reads them)
+      *s.pos = *pos;
+      s.pos->session.last_sync_ms = sync_ms;
+    }
     before = s.durable_txid;
     if (s.pack_pending > 0) {
       // Durable once the pack is stored (OnPackStored answers the request then).
