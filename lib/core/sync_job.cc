@@ -285,12 +285,16 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   // A new generation's bookkeeping (counts, churn) is recorded at the end
   // of the job: its waiters are answered then, so that a status read right
   // after WaitDurable sees it.
-  // (Counted before waiters wake: a metrics read right after WaitDurable sees them.)
+  // Transactions are counted before waiters wake (a metrics read right
+  // after WaitDurable sees them), and again for what the checkpoint's
+  // capture adds.
   uint64_t counted_txid = pos.txid;
-  if (res.pos.txid > counted_txid && !res.new_generation) {
+  auto count_transactions = [&] {
+    if (res.pos.txid <= counted_txid || res.new_generation) return;
     m_.Add("replite_transactions_total", {{"group", o.metrics_group}}, double(res.pos.txid - counted_txid));
     counted_txid = res.pos.txid;
-  }
+  };
+  count_transactions();
   PublishDurable(s, res.pos.txid, res.new_generation ? 0 : sr.seq, durable_ms, &res.pos, now);
   const bool epoch_full = may_checkpoint && !res.pos.expect_restart && res.wal_frames >= o.checkpoint_pages;
   bool want_ckpt = (req.checkpoint && (res.has_segment || res.has_snapshot)) || (epoch_full && !req.checkpoint);
@@ -354,8 +358,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   if (churn >= kChurnReport && (churn & (churn - 1)) == 0) ReportChurn(s, churn, res.reason, now);
   if (save_pos) positions_.Put(s.path(), ref.url, res.pos, wal_size, wal_mtime);
   const Labels group{{"group", o.metrics_group}};
-  if (res.pos.txid > counted_txid && !res.new_generation)
-    m_.Add("replite_transactions_total", group, double(res.pos.txid - counted_txid));
+  count_transactions();
   if (res.new_generation) m_.Add("replite_generations_started_total", group);
   if (res.checkpointed_frames >= 0) m_.Add("replite_checkpoints_total", group);
   PublishDurable(s, res.pos.txid, sr.seq, durable_ms);  // what the checkpoint's capture added
