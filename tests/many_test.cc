@@ -4,7 +4,9 @@
 // restart.
 #include <catch2/catch.hpp>
 #include <malloc.h>
+#include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -632,4 +634,98 @@ TEST_CASE("a cold start gives the first-snapshot burst's memory back", "[many][m
   CHECK(per_db < 5000);
 #endif
   REQUIRE(r->Close().ok());
+}
+
+TEST_CASE("AddMany answers each path in its place as Add would and the added ones replicate", "[many]") {
+  // 1,100 paths: three batches of header checks (512 each), with the bad
+  // ones in different batches.
+  test::TempDir dir;
+  auto paths = MakeDbs(dir, 1100);
+  {
+    sqlite3* db = nullptr;  // a rollback-journal database
+    REQUIRE(sqlite3_open((dir / "journal.db").c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "CREATE TABLE t(x)", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  { std::ofstream(dir / "text.db") << std::string(200, 'x'); }
+  { std::ofstream(dir / "empty.db"); }
+  std::vector<std::string> list = paths;
+  list[5] = dir / "missing.db";
+  list[600] = dir / "journal.db";
+  list[700] = dir / "text.db";
+  list[900] = dir / "empty.db";
+  list[1050] = paths[3];  // twice in the list
+  auto o = Options(dir);
+  o.defaults.poll_interval_ms = 0;
+  std::unique_ptr<Replicator> r;
+  REQUIRE(Replicator::Open(o, &r).ok());
+  REQUIRE(r->Add(list[1060]).ok());  // already added
+  const std::vector<Status> got = r->AddMany(list);
+  REQUIRE(got.size() == list.size());
+  size_t ok = 0;
+  for (size_t i = 0; i < list.size(); i++) {
+    INFO(i << ": " << list[i] << " -> " << got[i].ToString());
+    if (i == 5) {
+      CHECK(got[i].code() == Code::kNotFound);
+    } else if (i == 600) {
+      CHECK(got[i].code() == Code::kFailedPrecondition);
+      CHECK(got[i].message().find("journal.db") != std::string::npos);
+    } else if (i == 700) {
+      CHECK(got[i].code() == Code::kCorruption);
+      CHECK(got[i].message().find("text.db") != std::string::npos);
+    } else if (i == 1050 || i == 1060) {
+      CHECK(got[i].code() == Code::kAlreadyExists);
+    } else {
+      CHECK(got[i].ok());
+      ok += got[i].ok();
+    }
+  }
+  CHECK(ok == list.size() - 5);
+  // What failed is not replicated; everything else is, once each.
+  std::vector<std::string> dbs = r->Databases();
+  CHECK(dbs.size() == ok + 1);
+  std::sort(dbs.begin(), dbs.end());
+  for (size_t i : {size_t(5), size_t(600), size_t(700)})
+    CHECK_FALSE(std::binary_search(dbs.begin(), dbs.end(), list[i]));
+  for (size_t i : {size_t(0), size_t(3), size_t(900), size_t(1060), size_t(1099)})
+    CHECK(std::binary_search(dbs.begin(), dbs.end(), list[i]));
+  {
+    test::Writer w(list[900]);  // the empty file becomes a WAL database
+    w.Exec("CREATE TABLE t(v)");
+  }
+  // One database of each batch: written, synced, restored exactly.
+  for (size_t i : {size_t(0), size_t(513), size_t(900), size_t(1099)}) {
+    test::Writer w(list[i]);
+    w.Exec("INSERT INTO t VALUES ('after AddMany " + std::to_string(i) + "')");
+    REQUIRE(r->Sync(list[i]).ok());
+    const std::string name = fs::path(list[i]).stem();
+    CHECK(test::RestoreContent(dir.url("replica") + "/" + name, dir / ("r" + std::to_string(i) + ".db"), 0) ==
+          test::DumpContent(list[i]));
+  }
+  {
+    Status cs = r->Close();
+    INFO(cs.ToString());
+    REQUIRE(cs.ok());
+  }
+
+  // A new process adds them again: saved positions, no header to read; the
+  // ones that failed fail the same way.
+  REQUIRE(Replicator::Open(o, &r).ok());
+  const std::vector<Status> again = r->AddMany(list);
+  for (size_t i = 0; i < list.size(); i++) {
+    INFO(i << ": " << again[i].ToString());
+    CHECK(again[i].code() == (i == 1060 ? Code::kOk : got[i].code()));
+  }
+  {
+    test::Writer w(list[513]);
+    w.Exec("INSERT INTO t VALUES ('after the restart')");
+  }
+  REQUIRE(r->Sync(list[513]).ok());
+  CHECK(test::RestoreContent(dir.url("replica") + "/d513", dir / "r513b.db", 0) == test::DumpContent(list[513]));
+  {
+    Status cs = r->Close();
+    INFO(cs.ToString());
+    REQUIRE(cs.ok());
+  }
+  CHECK(r->AddMany({paths[1]})[0].code() == Code::kCancelled);
 }

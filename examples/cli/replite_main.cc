@@ -160,16 +160,16 @@ int CmdReplicate(std::vector<std::string> args) {
   replite::Status s = replite::Replicator::Open(o, &r);
   if (!s.ok()) return Fail(s);
   std::set<std::string> added;
-  for (const auto& db : dbs) {
-    s = r->Add(db);
-    if (!s.ok()) {
+  const std::vector<replite::Status> got = r->AddMany(dbs);  // -dir: the headers are read on the workers
+  for (size_t i = 0; i < dbs.size(); i++) {
+    if (!got[i].ok()) {
       if (dir.empty()) {
         r->Close();
-        return Fail(s);
+        return Fail(got[i]);
       }
-      std::fprintf(stderr, "replite: skipping %s: %s\n", db.c_str(), s.ToString().c_str());
+      std::fprintf(stderr, "replite: skipping %s: %s\n", dbs[i].c_str(), got[i].ToString().c_str());
     }
-    added.insert(db);
+    added.insert(dbs[i]);
   }
   std::fprintf(stderr, "replite: replicating %zu database(s) to %s\n", r->Databases().size(),
                replite::RedactUrl(url).c_str());

@@ -104,6 +104,15 @@ class REPLITE_EXPORT Replicator {
   virtual Status Add(const std::string& path, const DatabaseOptions& options) = 0;
   virtual Status Add(const std::string& path) = 0;  // with ReplicatorOptions::defaults
 
+  // Add for each of `paths`, in order: one Status per path, the same as
+  // Add's (a failed one does not stop the others). Faster for many new
+  // databases: the header of each (is it SQLite, in WAL mode) is read on
+  // the pool's workers while this thread goes on with the next ones. On 2
+  // cores, 100,000 new databases are added in about half the time of a
+  // loop of Add (bench/README.md).
+  virtual std::vector<Status> AddMany(const std::vector<std::string>& paths, const DatabaseOptions& options) = 0;
+  virtual std::vector<Status> AddMany(const std::vector<std::string>& paths) = 0;  // with the defaults
+
   // Stops replicating; waits for a job in flight to end. What was captured
   // stays in the replica; nothing is deleted.
   virtual Status Remove(const std::string& path) = 0;

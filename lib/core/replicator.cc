@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/header_checks.h"
 #include "core/memory_report.h"
 #include "core/replicator_impl.h"
 #include "core/sqlite_files.h"
@@ -29,23 +30,6 @@ std::string DefaultStateDir() {
   if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x) return std::string(x) + "/replite";
   if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/state/replite";
   return "/tmp/replite-state";
-}
-
-// Reads the 100-byte database header: is it SQLite, and in WAL mode
-// (file format versions 2)? Read through SQLite's VFS, not a raw descriptor,
-// whose close would drop the application's locks (core/sqlite_files.h).
-Status CheckDatabaseHeader(const std::string& path, bool enable_wal) {
-  unsigned char h[100];
-  size_t got = 0;
-  Status s = ReadDatabaseHeader(path, h, &got);
-  if (!s.ok()) return s;
-  if (got == 0) return Status::OK();  // an empty file becomes a database on first write
-  if (got < 100 || std::memcmp(h, "SQLite format 3", 16) != 0)
-    return Status::Corruption("database " + path + " is not a SQLite database (bad header): check the path");
-  if ((h[18] != 2 || h[19] != 2) && !enable_wal)
-    return Status::FailedPrecondition("database " + path + " is not in WAL mode: run `sqlite3 " + path +
-                                      " 'PRAGMA journal_mode=WAL'` or set enable_wal (CLI: -enable-wal)");
-  return Status::OK();
 }
 
 // Sets what Add loaded before DbRegistry::Insert: until then no other thread
@@ -195,8 +179,75 @@ Status ReplicatorImpl::ConfigFor(const DatabaseOptions& o, RefPtr<const DbConfig
 }
 
 Status ReplicatorImpl::AddWith(const std::string& raw_path, RefPtr<const DbConfig> cfg) {
+  PendingAdd a;
+  Status s = PrepareAdd(raw_path, std::move(cfg), &a);
+  if (!s.ok()) return s;
+  if (!a.found) {
+    // New to us: check the header now for a clear error (restarts skip
+    // this: a saved position means the database was fine before).
+    s = CheckDatabaseHeader(a.slot->path(), a.slot->cfg->opts.enable_wal);
+    if (!s.ok()) return s;
+  }
+  return FinishAdd(a);
+}
+
+std::vector<Status> ReplicatorImpl::AddMany(const std::vector<std::string>& paths, const DatabaseOptions& o) {
+  RefPtr<const DbConfig> cfg;
+  Status s = ConfigFor(o, &cfg);
+  if (!s.ok()) return std::vector<Status>(paths.size(), s);
+  return AddManyWith(paths, cfg);
+}
+
+// Add for each path, in order, in batches: a batch's header checks run on a
+// worker (or here, if none took them yet) while this thread prepares the
+// next batch, then this thread inserts the batch in order.
+std::vector<Status> ReplicatorImpl::AddManyWith(const std::vector<std::string>& paths,
+                                                 const RefPtr<const DbConfig>& cfg) {
+  constexpr size_t kBatch = 512;
+  struct Batch {
+    size_t first = 0;
+    std::vector<PendingAdd> adds;
+    std::vector<size_t> checked;  // indexes into adds whose header is checked
+    std::shared_ptr<HeaderChecks> checks;
+  };
+  std::vector<Status> out(paths.size());
+  auto finish = [&](Batch& b) {
+    const std::vector<HeaderChecks::Item>* items = b.checks ? &b.checks->Wait() : nullptr;
+    for (size_t k = 0; k < b.checked.size(); k++) out[b.first + b.checked[k]] = (*items)[k].status;
+    for (size_t j = 0; j < b.adds.size(); j++)
+      if (out[b.first + j].ok()) out[b.first + j] = FinishAdd(b.adds[j]);
+  };
+  std::unique_ptr<Batch> prev;
+  for (size_t i = 0; i < paths.size(); i += kBatch) {
+    auto b = std::make_unique<Batch>();
+    b->first = i;
+    const size_t n = std::min(kBatch, paths.size() - i);
+    b->adds.resize(n);
+    std::vector<HeaderChecks::Item> items;
+    for (size_t j = 0; j < n; j++) {
+      out[i + j] = PrepareAdd(paths[i + j], cfg, &b->adds[j]);
+      if (out[i + j].ok() && !b->adds[j].found) {
+        b->checked.push_back(j);
+        items.push_back({b->adds[j].slot->path(), cfg->opts.enable_wal, Status::OK()});
+      }
+    }
+    if (!items.empty()) {
+      b->checks = std::make_shared<HeaderChecks>(std::move(items));
+      pool_.Submit([c = b->checks] { c->Run(); });
+    }
+    if (prev) finish(*prev);
+    prev = std::move(b);
+  }
+  if (prev) finish(*prev);
+  return out;
+}
+
+// Everything of an Add before its header check: the checks of the path and
+// options, the file's identity and the saved position.
+Status ReplicatorImpl::PrepareAdd(const std::string& raw_path, RefPtr<const DbConfig> cfg, PendingAdd* a) {
   if (closed_) return Status::Cancelled("replicator is closed");
-  SlotPtr slot = SlotPtr::Make();
+  SlotPtr& slot = a->slot;
+  slot = SlotPtr::Make();
   const std::string path = AbsolutePath(raw_path);
   slot->SetPath(path);
   const DatabaseOptions& o = cfg->opts;
@@ -230,26 +281,28 @@ Status ReplicatorImpl::AddWith(const std::string& raw_path, RefPtr<const DbConfi
   if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("database " + path, errno);
   if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("database " + path + " is not a regular file");
   slot->file_key = FileKey(uint64_t(st.st_dev), uint64_t(st.st_ino));
-  const std::string url = UrlOf(*slot);
-  bool found = false;
-  Position pos;
-  int64_t wal_size = -1, wal_mtime_ns = -1;
-  Status s = positions_.Load(path, url, &pos, &found, &wal_size, &wal_mtime_ns);
-  if (!s.ok()) return s;
   // A saved position that expects a WAL restart is trusted: positions are
   // saved in batches and may lag the store, but before commits of the
   // epoch it expected to restart are shipped, it is saved again without
   // that expectation (ForgetExpectedRestart); commits of the restarted
   // epoch are captured the same way again by a next process.
-  if (!found) {
-    // New to us: check the header now for a clear error (restarts skip
-    // this: a saved position means the database was fine before).
-    s = CheckDatabaseHeader(path, o.enable_wal);
-    if (!s.ok()) return s;
-    wal_size = wal_mtime_ns = -1;
-  }
-  InitUnshared(*slot, pos, wal_size, wal_mtime_ns);
-  s = reg_.Insert(slot, url);
+  Status s = positions_.Load(path, UrlOf(*slot), &a->pos, &a->found, &a->wal_size, &a->wal_mtime_ns);
+  if (!s.ok()) return s;
+  if (!a->found) a->wal_size = a->wal_mtime_ns = -1;
+  return Status::OK();
+}
+
+// The rest of an Add, once its header passed: the database is inserted
+// and scheduled.
+Status ReplicatorImpl::FinishAdd(PendingAdd& a) {
+  const SlotPtr& slot = a.slot;
+  const std::string& path = slot->path();
+  const DatabaseOptions& o = slot->cfg->opts;
+  const Position& pos = a.pos;
+  const bool found = a.found;
+  const std::string url = UrlOf(*slot);
+  InitUnshared(*slot, pos, a.wal_size, a.wal_mtime_ns);
+  Status s = reg_.Insert(slot, url);
   if (!s.ok()) return s;
   if (o.poll_interval_ms > 0) {
     // A write to the database's WAL wakes it at once (polling remains the

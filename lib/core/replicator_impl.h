@@ -120,6 +120,11 @@ class ReplicatorImpl final : public Replicator {
     return default_cfg_->opts.replica_url.empty() ? AddWith(path, default_cfg_) : Add(path, default_cfg_->opts);
   }
   Status Add(const std::string& path, const DatabaseOptions& o) override;
+  std::vector<Status> AddMany(const std::vector<std::string>& paths) override {
+    return default_cfg_->opts.replica_url.empty() ? AddManyWith(paths, default_cfg_)
+                                                  : AddMany(paths, default_cfg_->opts);
+  }
+  std::vector<Status> AddMany(const std::vector<std::string>& paths, const DatabaseOptions& o) override;
   Status Remove(const std::string& raw_path) override;
   std::vector<std::string> Databases() override;
   Status Notify(const std::string& path) override;
@@ -156,6 +161,17 @@ class ReplicatorImpl final : public Replicator {
   // The store of a database's own replica URL (none if empty).
   Status OpenTarget(const std::string& replica_url, std::shared_ptr<const DbTarget>* out);
   Status AddWith(const std::string& raw_path, RefPtr<const DbConfig> cfg);
+  std::vector<Status> AddManyWith(const std::vector<std::string>& paths, const RefPtr<const DbConfig>& cfg);
+  // An Add between its steps: what PrepareAdd loaded for FinishAdd (the
+  // header check, for a database without a saved position, in between).
+  struct PendingAdd {
+    SlotPtr slot;  // not shared yet
+    Position pos;
+    bool found = false;  // a saved position
+    int64_t wal_size = -1, wal_mtime_ns = -1;
+  };
+  Status PrepareAdd(const std::string& raw_path, RefPtr<const DbConfig> cfg, PendingAdd* a);
+  Status FinishAdd(PendingAdd& a);
   void OnDirEvent(const std::string& dir, const char* name);
   void NotifySlot(DbSlot& slot);
   static int WalHook(void* arg, sqlite3*, const char* name, int);

@@ -241,7 +241,28 @@ static void test_replicator_misuse(const char* dir) {
   EXPECT(REPLITE_ERR_NOT_FOUND, NULL, replite_db_wait_durable(r, db, 10, NULL, &err)); /* not added yet */
   CHECK(replite_db_notify(r, db) == REPLITE_ERR_NOT_FOUND);
   CHECK(replite_db_notify(r, NULL) == INVALID);
+  { /* add_many: each path's code in its place; a bad option or a NULL path adds none */
+    const char* paths[3] = {missing, plain, missing};
+    int res[3] = {1, 1, 1};
+    EXPECT(REPLITE_ERR_NOT_FOUND, "3 of 3 databases not added; the first, #0",
+           replite_db_add_many(r, paths, 3, NULL, res, &err));
+    CHECK(res[0] == REPLITE_ERR_NOT_FOUND && res[1] == REPLITE_ERR_FAILED_PRECONDITION && res[2] == REPLITE_ERR_NOT_FOUND);
+    const char* with_null[2] = {db, NULL};
+    EXPECT(INVALID, "db_paths[1] is NULL", replite_db_add_many(r, with_null, 2, NULL, res, &err));
+    CHECK(res[0] == INVALID && res[1] == INVALID);
+    const char* one[1] = {db};
+    EXPECT(INVALID, "unknown database option", replite_db_add_many(r, one, 1, "bogus=1", NULL, &err));
+    EXPECT(INVALID, "db_paths is NULL", replite_db_add_many(r, NULL, 2, NULL, NULL, &err));
+    EXPECT(0, NULL, replite_db_add_many(r, NULL, 0, NULL, NULL, &err));
+    EXPECT(INVALID, "replicator handle", replite_db_add_many(NULL, one, 1, NULL, NULL, &err));
+  }
   EXPECT(0, NULL, replite_db_add_with(r, db, " , retention=1h ;; ", &err)); /* empty items are skipped */
+  {
+    const char* paths[2] = {plain, db};
+    int res[2] = {1, 1};
+    EXPECT(REPLITE_ERR_FAILED_PRECONDITION, "2 of 2", replite_db_add_many(r, paths, 2, "retention=1h", res, &err));
+    CHECK(res[0] == REPLITE_ERR_FAILED_PRECONDITION && res[1] == REPLITE_ERR_ALREADY_EXISTS);
+  }
   EXPECT(INVALID, "conn is NULL", replite_db_attach(r, db, NULL, &err));
   EXPECT(0, NULL, replite_db_wait_durable(r, db, 10000, NULL, &err)); /* NULL out_txid allowed */
   char* js = replite_status_json(r, missing, NULL);

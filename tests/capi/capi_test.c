@@ -202,7 +202,12 @@ static void run_e2e(const char* dir, const char* root_url) {
   replite_options_destroy(o); /* the replicator holds a copy */
   if (r == NULL) return;
 
-  CHECK_OK(replite_db_add(r, db_path, NULL, &err));
+  { /* added through the batch call (replite_db_add: the other tests) */
+    const char* paths[1] = {db_path};
+    int res[1] = {1};
+    CHECK_OK(replite_db_add_many(r, paths, 1, NULL, res, &err));
+    CHECK(res[0] == REPLITE_OK);
+  }
   CHECK_RC(REPLITE_ERR_ALREADY_EXISTS, replite_db_add(r, db_path, NULL, &err));
   CHECK_OK(replite_db_attach(r, db_path, app, &err));
 
