@@ -637,7 +637,7 @@ TEST_CASE("a cold start gives the first-snapshot burst's memory back", "[many][m
 }
 
 TEST_CASE("AddMany answers each path in its place as Add would and the added ones replicate", "[many]") {
-  // 1,100 paths: three batches of header checks (512 each), with the bad
+  // 1,100 paths: five batches of header checks (256 each), with the bad
   // ones in different batches.
   test::TempDir dir;
   auto paths = MakeDbs(dir, 1100);

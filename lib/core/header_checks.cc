@@ -22,23 +22,57 @@ Status CheckDatabaseHeader(const std::string& path, bool enable_wal) {
   return Status::OK();
 }
 
-void HeaderChecks::Run() {
-  {
-    MutexLock l(mu_);
-    if (started_) return;
-    started_ = true;
-  }
-  for (Item& it : items_) it.status = CheckDatabaseHeader(it.path, it.enable_wal);
+size_t HeaderChecks::Push(std::vector<Item> items) {
   MutexLock l(mu_);
-  done_ = true;
+  batches_.push_back(Batch{std::move(items), false});
+  cv_.notify_all();
+  return batches_.size() - 1;
+}
+
+void HeaderChecks::Finish() {
+  MutexLock l(mu_);
+  finished_ = true;
   cv_.notify_all();
 }
 
-const std::vector<HeaderChecks::Item>& HeaderChecks::Wait() {
-  Run();
+HeaderChecks::Batch* HeaderChecks::ClaimLocked() {
+  return next_ < batches_.size() ? &batches_[next_++] : nullptr;
+}
+
+void HeaderChecks::Check(Batch* b) {
+  for (Item& it : b->items) it.status = CheckDatabaseHeader(it.path, it.enable_wal);
   MutexLock l(mu_);
-  cv_.wait(l.native(), [&]() REQUIRES(mu_) { return done_; });
-  return items_;
+  b->done = true;
+  cv_.notify_all();
+}
+
+void HeaderChecks::Run() {
+  for (;;) {
+    Batch* b;
+    {
+      MutexLock l(mu_);
+      cv_.wait(l.native(), [&]() REQUIRES(mu_) { return next_ < batches_.size() || finished_; });
+      b = ClaimLocked();
+      if (b == nullptr) return;  // finished, none left
+    }
+    Check(b);
+  }
+}
+
+const std::vector<HeaderChecks::Item>& HeaderChecks::Wait(size_t i) {
+  for (;;) {
+    Batch* b;
+    {
+      MutexLock l(mu_);
+      if (batches_[i].done) return batches_[i].items;
+      b = ClaimLocked();  // batch i or one before it is unclaimed: check it here
+      if (b == nullptr) {
+        cv_.wait(l.native(), [&]() REQUIRES(mu_) { return batches_[i].done; });
+        return batches_[i].items;
+      }
+    }
+    Check(b);
+  }
 }
 
 }  // namespace replite

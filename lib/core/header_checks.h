@@ -3,15 +3,19 @@
 // that a wrong path or a rollback-journal database fails at once with a
 // clear error instead of at its first sync.
 //
-// HeaderChecks runs the checks of a batch of Adds (Replicator::AddMany) on
-// another thread while the adding thread goes on with the next batch:
-// through SQLite's VFS (the only safe way, core/sqlite_files.h) a header
-// costs about ten system calls, half of a new database's Add.
+// HeaderChecks spreads the checks of many Adds (Replicator::AddMany) over
+// threads: through SQLite's VFS (the only safe way, core/sqlite_files.h) a
+// header costs about ten system calls, more than the rest of a new
+// database's Add. The adding thread pushes batches while it prepares the
+// next Adds; runners (pool workers) check them in order as they come; the
+// adding thread then waits for each batch in order, checking the next
+// unclaimed ones itself meanwhile.
 //
-// Thread-safety: Run and Wait may be called from any threads; whichever
-// comes first runs the checks, Wait returns once they are done.
+// Thread-safety: Push and Finish from the adding thread only; Run from
+// any threads; Wait from the adding thread.
 #pragma once
 
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -30,21 +34,34 @@ class HeaderChecks {
     bool enable_wal = false;
     Status status;  // set by the check
   };
-  explicit HeaderChecks(std::vector<Item> items) : items_(std::move(items)) {}
+  HeaderChecks() = default;
   HeaderChecks(const HeaderChecks&) = delete;
   HeaderChecks& operator=(const HeaderChecks&) = delete;
 
-  // Checks every item unless another thread has started to.
+  // Appends a batch to check; returns its number (0, 1, ...).
+  size_t Push(std::vector<Item> items);
+  // No batch will be pushed any more: runners end once none is left.
+  void Finish();
+  // A runner: checks the next unclaimed batch, in order, until none is
+  // left and Finish was called.
   void Run();
-  // The items, checked: runs the checks here if no thread has started them.
-  const std::vector<Item>& Wait();
+  // Batch `b`, checked: while it is not, checks the next unclaimed ones here.
+  const std::vector<Item>& Wait(size_t b);
 
  private:
+  struct Batch {
+    std::vector<Item> items;  // written by the one thread that claimed it, read once done
+    bool done = false;
+  };
+  // Claims the next batch if one is waiting (under mu_); nullptr if none.
+  Batch* ClaimLocked() REQUIRES(mu_);
+  void Check(Batch* b);
+
   Mutex mu_;
   std::condition_variable cv_;
-  bool started_ GUARDED_BY(mu_) = false;
-  bool done_ GUARDED_BY(mu_) = false;
-  std::vector<Item> items_;  // written by the one thread that runs the checks, read after done_
+  std::deque<Batch> batches_ GUARDED_BY(mu_);  // a deque: pushing keeps references valid
+  size_t next_ GUARDED_BY(mu_) = 0;            // the first batch no thread has claimed
+  bool finished_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace replite

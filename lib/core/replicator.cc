@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <thread>
 
 #include "core/header_checks.h"
 #include "core/memory_report.h"
@@ -198,47 +199,58 @@ std::vector<Status> ReplicatorImpl::AddMany(const std::vector<std::string>& path
   return AddManyWith(paths, cfg);
 }
 
-// Add for each path, in order, in batches: a batch's header checks run on a
-// worker (or here, if none took them yet) while this thread prepares the
-// next batch, then this thread inserts the batch in order.
+// Add for each path, in order, in two passes: the first prepares each
+// (its checks, file identity and saved position) and pushes the new ones'
+// headers to check in batches, which runners on the pool check meanwhile;
+// the second inserts each batch once its headers are checked, checking the
+// ones no runner has taken yet itself.
 std::vector<Status> ReplicatorImpl::AddManyWith(const std::vector<std::string>& paths,
                                                  const RefPtr<const DbConfig>& cfg) {
-  constexpr size_t kBatch = 512;
+  constexpr size_t kBatch = 256;
+  // Runners: the cores but the adding thread's, with one at least, and
+  // not so many that SQLite's VFS lock is all they wait on.
+  const int runners = std::clamp(int(std::thread::hardware_concurrency()) - 1, 1, 4);
   struct Batch {
     size_t first = 0;
     std::vector<PendingAdd> adds;
     std::vector<size_t> checked;  // indexes into adds whose header is checked
-    std::shared_ptr<HeaderChecks> checks;
+    size_t checks = SIZE_MAX;     // its number in HeaderChecks
   };
   std::vector<Status> out(paths.size());
-  auto finish = [&](Batch& b) {
-    const std::vector<HeaderChecks::Item>* items = b.checks ? &b.checks->Wait() : nullptr;
-    for (size_t k = 0; k < b.checked.size(); k++) out[b.first + b.checked[k]] = (*items)[k].status;
-    for (size_t j = 0; j < b.adds.size(); j++)
-      if (out[b.first + j].ok()) out[b.first + j] = FinishAdd(b.adds[j]);
-  };
-  std::unique_ptr<Batch> prev;
-  for (size_t i = 0; i < paths.size(); i += kBatch) {
-    auto b = std::make_unique<Batch>();
-    b->first = i;
-    const size_t n = std::min(kBatch, paths.size() - i);
-    b->adds.resize(n);
+  std::vector<Batch> batches((paths.size() + kBatch - 1) / kBatch);
+  auto checks = std::make_shared<HeaderChecks>();
+  int started = 0;
+  for (size_t i = 0; i < batches.size(); i++) {
+    Batch& b = batches[i];
+    b.first = i * kBatch;
+    const size_t n = std::min(kBatch, paths.size() - b.first);
+    b.adds.resize(n);
     std::vector<HeaderChecks::Item> items;
     for (size_t j = 0; j < n; j++) {
-      out[i + j] = PrepareAdd(paths[i + j], cfg, &b->adds[j]);
-      if (out[i + j].ok() && !b->adds[j].found) {
-        b->checked.push_back(j);
-        items.push_back({b->adds[j].slot->path(), cfg->opts.enable_wal, Status::OK()});
+      out[b.first + j] = PrepareAdd(paths[b.first + j], cfg, &b.adds[j]);
+      if (out[b.first + j].ok() && !b.adds[j].found) {
+        b.checked.push_back(j);
+        items.push_back({b.adds[j].slot->path(), cfg->opts.enable_wal, Status::OK()});
       }
     }
-    if (!items.empty()) {
-      b->checks = std::make_shared<HeaderChecks>(std::move(items));
-      pool_.Submit([c = b->checks] { c->Run(); });
+    if (items.empty()) continue;
+    b.checks = checks->Push(std::move(items));
+    if (started < runners) {
+      started++;
+      pool_.Submit([checks] { checks->Run(); });
     }
-    if (prev) finish(*prev);
-    prev = std::move(b);
   }
-  if (prev) finish(*prev);
+  checks->Finish();
+  for (Batch& b : batches) {
+    if (b.checks != SIZE_MAX) {
+      const std::vector<HeaderChecks::Item>& items = checks->Wait(b.checks);
+      for (size_t k = 0; k < b.checked.size(); k++) out[b.first + b.checked[k]] = items[k].status;
+    }
+    for (size_t j = 0; j < b.adds.size(); j++)
+      if (out[b.first + j].ok()) out[b.first + j] = FinishAdd(b.adds[j]);
+    b.adds.clear();
+    b.adds.shrink_to_fit();
+  }
   return out;
 }
 
