@@ -107,9 +107,9 @@ class REPLITE_EXPORT Replicator {
   // Add for each of `paths`, in order: one Status per path, the same as
   // Add's (a failed one does not stop the others). Faster for many new
   // databases: the header of each (is it SQLite, in WAL mode) is read on
-  // the pool's workers while this thread goes on with the next ones. On 2
-  // cores, 100,000 new databases are added in about half the time of a
-  // loop of Add (bench/README.md).
+  // pool workers (one per core but this thread's) while this thread
+  // prepares the next ones, then helps. On 2 cores, 100,000 new databases:
+  // 1.4 s, against 2.0 s for a loop of Add (bench/README.md).
   virtual std::vector<Status> AddMany(const std::vector<std::string>& paths, const DatabaseOptions& options) = 0;
   virtual std::vector<Status> AddMany(const std::vector<std::string>& paths) = 0;  // with the defaults
 
