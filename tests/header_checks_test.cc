@@ -48,7 +48,7 @@ TEST_CASE("header checks of many batches answer each item in its place whoever c
   }
   checks.Finish();
   for (size_t b = 0; b < want.size(); b++) {
-    const std::vector<HeaderChecks::Item>& got = checks.Wait(b);
+    const std::vector<HeaderChecks::Item> got = checks.Take(b);
     REQUIRE(got.size() == want[b].size());
     for (size_t i = 0; i < got.size(); i++) {
       INFO("batch " << b << " item " << i << " " << got[i].path << ": " << got[i].status.ToString());

@@ -637,8 +637,9 @@ TEST_CASE("a cold start gives the first-snapshot burst's memory back", "[many][m
 }
 
 TEST_CASE("AddMany answers each path in its place as Add would and the added ones replicate", "[many]") {
-  // 1,100 paths: five batches of header checks (256 each), with the bad
-  // ones in different batches.
+  // 1,100 paths: nine batches of header checks (128 each; the first is
+  // inserted once the ninth is prepared), with the bad ones in different
+  // batches.
   test::TempDir dir;
   auto paths = MakeDbs(dir, 1100);
   {
@@ -694,7 +695,7 @@ TEST_CASE("AddMany answers each path in its place as Add would and the added one
     w.Exec("CREATE TABLE t(v)");
   }
   // One database of each batch: written, synced, restored exactly.
-  for (size_t i : {size_t(0), size_t(513), size_t(900), size_t(1099)}) {
+  for (size_t i : {size_t(0), size_t(513), size_t(900), size_t(1099)}) {  // batches 1, 5, 8, 9
     test::Writer w(list[i]);
     w.Exec("INSERT INTO t VALUES ('after AddMany " + std::to_string(i) + "')");
     REQUIRE(r->Sync(list[i]).ok());

@@ -59,17 +59,15 @@ void HeaderChecks::Run() {
   }
 }
 
-const std::vector<HeaderChecks::Item>& HeaderChecks::Wait(size_t i) {
+std::vector<HeaderChecks::Item> HeaderChecks::Take(size_t i) {
   for (;;) {
-    Batch* b;
+    Batch* b = nullptr;
     {
       MutexLock l(mu_);
-      if (batches_[i].done) return batches_[i].items;
-      b = ClaimLocked();  // batch i or one before it is unclaimed: check it here
-      if (b == nullptr) {
+      // Batch i, or a later one, is unclaimed: check it here; else wait.
+      if (!batches_[i].done && (b = ClaimLocked()) == nullptr)
         cv_.wait(l.native(), [&]() REQUIRES(mu_) { return batches_[i].done; });
-        return batches_[i].items;
-      }
+      if (batches_[i].done) return std::move(batches_[i].items);
     }
     Check(b);
   }

@@ -8,11 +8,11 @@
 // header costs about ten system calls, more than the rest of a new
 // database's Add. The adding thread pushes batches while it prepares the
 // next Adds; runners (pool workers) check them in order as they come; the
-// adding thread then waits for each batch in order, checking the next
-// unclaimed ones itself meanwhile.
+// adding thread then takes each batch in order, checking the next
+// unclaimed ones itself while it waits.
 //
-// Thread-safety: Push and Finish from the adding thread only; Run from
-// any threads; Wait from the adding thread.
+// Thread-safety: Push, Finish and Take from the adding thread only; Run
+// from any threads.
 #pragma once
 
 #include <deque>
@@ -45,12 +45,13 @@ class HeaderChecks {
   // A runner: checks the next unclaimed batch, in order, until none is
   // left and Finish was called.
   void Run();
-  // Batch `b`, checked: while it is not, checks the next unclaimed ones here.
-  const std::vector<Item>& Wait(size_t b);
+  // Batch `b`, checked, handed over (each once): while it is not checked,
+  // checks the next unclaimed batches here.
+  std::vector<Item> Take(size_t b);
 
  private:
   struct Batch {
-    std::vector<Item> items;  // written by the one thread that claimed it, read once done
+    std::vector<Item> items;  // written by the one thread that claimed it, taken once done
     bool done = false;
   };
   // Claims the next batch if one is waiting (under mu_); nullptr if none.

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <thread>
 
 #include "core/header_checks.h"
@@ -199,14 +200,15 @@ std::vector<Status> ReplicatorImpl::AddMany(const std::vector<std::string>& path
   return AddManyWith(paths, cfg);
 }
 
-// Add for each path, in order, in two passes: the first prepares each
-// (its checks, file identity and saved position) and pushes the new ones'
-// headers to check in batches, which runners on the pool check meanwhile;
-// the second inserts each batch once its headers are checked, checking the
-// ones no runner has taken yet itself.
+// Add for each path, in order, in batches: each batch is prepared (its
+// checks, file identity and saved position) and its new databases'
+// headers pushed to runners on the pool; a batch is inserted once it is
+// kAhead batches behind the newest, its headers checked (by a runner, or
+// here if none took them yet). The batches in flight are bounded, so the
+// memory of an AddMany does not grow with the number of paths.
 std::vector<Status> ReplicatorImpl::AddManyWith(const std::vector<std::string>& paths,
                                                  const RefPtr<const DbConfig>& cfg) {
-  constexpr size_t kBatch = 256;
+  constexpr size_t kBatch = 128, kAhead = 8;
   // Runners: the cores but the adding thread's, with one at least, and
   // not so many that SQLite's VFS lock is all they wait on.
   const int runners = std::clamp(int(std::thread::hardware_concurrency()) - 1, 1, 4);
@@ -217,40 +219,43 @@ std::vector<Status> ReplicatorImpl::AddManyWith(const std::vector<std::string>& 
     size_t checks = SIZE_MAX;     // its number in HeaderChecks
   };
   std::vector<Status> out(paths.size());
-  std::vector<Batch> batches((paths.size() + kBatch - 1) / kBatch);
+  std::deque<Batch> ahead;  // prepared, not inserted
   auto checks = std::make_shared<HeaderChecks>();
-  int started = 0;
-  for (size_t i = 0; i < batches.size(); i++) {
-    Batch& b = batches[i];
-    b.first = i * kBatch;
-    const size_t n = std::min(kBatch, paths.size() - b.first);
-    b.adds.resize(n);
-    std::vector<HeaderChecks::Item> items;
-    for (size_t j = 0; j < n; j++) {
-      out[b.first + j] = PrepareAdd(paths[b.first + j], cfg, &b.adds[j]);
-      if (out[b.first + j].ok() && !b.adds[j].found) {
-        b.checked.push_back(j);
-        items.push_back({b.adds[j].slot->path(), cfg->opts.enable_wal, Status::OK()});
-      }
-    }
-    if (items.empty()) continue;
-    b.checks = checks->Push(std::move(items));
-    if (started < runners) {
-      started++;
-      pool_.Submit([checks] { checks->Run(); });
-    }
-  }
-  checks->Finish();
-  for (Batch& b : batches) {
+  auto insert_oldest = [&] {
+    Batch& b = ahead.front();
     if (b.checks != SIZE_MAX) {
-      const std::vector<HeaderChecks::Item>& items = checks->Wait(b.checks);
+      const std::vector<HeaderChecks::Item> items = checks->Take(b.checks);
       for (size_t k = 0; k < b.checked.size(); k++) out[b.first + b.checked[k]] = items[k].status;
     }
     for (size_t j = 0; j < b.adds.size(); j++)
       if (out[b.first + j].ok()) out[b.first + j] = FinishAdd(b.adds[j]);
-    b.adds.clear();
-    b.adds.shrink_to_fit();
+    ahead.pop_front();
+  };
+  int started = 0;
+  for (size_t first = 0; first < paths.size(); first += kBatch) {
+    Batch& b = ahead.emplace_back();
+    b.first = first;
+    const size_t n = std::min(kBatch, paths.size() - first);
+    b.adds.resize(n);
+    std::vector<HeaderChecks::Item> items;
+    for (size_t j = 0; j < n; j++) {
+      out[first + j] = PrepareAdd(paths[first + j], cfg, &b.adds[j]);
+      if (out[first + j].ok() && !b.adds[j].found) {
+        b.checked.push_back(j);
+        items.push_back({b.adds[j].slot->path(), cfg->opts.enable_wal, Status::OK()});
+      }
+    }
+    if (!items.empty()) {
+      b.checks = checks->Push(std::move(items));
+      if (started < runners) {
+        started++;
+        pool_.Submit([checks] { checks->Run(); });
+      }
+    }
+    if (ahead.size() > kAhead) insert_oldest();
   }
+  checks->Finish();
+  while (!ahead.empty()) insert_oldest();
   return out;
 }
 
