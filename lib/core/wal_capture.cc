@@ -54,11 +54,14 @@ Status OpenWal(SqliteConn& conn, const std::string& db_path, WalFile* w) {
 struct DbFile {
   SqliteFileRef f;
   uint32_t page_size = 0;
-  uint32_t header_pages = 0;
+  uint32_t header_pages = 0;  // only with_pages (else 0)
   int64_t mtime_ns = 0;
 };
 
-Status OpenDb(SqliteConn& conn, const std::string& path, DbFile* d) {
+// with_pages: also the database's size in pages (the header's count, else
+// the file's size), which only the write-lock paths use (snapshots, epoch
+// checks); an incremental capture under the read lock skips its fstat.
+Status OpenDb(SqliteConn& conn, const std::string& path, DbFile* d, bool with_pages) {
   *d = DbFile();
   Status s = SqliteFileRef::Database(conn.raw(), path, &d->f);
   if (!s.ok()) return s;
@@ -72,12 +75,13 @@ Status OpenDb(SqliteConn& conn, const std::string& path, DbFile* d) {
   d->page_size = ps == 1 ? 65536 : ps;
   if (d->page_size < 512 || (d->page_size & (d->page_size - 1)) != 0)
     return Status::Corruption("database " + path + " has an invalid page size");
-  uint64_t size = 0;
-  s = d->f.Size(&size);
-  if (!s.ok()) return s;
   struct stat st;  // by path: stat opens no descriptor
   if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("stat " + path, errno);
   d->mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  if (!with_pages) return Status::OK();
+  uint64_t size = 0;
+  s = d->f.Size(&size);
+  if (!s.ok()) return s;
   uint32_t in_header = GetBE32(h + 28);
   bool valid_for = GetBE32(h + 24) == GetBE32(h + 92);
   d->header_pages = (in_header != 0 && valid_for) ? in_header : static_cast<uint32_t>(size / d->page_size);
@@ -258,7 +262,7 @@ class Capture {
     Pin();  // before our transaction: its mark is at or before what we capture
     s = lock == Lock::kWrite ? conn_.BeginWrite() : conn_.BeginRead();
     if (!s.ok()) return s;
-    s = OpenDb(conn_, req_.db_path, &db_);
+    s = OpenDb(conn_, req_.db_path, &db_, lock == Lock::kWrite);
     if (!s.ok()) return s;
     s = OpenWal(conn_, req_.db_path, &wal_);
     if (!s.ok()) return s;
@@ -917,7 +921,7 @@ Status ComputeDatabaseChecksum(const std::string& db_path, uint64_t* checksum, u
   if (!s.ok()) return s;
   DbFile db;
   WalFile wal;
-  s = OpenDb(conn, db_path, &db);
+  s = OpenDb(conn, db_path, &db, true);
   if (s.ok()) s = OpenWal(conn, db_path, &wal);
   if (!s.ok()) return s;
   uint32_t ps = wal.valid() ? wal.hdr().page_size : db.page_size;
