@@ -514,6 +514,7 @@ class Capture {
     // New page versions come in frame order through one sequential cursor;
     // old versions (for the checksum) from wherever they are.
     WalFrameCursor cursor(&wal_.r, scan.end);
+    cursor.UseScan(scan);  // a small capture's frames were read whole by the scan
     std::string oldp;
     std::string zero;  // a zero page, made when a transaction grows the database
     std::vector<uint64_t> frames;
@@ -686,6 +687,7 @@ class Capture {
     BlockPipeline pipe(&builder, uint64_t(scan.pgnos.size()) * ps > BlockPipeline::kThreadedBytes);
     uint64_t txid = pos_.txid;
     WalFrameCursor cursor(&wal_.r, scan.end);
+    cursor.UseScan(scan);  // a small capture's frames were read whole by the scan
     std::vector<uint64_t> frames;
     std::vector<uint32_t> pg;
     std::string data;
