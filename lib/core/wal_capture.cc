@@ -123,6 +123,12 @@ class PageSource {
     prefix_ = pgnos;
     prefix_n_ = n;
   }
+  // `frame` (header and page, as read and checked under this epoch's salts)
+  // is in memory: a page whose version is there is not read again.
+  void SetKnownFrame(uint64_t frame, const std::string* bytes) {
+    known_ = frame;
+    known_bytes_ = bytes;
+  }
   void SetPages(uint32_t n) { pages_ = n; }
   uint32_t pages() const { return pages_; }
   bool read_db_file() const { return read_db_file_; }
@@ -133,7 +139,14 @@ class PageSource {
       std::memset(out->data(), 0, ps_);
       return Status::OK();
     }
-    if (uint64_t frame = 0; FindFrame(pgno, &frame)) return wal_->ReadPage(frame, pgno, out->data());
+    if (uint64_t frame = 0; FindFrame(pgno, &frame)) {
+      if (known_bytes_ != nullptr && frame == known_ && known_bytes_->size() == kWalFrameHeaderSize + ps_ &&
+          ParseWalFrameHeader(reinterpret_cast<const unsigned char*>(known_bytes_->data())).pgno == pgno) {
+        std::memcpy(out->data(), known_bytes_->data() + kWalFrameHeaderSize, ps_);
+        return Status::OK();
+      }
+      return wal_->ReadPage(frame, pgno, out->data());
+    }
     read_db_file_ = true;
     size_t got = 0;
     Status s = db_->f.Read(out->data(), ps_, uint64_t(pgno - 1) * ps_, &got);
@@ -183,6 +196,8 @@ class PageSource {
   uint64_t prefix_n_ = 0;
   int prefix_scans_ = 0;
   WalPageIndex prefix_idx_;    // the prefix, once scanned kPrefixScans times
+  uint64_t known_ = 0;
+  const std::string* known_bytes_ = nullptr;
   bool read_db_file_ = false;
 };
 
@@ -253,6 +268,7 @@ class Capture {
 
   Status Attempt(Lock lock, Outcome* outcome) {
     Status s;
+    pos_frame_.clear();  // an earlier attempt's (the WAL may have restarted since)
     if (!conn_.is_open()) {
       s = conn_.Open(req_.db_path, req_.enable_wal, req_.busy_timeout_ms);
       if (!s.ok()) return s;
@@ -430,12 +446,24 @@ class Capture {
 
   // Does the WAL's frame before our position still hold our epoch's salts
   // and the chain checksum we saved after it? (An I/O error counts as no:
-  // the epoch is then verified under the write lock.)
+  // the epoch is then verified under the write lock.) The whole frame is
+  // read and, when it matches, kept in pos_frame_: its page is often the
+  // old version the capture reads first (a table's last leaf, rewritten by
+  // every commit that appends to it).
   bool PositionFrameMatches() {
-    WalFrameHeader h;
-    if (!wal_.r.ReadFrameHeader(pos_.frames - 1, &h).ok()) return false;
-    return h.commit_size != 0 && h.salt1 == pos_.salt1 && h.salt2 == pos_.salt2 && h.cksum1 == pos_.cksum1 &&
-           h.cksum2 == pos_.cksum2;
+    const size_t fsz = kWalFrameHeaderSize + wal_.hdr().page_size;
+    pos_frame_.resize(fsz);
+    size_t got = 0;
+    if (!wal_.f.Read(pos_frame_.data(), fsz, WalFrameOffset(wal_.hdr().page_size, pos_.frames - 1), &got).ok() ||
+        got < kWalFrameHeaderSize) {
+      pos_frame_.clear();
+      return false;
+    }
+    const WalFrameHeader h = ParseWalFrameHeader(reinterpret_cast<const unsigned char*>(pos_frame_.data()));
+    const bool match = h.commit_size != 0 && h.salt1 == pos_.salt1 && h.salt2 == pos_.salt2 &&
+                       h.cksum1 == pos_.cksum1 && h.cksum2 == pos_.cksum2;
+    if (!match || got < fsz) pos_frame_.clear();
+    return match;
   }
 
   Epoch Classify(uint64_t* start, WalChain* chain) {
@@ -495,6 +523,7 @@ class Capture {
     PageSource src(&wal_.r, &db_, ps, pos_.db_pages);
     Status s = IndexPrefix(&src, start);
     if (!s.ok()) return s;
+    if (!pos_frame_.empty() && start == pos_.frames) src.SetKnownFrame(start - 1, &pos_frame_);
     SegmentHeader h;
     h.kind = ObjectKind::kSegment;
     h.page_size = ps;
@@ -897,6 +926,7 @@ class Capture {
   bool retried_corruption_ = false;
   DbFile db_;
   WalFile wal_;
+  std::string pos_frame_;  // the frame before the position, when PositionFrameMatches read it whole and it matched
 };
 
 }  // namespace
