@@ -198,7 +198,8 @@ TEST_CASE("an end hint sizes the scan's reads and never changes what it finds", 
     }
   }
   // The last commit's capture: without a hint it reads 8 frames (7 of them
-  // the older epoch's), with the wal-index's end its frame and the next.
+  // the older epoch's), with the wal-index's end its frame and the next
+  // frame's header, in one read.
   WalScan last;
   WalScan upto;
   StringFile head(b.substr(0, kWalHeaderSize + 9 * fsz));
@@ -212,10 +213,32 @@ TEST_CASE("an end hint sizes the scan's reads and never changes what it finds", 
   REQUIRE(gr.ScanCommitted(9, upto.chain, &last).ok());
   CHECK(last.end == 10);
   CHECK(g.bytes_read() - before == 8 * fsz);
-  const size_t mid = g.bytes_read();
+  const size_t mid = g.bytes_read(), mid_reads = g.reads();
   REQUIRE(gr.ScanCommitted(9, upto.chain, &last, 10).ok());
   CHECK(last.end == 10);
-  CHECK(g.bytes_read() - mid == 2 * fsz);
+  CHECK(last.stop == WalScanEnd::kForeignFrame);
+  CHECK(g.bytes_read() - mid == fsz + kWalFrameHeaderSize);
+  CHECK(g.reads() - mid_reads == 1);
+  // That one read holds the whole capture: a cursor given the scan reads
+  // its page from there, the same bytes as a cursor that reads the file.
+  REQUIRE(last.buf != nullptr);
+  CHECK(last.buf_first == 9);
+  CHECK(last.buf_frames == 1);
+  WalFrameCursor kept(&gr, last.end), fresh(&gr, last.end);
+  kept.UseScan(last);
+  const char* kept_page = nullptr;
+  const char* fresh_page = nullptr;
+  const size_t before_page = g.reads();
+  REQUIRE(kept.Page(9, last.pgnos[0], &kept_page).ok());
+  CHECK(g.reads() == before_page);
+  REQUIRE(fresh.Page(9, last.pgnos[0], &fresh_page).ok());
+  CHECK(g.reads() == before_page + 1);
+  CHECK(std::memcmp(kept_page, fresh_page, ps) == 0);
+  CHECK(kept.Page(9, last.pgnos[0] + 1, &kept_page).code() == Code::kUnavailable);  // still checks the page number
+  // A scan whose reads did not hold all of it keeps nothing.
+  REQUIRE(gr.ScanCommitted(0, r.header_chain(), &last, 2).ok());
+  CHECK(last.end == 10);
+  CHECK(last.buf == nullptr);
 }
 
 TEST_CASE("WalReader stops before a torn tail and an uncommitted transaction", "[wal]") {

@@ -54,11 +54,14 @@ Status OpenWal(SqliteConn& conn, const std::string& db_path, WalFile* w) {
 struct DbFile {
   SqliteFileRef f;
   uint32_t page_size = 0;
-  uint32_t header_pages = 0;
+  uint32_t header_pages = 0;  // only with_pages (else 0)
   int64_t mtime_ns = 0;
 };
 
-Status OpenDb(SqliteConn& conn, const std::string& path, DbFile* d) {
+// with_pages: also the database's size in pages (the header's count, else
+// the file's size), which only the write-lock paths use (snapshots, epoch
+// checks); an incremental capture under the read lock skips its fstat.
+Status OpenDb(SqliteConn& conn, const std::string& path, DbFile* d, bool with_pages) {
   *d = DbFile();
   Status s = SqliteFileRef::Database(conn.raw(), path, &d->f);
   if (!s.ok()) return s;
@@ -72,12 +75,13 @@ Status OpenDb(SqliteConn& conn, const std::string& path, DbFile* d) {
   d->page_size = ps == 1 ? 65536 : ps;
   if (d->page_size < 512 || (d->page_size & (d->page_size - 1)) != 0)
     return Status::Corruption("database " + path + " has an invalid page size");
-  uint64_t size = 0;
-  s = d->f.Size(&size);
-  if (!s.ok()) return s;
   struct stat st;  // by path: stat opens no descriptor
   if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("stat " + path, errno);
   d->mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  if (!with_pages) return Status::OK();
+  uint64_t size = 0;
+  s = d->f.Size(&size);
+  if (!s.ok()) return s;
   uint32_t in_header = GetBE32(h + 28);
   bool valid_for = GetBE32(h + 24) == GetBE32(h + 92);
   d->header_pages = (in_header != 0 && valid_for) ? in_header : static_cast<uint32_t>(size / d->page_size);
@@ -119,6 +123,12 @@ class PageSource {
     prefix_ = pgnos;
     prefix_n_ = n;
   }
+  // `frame` (header and page, as read and checked under this epoch's salts)
+  // is in memory: a page whose version is there is not read again.
+  void SetKnownFrame(uint64_t frame, const std::string* bytes) {
+    known_ = frame;
+    known_bytes_ = bytes;
+  }
   void SetPages(uint32_t n) { pages_ = n; }
   uint32_t pages() const { return pages_; }
   bool read_db_file() const { return read_db_file_; }
@@ -129,7 +139,14 @@ class PageSource {
       std::memset(out->data(), 0, ps_);
       return Status::OK();
     }
-    if (uint64_t frame = 0; FindFrame(pgno, &frame)) return wal_->ReadPage(frame, pgno, out->data());
+    if (uint64_t frame = 0; FindFrame(pgno, &frame)) {
+      if (known_bytes_ != nullptr && frame == known_ && known_bytes_->size() == kWalFrameHeaderSize + ps_ &&
+          ParseWalFrameHeader(reinterpret_cast<const unsigned char*>(known_bytes_->data())).pgno == pgno) {
+        std::memcpy(out->data(), known_bytes_->data() + kWalFrameHeaderSize, ps_);
+        return Status::OK();
+      }
+      return wal_->ReadPage(frame, pgno, out->data());
+    }
     read_db_file_ = true;
     size_t got = 0;
     Status s = db_->f.Read(out->data(), ps_, uint64_t(pgno - 1) * ps_, &got);
@@ -179,6 +196,8 @@ class PageSource {
   uint64_t prefix_n_ = 0;
   int prefix_scans_ = 0;
   WalPageIndex prefix_idx_;    // the prefix, once scanned kPrefixScans times
+  uint64_t known_ = 0;
+  const std::string* known_bytes_ = nullptr;
   bool read_db_file_ = false;
 };
 
@@ -249,6 +268,7 @@ class Capture {
 
   Status Attempt(Lock lock, Outcome* outcome) {
     Status s;
+    pos_frame_.clear();  // an earlier attempt's (the WAL may have restarted since)
     if (!conn_.is_open()) {
       s = conn_.Open(req_.db_path, req_.enable_wal, req_.busy_timeout_ms);
       if (!s.ok()) return s;
@@ -258,7 +278,7 @@ class Capture {
     Pin();  // before our transaction: its mark is at or before what we capture
     s = lock == Lock::kWrite ? conn_.BeginWrite() : conn_.BeginRead();
     if (!s.ok()) return s;
-    s = OpenDb(conn_, req_.db_path, &db_);
+    s = OpenDb(conn_, req_.db_path, &db_, lock == Lock::kWrite);
     if (!s.ok()) return s;
     s = OpenWal(conn_, req_.db_path, &wal_);
     if (!s.ok()) return s;
@@ -426,12 +446,24 @@ class Capture {
 
   // Does the WAL's frame before our position still hold our epoch's salts
   // and the chain checksum we saved after it? (An I/O error counts as no:
-  // the epoch is then verified under the write lock.)
+  // the epoch is then verified under the write lock.) The whole frame is
+  // read and, when it matches, kept in pos_frame_: its page is often the
+  // old version the capture reads first (a table's last leaf, rewritten by
+  // every commit that appends to it).
   bool PositionFrameMatches() {
-    WalFrameHeader h;
-    if (!wal_.r.ReadFrameHeader(pos_.frames - 1, &h).ok()) return false;
-    return h.commit_size != 0 && h.salt1 == pos_.salt1 && h.salt2 == pos_.salt2 && h.cksum1 == pos_.cksum1 &&
-           h.cksum2 == pos_.cksum2;
+    const size_t fsz = kWalFrameHeaderSize + wal_.hdr().page_size;
+    pos_frame_.resize(fsz);
+    size_t got = 0;
+    if (!wal_.f.Read(pos_frame_.data(), fsz, WalFrameOffset(wal_.hdr().page_size, pos_.frames - 1), &got).ok() ||
+        got < kWalFrameHeaderSize) {
+      pos_frame_.clear();
+      return false;
+    }
+    const WalFrameHeader h = ParseWalFrameHeader(reinterpret_cast<const unsigned char*>(pos_frame_.data()));
+    const bool match = h.commit_size != 0 && h.salt1 == pos_.salt1 && h.salt2 == pos_.salt2 &&
+                       h.cksum1 == pos_.cksum1 && h.cksum2 == pos_.cksum2;
+    if (!match || got < fsz) pos_frame_.clear();
+    return match;
   }
 
   Epoch Classify(uint64_t* start, WalChain* chain) {
@@ -491,6 +523,7 @@ class Capture {
     PageSource src(&wal_.r, &db_, ps, pos_.db_pages);
     Status s = IndexPrefix(&src, start);
     if (!s.ok()) return s;
+    if (!pos_frame_.empty() && start == pos_.frames) src.SetKnownFrame(start - 1, &pos_frame_);
     SegmentHeader h;
     h.kind = ObjectKind::kSegment;
     h.page_size = ps;
@@ -510,6 +543,7 @@ class Capture {
     // New page versions come in frame order through one sequential cursor;
     // old versions (for the checksum) from wherever they are.
     WalFrameCursor cursor(&wal_.r, scan.end);
+    cursor.UseScan(scan);  // a small capture's frames were read whole by the scan
     std::string oldp;
     std::string zero;  // a zero page, made when a transaction grows the database
     std::vector<uint64_t> frames;
@@ -682,6 +716,7 @@ class Capture {
     BlockPipeline pipe(&builder, uint64_t(scan.pgnos.size()) * ps > BlockPipeline::kThreadedBytes);
     uint64_t txid = pos_.txid;
     WalFrameCursor cursor(&wal_.r, scan.end);
+    cursor.UseScan(scan);  // a small capture's frames were read whole by the scan
     std::vector<uint64_t> frames;
     std::vector<uint32_t> pg;
     std::string data;
@@ -891,6 +926,7 @@ class Capture {
   bool retried_corruption_ = false;
   DbFile db_;
   WalFile wal_;
+  std::string pos_frame_;  // the frame before the position, when PositionFrameMatches read it whole and it matched
 };
 
 }  // namespace
@@ -917,7 +953,7 @@ Status ComputeDatabaseChecksum(const std::string& db_path, uint64_t* checksum, u
   if (!s.ok()) return s;
   DbFile db;
   WalFile wal;
-  s = OpenDb(conn, db_path, &db);
+  s = OpenDb(conn, db_path, &db, true);
   if (s.ok()) s = OpenWal(conn, db_path, &wal);
   if (!s.ok()) return s;
   uint32_t ps = wal.valid() ? wal.hdr().page_size : db.page_size;

@@ -50,6 +50,8 @@ Status WalReader::ScanCommitted(uint64_t start, WalChain chain, WalScan* out, ui
   out->chain = chain;
   out->verified_end = start;
   out->stop = WalScanEnd::kEndOfFile;
+  out->buf.reset();
+  out->buf_first = out->buf_frames = 0;
   if (file_ == nullptr) return NotOpen();
   if (!has_header_) return Status::Internal("WAL " + file_->path() + " scanned without a valid header");
   const uint64_t fsz = kWalFrameHeaderSize + hdr_.page_size;
@@ -60,8 +62,9 @@ Status WalReader::ScanCommitted(uint64_t start, WalChain chain, WalScan* out, ui
   const uint64_t kChunkFrames = std::max<uint64_t>(1, opts_.max_read_bytes / fsz);
   if (end_hint <= start) end_hint = 0;  // no use
   uint64_t want = std::min<uint64_t>(end_hint ? end_hint - start : 8, kChunkFrames);
-  std::unique_ptr<unsigned char[]> buf;
+  std::shared_ptr<unsigned char[]> buf;
   uint64_t buf_frames = 0;
+  uint64_t buf_first = start, buf_valid = 0;  // the frames of the last read that verified
   uint64_t frame = start, tx_first = start;
   WalChain c = chain;
   std::vector<uint32_t> pending;  // page numbers of the open transaction
@@ -81,14 +84,21 @@ Status WalReader::ScanCommitted(uint64_t start, WalChain chain, WalScan* out, ui
       n = want = 1;
     }
     want = std::min(want * 2, kChunkFrames);
+    // A read that ends at the hint also takes the header of the frame after
+    // it (when the file holds that frame), checked below.
+    const bool peek = end_hint != 0 && frame + n == end_hint && whole > n;
     if (n > buf_frames) {
-      buf.reset(new unsigned char[n * fsz]);  // not zeroed: the read fills it
+      buf.reset(new unsigned char[n * fsz + kWalFrameHeaderSize]);  // not zeroed: the read fills it
       buf_frames = n;
     }
     size_t got = 0;
-    Status s = file_->Read(buf.get(), static_cast<size_t>(n * fsz), off, &got);
+    Status s = file_->Read(buf.get(), static_cast<size_t>(n * fsz + (peek ? kWalFrameHeaderSize : 0)), off, &got);
     if (!s.ok()) return s;
+    const bool peeked = peek && got == n * fsz + kWalFrameHeaderSize;
+    got = std::min<size_t>(got, static_cast<size_t>(n * fsz));
     const uint64_t read = got / fsz;
+    buf_first = frame;
+    buf_valid = 0;
     if (read == 0) {  // the file shrank under the read
       if (got > 0) out->stop = WalScanEnd::kPartialFrame;
       break;
@@ -109,6 +119,7 @@ Status WalReader::ScanCommitted(uint64_t start, WalChain chain, WalScan* out, ui
       }
       pending.push_back(fh.pgno);
       frame++;
+      buf_valid++;
       out->verified_end = frame;
       if (fh.commit_size != 0) {
         out->txs.push_back({tx_first, frame, fh.commit_size});
@@ -124,6 +135,20 @@ Status WalReader::ScanCommitted(uint64_t start, WalChain chain, WalScan* out, ui
       if (got % fsz != 0) out->stop = WalScanEnd::kPartialFrame;
       break;
     }
+    if (peeked) {
+      // What the next read (of that frame alone) would find first: in a WAL
+      // that SQLite reuses after a checkpoint, an older epoch's frame.
+      const WalFrameHeader fh = ParseWalFrameHeader(buf.get() + n * fsz);
+      if (fh.pgno == 0 || fh.salt1 != hdr_.salt1 || fh.salt2 != hdr_.salt2) {
+        out->stop = WalScanEnd::kForeignFrame;
+        break;
+      }
+    }
+  }
+  if (out->end > start && buf_first <= start && buf_first + buf_valid >= out->end) {
+    out->buf = std::move(buf);
+    out->buf_first = buf_first;
+    out->buf_frames = buf_valid;
   }
   return Status::OK();
 }
@@ -162,11 +187,20 @@ WalFrameCursor::WalFrameCursor(const WalReader* wal, uint64_t end, size_t max_re
   chunk_frames_ = std::max<uint64_t>(1, max_read_bytes / fsz);
 }
 
+void WalFrameCursor::UseScan(const WalScan& scan) {
+  scan_buf_ = scan.buf;
+  scan_first_ = scan.buf_first;
+  scan_count_ = scan_buf_ ? scan.buf_frames : 0;
+}
+
 Status WalFrameCursor::Page(uint64_t frame, uint32_t pgno, const char** page) {
   if (wal_->file() == nullptr) return NotOpen();
   if (frame >= end_) return Status::Internal("WAL frame " + std::to_string(frame) + " read past the scanned end");
   const uint64_t fsz = kWalFrameHeaderSize + uint64_t(wal_->page_size());
-  if (frame < first_ || frame >= first_ + count_) {
+  const unsigned char* f = nullptr;
+  if (frame >= scan_first_ && frame < scan_first_ + scan_count_) {
+    f = scan_buf_.get() + (frame - scan_first_) * fsz;  // as the scan verified it
+  } else if (frame < first_ || frame >= first_ + count_) {
     const uint64_t n = std::min(chunk_frames_, end_ - frame);
     if (n > buf_frames_) {  // sized to what is read (a one-page commit: one frame), not max_read_bytes
       buf_.reset(new unsigned char[n * fsz]);  // not zeroed: the read fills it
@@ -182,7 +216,7 @@ Status WalFrameCursor::Page(uint64_t frame, uint32_t pgno, const char** page) {
     first_ = frame;
     count_ = n;
   }
-  const unsigned char* f = buf_.get() + (frame - first_) * fsz;
+  if (f == nullptr) f = buf_.get() + (frame - first_) * fsz;
   const WalFrameHeader fh = ParseWalFrameHeader(f);
   const WalHeader& h = wal_->header();
   if (fh.salt1 != h.salt1 || fh.salt2 != h.salt2 || fh.pgno != pgno)

@@ -56,6 +56,12 @@ struct WalScan {
   uint64_t verified_end = 0;     // frame after the last valid one (>= end: an
                                  // uncommitted transaction lies in [end, verified_end))
   WalScanEnd stop = WalScanEnd::kEndOfFile;
+  // Frames [buf_first, buf_first + buf_frames) exactly as the scan read and
+  // verified them, kept only when they hold all of [start, end) (one read:
+  // a small capture), so that WalFrameCursor::UseScan serves their pages
+  // without reading them again. Null otherwise.
+  std::shared_ptr<const unsigned char[]> buf;
+  uint64_t buf_first = 0, buf_frames = 0;
 };
 
 class WalReader {
@@ -98,7 +104,9 @@ class WalReader {
   // find the end, instead of 8 frames at a time from `start` (in a WAL that
   // SQLite reuses after a checkpoint, the frames past the end are an older
   // epoch's: a commit of one page read eight). Only the read sizes depend
-  // on it, never the result.
+  // on it, never the result. The read up to the hint also takes the next
+  // frame's header, so that a frame of an older epoch there ends the scan
+  // without a read of its own.
   Status ScanCommitted(uint64_t start, WalChain chain, WalScan* out, uint64_t end_hint = 0) const;
 
   // The header of `frame` (not verified). kUnavailable if the file no
@@ -132,9 +140,14 @@ class WalFrameCursor {
   // the WAL was rewritten or shrank since the scan (a restart), kInternal
   // for a frame at or past `end`.
   Status Page(uint64_t frame, uint32_t pgno, const char** page);
+  // Serves the frames `scan` kept (WalScan::buf) from its buffer instead of
+  // reading them again (the scan's reader must be this cursor's).
+  void UseScan(const WalScan& scan);
 
  private:
   const WalReader* wal_;
+  std::shared_ptr<const unsigned char[]> scan_buf_;
+  uint64_t scan_first_ = 0, scan_count_ = 0;
   uint64_t end_;
   uint64_t chunk_frames_;
   std::unique_ptr<unsigned char[]> buf_;
