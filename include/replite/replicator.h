@@ -109,7 +109,7 @@ class REPLITE_EXPORT Replicator {
   // databases: the header of each (is it SQLite, in WAL mode) is read on
   // pool workers (one per core but this thread's) while this thread
   // prepares the next ones, then helps. On 2 cores, 100,000 new databases:
-  // 1.4 s, against 2.0 s for a loop of Add (bench/README.md).
+  // 1.4-1.75 s, against 2.0-2.2 s for a loop of Add (bench/README.md).
   virtual std::vector<Status> AddMany(const std::vector<std::string>& paths, const DatabaseOptions& options) = 0;
   virtual std::vector<Status> AddMany(const std::vector<std::string>& paths) = 0;  // with the defaults
 
