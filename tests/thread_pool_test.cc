@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "exec/thread_pool.h"
@@ -113,6 +114,44 @@ TEST_CASE("pool: RetireIdle ends the idle workers at once but not a running one"
   again.WaitInside(2);  // would hang if ended workers were not replaced
   again.Open();
   pool.Drain();
+}
+
+// After a burst each worker gives back its own malloc arena's free top
+// (core/burst_trim.h), which only code on that thread can reach.
+TEST_CASE("pool: RetireIdle runs on_thread on each idle worker's own thread before it ends", "[pool]") {
+  ThreadPool pool(4, /*idle_retire_ms=*/60000);
+  StartIdleWorkers(pool, 4);
+  REQUIRE(pool.live_threads() == 4);
+  std::mutex mu;
+  std::set<std::thread::id> ran;
+  int calls = 0;
+  const int ended = pool.RetireIdle(5000, [&] {
+    std::lock_guard<std::mutex> l(mu);
+    ran.insert(std::this_thread::get_id());
+    calls++;
+  });
+  CHECK(ended == 3);
+  CHECK(pool.live_threads() == 1);
+  std::lock_guard<std::mutex> l(mu);
+  CHECK(calls == 4);  // the three that ended and the one that stays
+  CHECK(ran.size() == 4);
+  CHECK(ran.count(std::this_thread::get_id()) == 0);
+}
+
+// RetireIdle returns only once every on_thread it started has returned: the
+// caller trims the heap next, after the workers' trims.
+TEST_CASE("pool: RetireIdle waits for on_thread to return", "[pool]") {
+  ThreadPool pool(3, /*idle_retire_ms=*/60000);
+  StartIdleWorkers(pool, 3);
+  std::atomic<int> inside{0}, done{0};
+  pool.RetireIdle(5000, [&] {
+    inside++;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    done++;
+  });
+  CHECK(inside == 3);
+  CHECK(done == 3);
+  CHECK(pool.live_threads() == 1);
 }
 
 TEST_CASE("pool: the destructor runs what is queued, also jobs queued by jobs", "[pool]") {

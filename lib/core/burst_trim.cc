@@ -7,6 +7,9 @@
 #endif
 
 #include <climits>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
 
 #include "format/zstd_pool.h"
 
@@ -32,6 +35,33 @@ void ReleaseFreeHeap() {
   sqlite3_release_memory(INT_MAX);  // effective only with SQLITE_ENABLE_MEMORY_MANAGEMENT
 #if defined(__GLIBC__)
   malloc_trim(0);
+#endif
+}
+
+void TrimThreadArena() {
+#if defined(__GLIBC__)
+  constexpr size_t kChunk = size_t(120) << 10;  // glibc's mmap threshold is never below 128 KiB by itself
+  constexpr size_t kMax = size_t(64) << 20;     // its largest trim threshold
+  // One thread at a time: the pages a pump touches before its arena
+  // shrinks (one per chunk, at most 2.2 MB) are then not multiplied by the
+  // number of workers retiring together.
+  static std::mutex one_at_a_time;
+  std::lock_guard<std::mutex> l(one_at_a_time);
+  std::vector<void*> held;
+  held.reserve(kMax / kChunk);
+  const size_t before = mallinfo2().arena;
+  for (size_t want = size_t(1) << 20; want <= kMax; want *= 2) {
+    while (held.size() * kChunk < want) {
+      void* p = std::malloc(kChunk);
+      if (p == nullptr) break;
+      held.push_back(p);
+    }
+    // Newest first: each one is next to the top when freed, and the last
+    // free finds the whole top, past the threshold once `want` is enough.
+    for (auto it = held.rbegin(); it != held.rend(); ++it) std::free(*it);
+    held.clear();
+    if (mallinfo2().arena < before) return;
+  }
 #endif
 }
 

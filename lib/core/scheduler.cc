@@ -201,9 +201,12 @@ void ReplicatorImpl::OnTimer(const Timer& t) {
 void ReplicatorImpl::TrimAfterBurst() {
   conns_.Sweep(NowMono(), BurstTrim::kQuietUs);
   // The burst's extra workers end now rather than after their idle time:
-  // each holds a cache of freed chunks that pins its arena's pages.
-  pool_.RetireIdle(1000);
+  // each holds a cache of freed chunks that pins its arena's pages. Each
+  // idle worker first gives back its arena's free top, which malloc_trim
+  // does not (core/burst_trim.h), as does this thread.
+  pool_.RetireIdle(1000, TrimThreadArena);
   positions_.ReleaseMemory();
+  TrimThreadArena();
   ReleaseFreeHeap();
   m_.Add("replite_memory_trims_total", {});
 }

@@ -76,14 +76,19 @@ size_t ThreadPool::queued() const {
   return q_.size();
 }
 
-int ThreadPool::RetireIdle(int64_t wait_ms) {
+int ThreadPool::RetireIdle(int64_t wait_ms, std::function<void()> on_thread) {
   std::list<Worker> reaped;
   {
     std::unique_lock<std::mutex> l(mu_);
     retire_ = idle_;
+    retire_running_ = 0;
+    on_retire_ = std::move(on_thread);
     cv_.notify_all();
-    idle_cv_.wait_for(l, std::chrono::milliseconds(wait_ms), [&] { return retire_ == 0 || stop_; });
+    idle_cv_.wait_for(l, std::chrono::milliseconds(wait_ms),
+                      [&] { return (retire_ == 0 && retire_running_ == 0) || stop_; });
     retire_ = 0;  // the ones that did not wake in time stay
+    // A worker still inside on_thread holds its own copy.
+    on_retire_ = nullptr;
     if (exited_ > 0 && !stop_) ReapLocked(&reaped);
   }
   // Joined: the threads are gone, and so is what they held.
@@ -126,6 +131,16 @@ void ThreadPool::Loop(Worker* self) {
       // not pay a thread start).
       const bool retire = retire_ > 0;
       if (retire) retire_--;
+      if (retire && on_retire_) {
+        std::function<void()> f = on_retire_;
+        retire_running_++;
+        l.unlock();
+        f();
+        f = nullptr;
+        l.lock();
+        retire_running_--;
+        if (retire_ == 0 && retire_running_ == 0) idle_cv_.notify_all();
+      }
       if (stop_ || ((!woke || retire) && live_ > 1)) {
         live_--;
         exited_++;

@@ -43,8 +43,11 @@ class ThreadPool {
   // Ends the idle workers now instead of after idle_retire_ms (down to
   // one), and waits up to `wait_ms` for them to be gone (after a burst:
   // a thread's exit hands its allocator cache back to malloc's arenas, see
-  // core/burst_trim.h). Returns how many ended.
-  int RetireIdle(int64_t wait_ms);
+  // core/burst_trim.h). Each idle worker woken for it, also the one that
+  // stays, first runs `on_thread` if given (core/burst_trim.h's arena trim:
+  // its own arena is only reachable from the thread). Returns how many
+  // ended.
+  int RetireIdle(int64_t wait_ms, std::function<void()> on_thread = nullptr);
   int live_threads() const;   // workers started and not retired
   int peak_threads() const;   // the most that were live at once
   uint64_t wakes() const;     // idle workers woken for a job so far
@@ -65,6 +68,8 @@ class ThreadPool {
   std::list<Worker> workers_;  // live and exited-but-unjoined
   int live_ = 0, idle_ = 0, running_ = 0, peak_ = 0, exited_ = 0;  // exited_: retired, not joined yet
   int retire_ = 0;  // idle workers asked to end now (RetireIdle)
+  std::function<void()> on_retire_;  // RetireIdle's on_thread, while it waits
+  int retire_running_ = 0;           // workers inside on_retire_
   bool waking_ = false;  // an idle worker was notified and has not come out of its wait yet
   uint64_t wakes_ = 0;
   bool stop_ = false;
