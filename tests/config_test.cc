@@ -126,6 +126,7 @@ TEST_CASE("config: the CLI refuses loose flag values with exit 2 naming the flag
            {{"replicate", "-once", "-state", dir / "state", "-snapshot-interval", "1e30d", db, url}, "-snapshot-interval"},
            {{"replicate", "-once", "-state", dir / "state", "-retention", "1.5h", db, url}, "-retention"},
            {{"replicate", "-once", "-state", dir / "state", "-workers", "many", db, url}, "-workers"},
+           {{"replicate", "-once", "-state", dir / "state", "-malloc-arena-max", "-2", db, url}, "-malloc-arena-max"},
            {{"replicate", "-once", "-state", dir / "state", "-metrics-addr", "127.0.0.1:99999", db, url}, "-metrics-addr"},
            {{"replicate", "-once", "-state", "", db, url}, "-state"},
        }) {

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <string>
@@ -42,6 +43,7 @@ int Usage(FILE* f = stderr) {
                "                    [-enable-wal] [-once] [-print-durable] [-lease-ttl DUR (0s: no lease)]\n"
                "                    [-compaction-levels DUR+DUR+... | off] [-keep-every-txid DUR]\n"
                "                    [-pack-window MS (0: off, the default) [-pack-unpack DUR]]\n"
+               "                    [-malloc-arena-max N (0: malloc's own; default one per core, at least 2)]\n"
                "                    [-metrics-addr 127.0.0.1:PORT] DB_PATH... REPLICA_URL\n"
                "  replite replicate [flags] -dir DIR REPLICA_URL\n"
                "  replite restore -o OUT [-txid N | -timestamp RFC3339] [-overwrite] [-stop-at-last-good] REPLICA_URL\n"
@@ -83,8 +85,26 @@ std::vector<std::string> ListDbFiles(const std::string& dir) {
   return out;
 }
 
+// The sidecar's malloc arenas (ReplicatorOptions::malloc_arena_max): one
+// per core, at least two, unless the user chose (-malloc-arena-max, or
+// MALLOC_ARENA_MAX / arena_max in GLIBC_TUNABLES, which glibc reads
+// itself). glibc gives each thread that allocates its own arena, up to
+// eight per core, and after the first-snapshot storm of a cold start each
+// of the sixteen arenas of a 2-core machine kept 1-2 MB that malloc_trim
+// cannot return, the same at 20,000 or 100,000 databases (bench/README.md
+// "cold settled"). This process is the library's own, so it chooses; an
+// application that embeds the library decides for itself (README.md).
+int SidecarArenaMax() {
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (std::getenv("MALLOC_ARENA_MAX") != nullptr || (tunables != nullptr && std::strstr(tunables, "arena_max")))
+    return 0;
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return int(cores < 2 ? 2 : cores);
+}
+
 int CmdReplicate(std::vector<std::string> args) {
   replite::ReplicatorOptions o;
+  o.malloc_arena_max = SidecarArenaMax();
   // The sidecar batches 200 ms of commits into a segment (the library's
   // default is 50 ms): a writer doing 200 small commits/s then uploads
   // 1.16x zstd -1 of its WAL pages instead of 1.36x, with a fifth of the
@@ -113,6 +133,7 @@ int CmdReplicate(std::vector<std::string> args) {
                       : a == "-keep-every-txid"   ? "keep-every-txid"
                       : a == "-pack-window"       ? "pack-window-ms"
                       : a == "-pack-unpack"       ? "pack-unpack"
+                      : a == "-malloc-arena-max"  ? "malloc-arena-max"
                                                   : nullptr;
     if (key != nullptr) {
       if (!next(&v)) return Usage();
