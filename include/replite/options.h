@@ -161,7 +161,8 @@ struct ReplicatorOptions {
   // RSS per database with 2 and without). This changes the allocator of the
   // whole process, the application's threads included (arenas that exist
   // already stay), and a later Open does not undo it: 0 leaves malloc as it
-  // is. Without glibc it does nothing. Default: 0.
+  // is. Without glibc it does nothing. Default: 0 (the CLI sidecar, whose
+  // process is the library's own, sets one per core, at least 2).
   int malloc_arena_max = 0;
   // Cap on the local upload spool (state_dir/upload-spool): while the store
   // fails, captured segments are written there (so the WAL can still be
