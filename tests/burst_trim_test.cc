@@ -9,12 +9,12 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/burst_trim.h"
+#include "test_util.h"
 
 using namespace replite;
 
@@ -59,17 +59,8 @@ TEST_CASE("connection churn that never stops is trimmed every kLongBurstUs", "[m
   CHECK(trims <= 10);
 }
 
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-namespace {
-long RssAnonKb() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("RssAnon:", 0) == 0) return std::atol(line.c_str() + 8);
-  return -1;
-}
-}  // namespace
-
+#include "util/sanitizers.h"
+#if defined(__GLIBC__) && !defined(REPLITE_SANITIZER_MALLOC)
 // A worker's arena after a first-snapshot storm: glibc raised its trim
 // threshold (a large block freed from mmap, as a caller's vector of 100,000
 // paths is), then the storm's buffers were freed into the arena's top,
@@ -91,12 +82,12 @@ TEST_CASE("a thread arena's free top goes back to the system after malloc_trim l
       bufs.push_back(p);
     }
     for (auto it = bufs.rbegin(); it != bufs.rend(); ++it) std::free(*it);
-    const long before = RssAnonKb();
+    const long before = test::ProcStatus("RssAnon:");
     malloc_trim(0);
-    const long mid = RssAnonKb();
+    const long mid = test::ProcStatus("RssAnon:");
     replite::TrimThreadArena();
     by_malloc_trim = before - mid;
-    by_arena_trim = mid - RssAnonKb();
+    by_arena_trim = mid - test::ProcStatus("RssAnon:");
   });
   t.join();
   INFO("KiB released by malloc_trim: " << by_malloc_trim << "; then by TrimThreadArena: " << by_arena_trim);

@@ -23,13 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-long ProcStatus(const char* field) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + std::strlen(field));
-  return -1;
-}
 long OpenFds() {
   long n = 0;
   for (auto& e : fs::directory_iterator("/proc/self/fd")) (void)e, n++;
@@ -95,7 +88,7 @@ TEST_CASE("threads do not grow with the number of databases", "[many]") {
   // Each Add queues a first sync: workers start for the jobs waiting.
   for (int i = 0; i < 50; i++) REQUIRE(r->Add(paths[i]).ok());
   for (int i = 0; i < 50; i++) REQUIRE(r->Sync(paths[i]).ok());
-  const long t50 = ProcStatus("Threads:");
+  const long t50 = test::ProcStatus("Threads:");
   CHECK(t50 <= 1 + 6 + 1 + 2);  // main + cap + timer + slack
   for (int i = 50; i < 300; i++) REQUIRE(r->Add(paths[i]).ok());
   // 300 databases synced by 12 application threads at once: the workers
@@ -113,7 +106,7 @@ TEST_CASE("threads do not grow with the number of databases", "[many]") {
   CHECK(Metric(m, "replite_worker_threads_peak") > 1);
   CHECK(Metric(m, "replite_worker_threads_peak") <= 6);
   CHECK(r->GetSummary(0).worker_threads == 6);
-  const long t300 = ProcStatus("Threads:");
+  const long t300 = test::ProcStatus("Threads:");
   CHECK(t300 <= 1 + 6 + 1 + 2);  // main + cap + timer + slack
   REQUIRE(r->Close().ok());
 }
@@ -607,7 +600,7 @@ TEST_CASE("a cold start gives the first-snapshot burst's memory back", "[many][m
   malloc_trim(0);      // the test binary's earlier heap is not ours to count
   // Anonymous memory only: the code pages a first run of the library
   // faults in are no database's.
-  const long rss0 = ProcStatus("RssAnon:");
+  const long rss0 = test::ProcStatus("RssAnon:");
   std::unique_ptr<Replicator> r;
   REQUIRE(Replicator::Open(o, &r).ok());
   for (const auto& p : paths) REQUIRE(r->Add(p).ok());
@@ -622,7 +615,7 @@ TEST_CASE("a cold start gives the first-snapshot burst's memory back", "[many][m
   CHECK(Metric(r->Metrics(), "replite_memory_trims_total") >= 1);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   // (Under a sanitizer's allocator RSS says nothing about ours.)
-  const double per_db = (ProcStatus("RssAnon:") - rss0) * 1024.0 / kN;
+  const double per_db = (test::ProcStatus("RssAnon:") - rss0) * 1024.0 / kN;
   INFO("anonymous RSS per database after the cold start settled: " << per_db << " B");
   // Measured 2,160-6,762 B here run to run before the slot was cut to 336
   // bytes and first syncs waited for Adds to pause up to 5 s, 1,681-1,999

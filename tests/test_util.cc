@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "core/wal_capture.h"
@@ -142,6 +143,14 @@ std::string DumpContent(const std::string& db_path) {
   }
   sqlite3_close_v2(db);
   return out;
+}
+
+long ProcStatus(const char* field) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(field, 0) == 0) return std::atol(line.c_str() + std::strlen(field));
+  return -1;
 }
 
 std::string IntegrityCheck(const std::string& db_path) {

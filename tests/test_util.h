@@ -102,6 +102,9 @@ void ReplicateVariedAndRestore(const std::string& url, const TempDir& dir, int t
 // does not export `name` at all (so a renamed metric cannot pass "== 0").
 double MetricSum(const std::string& text, const std::string& name);
 std::string IntegrityCheck(const std::string& db_path);
+// A numeric field of /proc/self/status (e.g. "RssAnon:", in kB; "Threads:"),
+// or -1.
+long ProcStatus(const char* field);
 // Runs a shell command line; returns its exit code, and its output (2>&1)
 // in *out.
 int Shell(const std::string& cmd, std::string* out);

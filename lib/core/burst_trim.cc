@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "format/zstd_pool.h"
+#include "util/sanitizers.h"
 
 namespace replite {
 
@@ -38,18 +39,10 @@ void ReleaseFreeHeap() {
 #endif
 }
 
-// Under a sanitizer malloc is the sanitizer's: there is no glibc arena to
-// trim, and the pump would only fill its quarantine.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define REPLITE_MALLOC_IS_SANITIZERS 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define REPLITE_MALLOC_IS_SANITIZERS 1
-#endif
-#endif
-
 void TrimThreadArena() {
-#if defined(__GLIBC__) && !defined(REPLITE_MALLOC_IS_SANITIZERS)
+// (Under a sanitizer there is no glibc arena, and the pump would only fill
+// its quarantine.)
+#if defined(__GLIBC__) && !defined(REPLITE_SANITIZER_MALLOC)
   constexpr size_t kChunk = size_t(120) << 10;  // glibc's mmap threshold is never below 128 KiB by itself
   constexpr size_t kMax = size_t(64) << 20;     // its largest trim threshold
   // One thread at a time: the pages a pump touches before its arena

@@ -6,11 +6,12 @@
 
 #include "core/memory_report.h"
 #include "util/file_util.h"
+#include "util/sanitizers.h"
 #include "util/slab.h"
 
 namespace replite {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(REPLITE_SANITIZER_MALLOC)
 void* DbSlot::operator new(size_t n) { return ::operator new(n); }
 void DbSlot::operator delete(void* p) { ::operator delete(p); }
 uint64_t DbSlot::CellBytes() { return MallocChunk(sizeof(DbSlot)); }

@@ -81,7 +81,6 @@ int ThreadPool::RetireIdle(int64_t wait_ms, std::function<void()> on_thread) {
   {
     std::unique_lock<std::mutex> l(mu_);
     retire_ = idle_;
-    retire_running_ = 0;
     on_retire_ = std::move(on_thread);
     cv_.notify_all();
     idle_cv_.wait_for(l, std::chrono::milliseconds(wait_ms),
