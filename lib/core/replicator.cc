@@ -140,12 +140,17 @@ Status ReplicatorImpl::OpenTarget(const std::string& replica_url, std::shared_pt
 // Databases added with equal options share one DbConfig (with a replica
 // URL of their own, its store is opened here, once).
 Status ReplicatorImpl::ConfigFor(const DatabaseOptions& o, RefPtr<const DbConfig>* out) {
+  // Every option is in the key: databases share a config only if all of
+  // their options are equal.
   char key[512];
-  std::snprintf(key, sizeof key, "%d|%lld|%lld|%u|%u|%lld|%lld|%d|%lld|", o.enable_wal ? 1 : 0,
+  std::snprintf(key, sizeof key, "%d|%lld|%lld|%u|%u|%lld|%lld|%d|%lld|%lld|%lld|%llu|%lld|%d|", o.enable_wal ? 1 : 0,
                 (long long)o.snapshot_interval_ms, (long long)o.retention_ms, o.checkpoint_pages, o.truncate_pages,
                 (long long)o.checkpoint_quiet_ms, (long long)o.poll_interval_ms, o.compression_level,
-                (long long)o.sync_interval_ms);
-  std::string k = std::string(key) + o.metrics_group + "|" + o.replica_url;
+                (long long)o.sync_interval_ms, (long long)o.keep_every_txid_ms, (long long)o.pack_window_ms,
+                (unsigned long long)o.pack_max_bytes, (long long)o.pack_unpack_ms, o.pack_compression_level);
+  std::string k = key;
+  for (int64_t level : o.compaction_levels_ms) k += std::to_string(level) + ",";
+  k += "|" + std::to_string(o.metrics_group.size()) + ":" + o.metrics_group + "|" + o.replica_url;
   {
     MutexLock l(cfg_mu_);
     if (auto it = configs_.find(k); it != configs_.end()) {
