@@ -19,6 +19,9 @@
 //                              [--s3 moto]   (replicate to a moto_server started here)
 //                              [--pack MS [--pack-unpack-s S]]  (each mode also with packing:
 //                                            DatabaseOptions::pack_window_ms, pack_unpack_ms)
+//                              [--pack-levels -1,1] (the packed run once per level, in this order:
+//                                            DatabaseOptions::pack_compression_level; default:
+//                                            the library's)
 //                              [--arena-max N] (ReplicatorOptions::malloc_arena_max)
 //
 // Each measurement runs in a fresh child process so that RSS is not
@@ -292,7 +295,7 @@ void ProbeDisk(const std::string& dir, double start, const std::atomic<bool>& st
 }
 
 int Measure(const std::string& dir, int n, const std::string& url, bool notify, int seconds, int64_t pack_ms,
-            int64_t unpack_ms) {
+            int64_t unpack_ms, const char* pack_level) {
   RaiseFdLimit();
   const int hot = std::max(1, n / 100);
   const long rss0 = RssKb(), fds0 = OpenFds(), threads0 = Threads();
@@ -300,6 +303,7 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
   auto o = BaseOptions(dir, url, notify);
   o.defaults.pack_window_ms = pack_ms;
   if (unpack_ms > 0) o.defaults.pack_unpack_ms = unpack_ms;
+  if (pack_level) o.defaults.pack_compression_level = std::atoi(pack_level);
   o.on_durable = [&](const std::string& path, uint64_t txid) {
     double now = Now();
     std::lock_guard<std::mutex> l(lag.mu);
@@ -416,7 +420,7 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
       "  N=%-6d mode=%-6s%s add(warm) %.3f s | RSS %+.0f B/db after add, %.1f MiB total | threads %ld->%ld | "
       "fds %ld->%ld (app's own %ld excluded) | http conns %.0f | CPU replite %.2f s/min, writer alone %.2f s/min | "
       "lag p50 %.0f ms p99 %.0f ms (%zu commits of %ld) | app commit p99 %.1f ms max %.1f ms | store req/db-hour hot %.0f idle %.3f | req/s %.1f\n",
-      n, notify ? "notify" : "poll", pack_ms > 0 ? ("+pack " + std::to_string(pack_ms) + " ms").c_str() : "", t_add, (rss1 - rss0) * 1024.0 / n, rss2 / 1024.0, threads0, threads2, fds0, fds2,
+      n, notify ? "notify" : "poll", pack_ms > 0 ? ("+pack " + std::to_string(pack_ms) + " ms level " + std::to_string(o.defaults.pack_compression_level)).c_str() : "", t_add, (rss1 - rss0) * 1024.0 / n, rss2 / 1024.0, threads0, threads2, fds0, fds2,
       fds_app, http_conns < 0 ? 0 : http_conns, cpu * 60 / wall, writer_cpu * 60 / wall, Pct(lags, 0.5) * 1e3,
       Pct(lags, 0.99) * 1e3, lags.size(), commits.load(), Pct(commit_ms, 0.99), Pct(commit_ms, 1.0), req_hot / hot / hours, req_idle / std::max(1, n - hot) / hours,
       (req_hot + req_idle) / wall);
@@ -425,9 +429,10 @@ int Measure(const std::string& dir, int n, const std::string& url, bool notify, 
     std::printf(" %s %.1f", op,
                 MetricSum(m, "replite_store_requests_total", std::string("group=\"hot\",op=\"") + op + "\"") / hot / hours);
   std::printf("\n");
-  std::printf("    replite CPU per captured commit %.3f ms | packs stored %.0f (%.1f segments each), unpacked %.0f "
-              "(unpack every %.0f s)\n",
-              cpu * 1e3 / std::max<long>(1, commits.load()), std::max(0.0, packs),
+  std::printf("    replite CPU per captured commit %.3f ms | uploaded %.0f B per commit | packs stored %.0f (%.1f "
+              "segments each), unpacked %.0f (unpack every %.0f s)\n",
+              cpu * 1e3 / std::max<long>(1, commits.load()),
+              MetricSum(m, "replite_uploaded_bytes_total", "") / std::max<long>(1, commits.load()), std::max(0.0, packs),
               packs > 0 ? members / packs : 0.0, std::max(0.0, unpacked), double(o.defaults.pack_unpack_ms) / 1e3);
   std::printf("    checkpoints %.0f | WAL epochs checked by reading the database %.0f (adopted %.0f) | new generations %.0f\n",
               std::max(0.0, checkpoints), std::max(0.0, epoch_reads), std::max(0.0, epoch_adopted),
@@ -484,14 +489,15 @@ int main(int argc, char** argv) {
   // here has room for 64.
   std::string workers = std::to_string(replite::ReplicatorOptions().worker_threads);
   std::string pack = "0", unpack = "0";  // --pack MS: each mode again with packing on
+  std::string pack_levels;                // --pack-levels: "" = the library's default
   const bool child = !args.empty() && args[0] == "--child";
   if (!child && args.size() % 2 != 0) {
     // --help, a flag without its value: say so rather than start the
     // default run (three N, both modes, 100,000 databases prepared).
     std::fprintf(stderr,
                  "usage: many_dbs_bench [--n 1000,10000,100000] [--seconds 60] [--mode notify,poll] "
-                 "[--dir DIR] [--url URL] [--reuse 1] [--s3 moto] [--workers N] [--pack MS [--pack-unpack-s S]] "
-                 "[--arena-max N]\n(see the comment at the top of bench/many_dbs_bench.cc and bench/README.md)\n");
+                 "[--dir DIR] [--url URL] [--reuse 1] [--s3 moto] [--workers N] [--pack MS [--pack-unpack-s S] "
+                 "[--pack-levels L,L]] [--arena-max N]\n(see the comment at the top of bench/many_dbs_bench.cc and bench/README.md)\n");
     return 2;
   }
   for (size_t i = 0; !child && i + 1 < args.size(); i += 2) {
@@ -504,6 +510,7 @@ int main(int argc, char** argv) {
     else if (args[i] == "--s3") s3 = args[i + 1];
     else if (args[i] == "--workers") workers = args[i + 1];
     else if (args[i] == "--pack") pack = args[i + 1];
+    else if (args[i] == "--pack-levels") pack_levels = args[i + 1];
     else if (args[i] == "--pack-unpack-s") unpack = std::to_string(std::atoll(args[i + 1].c_str()) * 1000);
     else if (args[i] == "--arena-max") setenv("REPLITE_BENCH_ARENA_MAX", args[i + 1].c_str(), 1);  // for the children
     else {
@@ -513,14 +520,15 @@ int main(int argc, char** argv) {
     }
   }
   if (!std::getenv("REPLITE_BENCH_WORKERS")) setenv("REPLITE_BENCH_WORKERS", workers.c_str(), 1);  // for the children
-  if (child) {  // --child prepare|notify|poll DIR N URL SECONDS [PACK_MS UNPACK_MS]
+  if (child) {  // --child prepare|notify|poll DIR N URL SECONDS [PACK_MS UNPACK_MS [PACK_LEVEL]]
     const std::string what = args[1], d = args[2], u = args[4];
     const int n = std::atoi(args[3].c_str());
     if (what == "prepare") return Prepare(d, n, u);
     if (what == "coldadd" || what == "coldadd-loop") return ColdAdd(d, n, what == "coldadd-loop");
     const int64_t pack_ms = args.size() > 7 ? std::atoll(args[6].c_str()) : 0;
     const int64_t unpack_ms = args.size() > 7 ? std::atoll(args[7].c_str()) : 0;
-    return Measure(d, n, u, what == "notify", std::atoi(args[5].c_str()), pack_ms, unpack_ms);
+    return Measure(d, n, u, what == "notify", std::atoi(args[5].c_str()), pack_ms, unpack_ms,
+                   args.size() > 8 ? args[8].c_str() : nullptr);
   }
   std::unique_ptr<replite::testing::MotoServer> moto;
   if (s3 == "moto") {
@@ -561,9 +569,14 @@ int main(int argc, char** argv) {
     fs::remove_all(d + "/coldadd");
     for (const auto& mode : Split(modes)) {
       if (Run({"many_dbs_bench", "--child", mode, d, nstr, u, std::to_string(seconds)}) != 0) return 1;
-      // The same workload with packing, beside it in the same run.
-      if (pack != "0" && Run({"many_dbs_bench", "--child", mode, d, nstr, u, std::to_string(seconds), pack, unpack}) != 0)
-        return 1;
+      // The same workload with packing, beside it in the same run (once
+      // per pack level asked for).
+      if (pack == "0") continue;
+      for (const auto& level : pack_levels.empty() ? std::vector<std::string>{""} : Split(pack_levels)) {
+        std::vector<std::string> a = {"many_dbs_bench", "--child", mode, d, nstr, u, std::to_string(seconds), pack, unpack};
+        if (!level.empty()) a.push_back(level);
+        if (Run(a) != 0) return 1;
+      }
     }
     if (!reuse) fs::remove_all(d);
   }

@@ -192,6 +192,9 @@ REPLITE_C_EXPORT void replite_free(void* p);
  *                      Default: 8MiB.
  *   "pack-unpack"      packed segments move into each database's own objects
  *                      this often. Default: 2m.
+ *   "pack-compression-level" zstd level of the segments captured for packs,
+ *                      -7..-1 (zstd's fast levels) or 1..22; unpacking
+ *                      rewrites them at "compression-level". Default: -1.
  *
  * Durations are a number with a unit: ms, s, m, h, d ("90s", "24h"); for the
  * "-ms" keys a plain number is milliseconds too ("snapshot-interval",

@@ -43,7 +43,11 @@ TEST_CASE("config: values the CLI used to take loosely are refused by the shared
                                          {"state-dir", ""},
                                          {"memory-cap", "1T"},
                                          {"malloc-arena-max", "-1"},
-                                         {"malloc-arena-max", "2x"}}) {
+                                         {"malloc-arena-max", "2x"},
+                                         {"pack-compression-level", "0"},
+                                         {"pack-compression-level", "-8"},
+                                         {"pack-compression-level", "23"},
+                                         {"pack-compression-level", "- 1"}}) {
     ReplicatorOptions o;
     const ReplicatorOptions before;
     Status s = config::ApplyReplicatorOption(&o, c.key, c.value);
@@ -90,6 +94,11 @@ TEST_CASE("config: values the CLI used to take loosely are refused by the shared
   CHECK(o.defaults.compaction_levels_ms.empty());
   REQUIRE(config::ApplyReplicatorOption(&o, "keep-every-txid", "2h").ok());
   CHECK(o.defaults.keep_every_txid_ms == 2 * 3600 * 1000);
+  CHECK(o.defaults.pack_compression_level == -1);
+  REQUIRE(config::ApplyReplicatorOption(&o, "pack-compression-level", "-5").ok());
+  CHECK(o.defaults.pack_compression_level == -5);
+  REQUIRE(config::ApplyReplicatorOption(&o, "pack-compression-level", "3").ok());
+  CHECK(o.defaults.pack_compression_level == 3);
   RestoreOptions r;
   REQUIRE(config::ApplyRestoreOption(&r, "txid", "1000").ok());
   CHECK(r.txid == 1000);
@@ -127,6 +136,7 @@ TEST_CASE("config: the CLI refuses loose flag values with exit 2 naming the flag
            {{"replicate", "-once", "-state", dir / "state", "-retention", "1.5h", db, url}, "-retention"},
            {{"replicate", "-once", "-state", dir / "state", "-workers", "many", db, url}, "-workers"},
            {{"replicate", "-once", "-state", dir / "state", "-malloc-arena-max", "-2", db, url}, "-malloc-arena-max"},
+           {{"replicate", "-once", "-state", dir / "state", "-pack-level", "-9", db, url}, "-pack-level"},
            {{"replicate", "-once", "-state", dir / "state", "-metrics-addr", "127.0.0.1:99999", db, url}, "-metrics-addr"},
            {{"replicate", "-once", "-state", "", db, url}, "-state"},
        }) {

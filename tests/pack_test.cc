@@ -21,6 +21,7 @@
 #include "fault_store.h"
 #include "forwarding_store.h"
 #include "moto_server.h"
+#include "core/wal_capture.h"
 #include "format/layout.h"
 #include "format/pack.h"
 #include "format/segment.h"
@@ -738,6 +739,64 @@ TEST_CASE("packing: no checkpoint while the database's frames wait in a pack", "
   CHECK(test::MetricSum(f.r->Metrics(), "replite_checkpoints_total") > before);
   REQUIRE(f.r->Close().ok());
   f.CheckEveryState("after the checkpoint");
+}
+
+// A capture for a pack (core/wal_capture.h, pack_member_max_bytes)
+// compresses at the pack's level; a segment with more pages than a pack
+// member may hold, and every capture without packing, at the database's.
+TEST_CASE("packing: a pack member is compressed at the pack's level and a larger segment at the database's",
+          "[pack]") {
+  test::TempDir dir;
+  const std::string db = dir / "app.db";
+  test::Writer w(db, /*autocheckpoint=*/1000);
+  w.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  CaptureRequest req;
+  req.db_path = db;
+  req.spool_dir = dir / "spool";
+  req.now_ms = 1767225600000;
+  req.new_generation = 0x0123456789abcdefull;
+  CaptureResult first;
+  REQUIRE(CaptureChanges(req, Position(), &first).ok());
+  REQUIRE(first.has_snapshot);
+  ::unlink(first.snapshot_path.c_str());
+  // One commit of a few pages of hex text (what zstd's fast levels compress
+  // much less than level 1).
+  w.Exec("BEGIN");
+  for (int i = 0; i < 60; i++) w.Exec("INSERT INTO t(v) VALUES (hex(randomblob(64)))");
+  w.Exec("COMMIT");
+  auto capture = [&](uint64_t member_max, int level) {
+    CaptureRequest r = req;
+    r.pack_member_max_bytes = member_max;
+    r.pack_zstd_level = level;
+    CaptureResult out;
+    Status s = CaptureChanges(r, first.pos, &out);
+    INFO(s.ToString());
+    REQUIRE(s.ok());
+    REQUIRE(out.has_segment);
+    REQUIRE(out.segment_path.empty());
+    return out.segment;
+  };
+  const std::string own = capture(0, -7);             // not packing: compression_level (1)
+  const std::string fast = capture(1 << 20, -7);      // a pack member at -7
+  const std::string strong = capture(1 << 20, 19);    // ... at 19
+  const std::string too_big = capture(4096, -7);      // more pages than a member may hold
+  CHECK(too_big == own);
+  CHECK(fast.size() > own.size() * 3 / 2);
+  CHECK(strong.size() < own.size());
+  // The same transaction in each, page for page.
+  SegmentHeader h0, h1, h2;
+  std::vector<DecodedBlock> b0, b1, b2;
+  REQUIRE(DecodeSegment(own, &h0, &b0).ok());
+  REQUIRE(DecodeSegment(fast, &h1, &b1).ok());
+  REQUIRE(DecodeSegment(strong, &h2, &b2).ok());
+  REQUIRE(b0.size() == 1);
+  REQUIRE(b1.size() == 1);
+  REQUIRE(b2.size() == 1);
+  CHECK(b0[0].pgnos.size() >= 2);
+  CHECK(b1[0].pgnos == b0[0].pgnos);
+  CHECK(b1[0].pages == b0[0].pages);
+  CHECK(b2[0].pages == b0[0].pages);
+  CHECK(h1.checksum_after == h0.checksum_after);
 }
 
 // Databases added with options that differ only in packing (or in any

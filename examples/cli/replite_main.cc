@@ -42,7 +42,7 @@ int Usage(FILE* f = stderr) {
                "  replite replicate [-state DIR] [-poll-ms N] [-sync-ms N] [-snapshot-interval DUR] [-retention DUR]\n"
                "                    [-enable-wal] [-once] [-print-durable] [-lease-ttl DUR (0s: no lease)]\n"
                "                    [-compaction-levels DUR+DUR+... | off] [-keep-every-txid DUR]\n"
-               "                    [-pack-window MS (0: off, the default) [-pack-unpack DUR]]\n"
+               "                    [-pack-window MS (0: off, the default) [-pack-unpack DUR] [-pack-level N (-7..22, default -1)]]\n"
                "                    [-malloc-arena-max N (0: malloc's own; default one per core, at least 2)]\n"
                "                    [-metrics-addr 127.0.0.1:PORT] DB_PATH... REPLICA_URL\n"
                "  replite replicate [flags] -dir DIR REPLICA_URL\n"
@@ -133,6 +133,7 @@ int CmdReplicate(std::vector<std::string> args) {
                       : a == "-keep-every-txid"   ? "keep-every-txid"
                       : a == "-pack-window"       ? "pack-window-ms"
                       : a == "-pack-unpack"       ? "pack-unpack"
+                      : a == "-pack-level"        ? "pack-compression-level"
                       : a == "-malloc-arena-max"  ? "malloc-arena-max"
                                                   : nullptr;
     if (key != nullptr) {

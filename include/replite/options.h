@@ -103,6 +103,16 @@ struct DatabaseOptions {
   int64_t pack_window_ms = 0;
   uint64_t pack_max_bytes = 8ull << 20;
   int64_t pack_unpack_ms = 120 * 1000;
+  // zstd level of the segments captured for packs (those of at most a
+  // quarter of pack_max_bytes of pages), -7..-1 (zstd's fast levels) or
+  // 1..22. A member is compressed on its own as its commit is captured
+  // and stays in packs only until unpacked, when each database's run of
+  // members is rewritten at compression_level (a run of one member keeps
+  // its bytes until compaction rewrites it). At -1 a one-page member
+  // takes about half of level 1's CPU (the capture's largest part after
+  // SQLite's read transaction) and ~1.7x its bytes (bench/README.md,
+  // many_dbs). Default: -1.
+  int pack_compression_level = -1;
 };
 
 struct ReplicatorOptions {

@@ -12,7 +12,7 @@ namespace {
 constexpr const char* kDbKeys =
     "replica-url, sync-interval-ms, poll-interval-ms, snapshot-interval, retention, checkpoint-quiet-ms, "
     "checkpoint-pages, truncate-pages, metrics-group, enable-wal, compression-level, compaction-levels, "
-    "keep-every-txid, pack-window-ms, pack-max-bytes, pack-unpack";
+    "keep-every-txid, pack-window-ms, pack-max-bytes, pack-unpack, pack-compression-level";
 constexpr const char* kReplicatorKeys =
     "state-dir, worker-threads, max-connections, max-connections-per-host, fd-budget, memory-cap, ca-file, "
     "verify-tls, position-flush-ms, spool-cap, lease-ttl, snapshot-verify-max, malloc-arena-max";
@@ -90,6 +90,12 @@ Status ApplyDbOption(DatabaseOptions* o, std::string_view key, std::string_view 
     }
   } else if (key == "pack-unpack") {
     if ((s = ParsePositiveDuration(n, v, kUnitNeeded, &i)).ok()) o->pack_unpack_ms = i;
+  } else if (key == "pack-compression-level") {
+    // zstd's fast levels are negative: the one option with a sign.
+    const bool fast = !v.empty() && v[0] == '-';
+    if (!ParseInt(n, fast ? v.substr(1) : v, 1, fast ? 7 : 22, &i).ok())
+      return BadValue(n, v, "a zstd level from -7 to -1 (fast) or 1 to 22 (\"-1\", \"3\")");
+    o->pack_compression_level = int(fast ? -i : i);
   } else {
     *known = false;
   }

@@ -165,6 +165,10 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   req.db_path = s.path();
   req.enable_wal = o.enable_wal;
   req.zstd_level = o.compression_level;
+  if (o.pack_window_ms > 0) {
+    req.pack_member_max_bytes = o.pack_max_bytes / 4;
+    req.pack_zstd_level = o.pack_compression_level;
+  }
   req.now_ms = now;
   req.spool_dir = spool_dir_;
   // Memory cap: each concurrent job keeps at most its share in memory.

@@ -518,6 +518,14 @@ class Capture {
     return Status::OK();
   }
 
+  // The zstd level of a segment of `page_bytes` of pages: a pack's
+  // members (compressed one by one, rewritten when unpacked) take the
+  // pack's faster level.
+  int SegmentLevel(uint64_t page_bytes) const {
+    return req_.pack_member_max_bytes != 0 && page_bytes <= req_.pack_member_max_bytes ? req_.pack_zstd_level
+                                                                                   : req_.zstd_level;
+  }
+
   Status EncodeSegment(uint64_t start, const WalScan& scan, Lock lock, Position* np, Outcome* outcome) {
     const uint32_t ps = wal_.hdr().page_size;
     PageSource src(&wal_.r, &db_, ps, pos_.db_pages);
@@ -531,7 +539,7 @@ class Capture {
     SegmentOut seg;
     s = seg.Open(uint64_t(scan.pgnos.size()) * ps, req_.memory_limit_bytes, req_.spool_dir);
     if (!s.ok()) return s;
-    SegmentBuilder builder(seg.sink(), h, req_.zstd_level);
+    SegmentBuilder builder(seg.sink(), h, SegmentLevel(uint64_t(scan.pgnos.size()) * ps));
     s = builder.Start();
     if (!s.ok()) return s;
     // Declared after the builder: stopped before it goes.
@@ -710,7 +718,7 @@ class Capture {
     SegmentOut seg;
     Status s = seg.Open(uint64_t(scan.pgnos.size()) * ps, req_.memory_limit_bytes, req_.spool_dir);
     if (!s.ok()) return s;
-    SegmentBuilder builder(seg.sink(), h, req_.zstd_level);
+    SegmentBuilder builder(seg.sink(), h, SegmentLevel(uint64_t(scan.pgnos.size()) * ps));
     s = builder.Start();
     if (!s.ok()) return s;
     BlockPipeline pipe(&builder, uint64_t(scan.pgnos.size()) * ps > BlockPipeline::kThreadedBytes);

@@ -41,6 +41,10 @@ struct CaptureRequest {
   bool enable_wal = false;       // switch a non-WAL database to WAL
   int busy_timeout_ms = 5000;
   int zstd_level = 1;
+  // Packing: a segment of at most this many bytes of pages goes into a
+  // pack and is compressed at pack_zstd_level (0: not packing).
+  uint64_t pack_member_max_bytes = 0;
+  int pack_zstd_level = -1;
   int64_t now_ms = 0;
   bool want_snapshot = false;    // scheduled snapshot (same generation)
   // PASSIVE checkpoint under the write lock, but only when nothing new was

@@ -153,6 +153,7 @@ static void test_option_keys(void) {
       {"memory-cap", "4096"}, {"memory-cap", "512KiB"}, {"spool-cap", "2G"}, {"metrics-group", "tier-1"}, {"enable-wal", "1"},
       {"enable-wal", "0"}, {"compression-level", "3"}, {"ca-file", ""}, {"verify-tls", "0"},
       {"verify-tls", "true"}, {"checkpoint-quiet-ms", "1m"}, {"position-flush-ms", "250"}, {"replica-url", ""},
+      {"pack-compression-level", "-1"}, {"pack-compression-level", "-7"}, {"pack-compression-level", "19"},
   };
   replite_options* o = replite_options_create();
   CHECK(o != NULL);
