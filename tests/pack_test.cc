@@ -337,6 +337,38 @@ TEST_CASE("packing: packs past the memory budget wait in local copies and restor
   f.CheckEveryState("after unpacking");
 }
 
+// On a local directory store (file://, the built-in store) a stored pack
+// read back costs what a local copy would: none is written (it was a second
+// write of every pack byte to the same disk), and past the memory budget
+// unpacking and restores read the store's own.
+TEST_CASE("packing: a local directory store gets no local copies of its packs and restores exactly", "[pack]") {
+  PackedFleet f(8, 100, 10 * 60 * 1000, "", [](ReplicatorOptions& o) {
+    o.store_factory = nullptr;  // the built-in file:// store
+    o.defaults.pack_max_bytes = 64 << 10;
+    o.memory_cap = 1 << 20;  // unpack budget 256 KiB
+  });
+  const std::string unpack_dir = f.dir / "state/unpack";
+  auto pack_bytes = [&] {
+    uint64_t n = 0;
+    for (const auto& p : FilesUnder(f.pack_dir()))
+      if (p.find(".pack") != std::string::npos) n += std::filesystem::file_size(p);
+    return n;
+  };
+  size_t rounds = 0;
+  while (pack_bytes() < (1u << 20) && rounds < 80) {
+    f.Round();
+    rounds++;
+    REQUIRE(FilesUnder(unpack_dir).empty());
+  }
+  INFO(rounds << " rounds, " << pack_bytes() << " bytes of packs");
+  REQUIRE(pack_bytes() >= (1u << 20));  // four times the budget waits
+  f.CheckEveryState("from packs past the memory budget");
+  REQUIRE(f.r->Close().ok());
+  CHECK(FilesUnder(unpack_dir).empty());
+  CHECK(CountSuffix(FilesUnder(f.dir / "replicas"), ".pack") == 0);
+  f.CheckEveryState("after unpacking");
+}
+
 TEST_CASE("packing: WaitDurable answers once the pack is stored and a failed pack is retried", "[pack]") {
   PackedFleet f(3, 50, 10 * 60 * 1000);
   f.Round();

@@ -91,8 +91,9 @@ struct DatabaseOptions {
   // prefix within pack_unpack_ms (one object per database and run), and a
   // pack is deleted once all its members are out. Stored packs wait for
   // that in memory up to memory_cap / 8, past it in state_dir/unpack (up
-  // to ReplicatorOptions::spool_cap of copies; past that they are read
-  // back from the store by ranges when unpacked). Until then a database's
+  // to ReplicatorOptions::spool_cap of copies; past that, and always for
+  // the built-in file:// store, they are read back from the store by
+  // ranges when unpacked). Until then a database's
   // recent changes are also in <root>/.replite-packs/, where anyone who may
   // read that prefix reads every member's: keep tenants that must not share
   // it on separate roots, or leave packing off for them. A segment larger

@@ -63,7 +63,12 @@ std::shared_ptr<ReplicatorImpl::PackGroup> ReplicatorImpl::PackGroupOf(const DbS
   pc.unpack_ms = o.pack_unpack_ms;
   pc.unpack_bytes = std::max<uint64_t>(4 * o.pack_max_bytes, opts_.memory_cap / 8);
   pc.zstd_level = o.compression_level;
-  pc.spill_dir = unpack_dir_;
+  // On a local directory store (the built-in file:// one) a stored pack
+  // read back costs what a local copy would: no copy, which was a second
+  // write of every pack byte to the same disk (~3% of a packed capture's
+  // CPU at N = 100,000: bench/README.md, many_dbs).
+  const bool local_store = !opts_.store_factory && ref.url.rfind("file://", 0) == 0;
+  pc.spill_dir = local_store ? std::string() : unpack_dir_;
   pc.spill_cap = opts_.spool_cap;  // (every group's copies together: spill_used_)
   pc.spill_used = spill_used_;
   PackGroup* raw = g.get();
