@@ -110,9 +110,9 @@ struct DatabaseOptions {
   // and stays in packs only until unpacked, when each database's run of
   // members is rewritten at compression_level (a run of one member keeps
   // its bytes until compaction rewrites it). At -1 a one-page member
-  // takes about half of level 1's CPU (the capture's largest part after
-  // SQLite's read transaction) and ~1.7x its bytes (bench/README.md,
-  // many_dbs). Default: -1.
+  // takes about half of level 1's CPU (zstd is the capture's largest
+  // single part) and ~1.6x its bytes (bench/README.md, many_dbs).
+  // Default: -1.
   int pack_compression_level = -1;
 };
 
