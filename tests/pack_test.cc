@@ -191,8 +191,11 @@ struct PackedFleet {
 
   // `s3_root`: replicate there (s3://bucket/prefix?query) instead of the
   // local directory through `store`.
+  // `options_of`: database i is added with these options (else the
+  // defaults).
   PackedFleet(int n, int64_t window_ms, int64_t unpack_ms, const std::string& s3_root = "",
-              const std::function<void(ReplicatorOptions&)>& tweak = nullptr) {
+              const std::function<void(ReplicatorOptions&)>& tweak = nullptr,
+              const std::function<DatabaseOptions(const ReplicatorOptions&, int)>& options_of = nullptr) {
     if (!s3_root.empty()) root = s3_root;
     for (int i = 0; i < n; i++) {
       dbs.push_back(dir / ("t" + std::to_string(i) + ".db"));
@@ -215,7 +218,7 @@ struct PackedFleet {
     o.defaults.pack_unpack_ms = unpack_ms;
     if (tweak) tweak(o);
     REQUIRE(Replicator::Open(o, &r).ok());
-    for (const auto& db : dbs) REQUIRE(r->Add(db).ok());
+    for (size_t i = 0; i < dbs.size(); i++) REQUIRE((options_of ? r->Add(dbs[i], options_of(o, int(i))) : r->Add(dbs[i])).ok());
   }
   std::string url(int i) const {
     const size_t q = root.find('?');
@@ -835,68 +838,31 @@ TEST_CASE("packing: a pack member is compressed at the pack's level and a larger
 // option but the few that once made the shared config's key) are packed or
 // not as each asked: the second Add used to get the first one's config.
 TEST_CASE("packing: per-database options that differ only in packing are each kept", "[pack]") {
-  test::TempDir dir;
-  std::mt19937 rng{5};
-  int commits = 0;
-  const std::vector<std::string> names = {"plain", "packed"};
-  std::vector<std::string> dbs;
-  std::vector<std::unique_ptr<test::Writer>> writers;
-  for (const auto& n : names) {
-    dbs.push_back(dir / (n + ".db"));
-    writers.push_back(std::make_unique<test::Writer>(dbs.back(), /*autocheckpoint=*/1000));
-    writers.back()->Exec("CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, n INTEGER, data BLOB)");
-    writers.back()->Exec("CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB)");
-  }
-  ReplicatorOptions o;
-  o.replica_url = dir.url("replicas");
-  o.state_dir = dir / "state";
-  o.defaults.poll_interval_ms = 0;
-  std::unique_ptr<Replicator> r;
-  REQUIRE(Replicator::Open(o, &r).ok());
-  DatabaseOptions packed = o.defaults;
-  packed.pack_window_ms = 50;
-  packed.pack_unpack_ms = 10 * 60 * 1000;
-  REQUIRE(r->Add(dbs[0], o.defaults).ok());  // first: the config the second one would have shared
-  REQUIRE(r->Add(dbs[1], packed).ok());
-  std::map<std::pair<int, uint64_t>, std::string> states;
-  for (int round = 0; round < 3; round++) {
-    for (size_t i = 0; i < dbs.size(); i++) {
-      test::MutateVaried(*writers[i], rng, commits++);
-      REQUIRE(r->Notify(dbs[i]).ok());
-    }
-    for (size_t i = 0; i < dbs.size(); i++) {
-      uint64_t txid = 0;
-      Status s = r->WaitDurable(dbs[i], 20000, &txid);
-      INFO(s.ToString());
-      REQUIRE(s.ok());
-      states[{int(i), txid}] = test::DumpContent(dbs[i]);
-    }
-  }
-  const std::vector<std::string> files = FilesUnder(dir / "replicas");
+  // t0 first, with the defaults (no packing): the config t1 would have shared.
+  PackedFleet f(2, 0, 10 * 60 * 1000, "", nullptr, [](const ReplicatorOptions& o, int i) {
+    DatabaseOptions d = o.defaults;
+    if (i == 1) d.pack_window_ms = 50;
+    return d;
+  });
+  for (int round = 0; round < 3; round++) f.Round();
+  const std::vector<std::string> files = FilesUnder(f.dir / "replicas");
   CHECK(CountSuffix(files, ".pack") >= 1);
-  CHECK(CountSuffix(files, "/plain/") > 0);
   size_t plain_segments = 0, packed_segments = 0;
-  for (const auto& f : files) {
-    plain_segments += f.find("/plain/") != std::string::npos && f.find("/segments/") != std::string::npos;
-    packed_segments += f.find("/packed/") != std::string::npos && f.find("/segments/") != std::string::npos;
+  for (const auto& p : files) {
+    plain_segments += p.find("/t0/") != std::string::npos && p.find("/segments/") != std::string::npos;
+    packed_segments += p.find("/t1/") != std::string::npos && p.find("/segments/") != std::string::npos;
   }
   CHECK(plain_segments >= 1);   // stored per database, not packed
   CHECK(packed_segments == 0);  // in packs until unpacked
   PackIndexCache cache;
   std::vector<ObjectRef> members;
-  const std::string root = (dir / "replicas") + "/";
-  REQUIRE(cache.Members(NewFileStore("/").get(), root.substr(1) + "packed", &members).ok());
+  REQUIRE(cache.Members(f.store.get(), f.url(1).substr(std::string("file:///").size()), &members).ok());
   CHECK(members.size() >= 2);
   members.clear();
-  REQUIRE(cache.Members(NewFileStore("/").get(), root.substr(1) + "plain", &members).ok());
+  REQUIRE(cache.Members(f.store.get(), f.url(0).substr(std::string("file:///").size()), &members).ok());
   CHECK(members.empty());
-  REQUIRE(r->Close().ok());
-  int n = 0;
-  for (const auto& [k, content] : states) {
-    INFO(names[k.first] << " txid " << k.second);
-    CHECK(test::RestoreContent(dir.url("replicas/" + names[k.first]), dir / ("out-" + std::to_string(n++)), k.second) ==
-          content);
-  }
+  REQUIRE(f.r->Close().ok());
+  f.CheckEveryState("after close");
 }
 
 TEST_CASE("packing to S3 (moto): databases share packs and restore exactly before and after unpacking", "[pack][s3]") {
