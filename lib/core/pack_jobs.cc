@@ -67,7 +67,7 @@ std::shared_ptr<ReplicatorImpl::PackGroup> ReplicatorImpl::PackGroupOf(const DbS
   // read back costs what a local copy would: no copy, which was a second
   // write of every pack byte to the same disk (~3% of a packed capture's
   // CPU at N = 100,000: bench/README.md, many_dbs).
-  const bool local_store = !opts_.store_factory && ref.url.rfind("file://", 0) == 0;
+  const bool local_store = !opts_.store_factory && (s.target() ? s.target()->url : s.cfg->root).scheme == "file";
   pc.spill_dir = local_store ? std::string() : unpack_dir_;
   pc.spill_cap = opts_.spool_cap;  // (every group's copies together: spill_used_)
   pc.spill_used = spill_used_;
@@ -90,7 +90,7 @@ Status ReplicatorImpl::ShipPacked(DbSlot& s, const ReplicaRef& ref, const SyncRe
   std::shared_ptr<PackGroup> g = PackGroupOf(s, ref);
   if (!g) return Status::OK();
   const bool fits = res.has_segment && !res.has_snapshot && !res.new_generation && res.segment_path.empty() &&
-                    res.segment.size() <= s.cfg->opts.pack_max_bytes / 4;
+                    res.segment.size() <= PackMemberMaxBytes(s.cfg->opts);
   for (int attempt = 0;; attempt++) {
     uint32_t pending, spooled;
     {

@@ -56,6 +56,11 @@ struct sqlite3;
 
 namespace replite {
 
+// With packing on, a segment of at most this many bytes goes into a pack
+// (larger ones are stored per database); captures compress those at
+// pack_compression_level.
+inline uint64_t PackMemberMaxBytes(const DatabaseOptions& o) { return o.pack_max_bytes / 4; }
+
 // What a timer entry (exec/timer_queue.h) is for.
 enum class TimerKind : uint8_t {
   kHousekeeping,  // position flush, idle connections (no database)

@@ -166,7 +166,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   req.enable_wal = o.enable_wal;
   req.zstd_level = o.compression_level;
   if (o.pack_window_ms > 0) {
-    req.pack_member_max_bytes = o.pack_max_bytes / 4;
+    req.pack_member_max_bytes = PackMemberMaxBytes(o);
     req.pack_zstd_level = o.pack_compression_level;
   }
   req.now_ms = now;
