@@ -665,10 +665,7 @@ void ReplicatorImpl::MemoryParts(std::vector<std::pair<std::string, uint64_t>>* 
   parts->emplace_back("registry", tables);
   parts->emplace_back("timers", timers_.MemoryBytes());
   parts->emplace_back("positions", positions_.MemoryBytes());
-  {
-    MutexLock l(live_mu_);  // (active databases' positions: core/slot_park.cc)
-    parts->emplace_back("live_positions", MallocChunk(sizeof(Position)) * live_ids_.size());
-  }
+  parts->emplace_back("live_positions", MallocChunk(sizeof(Position)) * LivePositions());
   parts->emplace_back("connections", conns_.MemoryBytes());
   parts->emplace_back("spool_index", upload_spool_.MemoryBytes());
   parts->emplace_back("recent_objects", recent_.bytes());

@@ -263,6 +263,7 @@ class ReplicatorImpl final : public Replicator {
   // Unpark loads it back before a job needs it (a job's thread, the slot
   // not idle, so nothing parks it meanwhile).
   bool Parkable(const DbSlot& s) REQUIRES(s.stripe());
+  bool ParkableBetweenJobs(const DbSlot& s) REQUIRES(s.stripe());
   void Park(DbSlot& s) REQUIRES(s.stripe());
   void Unpark(DbSlot& s, const LivePosition& pos) REQUIRES(s.stripe());
   Status LoadParked(DbSlot& s, LivePosition* pos);
@@ -272,6 +273,8 @@ class ReplicatorImpl final : public Replicator {
   void ForgetSession(DbSlot& s);
   // Parks the active databases idle for kParkAfterMs (housekeeping).
   void ParkIdle();
+  // Active databases' positions in memory (the "live_positions" memory part).
+  size_t LivePositions();
   // Frames of the current WAL epoch not yet checkpointed (a notified
   // database's quiet checkpoint is due once writes stop).
   static bool HasUncheckpointedFrames(const DbSlot& s) REQUIRES(s.stripe()) {

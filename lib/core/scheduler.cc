@@ -265,6 +265,7 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
   uint32_t seq;
   bool snap, ckpt, trunc, forced, probe;
   int64_t notified_at, last_change_before;
+  bool was_parked;
   {
     MutexLock l(Stripe(*s));
     if (s->removed) {  // cancelled while queued
@@ -287,6 +288,7 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
     notified_at = s->notified_at_ms;
     s->notified_at_ms = 0;
     last_change_before = s->last_change_ms;
+    was_parked = !s->pos;
   }
   const Labels group{{"group", s->cfg->opts.metrics_group}};
   const int64_t t0 = NowMono();
@@ -334,7 +336,15 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
   } else if (base > 0 && (base << s->poll_shift) < kMaxPollMs && NowMs() - s->last_change_ms > 3 * base) {
     s->poll_shift++;
   }
+  // A database that had not changed for a while before this job (a first
+  // snapshot, a quiet checkpoint, a rare commit), or that was parked when
+  // it started and is unchanged (a Sync's look), parks its position now; a
+  // hot one keeps it, and housekeeping parks it once it goes idle. Also
+  // before a rerun: a Sync arriving during a first snapshot must not keep
+  // the position for the 10 s after that snapshot.
+  const bool park = NowMs() - last_change_before >= kParkAfterMs || (was_parked && !changed);
   if (s->rerun && !s->removed) {
+    if (park && ParkableBetweenJobs(*s)) Park(*s);
     SetJobState(*s, JobState::kQueued);
     Dispatch(s);
   } else {
@@ -355,10 +365,7 @@ void ReplicatorImpl::RunJob(SlotPtr s) {
     if (s->notified && st.ok() && HasUncheckpointedFrames(*s) && !closed_ && !s->removed && !s->quiet_armed) {
       ArmQuiet(*s, s->cfg->opts.checkpoint_quiet_ms);
     }
-    // A database that had not changed for a while before this job (a first
-    // snapshot, a quiet checkpoint, a rare commit) parks its position now;
-    // a hot one keeps it, and housekeeping parks it once it goes idle.
-    if (NowMs() - last_change_before >= kParkAfterMs && Parkable(*s)) Park(*s);
+    if (park && Parkable(*s)) Park(*s);
   }
   Cv(*s).notify_all();
 }

@@ -16,9 +16,16 @@ namespace replite {
 // position whose generation was abandoned (gen 0, txid > 0: a churning
 // database waiting for its next one) stays in memory.
 bool ReplicatorImpl::Parkable(const DbSlot& s) {
-  return s.pos && s.pos->valid() && s.state == JobState::kIdle && !s.rerun && !s.removed && !s.want_snapshot &&
-         !s.want_checkpoint && !s.want_truncate && !s.want_probe && !s.has_error && s.spooled == 0 &&
-         s.pack_pending == 0 && s.durable_txid == s.pos->txid;
+  return s.state == JobState::kIdle && !s.rerun && !s.want_snapshot && !s.want_checkpoint && !s.want_truncate &&
+         !s.want_probe && ParkableBetweenJobs(s);
+}
+
+// A job ending with a rerun queued may park its database: the rerun
+// starts from the parked position as any job does, and takes the requests
+// (want_*) that queued it.
+bool ReplicatorImpl::ParkableBetweenJobs(const DbSlot& s) {
+  return s.pos && s.pos->valid() && !s.removed && !s.has_error && s.spooled == 0 && s.pack_pending == 0 &&
+         s.durable_txid == s.pos->txid;
 }
 
 void SetParked(DbSlot& s, const Position& p) {
@@ -64,6 +71,26 @@ void ReplicatorImpl::ForgetSession(DbSlot& s) {
   const std::string path = s.path(), url = UrlOf(s);
   if (positions_.Load(path, url, &pos, &found, &wal_size, &wal_mtime).ok() && found)
     positions_.Put(path, url, pos, wal_size, wal_mtime);  // (the same position, without it)
+}
+
+size_t ReplicatorImpl::LivePositions() {
+  std::vector<uint32_t> ids;
+  {
+    MutexLock l(live_mu_);
+    ids = live_ids_;
+  }
+  // (live_ids_ may name a database twice, or one parked after its job,
+  // until the next ParkIdle: count the positions, not the entries)
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  size_t n = 0;
+  for (uint32_t id : ids) {
+    SlotPtr s = ById(id);
+    if (!s) continue;
+    MutexLock l(Stripe(*s));
+    if (s->pos) n++;
+  }
+  return n;
 }
 
 void ReplicatorImpl::ParkIdle() {
