@@ -25,6 +25,8 @@ struct Position {
   // mtime of the database file when this position was captured: with no
   // WAL, a newer mtime means a WAL came and went (its last connection
   // checkpointed and deleted it) and must be treated as an unknown epoch.
+  // Taken only for a position without frames (!has_wal or frames == 0),
+  // the only ones it is compared for; one with frames carries an older one.
   int64_t db_mtime_ns = 0;
   int64_t snapshot_ms = 0;   // time of the generation's last snapshot
   uint64_t snapshot_txid = 0;
