@@ -25,6 +25,7 @@
 #include <unordered_map>
 
 #include "core/sqlite_conn.h"
+#include "core/sqlite_files.h"
 #include "core/wal_capture.h"
 
 namespace replite {
@@ -44,6 +45,7 @@ struct KeptDb {
   SqliteConn conn;
   WalFrameIndex frames;
   SqliteConn pin;
+  WalStat wal_stat;  // conn's WAL by its descriptor, once proven (core/sqlite_files.h)
   bool cached = false;  // has been in the cache (Put counts the others as opened)
   // Set while taken out of the cache by a job: it still counts against
   // the capacity (released by Put, or here if the job drops it).

@@ -1,6 +1,7 @@
 #include "core/sqlite_files.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <cstring>
 #include <memory>
@@ -71,6 +72,53 @@ Status SqliteFileRef::Read(void* buf, size_t n, uint64_t offset, size_t* got) co
   if (!s.ok()) return s;
   *got = size <= offset ? 0 : static_cast<size_t>(std::min<uint64_t>(n, size - offset));
   return Status::OK();
+}
+
+namespace {
+
+// The head of os_unix.c's unixFile (see WalStat).
+struct UnixFileHead {
+  const sqlite3_io_methods* methods;
+  sqlite3_vfs* vfs;
+  void* inode;
+  int h;
+};
+
+// The descriptor a unix VFS file of `db` would hold, or -1 if `f` is not
+// one of its VFS's files.
+int UnixDescriptor(sqlite3* db, const sqlite3_file* f) {
+  sqlite3_vfs* vfs = nullptr;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_VFS_POINTER, &vfs) != SQLITE_OK || vfs == nullptr) return -1;
+  if (vfs->zName == nullptr || std::strncmp(vfs->zName, "unix", 4) != 0) return -1;
+  const auto* head = reinterpret_cast<const UnixFileHead*>(f);
+  if (head->vfs != vfs || head->h < 0) return -1;
+  return head->h;
+}
+
+}  // namespace
+
+bool WalStat::Prove(sqlite3* db, const std::string& db_path) {
+  if (tried_) return proven();
+  tried_ = true;
+  sqlite3_file* f = nullptr;
+  if (!FilePointer(db, SQLITE_FCNTL_JOURNAL_POINTER, "", &f).ok()) return false;
+  const int fd = UnixDescriptor(db, f);
+  if (fd < 0) return false;
+  struct stat by_fd, by_path;
+  if (::fstat(fd, &by_fd) != 0 || ::stat((db_path + "-wal").c_str(), &by_path) != 0) return false;
+  if (!S_ISREG(by_fd.st_mode) || by_fd.st_dev != by_path.st_dev || by_fd.st_ino != by_path.st_ino) return false;
+  file_ = f;
+  fd_ = fd;
+  return true;
+}
+
+bool WalStat::Stat(sqlite3* db, struct stat* st) const {
+  if (fd_ < 0 || db == nullptr) return false;
+  sqlite3_file* f = nullptr;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK || f != file_ ||
+      f->pMethods == nullptr || reinterpret_cast<const UnixFileHead*>(f)->h != fd_)
+    return false;
+  return ::fstat(fd_, st) == 0 && st->st_nlink > 0;
 }
 
 bool ReadWalIndexInfo(sqlite3* db, WalIndexInfo* info) {

@@ -8,6 +8,8 @@
 //    one of the library's own SQLite connections (SQLITE_FCNTL_FILE_POINTER,
 //    SQLITE_FCNTL_JOURNAL_POINTER, then xRead/xFileSize);
 //  - the wal-index is read from the connection's mapping (xShmMap);
+//  - a hot database's WAL is stat()ed through the descriptor SQLite holds
+//    for the library's connection (WalStat: fstat, nothing else);
 //  - a database that has no connection yet is opened through SQLite's VFS,
 //    whose unix implementation keeps a per-inode table and defers the close
 //    of a descriptor while the process holds locks on that file.
@@ -31,6 +33,7 @@
 
 struct sqlite3;
 struct sqlite3_file;
+struct stat;
 
 namespace replite {
 
@@ -56,6 +59,34 @@ class SqliteFileRef : public ReadableFile {
  private:
   sqlite3_file* f_ = nullptr;
   std::string path_;
+};
+
+// A stat of a connection's WAL file through the descriptor SQLite holds
+// (fstat: no path lookup, which on a machine with a million dentries was
+// half of a hot database's per-sync system time). SQLite has no API for
+// the descriptor: a unix VFS file (os_unix.c's unixFile) begins with its
+// io-methods, its VFS, its inode info and then the descriptor, as in every
+// release since 3.7; that is trusted for one connection only once Prove
+// found it to be the WAL's (same device and inode as a stat by path).
+// Nothing ever reads, writes or closes it.
+//
+// Not thread-safe: used by the job that holds the connection.
+class WalStat {
+ public:
+  // Finds and proves the WAL's descriptor of `db` (open, in WAL mode, the
+  // WAL opened by a read transaction); only the first call looks (one stat
+  // by path). False: Stat keeps failing.
+  bool Prove(sqlite3* db, const std::string& db_path);
+  // fstat of the proven descriptor. False (stat by path instead) if none
+  // was proven, if `db`'s WAL handle is no longer the one proven, or if
+  // the file was unlinked (the path may name another file now).
+  bool Stat(sqlite3* db, struct stat* st) const;
+  bool proven() const { return fd_ >= 0; }
+
+ private:
+  const sqlite3_file* file_ = nullptr;
+  int fd_ = -1;
+  bool tried_ = false;
 };
 
 // The wal-index header's counters (wal/wal_shm.h: mxFrame, nBackfill,

@@ -81,11 +81,27 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
     Status d = GenerationDeferred(s, now);
     if (!d.ok()) return d;
   }
+  // A hot database's connection is kept between syncs; it goes back to
+  // the cache unless a capture failed (then it is closed and reopened).
+  std::unique_ptr<KeptDb> conn;
+  struct KeepConn {
+    ReplicatorImpl* r;
+    DbSlot& s;
+    std::unique_ptr<KeptDb>& conn;
+    ~KeepConn() {
+      if (conn) r->conns_.Put(s.id, s.path(), std::move(conn), r->NowMono());
+    }
+  } keep{this, s, conn};
+  // A job the application asked for (Notify, Sync) captures whatever the
+  // stat below says: it takes the kept connection now, whose WAL it stats
+  // by SQLite's descriptor (no path lookup: core/sqlite_files.h WalStat).
+  if (forced) conn = conns_.Take(s.id, s.path());
   // The cheap part of a poll: one stat of the WAL (taken before capture,
   // so a commit racing the capture shows up as a change next time).
   struct stat st;
   int64_t wal_size = 0, wal_mtime = 0;
-  if (::stat((s.path() + "-wal").c_str(), &st) == 0) {
+  const bool by_fd = conn && conn->conn.is_open() && conn->wal_stat.Stat(conn->conn.raw(), &st);
+  if (by_fd || ::stat((s.path() + "-wal").c_str(), &st) == 0) {
     wal_size = st.st_size;
     wal_mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   } else if (::stat(s.path().c_str(), &st) == 0) {
@@ -196,20 +212,10 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   Status pack_err;
   if (req.checkpoint && !(pack_err = WaitPacked(s, kPackWaitMs)).ok()) req.checkpoint = req.truncate = false;
 
-  // A hot database's connection is kept between syncs; it goes back to
-  // the cache unless a capture failed (then it is closed and reopened).
-  std::unique_ptr<KeptDb> conn = conns_.Take(s.id, s.path());
+  if (!conn) conn = conns_.Take(s.id, s.path());
   req.conn = &conn->conn;
   req.frame_index = &conn->frames;
   req.pin = &conn->pin;
-  struct KeepConn {
-    ReplicatorImpl* r;
-    DbSlot& s;
-    std::unique_ptr<KeptDb>& conn;
-    ~KeepConn() {
-      if (conn) r->conns_.Put(s.id, s.path(), std::move(conn), r->NowMono());
-    }
-  } keep{this, s, conn};
 
   CaptureResult res;
   // One capture attempt from `pos` (a failed one closes the kept
@@ -225,6 +231,7 @@ Status ReplicatorImpl::DoSync(DbSlot& s, const SyncRequest& sr, bool* captured, 
   req.may_adopt_epoch = pos_checked;
   Status cs = capture();
   if (!cs.ok()) return cs;
+  if (conn && conn->conn.is_open()) conn->wal_stat.Prove(conn->conn.raw(), s.path());  // (once a connection)
   if (res.needs_store_check) {
     // An unknown epoch after a restart: adopt it only if the store's last
     // txid is the position's, else continue after the store in a new
