@@ -239,6 +239,12 @@ TEST_CASE("positions: a position's text round-trips at its fields' limits and da
   p.has_wal = true;
   p.expect_restart = true;
   const std::string text = p.Encode();
+  // The saved text, exactly (positions.db rows written by earlier versions
+  // read the same way: printf's %016llx, %llu, %lld, %u, %d).
+  CHECK(text ==
+        "v1 ffffffffffffffff 18446744073709551615 -9223372036854775808 65536 4294967295 9223372036854775809 1 "
+        "4294967295 0 7 18446744073709551615 2147483648 1 1 9223372036854775807 1 -1");
+  CHECK(Position().Encode() == "v1 - 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0");
   Position got;
   REQUIRE(Position::Decode(text, &got));
   CHECK(got.Encode() == text);

@@ -1,6 +1,6 @@
 #include "core/position.h"
 
-#include <cstdio>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 
@@ -8,14 +8,44 @@
 
 namespace replite {
 
+namespace {
+
+// Appends ' ' and v in decimal (as printf's %llu / %lld / %u / %d would).
+template <typename T>
+void Field(std::string* out, T v) {
+  char buf[24];
+  buf[0] = ' ';
+  const auto r = std::to_chars(buf + 1, buf + sizeof buf, v);
+  out->append(buf, size_t(r.ptr - buf));
+}
+
+}  // namespace
+
+// (std::to_chars, not snprintf: a position is encoded at every save of a
+// hot database's position, and printf's format parsing was ~1% of a packed
+// process's CPU at 1,000 commits/s.)
 std::string Position::Encode() const {
-  char buf[512];
-  std::snprintf(buf, sizeof buf, "v1 %s %llu %lld %u %u %llu %d %u %u %u %llu %u %u %d %lld %llu %lld",
-                gen ? Hex16(gen).c_str() : "-", (unsigned long long)txid, (long long)txid_ts_ms,
-                page_size, db_pages, (unsigned long long)checksum, has_wal ? 1 : 0, salt1, salt2, ckpt_seq,
-                (unsigned long long)frames, cksum1, cksum2, expect_restart ? 1 : 0, (long long)snapshot_ms,
-                (unsigned long long)snapshot_txid, (long long)db_mtime_ns);
-  return buf;
+  std::string out;
+  out.reserve(192);
+  out += "v1 ";
+  out += gen ? Hex16(gen) : "-";
+  Field(&out, txid);
+  Field(&out, txid_ts_ms);
+  Field(&out, page_size);
+  Field(&out, db_pages);
+  Field(&out, checksum);
+  Field(&out, has_wal ? 1 : 0);
+  Field(&out, salt1);
+  Field(&out, salt2);
+  Field(&out, ckpt_seq);
+  Field(&out, frames);
+  Field(&out, cksum1);
+  Field(&out, cksum2);
+  Field(&out, expect_restart ? 1 : 0);
+  Field(&out, snapshot_ms);
+  Field(&out, snapshot_txid);
+  Field(&out, db_mtime_ns);
+  return out;
 }
 
 bool Position::Decode(std::string_view s, Position* out) {

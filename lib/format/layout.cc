@@ -1,14 +1,14 @@
 #include "format/layout.h"
 
-#include <cstdio>
 #include <random>
 
 namespace replite {
 
 std::string Hex16(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; i--, v >>= 4) s[size_t(i)] = kDigits[v & 15];
+  return s;
 }
 
 uint64_t NewGenerationNumber(int64_t now_ms) {
