@@ -115,8 +115,7 @@ bool WalStat::Prove(sqlite3* db, const std::string& db_path) {
 bool WalStat::Stat(sqlite3* db, struct stat* st) const {
   if (fd_ < 0 || db == nullptr) return false;
   sqlite3_file* f = nullptr;
-  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK || f != file_ ||
-      f->pMethods == nullptr || reinterpret_cast<const UnixFileHead*>(f)->h != fd_)
+  if (!FilePointer(db, SQLITE_FCNTL_JOURNAL_POINTER, "", &f).ok() || f != file_ || UnixDescriptor(db, f) != fd_)
     return false;
   return ::fstat(fd_, st) == 0 && st->st_nlink > 0;
 }
